@@ -1,0 +1,239 @@
+"""What our layers cost per position lifecycle, beside a bare baseline, in one run.
+
+    python benchmarks/lifecycle.py [--lifecycles N] [--open-positions N]
+
+On paper, with the same PaperExecutor under both:
+- ours: PositionManager.open_position -> validated -> close_position -> closed
+  (machine, sizing, risk and delta checks, deadlines, shields, records);
+- baseline: the two place_order calls from a plain anyio task group to open, the
+  two reverse ones to close; no machine, no checks.
+
+Prints lifecycles per second, the time from open_position being called to both
+place_order calls having started (p50/p99), the leg skew (time between the two
+place_order calls starting, p50/p99), and memory per open position with many
+open at once (tracemalloc), with the ratio ours / baseline. Figures, not asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import anyio
+
+from orchestrator import (
+    Category,
+    Executor,
+    FeeSettings,
+    Instrument,
+    OrderRequest,
+    OrderResult,
+    PaperExecutor,
+    PositionManager,
+    Side,
+    TickerService,
+    TradingSettings,
+)
+
+D = Decimal
+SPOT = Instrument(
+    symbol="BTC/USDT",
+    category=Category.SPOT,
+    base="BTC",
+    quote="USDT",
+    qty_step=D("0.000001"),
+    min_qty=D("0.000011"),
+    min_notional=D(5),
+    price_tick=D("0.1"),
+)
+PERP = Instrument(
+    symbol="BTC/USDT:USDT",
+    category=Category.LINEAR,
+    base="BTC",
+    quote="USDT",
+    qty_step=D("0.001"),
+    min_qty=D("0.001"),
+    min_notional=D(5),
+    price_tick=D("0.1"),
+)
+SETTINGS = TradingSettings(max_position_size_usd=D(1000), order_timeout_seconds=10)
+BUDGET = D(1000)
+
+
+class Timed(Executor):
+    """Records when each place_order starts; otherwise the PaperExecutor."""
+
+    def __init__(self, inner: PaperExecutor) -> None:
+        self.inner = inner
+        self.starts: list[float] = []
+
+    async def place_order(self, request: OrderRequest) -> OrderResult:
+        self.starts.append(time.perf_counter())
+        return await self.inner.place_order(request)
+
+    async def cancel_order(
+        self, order_id: str, symbol: str, category: Category = Category.LINEAR
+    ) -> bool:
+        return await self.inner.cancel_order(order_id, symbol, category)
+
+    async def fetch_order_by_client_id(
+        self, client_order_id: str, symbol: str
+    ) -> OrderResult | None:
+        return await self.inner.fetch_order_by_client_id(client_order_id, symbol)
+
+
+def venue() -> tuple[TickerService, Timed]:
+    ticker = TickerService(clock=lambda: 1_700_000_000.0)
+    ticker.update(SPOT.symbol, D(50000))
+    ticker.update(PERP.symbol, D(50010))
+    paper = PaperExecutor(ticker, FeeSettings(), [SPOT, PERP])
+    paper.set_initial_balance("USDT", D(10) ** 12)
+    return ticker, Timed(paper)
+
+
+# -- the two ways of doing one lifecycle
+
+
+class Ours:
+    def __init__(self) -> None:
+        ticker, self.executor = venue()
+        self.manager = PositionManager(self.executor, ticker, SETTINGS)
+
+    async def open(self, i: int) -> object:
+        return await self.manager.open_position(SPOT, PERP, BUDGET, position_id=f"p{i}")
+
+    async def close(self, i: int) -> None:
+        await self.manager.close_position(f"p{i}")
+
+
+class Bare:
+    """Two place_order calls from a plain task group; keeps only the results."""
+
+    def __init__(self) -> None:
+        _, self.executor = venue()
+        self.held: dict[int, list[OrderResult]] = {}
+
+    async def _pair(self, requests: list[OrderRequest]) -> list[OrderResult]:
+        results: list[OrderResult] = []
+
+        async def leg(request: OrderRequest) -> None:
+            results.append(await self.executor.place_order(request))
+
+        async with anyio.create_task_group() as tg:
+            for request in requests:
+                tg.start_soon(leg, request)
+        return results
+
+    async def open(self, i: int) -> object:
+        qty = D("0.02")
+        self.held[i] = await self._pair(
+            [
+                OrderRequest(SPOT.symbol, Side.BUY, qty, Category.SPOT, f"p{i}-so1"),
+                OrderRequest(PERP.symbol, Side.SELL, qty, Category.LINEAR, f"p{i}-po1"),
+            ]
+        )
+        return self.held[i]
+
+    async def close(self, i: int) -> None:
+        qty = D("0.02")
+        await self._pair(
+            [
+                OrderRequest(SPOT.symbol, Side.SELL, qty, Category.SPOT, f"p{i}-sc1"),
+                OrderRequest(
+                    PERP.symbol, Side.BUY, qty, Category.LINEAR, f"p{i}-pc1", reduce_only=True
+                ),
+            ]
+        )
+        del self.held[i]
+
+
+Subject = Ours | Bare
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def lifecycles(subject: Subject, n: int) -> dict[str, float]:
+    to_both: list[float] = []
+    skew: list[float] = []
+    starts = subject.executor.starts
+    t0 = time.perf_counter()
+    for i in range(n):
+        called = time.perf_counter()
+        await subject.open(i)
+        first, second = starts[-2], starts[-1]
+        to_both.append(second - called)
+        skew.append(second - first)
+        await subject.close(i)
+    elapsed = time.perf_counter() - t0
+    return {
+        "lifecycles/s": n / elapsed,
+        "us/lifecycle": elapsed / n * 1e6,
+        "open->both sent p50 us": pct(to_both, 0.50) * 1e6,
+        "open->both sent p99 us": pct(to_both, 0.99) * 1e6,
+        "leg skew p50 us": pct(skew, 0.50) * 1e6,
+        "leg skew p99 us": pct(skew, 0.99) * 1e6,
+    }
+
+
+async def memory(make: Callable[[], Subject], n: int) -> dict[str, float]:
+    subject = make()
+    await subject.open(-1)  # warm caches outside the measurement
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(n):
+        await subject.open(i)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return {
+        "KiB/open position": (after - before) / n / 1024,
+        f"MiB for {n} open": (after - before) / 2**20,
+    }
+
+
+async def main(n_lifecycles: int, n_open: int) -> None:
+    runs: dict[str, dict[str, float]] = {}
+    for name, make in (("ours", Ours), ("bare", Bare)):
+        await lifecycles(make(), min(200, n_lifecycles))  # warm up
+        best: dict[str, float] | None = None
+        for _ in range(3):  # best of 3: the machine is shared and noisy
+            figures = await lifecycles(make(), n_lifecycles)
+            if best is None or figures["us/lifecycle"] < best["us/lifecycle"]:
+                best = figures
+        assert best is not None
+        runs[name] = best | await memory(make, n_open)
+
+    print(f"{n_lifecycles} open->validate->close lifecycles (best of 3), {n_open} open at once")
+    print(f"{'':28}{'ours':>12}{'bare':>12}{'ours/bare':>11}")
+    for key in runs["ours"]:
+        ours, bare = runs["ours"][key], runs["bare"][key]
+        ratio = ours / bare if bare else float("nan")
+        print(f"{key:28}{ours:12.1f}{bare:12.1f}{ratio:10.2f}x")
+    skew_p99_ms = runs["ours"]["leg skew p99 us"] / 1000
+    mib = runs["ours"][f"MiB for {n_open} open"] * 10_000 / n_open
+    cost = runs["ours"]["us/lifecycle"] / runs["bare"]["us/lifecycle"]
+    print()
+    print(f"target leg skew p99 < 1 ms:            {skew_p99_ms:.3f} ms")
+    print(f"target 10,000 open positions < 300 MiB: {mib:.0f} MiB")
+    print(f"target cost per lifecycle <= 1.5x bare: {cost:.2f}x")
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lifecycles", type=int, default=2000)
+    parser.add_argument("--open-positions", type=int, default=10_000)
+    args = parser.parse_args()
+    run: Callable[[], Awaitable[None]] = lambda: main(args.lifecycles, args.open_positions)  # noqa: E731
+    anyio.run(run)
+
+
+if __name__ == "__main__":
+    cli()

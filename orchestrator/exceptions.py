@@ -1,0 +1,71 @@
+"""Every error the orchestrator raises on purpose derives from OrchestratorError."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.models import Position
+
+
+class OrchestratorError(Exception):
+    """Base of the project's own errors."""
+
+
+class PriceUnavailableError(OrchestratorError):
+    """No usable price: missing, stale, zero, negative or NaN. No order is sent."""
+
+
+class InvalidOrderError(OrchestratorError, ValueError):
+    """A request that can never be valid (zero quantity, unknown symbol...). Nothing is sent."""
+
+
+class InsufficientSizeError(OrchestratorError):
+    """No quantity fits both instruments' minimums within the size limit."""
+
+
+class RiskCheckFailed(OrchestratorError):
+    """The risk manager refused the position before any order was sent."""
+
+
+class OrderRejected(OrchestratorError):
+    """The venue (or the paper venue) refused the order: nothing filled."""
+
+
+class InsufficientFundsError(OrderRejected):
+    """Refused for lack of balance or margin."""
+
+
+class OrderOutcomeUnknown(OrchestratorError):
+    """The request may or may not have reached the venue (network error, timeout).
+
+    Never resend blindly: look the order up by its client order id.
+    """
+
+
+class UnknownPositionError(OrchestratorError, KeyError):
+    """No position with that id."""
+
+
+class PositionStateError(OrchestratorError):
+    """The position is not in a state that allows this (e.g. closing one that is not open)."""
+
+
+class DeltaHedgeError(OrchestratorError):
+    """Opening or closing the hedge failed; ``position`` says what is left.
+
+    Its state is ``rolled_back`` when the unwind made it flat, ``needs_attention``
+    when exposure remains (recorded on the position).
+    """
+
+    def __init__(self, message: str, position: Position) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class DeltaHedgeTimeout(DeltaHedgeError):
+    """The legs did not complete within ``order_timeout_seconds``."""
+
+
+class DeltaDriftExceeded(DeltaHedgeError):
+    """Both legs filled but their quantities drift beyond the tolerance."""

@@ -1,0 +1,34 @@
+"""The one interface both legs go through, on paper and live alike (PAPR-02)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from orchestrator.models import Category, OrderRequest, OrderResult
+
+
+class Executor(ABC):
+    """Places, cancels and finds orders on one venue.
+
+    ``place_order`` returns the order's result once the venue has reported it
+    (filled, partly filled or cancelled), or raises:
+
+    - ``InvalidOrderError`` / ``PriceUnavailableError``: refused before sending;
+    - ``OrderRejected`` (``InsufficientFundsError``): the venue refused it, nothing filled;
+    - ``OrderOutcomeUnknown``: it may be live; find it with ``fetch_order_by_client_id``.
+    """
+
+    @abstractmethod
+    async def place_order(self, request: OrderRequest) -> OrderResult: ...
+
+    @abstractmethod
+    async def cancel_order(
+        self, order_id: str, symbol: str, category: Category = Category.LINEAR
+    ) -> bool:
+        """Cancel a working order; False if it was no longer open."""
+
+    @abstractmethod
+    async def fetch_order_by_client_id(
+        self, client_order_id: str, symbol: str
+    ) -> OrderResult | None:
+        """The venue's view of the order sent as ``client_order_id``; None if it never arrived."""

@@ -1,0 +1,210 @@
+"""Simulated fills on the TickerService's prices (PAPR-01).
+
+Market orders fill at once at the latest price moved 0.05 % against the taker,
+pay the taker fee of their category in the quote currency, and move virtual
+balances. A perp position is netted per symbol with its average entry price; its
+margin (notional / leverage) is held back from the quote balance while it is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import uuid4
+
+from orchestrator.exceptions import (
+    InsufficientFundsError,
+    InvalidOrderError,
+    OrderOutcomeUnknown,
+    OrderRejected,
+)
+from orchestrator.execution.base import Executor
+from orchestrator.fees import FeeCalculator
+from orchestrator.market.ticker import TickerService
+from orchestrator.models import (
+    ZERO,
+    Category,
+    Instrument,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OrderType,
+    Side,
+)
+from orchestrator.settings import FeeSettings
+
+DEFAULT_SLIPPAGE = Decimal("0.0005")
+
+
+@dataclass
+class PerpHolding:
+    size: Decimal = ZERO  # signed: negative is short
+    entry_price: Decimal = ZERO
+
+
+class PaperExecutor(Executor):
+    def __init__(
+        self,
+        ticker: TickerService,
+        fees: FeeSettings,
+        instruments: Iterable[Instrument],
+        *,
+        slippage: Decimal = DEFAULT_SLIPPAGE,
+        leverage: Decimal = Decimal(1),
+    ) -> None:
+        if not ZERO <= slippage < 1:
+            raise ValueError(f"slippage must be a fraction in [0, 1), got {slippage}")
+        if not leverage.is_finite() or leverage <= 0:
+            raise ValueError(f"leverage must be positive, got {leverage}")
+        self._ticker = ticker
+        self._fees = FeeCalculator(fees)
+        self._instruments = {i.symbol: i for i in instruments}
+        self._slippage = slippage
+        self._leverage = leverage
+        self._balances: dict[str, Decimal] = {}
+        self._perps: dict[str, PerpHolding] = {}
+        self._orders: dict[str, OrderResult] = {}  # by client order id
+
+    # -- balances
+
+    def set_initial_balance(self, currency: str, amount: Decimal) -> None:
+        self._balances[currency] = amount
+
+    def get_virtual_balance(self) -> dict[str, Decimal]:
+        """Wallet balance per currency (realised; open perp PnL not included)."""
+        return dict(self._balances)
+
+    def get_perp_position(self, symbol: str) -> PerpHolding:
+        """Net perp position: size (negative = short) and average entry price."""
+        held = self._perps.get(symbol, PerpHolding())
+        return PerpHolding(held.size, held.entry_price)
+
+    def margin_in_use(self, currency: str) -> Decimal:
+        return sum(
+            (
+                abs(h.size) * h.entry_price / self._leverage
+                for symbol, h in self._perps.items()
+                if self._instruments[symbol].quote == currency
+            ),
+            ZERO,
+        )
+
+    def available_balance(self, currency: str) -> Decimal:
+        """What a new order may spend: the balance less the margin open perps hold."""
+        return self._balances.get(currency, ZERO) - self.margin_in_use(currency)
+
+    # -- Executor
+
+    async def place_order(self, request: OrderRequest) -> OrderResult:
+        instrument = self._instruments.get(request.symbol)
+        if instrument is None:
+            raise InvalidOrderError(f"unknown symbol {request.symbol!r}")
+        if instrument.category is not request.category:
+            raise InvalidOrderError(
+                f"{request.symbol} is a {instrument.category} instrument, "
+                f"the order says {request.category}"
+            )
+        if request.order_type is not OrderType.MARKET:
+            raise InvalidOrderError("the paper executor fills market orders only")
+        if request.client_order_id in self._orders:
+            # As on Bybit: a reused orderLinkId means the first order was accepted.
+            raise OrderOutcomeUnknown(
+                f"client order id {request.client_order_id} was already used; look it up"
+            )
+        price = self._ticker.require_price(request.symbol)
+        buy = request.side is Side.BUY
+        fill_price = price * (1 + self._slippage) if buy else price * (1 - self._slippage)
+        qty = request.quantity
+        fee = self._fees.fee(request.category, qty, fill_price)
+        if request.category is Category.SPOT:
+            self._fill_spot(instrument, buy, qty, fill_price, fee)
+        else:
+            self._fill_perp(instrument, request, fill_price, fee)
+        result = OrderResult(
+            client_order_id=request.client_order_id,
+            order_id=f"paper_{uuid4().hex[:12]}",
+            symbol=request.symbol,
+            side=request.side,
+            category=request.category,
+            status=OrderStatus.FILLED,
+            requested_qty=qty,
+            filled_qty=qty,
+            avg_price=fill_price,
+            fee=fee,
+            fee_currency=instrument.quote,
+            is_simulated=True,
+        )
+        self._orders[request.client_order_id] = result
+        return result
+
+    async def cancel_order(
+        self, order_id: str, symbol: str, category: Category = Category.LINEAR
+    ) -> bool:
+        # Paper market orders fill at once: nothing is ever left working.
+        return True
+
+    async def fetch_order_by_client_id(
+        self, client_order_id: str, symbol: str
+    ) -> OrderResult | None:
+        result = self._orders.get(client_order_id)
+        return result if result is not None and result.symbol == symbol else None
+
+    # -- fills
+
+    def _fill_spot(
+        self, inst: Instrument, buy: bool, qty: Decimal, price: Decimal, fee: Decimal
+    ) -> None:
+        balances = self._balances
+        if buy:
+            cost = qty * price + fee
+            available = self.available_balance(inst.quote)
+            if cost > available:
+                raise InsufficientFundsError(
+                    f"{inst.symbol}: buying {qty} costs {cost} {inst.quote}, {available} available"
+                )
+            balances[inst.quote] = balances.get(inst.quote, ZERO) - cost
+            balances[inst.base] = balances.get(inst.base, ZERO) + qty
+        else:
+            held = balances.get(inst.base, ZERO)
+            if qty > held:
+                raise InsufficientFundsError(
+                    f"{inst.symbol}: selling {qty} {inst.base}, {held} held"
+                )
+            balances[inst.base] = held - qty
+            balances[inst.quote] = balances.get(inst.quote, ZERO) + qty * price - fee
+
+    def _fill_perp(
+        self, inst: Instrument, request: OrderRequest, price: Decimal, fee: Decimal
+    ) -> None:
+        held = self._perps.get(inst.symbol, PerpHolding())
+        delta = request.quantity if request.side is Side.BUY else -request.quantity
+        reducing = held.size != 0 and (held.size > 0) != (delta > 0)
+        if request.reduce_only and (not reducing or abs(delta) > abs(held.size)):
+            raise OrderRejected(
+                f"{inst.symbol}: reduce-only {request.side} {request.quantity} would open or "
+                f"increase a position (held {held.size})"
+            )
+        closed = min(abs(delta), abs(held.size)) if reducing else ZERO
+        opened = abs(delta) - closed
+        # A short gains when the price falls: PnL = closed * (exit - entry) * sign(held).
+        realised = closed * (price - held.entry_price) * (1 if held.size > 0 else -1)
+        if opened > 0:
+            margin = opened * price / self._leverage
+            available = self.available_balance(inst.quote) + realised
+            if margin + fee > available:
+                raise InsufficientFundsError(
+                    f"{inst.symbol}: {request.side} {request.quantity} needs {margin} "
+                    f"{inst.quote} margin and {fee} fee, {available} available"
+                )
+        size = held.size + delta
+        if size == 0:
+            entry = ZERO
+        elif opened == 0:
+            entry = held.entry_price
+        elif reducing:  # flipped through zero: the rest opens at this price
+            entry = price
+        else:
+            entry = (abs(held.size) * held.entry_price + opened * price) / abs(size)
+        self._perps[inst.symbol] = PerpHolding(size, entry)
+        self._balances[inst.quote] = self._balances.get(inst.quote, ZERO) + realised - fee

@@ -1,0 +1,61 @@
+"""Latest price per symbol, and whether it can still be traded on.
+
+Time comes from an injected clock (epoch seconds) so that a replay drives it:
+staleness is measured on the data's clock, never the wall clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+
+from orchestrator.exceptions import PriceUnavailableError
+
+Clock = Callable[[], float]
+
+
+class TickerService:
+    def __init__(self, clock: Clock = time.time, stale_after_seconds: float = 60.0) -> None:
+        if not stale_after_seconds > 0:
+            raise ValueError(f"stale_after_seconds must be > 0, got {stale_after_seconds}")
+        self.clock = clock
+        self.stale_after_seconds = stale_after_seconds
+        self._prices: dict[str, tuple[Decimal, float]] = {}
+
+    def update(self, symbol: str, price: Decimal, timestamp: float | None = None) -> None:
+        """Record ``price`` as seen at ``timestamp`` (now, on the clock, if omitted).
+
+        Bad prices are stored as they came: refusing them is get_price's job, so
+        that a bad tick also hides the good one before it.
+        """
+        self._prices[symbol] = (price, self.clock() if timestamp is None else timestamp)
+
+    def get_quote(self, symbol: str) -> tuple[Decimal, float] | None:
+        """The latest price and its timestamp, whatever its quality."""
+        return self._prices.get(symbol)
+
+    def get_price(self, symbol: str) -> Decimal | None:
+        """The latest price if it is usable: present, fresh, finite and positive."""
+        return None if self.unusable_reason(symbol) else self._prices[symbol][0]
+
+    def require_price(self, symbol: str) -> Decimal:
+        """The usable price, or PriceUnavailableError saying why there is none."""
+        reason = self.unusable_reason(symbol)
+        if reason:
+            raise PriceUnavailableError(f"{symbol}: {reason}")
+        return self._prices[symbol][0]
+
+    def unusable_reason(self, symbol: str) -> str | None:
+        quote = self._prices.get(symbol)
+        if quote is None:
+            return "no price received"
+        price, ts = quote
+        if price.is_nan():
+            return "price is NaN"
+        if not price.is_finite() or price <= 0:
+            return f"price {price} is not a positive number"
+        age = self.clock() - ts
+        if age > self.stale_after_seconds:
+            return f"price is stale ({age:.0f} s old, limit {self.stale_after_seconds:g} s)"
+        return None

@@ -1,0 +1,457 @@
+"""Opens and closes delta-neutral positions, one PositionMachine each (EXEC-01).
+
+The manager does the I/O; the machine holds the truth of where a position is.
+Both legs leave from one anyio task group at the same moment. Each leg catches
+its own errors and records an outcome, so one leg failing never cancels the other
+in flight. Once orders have left, the rest of the open or close (looking up legs
+whose outcome is unknown, unwinding) runs shielded from outside cancellation and
+bounded by deadlines, so a Ctrl-C never strands a one-legged position.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import uuid4
+
+import anyio
+
+from machines import FINAL_STATES, PositionMachine
+from orchestrator.exceptions import (
+    DeltaDriftExceeded,
+    DeltaHedgeError,
+    DeltaHedgeTimeout,
+    InsufficientSizeError,
+    InvalidOrderError,
+    OrchestratorError,
+    OrderOutcomeUnknown,
+    PositionStateError,
+    PriceUnavailableError,
+    RiskCheckFailed,
+    UnknownPositionError,
+)
+from orchestrator.execution.base import Executor
+from orchestrator.market.ticker import TickerService
+from orchestrator.models import (
+    CLIENT_ORDER_ID,
+    ZERO,
+    Category,
+    Instrument,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    Position,
+    Side,
+)
+from orchestrator.position.delta import DeltaValidator
+from orchestrator.position.sizing import PositionSizer, round_down
+from orchestrator.risk import RiskManager
+from orchestrator.settings import TradingSettings
+
+LegName = Literal["spot", "perp"]
+Action = Literal["open", "close", "rollback"]
+MAX_POSITION_ID = 24  # leaves room for "-" + leg, action and attempt within 36
+
+
+def client_order_id(position_id: str, leg: LegName, action: Action, attempt: int) -> str:
+    """Deterministic: the same (position, leg, action, attempt) always gives the same id,
+    so a resend after an unknown outcome can never become a second order."""
+    return f"{position_id}-{leg[0]}{action[0]}{attempt}"
+
+
+@dataclass(eq=False)
+class Leg:
+    """One order of a pair and what became of it."""
+
+    name: LegName
+    action: Action
+    instrument: Instrument
+    request: OrderRequest
+    result: OrderResult | None = None
+    error: BaseException | None = None
+    unknown: bool = False  # the venue may have it: only a lookup can tell
+    sent_at: float | None = None  # perf_counter when place_order started
+
+    @property
+    def failed(self) -> bool:
+        """Known to have filled nothing."""
+        return not self.unknown and (self.result is None or self.result.filled_qty == 0)
+
+
+@dataclass(eq=False)
+class _Entry:
+    position: Position
+    machine: PositionMachine
+    spot: Instrument
+    perp: Instrument
+    attempts: dict[Action, int] = field(default_factory=dict)
+    unresolved: list[Leg] = field(default_factory=list)  # outcome still unknown
+
+
+class PositionManager:
+    def __init__(
+        self,
+        executor: Executor,
+        ticker: TickerService,
+        settings: TradingSettings,
+        *,
+        sizer: PositionSizer | None = None,
+        risk: RiskManager | None = None,
+        delta: DeltaValidator | None = None,
+        listeners: Sequence[object] = (),
+    ) -> None:
+        self._executor = executor
+        self._ticker = ticker
+        self._settings = settings
+        self._sizer = sizer or PositionSizer(settings)
+        self._risk = risk or RiskManager(settings)
+        self._delta = delta or DeltaValidator(settings)
+        self._listeners = list(listeners)
+        self._lookup_grace = min(1.0, settings.order_timeout_seconds / 4)
+        self._positions: dict[str, _Entry] = {}
+        # Guards the registry only; never held across I/O.
+        self._lock = anyio.Lock()
+
+    # -- queries
+
+    def get_position(self, position_id: str) -> Position | None:
+        entry = self._positions.get(position_id)
+        return entry.position if entry else None
+
+    def get_open_positions(self) -> list[Position]:
+        """Positions not yet finished: open, on their way in or out, or needing attention."""
+        return [
+            e.position for e in self._positions.values() if e.position.state not in FINAL_STATES
+        ]
+
+    # -- open
+
+    async def open_position(
+        self,
+        spot: Instrument,
+        perp: Instrument,
+        available_balance: Decimal,
+        *,
+        position_id: str | None = None,
+    ) -> Position:
+        """Buy ``spot`` and short ``perp`` for the same quantity, both at once.
+
+        Returns the position in state ``validated``. Raises, with nothing sent,
+        PriceUnavailableError, InsufficientSizeError or RiskCheckFailed (state
+        ``rejected``); after orders were sent, DeltaHedgeError, DeltaHedgeTimeout
+        or DeltaDriftExceeded once the open has been unwound (``rolled_back``) or
+        could not be (``needs_attention``, exposure on the position).
+        """
+        if spot.category is not Category.SPOT or perp.category is not Category.LINEAR:
+            raise InvalidOrderError(
+                f"need a spot and a linear perp instrument, got {spot.symbol} ({spot.category}) "
+                f"and {perp.symbol} ({perp.category})"
+            )
+        if not available_balance.is_finite() or available_balance <= 0:
+            raise InvalidOrderError(
+                f"available balance must be a positive amount, got {available_balance}"
+            )
+        pid = position_id or uuid4().hex[:16]
+        if len(pid) > MAX_POSITION_ID or not CLIENT_ORDER_ID.match(pid):
+            raise InvalidOrderError(
+                f"position id {pid!r}: 1-{MAX_POSITION_ID} characters of A-Z a-z 0-9 _ -"
+            )
+        position = Position(
+            id=pid, spot_symbol=spot.symbol, perp_symbol=perp.symbol, created_at=self._now()
+        )
+        entry = _Entry(
+            position, PositionMachine(model=position, listeners=self._listeners), spot, perp
+        )
+        async with self._lock:
+            if pid in self._positions:
+                raise InvalidOrderError(f"position id {pid!r} is already in use")
+            self._positions[pid] = entry
+
+        try:
+            spot_price = self._ticker.require_price(spot.symbol)
+            perp_price = self._ticker.require_price(perp.symbol)
+        except PriceUnavailableError as exc:
+            self._reject(entry, str(exc))
+            raise
+        qty = self._sizer.calculate_matching_quantity(
+            spot_price, available_balance, spot, perp, perp_price
+        )
+        if qty is None:
+            reason = (
+                f"no quantity of {spot.symbol}/{perp.symbol} at {spot_price} within "
+                f"{min(available_balance, self._settings.max_position_size_usd)} USD meets both "
+                f"instruments' minimums (qty {spot.min_qty}/{perp.min_qty}, "
+                f"notional {spot.min_notional}/{perp.min_notional})"
+            )
+            self._reject(entry, reason)
+            raise InsufficientSizeError(reason)
+        ok, why = self._risk.check_can_open(qty * spot_price)
+        if not ok:
+            self._reject(entry, why)
+            raise RiskCheckFailed(why)
+
+        position.quantity = qty
+        legs = [
+            self._leg(entry, "spot", "open", 1, Side.BUY, qty),
+            self._leg(entry, "perp", "open", 1, Side.SELL, qty),
+        ]
+        entry.machine.send("send_legs")
+        # From here on orders are out: finish what was started, whatever the caller does.
+        with anyio.CancelScope(shield=True):
+            timed_out = await self._execute(entry, legs)
+            error_type: type[DeltaHedgeError]
+            if timed_out:
+                entry.machine.send("timed_out")
+                error_type, why = (
+                    DeltaHedgeTimeout,
+                    (
+                        f"legs not done within {self._settings.order_timeout_seconds} s "
+                        f"({self._describe(legs)})"
+                    ),
+                )
+            elif any(leg.failed or leg.unknown for leg in legs):
+                entry.machine.send("leg_failed")
+                error_type, why = DeltaHedgeError, self._describe(legs)
+            else:
+                entry.machine.send("legs_filled")
+                status = self._delta.validate_position(
+                    position, position.spot_qty, position.perp_qty
+                )
+                if status.is_within_tolerance:
+                    entry.machine.send("delta_ok")
+                    position.opened_at = self._now()
+                    return position
+                entry.machine.send("delta_breached")
+                error_type, why = (
+                    DeltaDriftExceeded,
+                    (
+                        f"spot {status.spot_qty} vs perp {status.perp_qty} drifts "
+                        f"{status.drift_pct:.4%}, tolerance {status.tolerance:.4%}"
+                    ),
+                )
+            flat, _ = await self._unwind(entry, "rollback")
+            if flat:
+                entry.machine.send("rollback_done")
+                position.reason = f"{why}; unwound to flat"
+            else:
+                entry.machine.send("rollback_failed")
+                position.reason = f"{why}; rollback left exposure: {self._exposure(entry)}"
+        raise error_type(f"position {pid}: {position.reason}", position)
+
+    # -- close
+
+    async def close_position(self, position_id: str) -> Position:
+        """Sell the spot and buy back the perp (reduce-only), both at once.
+
+        Works on a ``validated`` position and retries one in ``needs_attention``.
+        Returns it ``closed``; raises DeltaHedgeError / DeltaHedgeTimeout with the
+        position in ``needs_attention`` and the exposure left recorded on it.
+        """
+        async with self._lock:
+            entry = self._positions.get(position_id)
+            if entry is None:
+                raise UnknownPositionError(position_id)
+            if entry.position.state not in ("validated", "needs_attention"):
+                raise PositionStateError(
+                    f"position {position_id} is {entry.position.state}; only a validated "
+                    "position or one that needs attention can be closed"
+                )
+            entry.machine.send("close")  # under the lock: a second close is refused
+        position = entry.position
+        with anyio.CancelScope(shield=True):
+            flat, timed_out = await self._unwind(entry, "close")
+            if flat:
+                entry.machine.send("close_filled")
+                position.closed_at = self._now()
+                position.reason = None
+                return position
+            entry.machine.send("timed_out" if timed_out else "close_failed")
+            position.reason = f"close left exposure: {self._exposure(entry)}"
+        error_type = DeltaHedgeTimeout if timed_out else DeltaHedgeError
+        raise error_type(f"position {position_id}: {position.reason}", position)
+
+    # -- the two legs
+
+    def _leg(
+        self, entry: _Entry, name: LegName, action: Action, attempt: int, side: Side, qty: Decimal
+    ) -> Leg:
+        instrument = entry.spot if name == "spot" else entry.perp
+        cid = client_order_id(entry.position.id, name, action, attempt)
+        request = OrderRequest(
+            symbol=instrument.symbol,
+            side=side,
+            quantity=qty,
+            category=instrument.category,
+            client_order_id=cid,
+            reduce_only=name == "perp" and action != "open",
+        )
+        # Recorded before the request leaves: a crash after sending can still find it.
+        entry.position.client_order_ids.append(cid)
+        return Leg(name, action, instrument, request)
+
+    async def _execute(self, entry: _Entry, legs: list[Leg]) -> bool:
+        """Send the legs at once; settle every outcome. True if the deadline passed."""
+        timed_out = False
+        try:
+            with anyio.fail_after(self._settings.order_timeout_seconds):
+                async with anyio.create_task_group() as tg:
+                    for leg in legs:
+                        tg.start_soon(self._place, leg)
+        except TimeoutError:
+            timed_out = True
+        for leg in legs:
+            if leg.result is None and leg.error is None:
+                leg.unknown = True  # cut off by the deadline while in flight
+                leg.error = OrderOutcomeUnknown(
+                    f"no answer within {self._settings.order_timeout_seconds} s"
+                )
+        await self._resolve([leg for leg in legs if self._needs_lookup(leg)])
+        for leg in legs:
+            if not leg.unknown:
+                self._apply(entry, leg)
+        entry.unresolved += [leg for leg in legs if leg.unknown]
+        return timed_out
+
+    async def _place(self, leg: Leg) -> None:
+        leg.sent_at = time.perf_counter()
+        try:
+            leg.result = await self._executor.place_order(leg.request)
+        except OrderOutcomeUnknown as exc:
+            leg.error, leg.unknown = exc, True
+        except OrchestratorError as exc:  # refused before or by the venue: nothing filled
+            leg.error = exc
+        except Exception as exc:  # a surprise: the order may be out, so ask the venue
+            leg.error, leg.unknown = exc, True
+
+    @staticmethod
+    def _needs_lookup(leg: Leg) -> bool:
+        return leg.unknown or (leg.result is not None and leg.result.status is OrderStatus.OPEN)
+
+    async def _resolve(self, legs: list[Leg]) -> None:
+        """Ask the venue, by client order id, what became of each leg; cancel what still works."""
+        if not legs:
+            return
+        with anyio.move_on_after(self._settings.order_timeout_seconds):
+            async with anyio.create_task_group() as tg:
+                for leg in legs:
+                    tg.start_soon(self._lookup, leg)
+
+    async def _lookup(self, leg: Leg) -> None:
+        symbol, cid = leg.request.symbol, leg.request.client_order_id
+        try:
+            found = await self._executor.fetch_order_by_client_id(cid, symbol)
+            if found is None and leg.unknown:
+                # A request cut off in flight may still be on its way to the
+                # venue: ask once more before concluding it never arrived.
+                await anyio.sleep(self._lookup_grace)
+                found = await self._executor.fetch_order_by_client_id(cid, symbol)
+            if found is not None and found.status is OrderStatus.OPEN:
+                await self._executor.cancel_order(found.order_id, symbol, leg.request.category)
+                found = await self._executor.fetch_order_by_client_id(cid, symbol)
+        except Exception as exc:
+            leg.error, leg.unknown = exc, True
+            return
+        leg.result = found
+        leg.unknown = found is not None and found.status is OrderStatus.OPEN
+        if found is None:
+            leg.error = OrderOutcomeUnknown(f"{cid} never reached the venue")
+
+    def _apply(self, entry: _Entry, leg: Leg) -> None:
+        """Move the leg's fill into what the position holds, and its fee into its costs."""
+        result, position = leg.result, entry.position
+        if result is None:
+            return
+        position.orders.append(result)
+        if result.filled_qty == 0:
+            return
+        inst, qty, price = leg.instrument, result.filled_qty, result.avg_price or ZERO
+        if result.fee_currency == inst.base:
+            fee_quote = result.fee * price
+            # Bybit charges a spot buy's fee in the coin bought: less is held.
+            net = qty - result.fee if result.side is Side.BUY else qty
+        else:
+            fee_quote, net = result.fee, qty
+        sign = 1 if result.side is Side.BUY else -1
+        if leg.name == "spot":
+            position.spot_qty += sign * net
+        else:
+            position.perp_qty -= sign * qty  # perp_qty counts contracts short
+        if leg.action == "open":
+            position.entry_fees += fee_quote
+            if leg.name == "spot":
+                position.spot_entry_price = price
+            else:
+                position.perp_entry_price = price
+        else:
+            position.exit_fees += fee_quote
+
+    # -- unwinding
+
+    async def _unwind(self, entry: _Entry, action: Action) -> tuple[bool, bool]:
+        """Send the orders that take the position back to flat.
+
+        Returns (flat, timed out). Each call is a new attempt with new client
+        order ids: it sends only what the venue has confirmed is still held.
+        """
+        if entry.unresolved:  # an earlier leg's fate is still open: ask again first
+            pending, entry.unresolved = entry.unresolved, []
+            await self._resolve(pending)
+            for leg in pending:
+                if leg.unknown:
+                    entry.unresolved.append(leg)
+                else:
+                    self._apply(entry, leg)
+        position = entry.position
+        attempt = entry.attempts[action] = entry.attempts.get(action, 0) + 1
+        legs: list[Leg] = []
+        spot_qty = round_down(position.spot_qty, entry.spot.qty_step)
+        if spot_qty >= entry.spot.min_qty:
+            legs.append(self._leg(entry, "spot", action, attempt, Side.SELL, spot_qty))
+        if position.perp_qty > 0:
+            legs.append(self._leg(entry, "perp", action, attempt, Side.BUY, position.perp_qty))
+        timed_out = await self._execute(entry, legs) if legs else False
+        return self._is_flat(entry), timed_out
+
+    @staticmethod
+    def _is_flat(entry: _Entry) -> bool:
+        # A spot remainder below the minimum order size cannot be sold: dust, not exposure.
+        return (
+            not entry.unresolved
+            and entry.position.perp_qty == 0
+            and round_down(entry.position.spot_qty, entry.spot.qty_step) < entry.spot.min_qty
+        )
+
+    # -- helpers
+
+    def _reject(self, entry: _Entry, reason: str) -> None:
+        entry.position.reason = reason
+        entry.machine.send("reject")
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._ticker.clock(), UTC)
+
+    @staticmethod
+    def _describe(legs: list[Leg]) -> str:
+        parts = []
+        for leg in legs:
+            if leg.unknown:
+                parts.append(f"{leg.name} leg outcome unknown ({leg.error})")
+            elif leg.failed:
+                parts.append(f"{leg.name} leg failed ({leg.error or 'nothing filled'})")
+            else:
+                assert leg.result is not None
+                parts.append(f"{leg.name} leg filled {leg.result.filled_qty}")
+        return "; ".join(parts)
+
+    @staticmethod
+    def _exposure(entry: _Entry) -> str:
+        p = entry.position
+        text = f"spot {p.spot_qty} {entry.spot.base} long, perp {p.perp_qty} short"
+        if entry.unresolved:
+            ids = ", ".join(leg.request.client_order_id for leg in entry.unresolved)
+            text += f", outcome unknown for {ids}"
+        return text
