@@ -19,18 +19,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Self
 
 import ccxt.async_support as ccxt_async
 from aiohttp import web
 
-INSTRUMENTS = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "bybit_instruments_info_BTC_ETH_ccxt_static_subset.json"
-)
+from tests.support import data_file
+
+INSTRUMENTS = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json")
 API_KEY = "test-key"
 SECRET = "test-secret"
 # Bybit answers an unknown or already finished order with a different code per category.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
@@ -15,6 +17,21 @@ from orchestrator.models import Category, Instrument, OrderRequest, OrderResult,
 from orchestrator.settings import FeeSettings
 
 D = Decimal
+
+
+def data_file(name: str) -> Path:
+    """A file of the recorded market data: $ORCHESTRATOR_DATA, else ../shared/data."""
+    folder = Path(
+        os.environ.get("ORCHESTRATOR_DATA")
+        or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+    path = folder / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"recorded data {path} not found: set ORCHESTRATOR_DATA to the data folder"
+        )
+    return path
+
 
 # Bybit's limits for BTCUSDT (from the instruments-info snapshot in shared/data).
 BTC_SPOT = Instrument(
