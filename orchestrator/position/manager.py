@@ -85,11 +85,19 @@ class Leg:
 @dataclass(eq=False)
 class _Entry:
     position: Position
-    machine: PositionMachine
+    machine: PositionMachine | None  # None once final: a finished position takes no events
     spot: Instrument
     perp: Instrument
     attempts: dict[Action, int] = field(default_factory=dict)
     unresolved: list[Leg] = field(default_factory=list)  # outcome still unknown
+
+    def send(self, event: str) -> None:
+        if self.machine is None:
+            raise PositionStateError(f"position {self.position.id} is {self.position.state}")
+        self.machine.send(event)
+        if self.position.state in FINAL_STATES:
+            # Machines are heavy and cyclic; the record keeps the final state.
+            self.machine = None
 
 
 class PositionManager:
@@ -199,13 +207,13 @@ class PositionManager:
             self._leg(entry, "spot", "open", 1, Side.BUY, qty),
             self._leg(entry, "perp", "open", 1, Side.SELL, qty),
         ]
-        entry.machine.send("send_legs")
+        entry.send("send_legs")
         # From here on orders are out: finish what was started, whatever the caller does.
         with anyio.CancelScope(shield=True):
             timed_out = await self._execute(entry, legs)
             error_type: type[DeltaHedgeError]
             if timed_out:
-                entry.machine.send("timed_out")
+                entry.send("timed_out")
                 error_type, why = (
                     DeltaHedgeTimeout,
                     (
@@ -214,18 +222,18 @@ class PositionManager:
                     ),
                 )
             elif any(leg.failed or leg.unknown for leg in legs):
-                entry.machine.send("leg_failed")
+                entry.send("leg_failed")
                 error_type, why = DeltaHedgeError, self._describe(legs)
             else:
-                entry.machine.send("legs_filled")
+                entry.send("legs_filled")
                 status = self._delta.validate_position(
                     position, position.spot_qty, position.perp_qty
                 )
                 if status.is_within_tolerance:
-                    entry.machine.send("delta_ok")
+                    entry.send("delta_ok")
                     position.opened_at = self._now()
                     return position
-                entry.machine.send("delta_breached")
+                entry.send("delta_breached")
                 error_type, why = (
                     DeltaDriftExceeded,
                     (
@@ -235,10 +243,10 @@ class PositionManager:
                 )
             flat, _ = await self._unwind(entry, "rollback")
             if flat:
-                entry.machine.send("rollback_done")
+                entry.send("rollback_done")
                 position.reason = f"{why}; unwound to flat"
             else:
-                entry.machine.send("rollback_failed")
+                entry.send("rollback_failed")
                 position.reason = f"{why}; rollback left exposure: {self._exposure(entry)}"
         raise error_type(f"position {pid}: {position.reason}", position)
 
@@ -260,16 +268,16 @@ class PositionManager:
                     f"position {position_id} is {entry.position.state}; only a validated "
                     "position or one that needs attention can be closed"
                 )
-            entry.machine.send("close")  # under the lock: a second close is refused
+            entry.send("close")  # under the lock: a second close is refused
         position = entry.position
         with anyio.CancelScope(shield=True):
             flat, timed_out = await self._unwind(entry, "close")
             if flat:
-                entry.machine.send("close_filled")
+                entry.send("close_filled")
                 position.closed_at = self._now()
                 position.reason = None
                 return position
-            entry.machine.send("timed_out" if timed_out else "close_failed")
+            entry.send("timed_out" if timed_out else "close_failed")
             position.reason = f"close left exposure: {self._exposure(entry)}"
         error_type = DeltaHedgeTimeout if timed_out else DeltaHedgeError
         raise error_type(f"position {position_id}: {position.reason}", position)
@@ -429,7 +437,7 @@ class PositionManager:
 
     def _reject(self, entry: _Entry, reason: str) -> None:
         entry.position.reason = reason
-        entry.machine.send("reject")
+        entry.send("reject")
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._ticker.clock(), UTC)
