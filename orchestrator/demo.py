@@ -63,7 +63,7 @@ async def run_demo(config: Config, out: TextIO) -> None:
     ticker.update(SPOT.symbol, Decimal(67_000))
     ticker.update(PERP.symbol, Decimal("67020.5"))
     executor = PaperExecutor(ticker, config.fees, [SPOT, PERP])
-    executor.set_initial_balance("USDT", config.starting_balance_usdt)
+    executor.set_initial_balance("USDT", config.balances["USDT"])
     manager = PositionManager(executor, ticker, config.trading, listeners=[TransitionPrinter(out)])
     start = executor.get_virtual_balance()["USDT"]
 
