@@ -1,52 +1,123 @@
 """The run's configuration: one msgspec schema, read from YAML, checked before anything runs.
 
 Decimals are quoted strings in the YAML (an unquoted number would pass through a
-float). Unknown keys are refused. Every error names the YAML path.
+float). Unknown keys are refused. Every error names the file and the YAML path:
+``config.yaml: trading.delta_drift_tolerance: must be between 0 and 1, got 1.5``.
+Keys and secrets are never read from the file (DESIGN rule 8).
+
+``python -m orchestrator.config [PATH]`` writes the JSON Schema (default
+``config.schema.json``), which editors use to check the YAML as it is typed.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
 import os
 import re
+import sys
+import types
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import msgspec
+import yaml
 
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.models import require_positive
 from orchestrator.settings import FeeSettings, TradingSettings
 
 DATA_ENV = "ORCHESTRATOR_DATA"
+API_KEY_ENV = "BYBIT_API_KEY"
+API_SECRET_ENV = "BYBIT_API_SECRET"
+SCHEMA_FILE = "config.schema.json"
+
+SPOT_SYMBOL = r"^[A-Z0-9]+/[A-Z0-9]+$"
+PERP_SYMBOL = r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$"
+CURRENCY = r"^[A-Z0-9]+$"
+# Both legs are market orders that fill in well under a second; minutes mean a
+# typo (milliseconds written as seconds) and a leg left unhedged for that long.
+MAX_ORDER_TIMEOUT_SECONDS = 300.0
 
 
 class ConfigError(OrchestratorError):
     """The configuration cannot be used; the message names the file and the YAML path."""
 
 
-SPOT_SYMBOL = r"^[A-Z0-9]+/[A-Z0-9]+$"
-PERP_SYMBOL = r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$"
+# The patterns go into the JSON Schema only (for editors); __post_init__ checks
+# them with a message that shows an example.
+SpotSymbol = Annotated[
+    str,
+    msgspec.Meta(
+        description="ccxt unified spot symbol",
+        examples=["BTC/USDT"],
+        extra_json_schema={"pattern": SPOT_SYMBOL},
+    ),
+]
+PerpSymbol = Annotated[
+    str,
+    msgspec.Meta(
+        description="ccxt unified linear perpetual, settled in the quote currency",
+        examples=["BTC/USDT:USDT"],
+        extra_json_schema={"pattern": PERP_SYMBOL},
+    ),
+]
 
 
 class Pair(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    spot: str  # ccxt unified spot symbol, e.g. BTC/USDT
-    perp: str  # ccxt unified linear perpetual, e.g. BTC/USDT:USDT
+    """A spot market and its linear perpetual: long the spot, short the perp."""
+
+    spot: SpotSymbol  # e.g. BTC/USDT
+    perp: PerpSymbol  # e.g. BTC/USDT:USDT
 
     def __post_init__(self) -> None:
-        if not re.match(SPOT_SYMBOL, self.spot):
+        if not re.fullmatch(SPOT_SYMBOL, self.spot):
             raise ValueError(f"spot: {self.spot!r} is not a spot symbol like 'BTC/USDT'")
-        if not re.match(PERP_SYMBOL, self.perp):
+        if not re.fullmatch(PERP_SYMBOL, self.perp):
             raise ValueError(f"perp: {self.perp!r} is not a perp symbol like 'BTC/USDT:USDT'")
-        if self.spot != self.perp.split(":")[0]:
-            raise ValueError(f"spot {self.spot!r} and perp {self.perp!r} are not the same market")
+        market, settle = self.perp.split(":")
+        quote = self.spot.split("/")[1]
+        if market != self.spot:
+            raise ValueError(
+                f"perp: {self.perp!r} is not the perpetual of spot {self.spot!r} "
+                f"(that would be '{self.spot}:{quote}')"
+            )
+        if settle != quote:
+            raise ValueError(
+                f"perp: {self.perp!r} settles in {settle}; only linear perps settled in "
+                f"the quote currency are supported ('{self.spot}:{quote}')"
+            )
 
     @property
     def name(self) -> str:
         return self.spot.replace("/", "")  # BTCUSDT
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO date or date-time; without a zone it is UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _window_bound(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ValueError(
+            f"{name}: {text!r} is not an ISO date or time, e.g. '2024-01-01' or "
+            "'2024-01-01T08:00:00Z'"
+        ) from None
+
+
 class DataSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The recorded market data replayed in paper mode."""
+
     # Relative to the config file; the environment variable ORCHESTRATOR_DATA wins.
     dir: str = "../shared/data"
     start: str | None = None  # ISO date or time (UTC), inclusive; None: from the first record
@@ -55,60 +126,99 @@ class DataSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stale_after_seconds: float = 7200.0
 
     def __post_init__(self) -> None:
-        if not self.stale_after_seconds > 0:
-            raise ValueError(f"stale_after_seconds must be > 0, got {self.stale_after_seconds}")
+        if not self.dir.strip():
+            raise ValueError("dir: must not be empty (write . for the config file's folder)")
+        start = _window_bound("start", self.start)
+        end = _window_bound("end", self.end)
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"end: {self.end!r} must be after start {self.start!r}")
+        # Infinity would turn the stale-price guard off.
+        stale = self.stale_after_seconds
+        if not math.isfinite(stale) or stale <= 0:
+            raise ValueError(f"stale_after_seconds: must be a positive number, got {stale}")
 
 
 class PaperSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The simulated venue of paper mode."""
+
     slippage: Decimal = Decimal("0.0005")  # against the taker, a fraction of the price
     leverage: Decimal = Decimal(1)  # of the perp short: margin = notional / leverage
 
     def __post_init__(self) -> None:
         if not self.slippage.is_finite() or not 0 <= self.slippage < Decimal("0.1"):
-            raise ValueError(f"slippage must be a fraction in [0, 0.1), got {self.slippage}")
+            raise ValueError(f"slippage: must be a fraction in [0, 0.1), got {self.slippage}")
         require_positive("leverage", self.leverage)
         if self.leverage > 100:
-            raise ValueError(f"leverage must be at most 100, got {self.leverage}")
+            raise ValueError(f"leverage: must be at most 100, got {self.leverage}")
 
 
 class StrategySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    funding_window: int = 3  # settlements averaged for the entry and exit rules
+    """When to enter and leave a position, from the funding rates (fractions per year)."""
+
+    funding_window: int = 9  # settlements (3 days at 8 h) averaged for the entry and exit rules
     entry_annualised: Decimal = Decimal("0.10")  # enter above 10 %/year
     exit_annualised: Decimal = Decimal("0.02")  # leave below 2 %/year
     negative_streak: int = 3  # leave after this many negative settlements in a row
     max_basis: Decimal = Decimal("0.005")  # leave when |perp / spot - 1| exceeds this
-    min_hold_hours: int = 72  # expected funding over this long must beat the round trip
+    min_hold_hours: int = 720  # expected funding over this long must beat the round trip
 
     def __post_init__(self) -> None:
         if self.funding_window < 1:
-            raise ValueError(f"funding_window must be at least 1, got {self.funding_window}")
+            raise ValueError(f"funding_window: must be at least 1, got {self.funding_window}")
         if self.negative_streak < 1:
-            raise ValueError(f"negative_streak must be at least 1, got {self.negative_streak}")
+            raise ValueError(f"negative_streak: must be at least 1, got {self.negative_streak}")
         if self.min_hold_hours < 0:
-            raise ValueError(f"min_hold_hours must be >= 0, got {self.min_hold_hours}")
+            raise ValueError(f"min_hold_hours: must be >= 0, got {self.min_hold_hours}")
         for name in ("entry_annualised", "exit_annualised"):
             value: Decimal = getattr(self, name)
             if not value.is_finite() or not -10 <= value <= 10:
-                raise ValueError(f"{name} must be a fraction per year in [-10, 10], got {value}")
+                raise ValueError(f"{name}: must be a fraction per year in [-10, 10], got {value}")
         if self.exit_annualised > self.entry_annualised:
             raise ValueError(
-                f"exit_annualised {self.exit_annualised} is above entry_annualised "
+                f"exit_annualised: {self.exit_annualised} is above entry_annualised "
                 f"{self.entry_annualised}: every position would leave as it enters"
             )
         require_positive("max_basis", self.max_basis)
 
 
 class OutputSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where a run writes its record."""
+
     dir: str = "runs"  # relative to the config file; one folder per run inside
     chart: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.dir.strip():
+            raise ValueError("dir: must not be empty (write . for the config file's folder)")
+
 
 class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """OpenTelemetry spans of every position's machine."""
+
     enabled: bool = True
     otlp_endpoint: str | None = None  # e.g. http://localhost:4318/v1/traces
 
+    def __post_init__(self) -> None:
+        if self.otlp_endpoint is not None and not _is_http_url(self.otlp_endpoint):
+            raise ValueError(
+                f"otlp_endpoint: {self.otlp_endpoint!r} is not an http(s) URL like "
+                "'http://localhost:4318/v1/traces'"
+            )
+
+
+def _is_http_url(text: str) -> bool:
+    parts = urlsplit(text)
+    try:
+        port = parts.port  # ValueError when not a number in 0-65535
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A run: decimals are quoted strings; API keys come only from the environment."""
+
+    # mode: live stays in the schema so the file format is stable; load() refuses it.
     mode: Literal["paper", "live"] = "paper"
     venue: Literal["bybit"] = "bybit"
     pairs: list[Pair] = msgspec.field(
@@ -129,19 +239,29 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not self.pairs:
             raise ValueError("pairs: at least one pair is needed")
-        seen: set[str] = set()
+        first: dict[str, int] = {}
         for i, pair in enumerate(self.pairs):
-            for symbol in (pair.spot, pair.perp):
-                if symbol in seen:
-                    raise ValueError(f"pairs[{i}]: {symbol} appears twice")
-                seen.add(symbol)
+            # Pair ties the perp to the spot, so the spot symbol names the pair.
+            if pair.spot in first:
+                raise ValueError(f"pairs[{i}]: {pair.spot} is already pairs[{first[pair.spot]}]")
+            first[pair.spot] = i
         for currency, amount in self.balances.items():
+            if not re.fullmatch(CURRENCY, currency):
+                raise ValueError(f"balances.{currency}: not a currency code like 'USDT'")
             if not amount.is_finite() or amount < 0:
                 raise ValueError(f"balances.{currency}: must be >= 0, got {amount}")
-        quotes = {p.spot.split("/")[1] for p in self.pairs}
-        for quote in sorted(quotes):
+        for pair in self.pairs:
+            quote = pair.spot.split("/")[1]
             if self.balances.get(quote, Decimal(0)) <= 0:
-                raise ValueError(f"balances.{quote}: a positive starting balance is needed")
+                raise ValueError(
+                    f"balances.{quote}: a positive starting balance is needed to buy {pair.spot}"
+                )
+        timeout = self.trading.order_timeout_seconds
+        if timeout > MAX_ORDER_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"trading.order_timeout_seconds: must be at most {MAX_ORDER_TIMEOUT_SECONDS:g} "
+                f"seconds, got {timeout:g} (the unit is seconds, not milliseconds)"
+            )
 
 
 class Loaded(msgspec.Struct, frozen=True):
@@ -158,20 +278,347 @@ class Loaded(msgspec.Struct, frozen=True):
         return (self.path.parent / self.config.output.dir).resolve()
 
 
-_AT = re.compile(r"^(?P<msg>.*) - at `\$\.?(?P<path>[^`]*)`$")
-
-
 def load_config(path: Path) -> Config:
+    """Read and check a config file; every problem raises ConfigError naming the YAML path."""
+    return load(path).config
+
+
+def load(path: Path) -> Loaded:
+    """As load_config, keeping the (absolute) path the relative directories resolve against."""
     try:
-        text = path.read_bytes()
+        config = _decode(_read(path))
+    except _Invalid as exc:
+        # No chained cause: YAML errors quote source lines, which may hold a secret.
+        raise ConfigError(f"{path}: {exc}") from None
+    return Loaded(config, path.resolve())
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the YAML file (draft 2020-12), for editors and documentation."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "funding-orchestrator configuration",
+        "description": (
+            "config.yaml of funding-orchestrator. Decimals are quoted strings; "
+            "keys and secrets come only from the environment."
+        ),
+        **msgspec.json.schema(Config),
+    }
+
+
+def write_schema(path: Path) -> None:
+    path.write_text(json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+class _Invalid(Exception):
+    """A problem at a place in the file (a YAML path, or a line and column)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+def _read(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _Invalid("", "cannot read the config: no such file") from None
+    except IsADirectoryError:
+        raise _Invalid("", "cannot read the config: it is a directory, not a file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc.strerror})") from exc
+        raise _Invalid("", f"cannot read the config: {exc.strerror}") from None
     try:
-        return msgspec.yaml.decode(text, type=Config)
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Invalid("", f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def _decode(text: str) -> Config:
+    try:
+        loader = _Loader(text)  # refuses control characters here, before parsing
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise _Invalid(
+            f"line {line}, column {column}",
+            f"not valid YAML: character {exc.character:#06x} is not allowed",
+        ) from None
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_error(exc) from None
+    finally:
+        loader.dispose()
+    _refuse_secrets(data, "", set())
+    if data is None:
+        raise _Invalid(
+            "", "the file holds no settings (empty or only comments); expected mode, pairs, ..."
+        )
+    if not isinstance(data, dict):
+        raise _Invalid(
+            "",
+            "the top level must be a mapping of settings (mode, pairs, trading, ...), "
+            f"found {_describe_value(data)}",
+        )
+    _check_shape(data, Config, "", loader.float_text)
+    try:
+        config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        match = _AT.match(str(exc))
-        if match:
-            raise ConfigError(f"{path}: {match['path']}: {match['msg']}") from exc
-        raise ConfigError(f"{path}: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise _translate(exc, "", data, Config) from None
+    if config.mode == "live":
+        raise _Invalid("mode", "live trading is not available yet; use mode: paper")
+    return config
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, made stricter and more literal for a config file."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        # The source text of every float, by object id (they live as long as the
+        # loaded tree), so a float-for-decimal hint shows the digits as written.
+        self.float_text: dict[int, str] = {}
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value = super().construct_yaml_float(node)
+        self.float_text[id(value)] = str(node.value)
+        return value
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of two equal keys; a second `trading:` would silently
+        # replace the first.
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                key_node, yaml.ScalarNode
+            ):
+                continue
+            key = self.construct_object(key_node)
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"the key {key!r} appears twice (first at line {first_line[key]})",
+                    problem_mark=key_node.start_mark,
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+    def construct_timestamp_as_text(self, node: yaml.ScalarNode) -> str:
+        return self.construct_yaml_str(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+# An unquoted 2024-01-01 would become a date; data.start and data.end are text.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_timestamp_as_text)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError) -> _Invalid:
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = exc.problem or exc.context or "cannot parse"
+    if "'\\t'" in problem:
+        return _Invalid(where, "not valid YAML: a tab character where YAML allows only spaces")
+    if exc.context and problem.startswith("but "):  # "expected a single document ..., but ..."
+        problem = f"{exc.context}, {problem}"
+    elif exc.context and exc.context_mark and exc.problem:
+        context = exc.context_mark
+        problem += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+    return _Invalid(where, f"not valid YAML: {problem}")
+
+
+_SECRET_KEY = re.compile(
+    r"(?:^|_)(?:api_?key|api_?secret|secret(?:_?key)?|password|passwd|passphrase"
+    r"|token|private_?key)(?:_|$)"
+)
+
+
+def _refuse_secrets(value: Any, path: str, open_containers: set[int]) -> None:
+    """Refuse any key that looks like a credential, wherever it is, without its value."""
+    if not isinstance(value, dict | list):
+        return
+    if id(value) in open_containers:
+        raise _Invalid(path, "a YAML alias refers to a mapping or list that contains it")
+    open_containers.add(id(value))
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        where = _join(path, key) if isinstance(value, dict) else f"{path}[{key}]"
+        if isinstance(value, dict) and _SECRET_KEY.search(str(key).lower().replace("-", "_")):
+            raise _Invalid(
+                where,
+                "keys and secrets are read only from environment variables "
+                f"({API_KEY_ENV} and {API_SECRET_ENV}); remove it from the file",
+            )
+        _refuse_secrets(item, where, open_containers)
+    open_containers.remove(id(value))
+
+
+def _check_shape(value: Any, typ: Any, path: str, float_text: dict[int, str]) -> None:
+    """What msgspec cannot say well: unknown keys (with a suggestion), floats given for
+    decimals, and the real key of a bad mapping entry (msgspec prints ``[...]``)."""
+    typ = _bare(typ)
+    if _is_struct(typ) and isinstance(value, dict):
+        fields = _fields(typ)
+        for key, item in value.items():
+            where = _join(path, key)
+            if key not in fields:
+                raise _Invalid(where, _unknown_key(key, list(fields)))
+            _check_shape(item, fields[key], where, float_text)
+    elif get_origin(typ) is list and isinstance(value, list):
+        (item_type,) = get_args(typ)
+        for i, item in enumerate(value):
+            _check_shape(item, item_type, f"{path}[{i}]", float_text)
+    elif get_origin(typ) is dict and isinstance(value, dict):
+        _, item_type = get_args(typ)
+        for key, item in value.items():
+            where = _join(path, key)
+            if not isinstance(key, str):
+                raise _Invalid(where, f"expected a text key, got {_describe_value(key)}")
+            _check_shape(item, item_type, where, float_text)
+            try:
+                msgspec.convert(item, item_type)
+            except msgspec.ValidationError as exc:
+                raise _translate(exc, where, item, item_type) from None
+    # An unquoted 0.1 is a binary float by the time it reaches msgspec. Integers are
+    # accepted: YAML reads them as exact Python ints and msgspec converts those to
+    # Decimal exactly (even beyond 64 bits), so `leverage: 1` loses nothing.
+    elif typ is Decimal and isinstance(value, float):
+        written = float_text.get(id(value), repr(value))
+        raise _Invalid(path, f'write decimals as quoted strings, e.g. "{written}"')
+
+
+def _unknown_key(key: object, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(key).lower().replace("-", "_"), known, n=1)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key; expected one of: {', '.join(known)}"
+
+
+# A msgspec error: "<message>" or "<message> - at `$.pairs[1].perp`".
+_AT = re.compile(r"(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_TYPE_MISMATCH = re.compile(
+    r"Expected `[^`]+`, got `[^`]+`|Invalid enum value .*|Invalid decimal string"
+)
+_MISSING_FIELD = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+
+
+def _translate(exc: msgspec.ValidationError, path: str, value: Any, typ: Any) -> _Invalid:
+    """msgspec's error, relative to ``value`` of type ``typ`` found at ``path``, in the
+    file's terms: the YAML path, what was expected and what was found."""
+    match = _AT.fullmatch(str(exc))
+    assert match is not None  # the pattern matches any text
+    message = match["message"]
+    where = path
+    typ = _bare(typ)
+    # Struct fields and list indexes only: _check_shape has checked every mapping entry.
+    for field, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", match["path"] or ""):
+        if field:
+            where = _join(where, field)
+            typ = _bare(_fields(typ)[field])
+            value = value[field]
+        else:
+            where = f"{where}[{index}]"
+            typ = _bare(get_args(typ)[0])
+            value = value[int(index)]
+    if _TYPE_MISMATCH.fullmatch(message):
+        return _Invalid(where, _expected(typ, value))
+    missing = _MISSING_FIELD.fullmatch(message)
+    if missing:
+        return _Invalid(_join(where, missing["field"]), "required, but missing")
+    return _from_post_init(where, typ, message)
+
+
+def _from_post_init(where: str, typ: Any, message: str) -> _Invalid:
+    """Move the field a ``__post_init__`` message starts with into the path:
+    "delta_drift_tolerance must be ..." at trading -> trading.delta_drift_tolerance."""
+    fields = _fields(typ) if _is_struct(typ) else {}
+    # "field: ...", "field[1]: ...", "field.sub: ..." (config.py's form)
+    lead = re.match(r"(?P<field>\w+)(?P<tail>(?:\[\d+\]|\.\w+)*): (?P<rest>.+)", message, re.S)
+    if lead and lead["field"] in fields:
+        return _Invalid(_join(where, lead["field"]) + lead["tail"], lead["rest"])
+    # "field must ..." (settings.py's form)
+    for field in fields:
+        if message.startswith(field + " "):
+            return _Invalid(_join(where, field), message[len(field) + 1 :])
+    return _Invalid(where, message)
+
+
+def _expected(typ: Any, value: Any) -> str:
+    text = f"expected {_describe_type(typ)}, got {_describe_value(value)}"
+    accepts = set(_union_members(typ))
+    if accepts & {int, float} and isinstance(value, str) and _is_number(value):
+        if re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
+            return text + "; YAML reads 1e-4 as text: write 1.0e-4"
+        return text + "; write the number without quotes"
+    if str in accepts and isinstance(value, bool):
+        return text + "; YAML reads yes, no, on, off, true and false as booleans: quote the text"
+    if value is None and _is_struct(typ):
+        return text + "; remove the key to keep the defaults"
+    return text
+
+
+def _describe_type(typ: Any) -> str:
+    if get_origin(typ) is Literal:
+        return " or ".join(repr(v) for v in get_args(typ))
+    members = _union_members(typ)
+    if len(members) > 1:
+        return " or ".join(_describe_type(m) for m in members)
+    names: dict[Any, str] = {
+        Decimal: 'a decimal (a quoted string such as "0.02")',
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        types.NoneType: "null",
+    }
+    if typ in names:
+        return names[typ]
+    return "a list" if get_origin(typ) is list else "a mapping"
+
+
+def _describe_value(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {json.dumps(shown, ensure_ascii=False)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _union_members(typ: Any) -> tuple[Any, ...]:
+    return get_args(typ) if get_origin(typ) in (Union, types.UnionType) else (typ,)
+
+
+def _join(path: str, key: object) -> str:
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][\w-]*", key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{key!r}]"
+
+
+def _bare(typ: Any) -> Any:
+    return get_args(typ)[0] if get_origin(typ) is Annotated else typ
+
+
+def _is_struct(typ: Any) -> bool:
+    return isinstance(typ, type) and issubclass(typ, msgspec.Struct)
+
+
+def _fields(struct: Any) -> dict[str, Any]:
+    return {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
+
+
+if __name__ == "__main__":
+    write_schema(Path(sys.argv[1] if len(sys.argv) > 1 else SCHEMA_FILE))

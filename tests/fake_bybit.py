@@ -6,6 +6,11 @@ misbehave: answer the next create with a retCode error, place the order and then
 answer too late or drop the connection, fill only part of it, report it as still
 open for a while, fail order reads with HTTP 503, or forget closed orders in
 /v5/order/realtime as after a restart.
+
+It also serves public market data generated from the time alone (so a test can
+compute what it should receive): hourly klines and funding-rate history, newest
+first as Bybit sends them, with their own faults (HTTP 503, a retCode error, or
+every read failing after a number of pages).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tests.support import data_file
 INSTRUMENTS = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json")
 API_KEY = "test-key"
 SECRET = "test-secret"
+HOUR_MS = 3_600_000
 # Bybit answers an unknown or already finished order with a different code per category.
 ORDER_NOT_FOUND = {
     "spot": (170213, "Order does not exist."),
@@ -38,6 +44,37 @@ ORDER_NOT_FOUND = {
 
 def _ms() -> int:
     return int(time.time() * 1000)
+
+
+def _seed(symbol: str) -> int:
+    return sum(map(ord, symbol))
+
+
+def kline_entry(category: str, symbol: str, start_ms: int) -> list[str]:
+    """The v5 kline entry of the hour opening at ``start_ms``: [start, o, h, l, c, vol, turnover].
+
+    Text a float cannot carry (trailing zeros, 17 significant digits) proves a client
+    writes what the venue said.
+    """
+    hour = start_ms // HOUR_MS
+    base = Decimal(_seed(symbol) * 80) + (Decimal("1.5") if category == "linear" else 0)
+
+    def price(step: int) -> Decimal:
+        return base + Decimal((step * 7919) % 2000 - 1000).scaleb(-1)
+
+    cent = Decimal("0.01")
+    open_, close = price(hour).quantize(cent), price(hour + 1).quantize(cent)
+    high = (max(open_, close) + Decimal(hour % 13).scaleb(-1)).quantize(cent)
+    low = (min(open_, close) - Decimal(hour % 7).scaleb(-1)).quantize(cent)
+    volume = Decimal(hour % 5000 + 1).scaleb(-3)
+    turnover = (volume * close + Decimal(hour % 97).scaleb(-8)).quantize(Decimal("1E-8"))
+    return [str(start_ms), *(format(v, "f") for v in (open_, high, low, close, volume, turnover))]
+
+
+def funding_rate(symbol: str, timestamp_ms: int) -> str:
+    """The funding rate settled at ``timestamp_ms``, as Bybit writes it (-0.0003 ... 0.001)."""
+    step = timestamp_ms // HOUR_MS + _seed(symbol)
+    return format(Decimal((step * 7919) % 130000 - 30000).scaleb(-8).normalize(), "f")
 
 
 @dataclass
@@ -88,9 +125,22 @@ class FakeBybit:
     realtime_forgets_closed: bool = False
     failing_reads: int = 0  # the next this many order reads answer HTTP 503
 
+    # Public market data: hourly bars from ``history_start`` for ``history_hours`` hours
+    # (none by default), and a funding settlement every ``funding_hours`` within them.
+    history_start: int = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+    history_hours: int = 0
+    funding_hours: int = 8
+    failing_market_reads: int = 0  # the next this many kline/funding reads answer HTTP 503
+    market_error: tuple[int, str] | None = None  # the next kline/funding read answers this
+    # After this many more kline/funding reads, every one answers retCode 10016 (the venue
+    # is gone for good, until the test sets it back to None).
+    market_reads_left: int | None = None
+
     orders: dict[str, FakeOrder] = field(default_factory=dict)
     create_bodies: list[dict[str, Any]] = field(default_factory=list)
     unknown_paths: list[str] = field(default_factory=list)
+    # Every kline/funding request as (path, query), faulty ones included.
+    market_queries: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     bad_signatures: int = 0
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -104,6 +154,8 @@ class FakeBybit:
         app.router.add_post("/v5/order/cancel", self._cancel)
         app.router.add_get("/v5/order/realtime", self._realtime)
         app.router.add_get("/v5/order/history", self._history)
+        app.router.add_get("/v5/market/kline", self._kline)
+        app.router.add_get("/v5/market/funding/history", self._funding_history)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -283,6 +335,69 @@ class FakeBybit:
             return web.Response(status=503, text="Service Unavailable")
         found = self._matching(request.query, history=history)
         return self._reply({"category": request.query.get("category"), "list": found})
+
+    def _market_fault(self, request: web.Request) -> web.Response | None:
+        self.market_queries.append((request.path, dict(request.query)))
+        if self.market_reads_left is not None:
+            if self.market_reads_left == 0:
+                return self._reply({}, 10016, "System error")
+            self.market_reads_left -= 1
+        if self.failing_market_reads > 0:
+            self.failing_market_reads -= 1
+            return web.Response(status=503, text="Service Unavailable")
+        if self.market_error is not None:
+            code, msg = self.market_error
+            self.market_error = None
+            return self._reply({}, code, msg)
+        return None
+
+    def _listed(self, category: str, symbol: str) -> bool:
+        return symbol in json.loads(INSTRUMENTS.read_text()).get(category, {})
+
+    @staticmethod
+    def _newest_first(times: list[int], start: int, end: int, limit: int) -> list[int]:
+        """Bybit's answer to a window holding more than ``limit`` rows: only the newest."""
+        return sorted((t for t in times if start <= t <= end), reverse=True)[:limit]
+
+    async def _kline(self, request: web.Request) -> web.Response:
+        if (error := self._market_fault(request)) is not None:
+            return error
+        query = request.query
+        category, symbol = query.get("category", "linear"), query.get("symbol", "")
+        if not self._listed(category, symbol) or query.get("interval") != "60":
+            return self._reply({}, 10001, "Not supported symbols or interval")
+        bars = [self.history_start + i * HOUR_MS for i in range(self.history_hours)]
+        # Bybit includes the bar that contains ``start``.
+        start = int(query.get("start", 0)) // HOUR_MS * HOUR_MS
+        end = int(query.get("end", _ms()))
+        limit = min(int(query.get("limit", 200)), 1000)
+        rows = [
+            kline_entry(category, symbol, t) for t in self._newest_first(bars, start, end, limit)
+        ]
+        return self._reply({"category": category, "symbol": symbol, "list": rows})
+
+    async def _funding_history(self, request: web.Request) -> web.Response:
+        if (error := self._market_fault(request)) is not None:
+            return error
+        query = request.query
+        category, symbol = query.get("category", ""), query.get("symbol", "")
+        if category not in ("linear", "inverse") or not self._listed(category, symbol):
+            return self._reply({}, 10001, "params error: category or symbol invalid")
+        if "startTime" in query and "endTime" not in query:  # as Bybit: startTime alone is refused
+            return self._reply({}, 10001, "params error: endTime is required")
+        every = self.funding_hours * HOUR_MS
+        times = range(self.history_start, self.history_start + self.history_hours * HOUR_MS, every)
+        start, end = int(query.get("startTime", 0)), int(query.get("endTime", _ms()))
+        limit = min(int(query.get("limit", 200)), 200)
+        rows = [
+            {
+                "symbol": symbol,
+                "fundingRate": funding_rate(symbol, t),
+                "fundingRateTimestamp": str(t),
+            }
+            for t in self._newest_first(list(times), start, end, limit)
+        ]
+        return self._reply({"category": category, "list": rows})
 
     async def _unknown(self, request: web.Request) -> web.Response:
         self.unknown_paths.append(f"{request.method} {request.path}")

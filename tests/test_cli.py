@@ -35,7 +35,7 @@ def test_demo_with_a_bad_config_exits_nonzero_naming_the_path(
     bad.write_text('trading:\n  delta_drift_tolerance: "1.5"\n')
     assert main(["demo", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "trading: delta_drift_tolerance must be between 0 and 1" in err
+    assert "trading.delta_drift_tolerance: must be between 0 and 1" in err
     assert main(["demo", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read the config" in capsys.readouterr().err
 

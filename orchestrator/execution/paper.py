@@ -94,6 +94,20 @@ class PaperExecutor(Executor):
         """What a new order may spend: the balance less the margin open perps hold."""
         return self._balances.get(currency, ZERO) - self.margin_in_use(currency)
 
+    def settle_funding(self, symbol: str, rate: Decimal, price: Decimal) -> Decimal:
+        """Pay one funding settlement on the perp position in ``symbol``.
+
+        Positive rates: longs pay shorts. Returns what the position received
+        (negative when it paid), already applied to the quote balance.
+        """
+        held = self._perps.get(symbol)
+        if held is None or held.size == 0:
+            return ZERO
+        amount = -held.size * price * rate
+        quote = self._instruments[symbol].quote
+        self._balances[quote] = self._balances.get(quote, ZERO) + amount
+        return amount
+
     # -- Executor
 
     async def place_order(self, request: OrderRequest) -> OrderResult:

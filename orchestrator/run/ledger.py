@@ -1,0 +1,176 @@
+"""Every money movement of a run, in Decimal, and the identity they must satisfy.
+
+    starting balance + funding - fees + price PnL = ending balance, exactly
+
+Price PnL is the cash of every fill (a sale brings its notional in, a purchase
+takes it out) plus, for anything still held at the end, what it is worth at the
+last price. Slippage entries explain part of the price PnL; they are not added
+again.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from orchestrator.models import ZERO, OrderResult, Side
+
+Kind = Literal["fill", "fee", "funding", "slippage", "mark"]
+
+
+class LedgerEntry(msgspec.Struct, frozen=True, gc=False):
+    time_ms: int
+    pair: str
+    position_id: str
+    kind: Kind
+    symbol: str
+    side: str  # buy / sell for fills; "" otherwise
+    quantity: Decimal
+    price: Decimal
+    amount: Decimal  # effect on the account, in ``currency``: positive is money in
+    currency: str
+    note: str = ""
+
+
+class Ledger:
+    def __init__(self, starting: dict[str, Decimal]) -> None:
+        self.starting = dict(starting)
+        self.entries: list[LedgerEntry] = []
+
+    def record_order(
+        self, time_ms: int, pair: str, position_id: str, result: OrderResult, reference: Decimal
+    ) -> Decimal:
+        """A fill, its fee and its slippage against ``reference`` (the quoted price).
+
+        Returns the fill's cash effect net of its fee."""
+        if result.filled_qty == 0 or result.avg_price is None:
+            return ZERO
+        qty, price = result.filled_qty, result.avg_price
+        buy = result.side is Side.BUY
+        common = dict(time_ms=time_ms, pair=pair, position_id=position_id, symbol=result.symbol)
+        self.entries.append(
+            LedgerEntry(
+                **common,  # type: ignore[arg-type]
+                kind="fill",
+                side=result.side.value,
+                quantity=qty,
+                price=price,
+                amount=-qty * price if buy else qty * price,
+                currency=_quote(result.symbol),
+                note=result.client_order_id,
+            )
+        )
+        self.entries.append(
+            LedgerEntry(
+                **common,  # type: ignore[arg-type]
+                kind="fee",
+                side="",
+                quantity=qty,
+                price=price,
+                amount=-result.fee,
+                currency=result.fee_currency,
+                note=result.client_order_id,
+            )
+        )
+        # What the taker paid beyond the quoted price: (fill - quote) for a buy.
+        cost = (price - reference) * qty if buy else (reference - price) * qty
+        self.entries.append(
+            LedgerEntry(
+                **common,  # type: ignore[arg-type]
+                kind="slippage",
+                side="",
+                quantity=qty,
+                price=reference,
+                amount=-cost,
+                currency=_quote(result.symbol),
+                note=result.client_order_id,
+            )
+        )
+        return self.entries[-3].amount + self.entries[-2].amount
+
+    def record_funding(
+        self,
+        time_ms: int,
+        pair: str,
+        position_id: str,
+        symbol: str,
+        quantity: Decimal,
+        price: Decimal,
+        rate: Decimal,
+        amount: Decimal,
+    ) -> Decimal:
+        self.entries.append(
+            LedgerEntry(
+                time_ms=time_ms,
+                pair=pair,
+                position_id=position_id,
+                kind="funding",
+                symbol=symbol,
+                side="",
+                quantity=quantity,
+                price=price,
+                amount=amount,
+                currency=_quote(symbol),
+                note=f"rate {rate}",
+            )
+        )
+        return amount
+
+    def record_mark(
+        self, time_ms: int, pair: str, position_id: str, symbol: str, held: Decimal, price: Decimal
+    ) -> None:
+        """Value of ``held`` (negative for a short) at the last price, for what is still open."""
+        self.entries.append(
+            LedgerEntry(
+                time_ms=time_ms,
+                pair=pair,
+                position_id=position_id,
+                kind="mark",
+                symbol=symbol,
+                side="",
+                quantity=held,
+                price=price,
+                amount=held * price,
+                currency=_quote(symbol),
+                note="still held at the end, valued at the last price",
+            )
+        )
+
+    def totals(self, pair: str | None = None) -> dict[str, Decimal]:
+        """Sums by kind (fee and slippage as positive costs), for one pair or all."""
+        sums = {"funding": ZERO, "fees": ZERO, "slippage": ZERO, "price_pnl": ZERO}
+        for e in self.entries:
+            if pair is not None and e.pair != pair:
+                continue
+            if e.kind == "funding":
+                sums["funding"] += e.amount
+            elif e.kind == "fee":
+                sums["fees"] -= e.amount
+            elif e.kind == "slippage":
+                sums["slippage"] -= e.amount
+            else:  # fill or mark
+                sums["price_pnl"] += e.amount
+        sums["net_pnl"] = sums["funding"] - sums["fees"] + sums["price_pnl"]
+        return sums
+
+    def write_csv(self, path: Path) -> None:
+        fields = list(LedgerEntry.__struct_fields__)
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(fields)
+            writer.writerows(_rows(self.entries, fields))
+
+
+def _rows(entries: Iterable[LedgerEntry], fields: list[str]) -> Iterable[list[object]]:
+    for e in entries:
+        yield [getattr(e, name) for name in fields]
+
+
+def _quote(symbol: str) -> str:
+    """Quote currency of a ccxt unified symbol: BTC/USDT -> USDT, BTC/USDT:USDT -> USDT."""
+    return symbol.split("/")[1].split(":")[0]

@@ -1,0 +1,566 @@
+"""The config file: the default loads, and every mistake is named by file, YAML path and cause."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import (
+    DATA_ENV,
+    Config,
+    ConfigError,
+    config_schema,
+    load,
+    load_config,
+    write_schema,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "s3cr3t-VALUE-never-shown"
+
+
+def error_for(path: Path) -> str:
+    """The message of the ConfigError, without the leading '<file>: '."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    return message.removeprefix(f"{path}: ")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_default_config_loads() -> None:
+    loaded = load(ROOT / "config.yaml")
+    config = loaded.config
+    assert config.mode == "paper"
+    assert [p.name for p in config.pairs] == ["BTCUSDT", "ETHUSDT"]
+    assert config.balances == {"USDT": Decimal(100_000)}
+    assert config.trading.max_position_size_usd == Decimal(20_000)
+    assert config.fees.perp_taker == Decimal("0.00055")
+    assert loaded.path == (ROOT / "config.yaml").resolve()
+
+
+def test_a_minimal_file_takes_every_default(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "mode: paper\n")) == Config()
+
+
+def test_relative_dirs_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "run.yaml"
+    path.write_text("data:\n  dir: ../recorded\noutput:\n  dir: out\n")
+    loaded = load(path)
+    assert loaded.data_dir() == (tmp_path / "recorded").resolve()
+    assert loaded.output_dir() == (tmp_path / "sub" / "out").resolve()
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "elsewhere"))
+    assert loaded.data_dir() == tmp_path / "elsewhere"
+
+
+def test_values_yaml_would_mangle_arrive_as_written(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            # 1e-4 is text in YAML 1.1 (exact as a Decimal); unquoted dates stay text;
+            # whole numbers are exact even beyond 64 bits.
+            "strategy:\n  max_basis: 1e-4\n"
+            "data:\n  start: 2024-01-01\n  end: 2024-02-01T08:00:00Z\n"
+            "balances:\n  USDT: 123456789012345678901234567890\n"
+            "paper:\n  leverage: 2\n",
+        )
+    )
+    assert config.strategy.max_basis == Decimal("0.0001")
+    assert (config.data.start, config.data.end) == ("2024-01-01", "2024-02-01T08:00:00Z")
+    assert config.balances["USDT"] == Decimal("123456789012345678901234567890")
+    assert config.paper.leverage == Decimal(2)
+
+
+def test_yaml_anchors_and_merge_keys_still_work(tmp_path: Path) -> None:
+    text = (
+        "pairs:\n"
+        "  - &btc {spot: BTC/USDT, perp: BTC/USDT:USDT}\n"
+        "  - {<<: *btc, spot: ETH/USDT, perp: ETH/USDT:USDT}\n"
+    )
+    assert [p.spot for p in load_config(write(tmp_path, text)).pairs] == ["BTC/USDT", "ETH/USDT"]
+
+
+PAIR = "pairs:\n  - spot: BTC/USDT\n    perp: BTC/USDT:USDT\n"
+
+# (id, file text, YAML path, words the message must contain)
+MALFORMED: list[tuple[str, str, str, list[str]]] = [
+    # types
+    (
+        "string-for-int",
+        "strategy:\n  funding_window: three\n",
+        "strategy.funding_window",
+        ["expected a whole number", '"three"'],
+    ),
+    (
+        "quoted-int",
+        'strategy:\n  min_hold_hours: "72"\n',
+        "strategy.min_hold_hours",
+        ["expected a whole number", "without quotes"],
+    ),
+    (
+        "float-for-int",
+        "strategy:\n  negative_streak: 2.5\n",
+        "strategy.negative_streak",
+        ["expected a whole number", "2.5"],
+    ),
+    (
+        "list-for-mapping",
+        "trading:\n  - 1\n  - 2\n",
+        "trading",
+        ["expected a mapping", "got a list"],
+    ),
+    (
+        "mapping-for-list",
+        "pairs:\n  spot: BTC/USDT\n",
+        "pairs",
+        ["expected a list", "got a mapping"],
+    ),
+    (
+        "bool-for-string",
+        "data:\n  dir: off\n",
+        "data.dir",
+        ["expected a string", "got false", "quote"],
+    ),
+    (
+        "string-for-bool",
+        "output:\n  chart: sometimes\n",
+        "output.chart",
+        ["expected true or false", '"sometimes"'],
+    ),
+    (
+        "empty-section",
+        "trading:\n",
+        "trading",
+        ["expected a mapping", "null", "remove the key"],
+    ),
+    (
+        "exponent-as-text-for-float",
+        "trading:\n  order_timeout_seconds: 1e-4\n",
+        "trading.order_timeout_seconds",
+        ["expected a number", "1.0e-4"],
+    ),
+    (
+        "not-a-decimal",
+        'fees:\n  spot_taker: "ten bps"\n',
+        "fees.spot_taker",
+        ["expected a decimal", '"ten bps"'],
+    ),
+    (
+        "bool-for-decimal",
+        "paper:\n  slippage: true\n",
+        "paper.slippage",
+        ["expected a decimal", "got true"],
+    ),
+    # decimals written as floats
+    (
+        "unquoted-float-decimal",
+        "trading:\n  max_position_size_usd: 1000.0\n",
+        "trading.max_position_size_usd",
+        ['write decimals as quoted strings, e.g. "1000.0"'],
+    ),
+    (
+        "float-decimal-shows-digits-as-written",
+        "paper:\n  slippage: 0.00050000000000000000001\n",
+        "paper.slippage",
+        ['e.g. "0.00050000000000000000001"'],
+    ),
+    (
+        "float-decimal-in-balances",
+        "balances:\n  USDT: 100.5\n",
+        "balances.USDT",
+        ["write decimals as quoted strings"],
+    ),
+    # sizes, fractions, limits
+    (
+        "zero-size",
+        'trading:\n  max_position_size_usd: "0"\n',
+        "trading.max_position_size_usd",
+        ["must be a positive number", "got 0"],
+    ),
+    (
+        "negative-size",
+        'trading:\n  max_position_size_usd: "-5"\n',
+        "trading.max_position_size_usd",
+        ["must be a positive number", "got -5"],
+    ),
+    (
+        "tolerance-above-1",
+        'trading:\n  delta_drift_tolerance: "1.5"\n',
+        "trading.delta_drift_tolerance",
+        ["must be between 0 and 1, got 1.5"],
+    ),
+    (
+        "timeout-0",
+        "trading:\n  order_timeout_seconds: 0\n",
+        "trading.order_timeout_seconds",
+        ["must be > 0"],
+    ),
+    (
+        "timeout-in-milliseconds",
+        "trading:\n  order_timeout_seconds: 10000\n",
+        "trading.order_timeout_seconds",
+        ["at most 300 seconds", "got 10000", "not milliseconds"],
+    ),
+    (
+        "fee-above-10-percent",
+        'fees:\n  perp_taker: "0.5"\n',
+        "fees.perp_taker",
+        ["between -0.1 and 0.1", "got 0.5"],
+    ),
+    (
+        "slippage-too-large",
+        'paper:\n  slippage: "0.2"\n',
+        "paper.slippage",
+        ["[0, 0.1)", "got 0.2"],
+    ),
+    (
+        "zero-leverage",
+        'paper:\n  leverage: "0"\n',
+        "paper.leverage",
+        ["must be a positive number"],
+    ),
+    (
+        "exit-above-entry",
+        'strategy:\n  entry_annualised: "0.05"\n  exit_annualised: "0.2"\n',
+        "strategy.exit_annualised",
+        ["0.2 is above entry_annualised 0.05"],
+    ),
+    (
+        "funding-window-0",
+        "strategy:\n  funding_window: 0\n",
+        "strategy.funding_window",
+        ["must be at least 1, got 0"],
+    ),
+    (
+        "zero-max-basis",
+        'strategy:\n  max_basis: "0"\n',
+        "strategy.max_basis",
+        ["must be a positive number"],
+    ),
+    # pairs
+    ("empty-pairs", "pairs: []\n", "pairs", ["at least one pair"]),
+    (
+        "duplicate-pair",
+        PAIR + "  - spot: ETH/USDT\n    perp: ETH/USDT:USDT\n" + PAIR.removeprefix("pairs:\n"),
+        "pairs[2]",
+        ["BTC/USDT is already pairs[0]"],
+    ),
+    (
+        "spot-and-perp-of-different-markets",
+        "pairs:\n  - spot: BTC/USDT\n    perp: ETH/USDT:USDT\n",
+        "pairs[0].perp",
+        ["not the perpetual of spot 'BTC/USDT'", "'BTC/USDT:USDT'"],
+    ),
+    (
+        "inverse-perp",
+        'pairs:\n  - spot: BTC/USD\n    perp: BTC/USD:BTC\nbalances:\n  USD: "1000"\n',
+        "pairs[0].perp",
+        ["settles in BTC", "linear"],
+    ),
+    (
+        "malformed-spot-symbol",
+        "pairs:\n  - spot: btc-usdt\n    perp: BTC/USDT:USDT\n",
+        "pairs[0].spot",
+        ["'btc-usdt' is not a spot symbol like 'BTC/USDT'"],
+    ),
+    (
+        "malformed-perp-symbol",
+        PAIR + "  - spot: ETH/USDT\n    perp: ETHUSDT\n",
+        "pairs[1].perp",
+        ["'ETHUSDT' is not a perp symbol like 'BTC/USDT:USDT'"],
+    ),
+    (
+        "pair-without-perp",
+        "pairs:\n  - spot: BTC/USDT\n",
+        "pairs[0].perp",
+        ["required, but missing"],
+    ),
+    # choices
+    ("unknown-venue", "venue: kraken\n", "venue", ["expected 'bybit'", '"kraken"']),
+    ("unknown-mode", "mode: backtest\n", "mode", ["expected 'paper' or 'live'", '"backtest"']),
+    ("live-mode", "mode: live\n", "mode", ["live trading is not available yet; use mode: paper"]),
+    # unknown keys
+    ("unknown-top-level-key", "tradng: {}\n", "tradng", ["unknown key; did you mean 'trading'?"]),
+    (
+        "unknown-nested-key",
+        'trading:\n  max_position_size: "10"\n',
+        "trading.max_position_size",
+        ["unknown key; did you mean 'max_position_size_usd'?"],
+    ),
+    (
+        "unknown-key-in-a-pair",
+        PAIR + "    leverage: 2\n",
+        "pairs[0].leverage",
+        ["unknown key; expected one of: spot, perp"],
+    ),
+    (
+        "unknown-key-with-dashes",
+        "strategy:\n  funding-window: 3\n",
+        "strategy.funding-window",
+        ["did you mean 'funding_window'?"],
+    ),
+    (
+        "unknown-key-nothing-close",
+        "colour: blue\n",
+        "colour",
+        ["unknown key; expected one of: mode, venue, pairs"],
+    ),
+    # balances
+    (
+        "negative-balance",
+        'balances:\n  USDT: "-1"\n',
+        "balances.USDT",
+        ["must be >= 0, got -1"],
+    ),
+    (
+        "missing-quote-balance",
+        'balances:\n  USDC: "1000"\n',
+        "balances.USDT",
+        ["positive starting balance", "BTC/USDT"],
+    ),
+    (
+        "zero-quote-balance",
+        'balances:\n  USDT: "0"\n',
+        "balances.USDT",
+        ["positive starting balance"],
+    ),
+    (
+        "balance-not-a-number",
+        "balances:\n  USDT: [1]\n",
+        "balances.USDT",
+        ["expected a decimal", "got a list"],
+    ),
+    (
+        "balance-currency-lowercase",
+        'balances:\n  usdt: "1000"\n',
+        "balances.usdt",
+        ["not a currency code like 'USDT'"],
+    ),
+    (
+        "balance-key-not-text",
+        'balances:\n  1: "1000"\n',
+        "balances[1]",
+        ["expected a text key", "got 1"],
+    ),
+    # data window, output, tracing
+    (
+        "data-end-before-start",
+        "data:\n  start: 2024-02-01\n  end: 2024-01-01\n",
+        "data.end",
+        ["'2024-01-01' must be after start '2024-02-01'"],
+    ),
+    (
+        "data-start-not-a-date",
+        'data:\n  start: "2024-13-01"\n',
+        "data.start",
+        ["'2024-13-01' is not an ISO date or time"],
+    ),
+    (
+        "stale-after-infinite",
+        "data:\n  stale_after_seconds: .inf\n",
+        "data.stale_after_seconds",
+        ["must be a positive number, got inf"],
+    ),
+    (
+        "stale-after-negative",
+        "data:\n  stale_after_seconds: -1\n",
+        "data.stale_after_seconds",
+        ["must be a positive number"],
+    ),
+    ("empty-data-dir", 'data:\n  dir: ""\n', "data.dir", ["must not be empty"]),
+    ("empty-output-dir", 'output:\n  dir: " "\n', "output.dir", ["must not be empty"]),
+    (
+        "endpoint-without-scheme",
+        "tracing:\n  otlp_endpoint: localhost:4318\n",
+        "tracing.otlp_endpoint",
+        ["'localhost:4318' is not an http(s) URL"],
+    ),
+    (
+        "endpoint-not-http",
+        "tracing:\n  otlp_endpoint: grpc://collector:4317\n",
+        "tracing.otlp_endpoint",
+        ["is not an http(s) URL"],
+    ),
+    (
+        "endpoint-bad-port",
+        "tracing:\n  otlp_endpoint: http://collector:port/v1/traces\n",
+        "tracing.otlp_endpoint",
+        ["is not an http(s) URL"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "yaml_path", "words"),
+    [pytest.param(text, where, words, id=name) for name, text, where, words in MALFORMED],
+)
+def test_a_malformed_config_names_the_yaml_path(
+    tmp_path: Path, text: str, yaml_path: str, words: list[str]
+) -> None:
+    message = error_for(write(tmp_path, text))
+    assert message.startswith(f"{yaml_path}: "), message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "yaml_path"),
+    [
+        pytest.param(f"api_key: {SECRET}\n", "api_key", id="api-key-top-level"),
+        pytest.param(f"API-SECRET: {SECRET}\n", "API-SECRET", id="api-secret-any-case-and-dash"),
+        pytest.param(f"bybit:\n  apiKey: {SECRET}\n", "bybit.apiKey", id="api-key-nested"),
+        pytest.param(
+            f"trading:\n  passphrase: {SECRET}\n", "trading.passphrase", id="passphrase-nested"
+        ),
+        pytest.param(
+            PAIR + f"    private_key: {SECRET}\n", "pairs[0].private_key", id="key-inside-a-list"
+        ),
+        pytest.param(f"tracing:\n  token: {SECRET}\n", "tracing.token", id="token"),
+        pytest.param(f"password: {SECRET}\n", "password", id="password"),
+        pytest.param(f"secret:\n  - {SECRET}\n", "secret", id="secret-holding-a-list"),
+    ],
+)
+def test_a_secret_in_the_file_is_refused_without_echoing_it(
+    tmp_path: Path, text: str, yaml_path: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    message = str(caught.value)
+    assert SECRET not in message
+    # Not in a chained exception either (a traceback would print it).
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    expected = f"{yaml_path}: keys and secrets are read only from environment variables"
+    assert message.split(": ", 1)[1].startswith(expected), message
+    assert "BYBIT_API_KEY" in message and "BYBIT_API_SECRET" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        pytest.param(
+            "trading:\n  order_timeout_seconds: [1, 2\n",
+            ["line 3, column 1", "not valid YAML", "flow sequence at line 2, column 26"],
+            id="unclosed-bracket",
+        ),
+        pytest.param(
+            "mode: paper\nvenue: bybit: x\n",
+            ["line 2, column 13", "mapping values are not allowed"],
+            id="colon-in-value",
+        ),
+        pytest.param(
+            'trading:\n\tmax_position_size_usd: "1"\n',
+            ["line 2, column 1", "tab character", "only spaces"],
+            id="tab-indent",
+        ),
+        pytest.param(
+            "trading: {}\nmode: paper\ntrading: {}\n",
+            ["line 3, column 1", "'trading' appears twice (first at line 1)"],
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "mode: paper\n---\nmode: paper\n",
+            ["line 2, column 1", "expected a single document", "found another document"],
+            id="two-documents",
+        ),
+        pytest.param(
+            "mode: pa\x07per\n",
+            ["line 1, column 9", "character 0x0007 is not allowed"],
+            id="control-character",
+        ),
+        pytest.param(
+            "pairs: &a\n  - *a\n",
+            ["pairs[0]", "alias refers to a mapping or list that contains it"],
+            id="recursive-alias",
+        ),
+    ],
+)
+def test_unreadable_yaml_says_where(tmp_path: Path, text: str, words: list[str]) -> None:
+    message = error_for(write(tmp_path, text))
+    for word in words:
+        assert word in message, message
+    assert SECRET not in message
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    assert error_for(tmp_path / "missing.yaml") == "cannot read the config: no such file"
+
+
+def test_a_directory(tmp_path: Path) -> None:
+    assert error_for(tmp_path) == "cannot read the config: it is a directory, not a file"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n\n", "# only a comment\n"], ids=["empty", "blank", "comment"]
+)
+def test_an_empty_file(tmp_path: Path, text: str) -> None:
+    assert error_for(write(tmp_path, text)).startswith("the file holds no settings")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        pytest.param("- mode: paper\n", "found a list", id="list"),
+        pytest.param("paper\n", 'found the string "paper"', id="string"),
+        pytest.param("42\n", "found 42", id="number"),
+    ],
+)
+def test_the_top_level_must_be_a_mapping(tmp_path: Path, text: str, found: str) -> None:
+    message = error_for(write(tmp_path, text))
+    assert message.startswith("the top level must be a mapping of settings"), message
+    assert found in message
+
+
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"mode: \xff\n")
+    assert error_for(path) == "not UTF-8 text (invalid byte at offset 6)"
+
+
+def test_the_shipped_schema_is_the_generated_one(tmp_path: Path) -> None:
+    generated = tmp_path / "config.schema.json"
+    write_schema(generated)
+    shipped = (ROOT / "config.schema.json").read_text(encoding="utf-8")
+    assert shipped == generated.read_text(encoding="utf-8"), (
+        "config.schema.json is out of date: run `python -m orchestrator.config`"
+    )
+
+
+def test_the_schema_describes_the_file() -> None:
+    schema = config_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["title"] and schema["description"]
+    config = schema["$defs"]["Config"]
+    assert config["additionalProperties"] is False
+    assert set(config["properties"]) == {
+        "mode",
+        "venue",
+        "pairs",
+        "balances",
+        "trading",
+        "fees",
+        "paper",
+        "strategy",
+        "data",
+        "output",
+        "tracing",
+    }
+    assert schema["$defs"]["TradingSettings"]["properties"]["delta_drift_tolerance"] == {
+        "type": "string",
+        "format": "decimal",
+        "default": "0.02",
+    }
+    assert schema["$defs"]["Pair"]["properties"]["spot"]["pattern"] == "^[A-Z0-9]+/[A-Z0-9]+$"
+    json.dumps(schema)  # serialisable as it stands
