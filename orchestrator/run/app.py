@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -19,7 +21,7 @@ from orchestrator.config import Config, ConfigError, Loaded, load, parse_time
 from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair
 from orchestrator.models import Instrument
 from orchestrator.run.chart import write_chart
-from orchestrator.run.engine import Progress, Replay, RunResult
+from orchestrator.run.engine import Progress, Replay, RunResult, StopFlag
 from orchestrator.run.report import format_table, summarise, write_positions
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
 
@@ -97,34 +99,48 @@ class ProgressBar:
 
 
 async def replay_both(
-    prepared: Prepared, make_progress: Callable[[str], Progress]
+    prepared: Prepared, make_progress: Callable[[str], Progress], stop: StopFlag
 ) -> tuple[RunResult, RunResult]:
-    """The strategy's run, then the always-hedged baseline; Ctrl-C stops either cleanly."""
+    """The strategy's run, then the always-hedged baseline on the same data."""
     config = prepared.loaded.config
-    stop = anyio.Event()
-
-    async def watch_signals() -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
-                stop.set()  # no new positions; open ones are closed on the last prices
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_signals)
-        result = await Replay(
-            config, prepared.datasets, prepared.instruments, strategies(config)
-        ).run(progress=make_progress("strategy"), stop=stop)
-        baseline = await Replay(
-            config,
-            prepared.datasets,
-            prepared.instruments,
-            [AlwaysHedged() for _ in config.pairs],
-            label="always hedged",
-        ).run(progress=make_progress("always hedged"), stop=stop)
-        tg.cancel_scope.cancel()
+    result = await Replay(config, prepared.datasets, prepared.instruments, strategies(config)).run(
+        progress=make_progress("strategy"), stop=stop
+    )
+    baseline = await Replay(
+        config,
+        prepared.datasets,
+        prepared.instruments,
+        [AlwaysHedged() for _ in config.pairs],
+        label="always hedged",
+    ).run(progress=make_progress("always hedged"), stop=stop)
     return result, baseline
 
 
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Ctrl-C (or SIGTERM) asks the replay to stop at the next instant: no new
+    positions, open ones closed on the last prices, everything written. A second
+    Ctrl-C interrupts at once."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def run(config_path: Path, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    with stop_on_signals() as stop:
+        return _run(config_path, out, err, stop)
+
+
+def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> int:
     loaded = load(config_path)
     prepared = prepare(loaded)
     for warning in prepared.warnings:
@@ -135,7 +151,7 @@ def run(config_path: Path, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -
     shutil.copyfile(loaded.path, folder / "config.yaml")
 
     started = time.perf_counter()
-    result, baseline = anyio.run(replay_both, prepared, lambda label: ProgressBar(label, err))
+    result, baseline = anyio.run(replay_both, prepared, lambda label: ProgressBar(label, err), stop)
     elapsed = time.perf_counter() - started
 
     summary = summarise(run_id, result, baseline, prepared.warnings)

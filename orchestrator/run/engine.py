@@ -15,14 +15,16 @@ import heapq
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
 
 from orchestrator.config import Config, Pair
 from orchestrator.exceptions import DeltaHedgeError, OrchestratorError
 from orchestrator.execution.paper import PaperExecutor
-from orchestrator.market.recorded import PairData
+from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument, Position
 from orchestrator.position.manager import PositionManager
@@ -32,6 +34,14 @@ from orchestrator.strategy.funding import Strategy
 SPOT, PERP, FUNDING = 0, 1, 2
 HOUR_MS = 3_600_000
 Progress = Callable[[int, int], None]  # (events done, events in all)
+
+
+class StopFlag(Protocol):
+    """Set from outside (a signal handler) to end the replay at the next instant."""
+
+    def is_set(self) -> bool: ...
+
+
 Event = tuple[int, int, int, int, Decimal]  # time ms, phase, pair index, kind, value
 
 
@@ -78,13 +88,13 @@ def merged_events(datasets: Sequence[PairData]) -> Iterator[Event]:
     """Every series of every pair in time order. Candles count at their close;
     at one instant prices come before funding (phase 0, then 1)."""
 
-    def candles(i: int, kind: int, rows: Sequence[object]) -> Iterator[Event]:
+    def candles(i: int, kind: int, rows: Sequence[Candle]) -> Iterator[Event]:
         for c in rows:
-            yield (c.open_time_ms + HOUR_MS, 0, i, kind, c.close)  # type: ignore[attr-defined]
+            yield (c.open_time_ms + HOUR_MS, 0, i, kind, c.close)
 
-    def funding(i: int, rows: Sequence[object]) -> Iterator[Event]:
+    def funding(i: int, rows: Sequence[FundingRate]) -> Iterator[Event]:
         for f in rows:
-            yield (f.time_ms, 1, i, FUNDING, f.rate)  # type: ignore[attr-defined]
+            yield (f.time_ms, 1, i, FUNDING, f.rate)
 
     series: list[Iterator[Event]] = []
     for i, data in enumerate(datasets):
@@ -150,7 +160,7 @@ class Replay:
     # -- the loop
 
     async def run(
-        self, *, progress: Progress | None = None, stop: anyio.Event | None = None
+        self, *, progress: Progress | None = None, stop: StopFlag | None = None
     ) -> RunResult:
         total = sum(len(d.spot) + len(d.perp) + len(d.funding) for d in self.datasets)
         done = 0
@@ -172,8 +182,10 @@ class Replay:
                     current = self.clock_ms = t
                     if start_ms < 0:
                         start_ms = t
-                    if progress is not None and done & 0xFFF == 0:
-                        progress(done, total)
+                    if done & 0xFFF == 0:
+                        if progress is not None:
+                            progress(done, total)
+                        await anyio.lowlevel.checkpoint()  # let the rest of the app run
                 run = self.pairs[i]
                 if kind == SPOT:
                     self.ticker.update(run.spot.symbol, value, t / 1000)

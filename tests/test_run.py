@@ -1,0 +1,267 @@
+"""The replay engine: funding settlement, the ledger identity, no look-ahead, interruption."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from orchestrator.config import Config, Pair, StrategySettings, load
+from orchestrator.exceptions import OrderRejected
+from orchestrator.execution.paper import PaperExecutor
+from orchestrator.market.recorded import Candle, FundingRate, PairData
+from orchestrator.market.ticker import TickerService
+from orchestrator.models import Instrument, OrderRequest, OrderResult, Side
+from orchestrator.run.app import prepare, strategies
+from orchestrator.run.engine import Replay, RunResult
+from orchestrator.run.report import ledger_identity
+from orchestrator.strategy.funding import FundingStrategy
+from tests.support import BTC_PERP, BTC_SPOT, data_file
+
+pytestmark = pytest.mark.anyio
+D = Decimal
+HOUR = 3_600_000
+T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+INSTRUMENTS = {BTC_SPOT.symbol: BTC_SPOT, BTC_PERP.symbol: BTC_PERP}
+# Enter on the first settlement above 10 %/y whose funding pays for the round trip
+# within 30 days; leave below 2 %/y.
+QUICK = StrategySettings(
+    funding_window=1,
+    entry_annualised=D("0.10"),
+    exit_annualised=D("0.02"),
+    negative_streak=3,
+    max_basis=D("0.005"),
+    min_hold_hours=720,
+)
+CONFIG = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")], strategy=QUICK)
+
+
+def candles(prices: Sequence[Decimal]) -> list[Candle]:
+    return [
+        Candle(T0 + i * HOUR, p, p, p, p, D(1)) for i, p in enumerate(prices)
+    ]  # open = high = low = close: the price of that hour
+
+
+def pair_data(spot: Sequence[Decimal], perp: Sequence[Decimal], rates: Sequence[str]) -> PairData:
+    funding = [FundingRate(T0 + (i + 1) * 8 * HOUR, D(r)) for i, r in enumerate(rates)]
+    return PairData("BTC/USDT", "BTC/USDT:USDT", candles(spot), candles(perp), funding, [])
+
+
+def replay(data: Sequence[PairData], config: Config = CONFIG, **kw: object) -> Replay:
+    strats = [FundingStrategy(config.strategy, config.fees, config.paper.slippage)]
+    return Replay(config, data, INSTRUMENTS, strats * len(data), **kw)  # type: ignore[arg-type]
+
+
+# -- funding
+
+
+async def test_funding_is_received_by_the_short_at_the_settlement_price() -> None:
+    hours = 8 * 6
+    spot = [D(50000)] * hours
+    perp = [D(50010) + i for i in range(hours)]  # the perp's price moves: settlement uses it
+    # Settlement 1 opens the position; 2 and 3 pay it; 4 is negative: it pays, and
+    # then leaves (below the exit threshold).
+    data = pair_data(spot, perp, ["0.001", "0.0005", "0.0002", "-0.0001", "0.001"])
+    result = await replay([data]).run()
+
+    position = result.positions[0]
+    assert position.opened_at is not None
+    assert position.opened_at.timestamp() * 1000 == T0 + 8 * HOUR
+    funding = [e for e in result.ledger.entries if e.kind == "funding"]
+    # Not the settlement it opened on: it did not hold the short before that instant.
+    assert [e.time_ms for e in funding] == [T0 + 16 * HOUR, T0 + 24 * HOUR, T0 + 32 * HOUR]
+    qty = position.quantity
+    for entry, rate in zip(funding, ["0.0005", "0.0002", "-0.0001"], strict=True):
+        price = perp[(entry.time_ms - T0) // HOUR - 1]  # the candle that closed at that instant
+        assert entry.price == price
+        assert entry.amount == qty * price * D(rate)  # exact, signed
+    assert funding[2].amount < 0  # negative funding: the short pays
+    assert result.pairs[0].exits[0] == (T0 + 32 * HOUR, "funding -10.95%/y below 2.00%/y")
+    assert len(result.positions) == 2  # settlement 5 is high again: back in
+
+
+async def test_nothing_is_paid_or_received_while_flat() -> None:
+    hours = 8 * 4
+    data = pair_data([D(50000)] * hours, [D(50010)] * hours, ["0.00001"] * 4)  # never enters
+    result = await replay([data]).run()
+    assert result.positions == []
+    assert [e for e in result.ledger.entries if e.kind == "funding"] == []
+    assert result.ending_balance == CONFIG.balances["USDT"]
+
+
+# -- the ledger identity
+
+
+def assert_balances(result: RunResult) -> None:
+    lhs, rhs = ledger_identity(result)
+    assert lhs == rhs  # exactly: Decimal, no tolerance
+
+
+@pytest.fixture(scope="module")
+def recorded() -> tuple[Config, list[PairData], dict[str, Instrument]]:
+    root = Path(__file__).resolve().parents[1]
+    loaded = load(root / "config.yaml")
+    prepared = prepare(loaded.__class__(loaded.config, loaded.path))
+    return loaded.config, prepared.datasets, prepared.instruments
+
+
+async def test_default_run_ledger_balances_to_the_last_digit(
+    recorded: tuple[Config, list[PairData], dict[str, Instrument]],
+) -> None:
+    config, datasets, instruments = recorded
+    result = await Replay(config, datasets, instruments, strategies(config)).run()
+    assert len(result.positions) > 5
+    assert all(p.state == "closed" for p in result.positions)
+    assert_balances(result)
+    assert result.equity[-1][1] == result.ending_balance  # flat at the end
+
+
+class EveryOtherPerpRejected(PaperExecutor):
+    """A venue that refuses the perp leg of every other open: the spot leg is rolled back."""
+
+    def __init__(self, ticker: TickerService, config: Config, instruments: dict[str, Instrument]) -> None:
+        super().__init__(ticker, config.fees, instruments.values(), slippage=config.paper.slippage)
+        self.perp_opens = 0
+
+    async def place_order(self, request: OrderRequest) -> OrderResult:
+        if request.client_order_id.endswith("-po1"):
+            self.perp_opens += 1
+            if self.perp_opens % 2:
+                raise OrderRejected("test venue: perp leg refused")
+        return await super().place_order(request)
+
+
+async def test_ledger_balances_on_a_run_with_rollbacks(
+    recorded: tuple[Config, list[PairData], dict[str, Instrument]],
+) -> None:
+    config, datasets, instruments = recorded
+    result = await Replay(
+        config,
+        datasets,
+        instruments,
+        strategies(config),
+        make_executor=lambda ticker: EveryOtherPerpRejected(ticker, config, instruments),
+    ).run()
+    states = [p.state for p in result.positions]
+    assert states.count("rolled_back") >= 3
+    assert states.count("closed") >= 3
+    rollbacks = [e for e in result.ledger.entries if e.note.endswith("-sr1")]
+    assert rollbacks  # the spot legs sold back, each with its fill, fee and slippage
+    assert_balances(result)
+
+
+class ClosesRefused(PaperExecutor):
+    """A venue that will not take the spot close: the position ends needing attention."""
+
+    async def place_order(self, request: OrderRequest) -> OrderResult:
+        if request.side is Side.SELL and request.category == "spot":
+            raise OrderRejected("test venue: spot sell refused")
+        return await super().place_order(request)
+
+
+async def test_ledger_balances_with_exposure_left_at_the_end() -> None:
+    hours = 8 * 4
+    data = pair_data([D(50000)] * hours, [D(50010)] * hours, ["0.001"] * 4)
+    result = await replay(
+        [data],
+        make_executor=lambda ticker: ClosesRefused(ticker, CONFIG.fees, INSTRUMENTS.values()),
+    ).run()
+    position = result.positions[0]
+    assert position.state == "needs_attention"
+    assert position.spot_qty > 0
+    assert position.perp_qty == 0  # the perp close went through
+    marks = [e for e in result.ledger.entries if e.kind == "mark"]
+    assert [m.symbol for m in marks] == ["BTC/USDT"]
+    assert_balances(result)
+
+
+# -- no look-ahead
+
+
+def changed_after(data: PairData, t: int) -> PairData:
+    """The same data up to t; everything that becomes known after t is different."""
+
+    def bend(c: Candle, factor: Decimal) -> Candle:
+        # A candle is known at its close: one that opens at t closes after t.
+        if c.open_time_ms < t:
+            return c
+        return Candle(
+            c.open_time_ms, c.open * factor, c.high * factor, c.low * factor, c.close * factor, c.volume
+        )
+
+    return msgspec.structs.replace(
+        data,
+        spot=[bend(c, D("0.7")) for c in data.spot],
+        perp=[bend(c, D("0.72")) for c in data.perp],  # and a wide basis
+        funding=[f if f.time_ms <= t else FundingRate(f.time_ms, -3 * f.rate) for f in data.funding],
+    )
+
+
+def decisions_until(result: RunResult, t: int) -> list[tuple[str, int, str]]:
+    out = []
+    for run in result.pairs:
+        out += [(run.name, when, "enter " + why) for when, why in run.entries if when <= t]
+        out += [(run.name, when, "exit " + why) for when, why in run.exits if when <= t]
+    return sorted(out)
+
+
+async def test_changing_data_after_t_changes_nothing_decided_before_t(
+    recorded: tuple[Config, list[PairData], dict[str, Instrument]],
+) -> None:
+    config, datasets, instruments = recorded
+    window = T0 + 150 * 24 * HOUR  # five months keep it quick
+    short = [
+        msgspec.structs.replace(
+            d,
+            spot=[c for c in d.spot if c.open_time_ms < window],
+            perp=[c for c in d.perp if c.open_time_ms < window],
+            funding=[f for f in d.funding if f.time_ms < window],
+        )
+        for d in datasets
+    ]
+    base = await Replay(config, short, instruments, strategies(config)).run()
+    moments = sorted({when for run in base.pairs for when, _ in run.entries + run.exits})
+    assert len(moments) >= 4, "the window must hold decisions to compare"
+    # Cut exactly at decision instants, and an hour before them.
+    for t in moments[:3] + [m - HOUR for m in moments[:3]]:
+        other = await Replay(
+            config, [changed_after(d, t) for d in short], instruments, strategies(config)
+        ).run()
+        assert decisions_until(other, t) == decisions_until(base, t)
+        ledger_until = [e for e in base.ledger.entries if e.time_ms <= t]
+        assert [e for e in other.ledger.entries if e.time_ms <= t] == ledger_until
+        assert decisions_until(other, base.end_ms) != decisions_until(base, base.end_ms)
+
+
+# -- interruption
+
+
+async def test_a_stop_ends_the_replay_early_and_closes_what_is_open(
+    recorded: tuple[Config, list[PairData], dict[str, Instrument]],
+) -> None:
+    config, datasets, instruments = recorded
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done >= total // 2:
+            stop.set()
+
+    result = await Replay(config, datasets, instruments, strategies(config)).run(
+        progress=progress, stop=stop
+    )
+    total = sum(len(d.spot) + len(d.perp) + len(d.funding) for d in datasets)
+    assert result.interrupted
+    assert total // 2 <= result.events < total
+    assert all(p.state == "closed" for p in result.positions)  # closed on the last prices
+    assert result.pairs[0].exits == [] or result.pairs[0].exits[-1][0] <= result.end_ms
+    assert_balances(result)
+
+
+def test_the_data_file_helper_finds_the_recorded_data() -> None:
+    assert data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").is_file()
