@@ -123,7 +123,9 @@ async def test_default_run_ledger_balances_to_the_last_digit(
 class EveryOtherPerpRejected(PaperExecutor):
     """A venue that refuses the perp leg of every other open: the spot leg is rolled back."""
 
-    def __init__(self, ticker: TickerService, config: Config, instruments: dict[str, Instrument]) -> None:
+    def __init__(
+        self, ticker: TickerService, config: Config, instruments: dict[str, Instrument]
+    ) -> None:
         super().__init__(ticker, config.fees, instruments.values(), slippage=config.paper.slippage)
         self.perp_opens = 0
 
@@ -190,14 +192,21 @@ def changed_after(data: PairData, t: int) -> PairData:
         if c.open_time_ms < t:
             return c
         return Candle(
-            c.open_time_ms, c.open * factor, c.high * factor, c.low * factor, c.close * factor, c.volume
+            c.open_time_ms,
+            c.open * factor,
+            c.high * factor,
+            c.low * factor,
+            c.close * factor,
+            c.volume,
         )
 
     return msgspec.structs.replace(
         data,
         spot=[bend(c, D("0.7")) for c in data.spot],
         perp=[bend(c, D("0.72")) for c in data.perp],  # and a wide basis
-        funding=[f if f.time_ms <= t else FundingRate(f.time_ms, -3 * f.rate) for f in data.funding],
+        funding=[
+            f if f.time_ms <= t else FundingRate(f.time_ms, -3 * f.rate) for f in data.funding
+        ],
     )
 
 

@@ -154,6 +154,7 @@ def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> 
     result, baseline = anyio.run(replay_both, prepared, lambda label: ProgressBar(label, err), stop)
     elapsed = time.perf_counter() - started
 
+    interrupted = result.interrupted or baseline.interrupted
     summary = summarise(run_id, result, baseline, prepared.warnings)
     (folder / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
     result.ledger.write_csv(folder / "ledger.csv")
@@ -164,7 +165,7 @@ def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> 
     span = f"{summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC"
     status = (
         "INTERRUPTED: stopped early, open positions closed at the last prices; "
-        if result.interrupted
+        if interrupted
         else ""
     )
     print(
@@ -179,7 +180,7 @@ def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> 
         file=out,
     )
     print(f"written to {folder}", file=out)
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 def check(config_path: Path, out: TextIO = sys.stdout) -> int:

@@ -128,7 +128,7 @@ def summarise(
         start=datetime.fromtimestamp(result.start_ms / 1000, UTC),
         end=datetime.fromtimestamp(result.end_ms / 1000, UTC),
         events=result.events,
-        interrupted=result.interrupted,
+        interrupted=result.interrupted or baseline.interrupted,
         quote=result.quote,
         starting_balance=result.starting_balance,
         ending_balance=result.ending_balance,

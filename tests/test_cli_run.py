@@ -1,0 +1,166 @@
+"""The main job end to end, as a user runs it: a subprocess on the default config."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.support import data_file
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").parent
+
+
+def orchestrator(*args: str, cwd: Path, data: Path = DATA) -> subprocess.Popen[str]:
+    env = dict(os.environ, ORCHESTRATOR_DATA=str(data), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copyfile(ROOT / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+def the_run_folder(workdir: Path) -> Path:
+    (folder,) = (workdir / "runs").iterdir()
+    return folder
+
+
+def check_ledger(folder: Path, summary: dict[str, object]) -> None:
+    """Recompute the identity from ledger.csv alone: it must hold to the last digit."""
+    with (folder / "ledger.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    by_kind: dict[str, Decimal] = {}
+    for row in rows:
+        by_kind[row["kind"]] = by_kind.get(row["kind"], Decimal(0)) + Decimal(row["amount"])
+    start = Decimal(str(summary["starting_balance"]))
+    end = Decimal(str(summary["ending_balance"]))
+    price_pnl = by_kind.get("fill", Decimal(0)) + by_kind.get("mark", Decimal(0))
+    fees = -by_kind.get("fee", Decimal(0))
+    assert start + by_kind.get("funding", Decimal(0)) - fees + price_pnl == end
+    assert summary["ledger_balances"] is True
+
+
+def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
+    proc = orchestrator("run", "config.yaml", cwd=workdir)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+    folder = the_run_folder(workdir)
+    assert {p.name for p in folder.iterdir()} == {
+        "config.yaml",
+        "summary.json",
+        "ledger.csv",
+        "positions.csv",
+        "chart.html",
+    }
+    assert (folder / "config.yaml").read_bytes() == (workdir / "config.yaml").read_bytes()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["interrupted"] is False
+    assert set(summary["pairs"]) == {"BTCUSDT", "ETHUSDT"}
+    assert summary["total"]["positions"] > 0
+    assert Decimal(summary["total"]["funding"]) > 0
+    assert summary["baseline_total"]["positions"] == 2  # always hedged: one per pair
+    assert summary["start"].startswith("2024-01-01")
+    check_ledger(folder, summary)
+    with (folder / "ledger.csv").open() as f:
+        kinds = {row["kind"] for row in csv.DictReader(f)}
+    assert kinds == {"fill", "fee", "slippage", "funding"}
+    with (folder / "positions.csv").open() as f:
+        positions = list(csv.DictReader(f))
+    assert len(positions) == sum(summary["positions"].values())
+    assert {p["state"] for p in positions} == {"closed"}
+    assert "<svg" in (folder / "chart.html").read_text()
+
+    # The console: the table per pair and in total, beside the baseline.
+    for needle in ("BTCUSDT", "ETHUSDT", "total", "always hedged", "ledger balances"):
+        assert needle in out
+    assert "strategy" in err  # the progress bar
+    assert "dropped 15 duplicate rows" in err  # the recorded data's known defect, reported
+
+
+def test_ctrl_c_stops_cleanly_writes_everything_and_exits_130(workdir: Path) -> None:
+    proc = orchestrator("run", "config.yaml", cwd=workdir)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the replay is under way
+        if line.startswith("strategy") and "#" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "INTERRUPTED" in out
+    assert "Traceback" not in err
+    folder = the_run_folder(workdir)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert {"ledger.csv", "positions.csv", "chart.html"} <= {p.name for p in folder.iterdir()}
+    check_ledger(folder, summary)
+    assert set(summary["positions"]) <= {"closed"}  # nothing left half-open
+    assert summary["end"] < "2025-09"  # it stopped early
+
+
+def test_check_validates_without_running(workdir: Path) -> None:
+    proc = orchestrator("check", "config.yaml", cwd=workdir)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "OK" in out
+    assert not (workdir / "runs").exists()
+
+
+def test_unknown_symbol_is_a_config_error_at_its_path(workdir: Path) -> None:
+    config = workdir / "config.yaml"
+    text = config.read_text().replace("perp: ETH/USDT:USDT", "perp: SOL/USDT:USDT")
+    config.write_text(text.replace("spot: ETH/USDT", "spot: SOL/USDT"))
+    proc = orchestrator("check", "config.yaml", cwd=workdir)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "pairs[1].spot: unknown symbol 'SOL/USDT'" in err
+
+
+def test_missing_data_says_which_command_fetches_it(workdir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    shutil.copyfile(
+        DATA / "bybit_instruments_info_BTC_ETH_ccxt_static_subset.json",
+        empty / "bybit_instruments_info_BTC_ETH_ccxt_static_subset.json",
+    )
+    proc = orchestrator("run", "config.yaml", cwd=workdir, data=empty)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "orchestrator data download --pairs BTC/USDT" in err
+    assert str(empty) in err
+    assert not (workdir / "runs").exists()  # nothing started
+
+
+def test_schema_command_prints_the_shipped_schema(workdir: Path) -> None:
+    proc = orchestrator("schema", cwd=workdir)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out) == json.loads((ROOT / "config.schema.json").read_text())
+
+
+def test_live_mode_is_refused_before_anything_runs(workdir: Path) -> None:
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text().replace("mode: paper", "mode: live"))
+    proc = orchestrator("run", "config.yaml", cwd=workdir)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "mode: live trading is not available yet" in err
+    assert not (workdir / "runs").exists()
