@@ -51,6 +51,7 @@ from orchestrator.position.delta import DeltaValidator
 from orchestrator.position.sizing import PositionSizer, round_down
 from orchestrator.risk import RiskManager
 from orchestrator.settings import TradingSettings
+from orchestrator.tracing.position import PositionTracer
 
 LegName = Literal["spot", "perp"]
 Action = Literal["open", "close", "rollback"]
@@ -111,6 +112,7 @@ class PositionManager:
         risk: RiskManager | None = None,
         delta: DeltaValidator | None = None,
         listeners: Sequence[object] = (),
+        tracing: PositionTracer | None = None,
     ) -> None:
         self._executor = executor
         self._ticker = ticker
@@ -118,7 +120,8 @@ class PositionManager:
         self._sizer = sizer or PositionSizer(settings)
         self._risk = risk or RiskManager(settings)
         self._delta = delta or DeltaValidator(settings)
-        self._listeners = list(listeners)
+        self._tracing = tracing or PositionTracer(clock=ticker.clock)
+        self._listeners = [*listeners, self._tracing]
         self._lookup_grace = min(1.0, settings.order_timeout_seconds / 4)
         self._positions: dict[str, _Entry] = {}
         # Guards the registry only; never held across I/O.
@@ -179,6 +182,36 @@ class PositionManager:
                 raise InvalidOrderError(f"position id {pid!r} is already in use")
             self._positions[pid] = entry
 
+        with self._tracing.phase(position, "open"):
+            qty = self._size(entry, available_balance)  # rejects and raises if there is none
+            position.quantity = qty
+            legs = [
+                self._leg(entry, "spot", "open", 1, Side.BUY, qty),
+                self._leg(entry, "perp", "open", 1, Side.SELL, qty),
+            ]
+            entry.send("send_legs")
+            # From here on orders are out: finish what was started, whatever the caller
+            # does. (Between the shielded blocks below nothing awaits, so no cancellation
+            # can land there.)
+            with anyio.CancelScope(shield=True):
+                timed_out = await self._execute(entry, legs)
+        failure = self._judge_open(entry, legs, timed_out)
+        if failure is None:
+            return position
+        error_type, why = failure
+        with anyio.CancelScope(shield=True), self._tracing.phase(position, "rollback"):
+            flat, _ = await self._unwind(entry, "rollback")
+            if flat:
+                position.reason = f"{why}; unwound to flat"
+                entry.send("rollback_done")
+            else:
+                position.reason = f"{why}; rollback left exposure: {self._exposure(entry)}"
+                entry.send("rollback_failed")
+        raise error_type(f"position {pid}: {position.reason}", position)
+
+    def _size(self, entry: _Entry, available_balance: Decimal) -> Decimal:
+        """The hedge quantity, or the position is rejected and the reason raised."""
+        spot, perp = entry.spot, entry.perp
         try:
             spot_price = self._ticker.require_price(spot.symbol)
             perp_price = self._ticker.require_price(perp.symbol)
@@ -201,54 +234,37 @@ class PositionManager:
         if not ok:
             self._reject(entry, why)
             raise RiskCheckFailed(why)
+        return qty
 
-        position.quantity = qty
-        legs = [
-            self._leg(entry, "spot", "open", 1, Side.BUY, qty),
-            self._leg(entry, "perp", "open", 1, Side.SELL, qty),
-        ]
-        entry.send("send_legs")
-        # From here on orders are out: finish what was started, whatever the caller does.
-        with anyio.CancelScope(shield=True):
-            timed_out = await self._execute(entry, legs)
-            error_type: type[DeltaHedgeError]
-            if timed_out:
-                entry.send("timed_out")
-                error_type, why = (
-                    DeltaHedgeTimeout,
-                    (
-                        f"legs not done within {self._settings.order_timeout_seconds} s "
-                        f"({self._describe(legs)})"
-                    ),
-                )
-            elif any(leg.failed or leg.unknown for leg in legs):
-                entry.send("leg_failed")
-                error_type, why = DeltaHedgeError, self._describe(legs)
-            else:
-                entry.send("legs_filled")
-                status = self._delta.validate_position(
-                    position, position.spot_qty, position.perp_qty
-                )
-                if status.is_within_tolerance:
-                    entry.send("delta_ok")
-                    position.opened_at = self._now()
-                    return position
-                entry.send("delta_breached")
-                error_type, why = (
-                    DeltaDriftExceeded,
-                    (
-                        f"spot {status.spot_qty} vs perp {status.perp_qty} drifts "
-                        f"{status.drift_pct:.4%}, tolerance {status.tolerance:.4%}"
-                    ),
-                )
-            flat, _ = await self._unwind(entry, "rollback")
-            if flat:
-                entry.send("rollback_done")
-                position.reason = f"{why}; unwound to flat"
-            else:
-                entry.send("rollback_failed")
-                position.reason = f"{why}; rollback left exposure: {self._exposure(entry)}"
-        raise error_type(f"position {pid}: {position.reason}", position)
+    def _judge_open(
+        self, entry: _Entry, legs: list[Leg], timed_out: bool
+    ) -> tuple[type[DeltaHedgeError], str] | None:
+        """Tell the machine how the legs went; None if the position is now validated,
+        else the error to raise once the open is unwound."""
+        if timed_out:
+            entry.send("timed_out")
+            return DeltaHedgeTimeout, (
+                f"legs not done within {self._settings.order_timeout_seconds} s "
+                f"({self._describe(legs)})"
+            )
+        if any(leg.failed or leg.unknown for leg in legs):
+            entry.send("leg_failed")
+            return DeltaHedgeError, self._describe(legs)
+        entry.send("legs_filled")
+        position = entry.position
+        with self._tracing.phase(position, "validate") as span:
+            status = self._delta.validate_position(position, position.spot_qty, position.perp_qty)
+            span.set_attribute("fo.delta.drift", str(status.drift_pct))
+            span.set_attribute("fo.delta.tolerance", str(status.tolerance))
+            if status.is_within_tolerance:
+                position.opened_at = self._now()
+                entry.send("delta_ok")
+                return None
+            entry.send("delta_breached")
+        return DeltaDriftExceeded, (
+            f"spot {status.spot_qty} vs perp {status.perp_qty} drifts "
+            f"{status.drift_pct:.4%}, tolerance {status.tolerance:.4%}"
+        )
 
     # -- close
 
@@ -270,15 +286,15 @@ class PositionManager:
                 )
             entry.send("close")  # under the lock: a second close is refused
         position = entry.position
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), self._tracing.phase(position, "close"):
             flat, timed_out = await self._unwind(entry, "close")
             if flat:
-                entry.send("close_filled")
                 position.closed_at = self._now()
                 position.reason = None
+                entry.send("close_filled")
                 return position
-            entry.send("timed_out" if timed_out else "close_failed")
             position.reason = f"close left exposure: {self._exposure(entry)}"
+            entry.send("timed_out" if timed_out else "close_failed")
         error_type = DeltaHedgeTimeout if timed_out else DeltaHedgeError
         raise error_type(f"position {position_id}: {position.reason}", position)
 
@@ -311,6 +327,7 @@ class PositionManager:
                         tg.start_soon(self._place, leg)
         except TimeoutError:
             timed_out = True
+        self._tracing.legs_sent(legs)
         for leg in legs:
             if leg.result is None and leg.error is None:
                 leg.unknown = True  # cut off by the deadline while in flight
@@ -325,15 +342,16 @@ class PositionManager:
         return timed_out
 
     async def _place(self, leg: Leg) -> None:
-        leg.sent_at = time.perf_counter()
-        try:
-            leg.result = await self._executor.place_order(leg.request)
-        except OrderOutcomeUnknown as exc:
-            leg.error, leg.unknown = exc, True
-        except OrchestratorError as exc:  # refused before or by the venue: nothing filled
-            leg.error = exc
-        except Exception as exc:  # a surprise: the order may be out, so ask the venue
-            leg.error, leg.unknown = exc, True
+        with self._tracing.order(leg):
+            leg.sent_at = time.perf_counter()
+            try:
+                leg.result = await self._executor.place_order(leg.request)
+            except OrderOutcomeUnknown as exc:
+                leg.error, leg.unknown = exc, True
+            except OrchestratorError as exc:  # refused before or by the venue: nothing filled
+                leg.error = exc
+            except Exception as exc:  # a surprise: the order may be out, so ask the venue
+                leg.error, leg.unknown = exc, True
 
     @staticmethod
     def _needs_lookup(leg: Leg) -> bool:
@@ -349,6 +367,10 @@ class PositionManager:
                     tg.start_soon(self._lookup, leg)
 
     async def _lookup(self, leg: Leg) -> None:
+        with self._tracing.lookup(leg):
+            await self._ask_venue(leg)
+
+    async def _ask_venue(self, leg: Leg) -> None:
         symbol, cid = leg.request.symbol, leg.request.client_order_id
         try:
             found = await self._executor.fetch_order_by_client_id(cid, symbol)

@@ -1,0 +1,188 @@
+"""One trace per position: a root span for its life, a span per phase, a span per order.
+
+The root span and its transition events come from the machine itself: this
+object is a listener on every PositionMachine. The manager opens phase and order
+spans around its I/O, through the same object, so all span names and attribute
+names live here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+from machines import FINAL_STATES
+from orchestrator.models import OrderResult, Position
+
+if TYPE_CHECKING:
+    from orchestrator.position.manager import Leg
+
+TRACER_NAME = "funding-orchestrator"
+
+
+class PositionTracer:
+    def __init__(
+        self, tracer: Tracer | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._tracer = tracer or trace.get_tracer(TRACER_NAME)
+        self._clock = clock  # the market's clock: the data's time in a replay
+        self._roots: dict[str, Span] = {}
+
+    # -- the machine's listener
+
+    def after_transition(self, event: Any, source: Any, target: Any, model: Position) -> None:
+        root = self._root(model)
+        root.add_event(
+            "transition",
+            {
+                "fo.transition.event": str(event),
+                "fo.transition.from": source.id,
+                "fo.transition.to": target.id,
+                "fo.market_time": self._market_time(),
+            },
+        )
+        if target.id in FINAL_STATES:
+            self.finish(model)
+
+    # -- spans the manager opens
+
+    @contextmanager
+    def phase(self, position: Position, name: str) -> Iterator[Span]:
+        """A child of the position's root span, current while the phase runs, so the
+        order tasks started inside become its children."""
+        context = trace.set_span_in_context(self._root(position))
+        with self._tracer.start_as_current_span(
+            f"position.{name}", context=context, attributes={"fo.position.id": position.id}
+        ) as span:
+            yield span
+
+    @contextmanager
+    def order(self, leg: Leg) -> Iterator[Span]:
+        request = leg.request
+        with self._tracer.start_as_current_span(
+            "order",
+            attributes={
+                "fo.order.leg": leg.name,
+                "fo.order.action": leg.action,
+                "fo.order.symbol": request.symbol,
+                "fo.order.category": request.category.value,
+                "fo.order.side": request.side.value,
+                "fo.order.requested_qty": str(request.quantity),
+                "fo.order.client_order_id": request.client_order_id,
+                "fo.order.reduce_only": request.reduce_only,
+            },
+            record_exception=False,  # legs never raise: their errors are recorded below
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            finally:  # also when the deadline cuts the request off
+                self._order_outcome(span, leg)
+
+    def _order_outcome(self, span: Span, leg: Leg) -> None:
+        if leg.sent_at is not None:
+            span.set_attribute("fo.order.latency_ms", (time.perf_counter() - leg.sent_at) * 1000)
+        if leg.result is not None:
+            self._result_attributes(span, leg.result)
+        if leg.result is not None:
+            outcome = leg.result.status.value
+        elif leg.unknown or leg.error is None:  # no error and no result: cut off in flight
+            outcome = "unknown"
+        else:
+            outcome = "failed"
+        span.set_attribute("fo.order.outcome", outcome)
+        if leg.error is not None:
+            span.record_exception(leg.error)
+            span.set_status(Status(StatusCode.ERROR, str(leg.error)))
+
+    @contextmanager
+    def lookup(self, leg: Leg) -> Iterator[Span]:
+        with self._tracer.start_as_current_span(
+            "order.lookup",
+            attributes={
+                "fo.order.leg": leg.name,
+                "fo.order.action": leg.action,
+                "fo.order.client_order_id": leg.request.client_order_id,
+            },
+        ) as span:
+            yield span
+            span.set_attribute("fo.order.outcome", "unknown" if leg.unknown else "resolved")
+            if leg.result is not None:
+                self._result_attributes(span, leg.result)
+
+    @staticmethod
+    def legs_sent(legs: list[Leg]) -> None:
+        """Leg skew on the current (phase) span: the time between the legs leaving."""
+        sent = [leg.sent_at for leg in legs if leg.sent_at is not None]
+        span = trace.get_current_span()
+        span.set_attribute("fo.legs.count", len(legs))
+        if len(sent) >= 2:
+            span.set_attribute("fo.legs.skew_ms", (max(sent) - min(sent)) * 1000)
+
+    def finish(self, position: Position) -> None:
+        """End the position's root span (at a final state, or when a run stops)."""
+        root = self._roots.pop(position.id, None)
+        if root is None:
+            return
+        root.set_attributes(
+            {
+                "fo.position.final_state": position.state or "",
+                "fo.position.quantity": str(position.quantity),
+                "fo.position.entry_fees": str(position.entry_fees),
+                "fo.position.exit_fees": str(position.exit_fees),
+                "fo.position.spot_qty": str(position.spot_qty),
+                "fo.position.perp_qty": str(position.perp_qty),
+            }
+        )
+        if position.reason:
+            root.set_attribute("fo.position.reason", position.reason)
+        if position.state == "needs_attention":
+            root.set_status(Status(StatusCode.ERROR, position.reason or "needs attention"))
+        root.end()
+
+    def finish_all(self, positions: list[Position]) -> None:
+        for position in positions:
+            self.finish(position)
+
+    # -- helpers
+
+    def _root(self, position: Position) -> Span:
+        root = self._roots.get(position.id)
+        if root is None:
+            # A new trace: positions are not children of whatever runs them.
+            root = self._tracer.start_span(
+                "position",
+                context=Context(),
+                attributes={
+                    "fo.position.id": position.id,
+                    "fo.position.spot_symbol": position.spot_symbol,
+                    "fo.position.perp_symbol": position.perp_symbol,
+                    "fo.market_time": self._market_time(),
+                },
+            )
+            self._roots[position.id] = root
+        return root
+
+    def _market_time(self) -> str:
+        return datetime.fromtimestamp(self._clock(), UTC).isoformat()
+
+    @staticmethod
+    def _result_attributes(span: Span, result: OrderResult) -> None:
+        span.set_attributes(
+            {
+                "fo.order.filled_qty": str(result.filled_qty),
+                "fo.order.avg_price": "" if result.avg_price is None else str(result.avg_price),
+                "fo.order.fee": str(result.fee),
+                "fo.order.fee_currency": result.fee_currency,
+                "fo.order.venue_order_id": result.order_id,
+                "fo.order.simulated": result.is_simulated,
+                "fo.order.status": result.status.value,
+            }
+        )
