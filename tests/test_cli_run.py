@@ -70,6 +70,7 @@ def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
         "ledger.csv",
         "positions.csv",
         "chart.html",
+        "traces.jsonl",
     }
     assert (folder / "config.yaml").read_bytes() == (workdir / "config.yaml").read_bytes()
     summary = json.loads((folder / "summary.json").read_text())
@@ -110,7 +111,8 @@ def test_ctrl_c_stops_cleanly_writes_everything_and_exits_130(workdir: Path) -> 
     folder = the_run_folder(workdir)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["interrupted"] is True
-    assert {"ledger.csv", "positions.csv", "chart.html"} <= {p.name for p in folder.iterdir()}
+    written = {p.name for p in folder.iterdir()}
+    assert {"ledger.csv", "positions.csv", "chart.html", "traces.jsonl"} <= written
     check_ledger(folder, summary)
     assert set(summary["positions"]) <= {"closed"}  # nothing left half-open
     assert summary["end"] < "2025-09"  # it stopped early

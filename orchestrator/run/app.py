@@ -16,6 +16,7 @@ from uuid import uuid4
 
 import anyio
 import msgspec
+from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, ConfigError, Loaded, load, parse_time
 from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair
@@ -24,6 +25,8 @@ from orchestrator.run.chart import write_chart
 from orchestrator.run.engine import Progress, Replay, RunResult, StopFlag
 from orchestrator.run.report import format_table, summarise, write_positions
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
+from orchestrator.tracing.position import TRACER_NAME
+from orchestrator.tracing.setup import TRACE_FILE, make_provider
 
 EXIT_INTERRUPTED = 130
 
@@ -99,13 +102,16 @@ class ProgressBar:
 
 
 async def replay_both(
-    prepared: Prepared, make_progress: Callable[[str], Progress], stop: StopFlag
+    prepared: Prepared,
+    make_progress: Callable[[str], Progress],
+    stop: StopFlag,
+    tracer: Tracer | None = None,
 ) -> tuple[RunResult, RunResult]:
-    """The strategy's run, then the always-hedged baseline on the same data."""
+    """The strategy's run (traced), then the always-hedged baseline on the same data."""
     config = prepared.loaded.config
-    result = await Replay(config, prepared.datasets, prepared.instruments, strategies(config)).run(
-        progress=make_progress("strategy"), stop=stop
-    )
+    result = await Replay(
+        config, prepared.datasets, prepared.instruments, strategies(config), tracer=tracer
+    ).run(progress=make_progress("strategy"), stop=stop)
     baseline = await Replay(
         config,
         prepared.datasets,
@@ -150,8 +156,24 @@ def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> 
     folder.mkdir(parents=True, exist_ok=False)
     shutil.copyfile(loaded.path, folder / "config.yaml")
 
+    tracing = loaded.config.tracing
+    provider = (
+        make_provider(run_id, loaded.config.mode, folder / TRACE_FILE, tracing.otlp_endpoint)
+        if tracing.enabled
+        else None
+    )
     started = time.perf_counter()
-    result, baseline = anyio.run(replay_both, prepared, lambda label: ProgressBar(label, err), stop)
+    try:
+        result, baseline = anyio.run(
+            replay_both,
+            prepared,
+            lambda label: ProgressBar(label, err),
+            stop,
+            provider.get_tracer(TRACER_NAME) if provider else None,
+        )
+    finally:
+        if provider is not None:
+            provider.shutdown()  # flushes every span, whichever way the run ended
     elapsed = time.perf_counter() - started
 
     interrupted = result.interrupted or baseline.interrupted

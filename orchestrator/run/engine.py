@@ -20,6 +20,7 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup, TaskStatus
+from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, Pair
 from orchestrator.exceptions import DeltaHedgeError, OrchestratorError
@@ -30,6 +31,7 @@ from orchestrator.models import ZERO, Instrument, Position
 from orchestrator.position.manager import PositionManager
 from orchestrator.run.ledger import Ledger
 from orchestrator.strategy.funding import Strategy
+from orchestrator.tracing.position import PositionTracer
 
 SPOT, PERP, FUNDING = 0, 1, 2
 HOUR_MS = 3_600_000
@@ -116,7 +118,7 @@ class Replay:
         *,
         label: str = "strategy",
         make_executor: Callable[[TickerService], PaperExecutor] | None = None,
-        listeners: Sequence[object] = (),
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config
         self.label = label
@@ -149,8 +151,9 @@ class Replay:
         )
         for currency, amount in config.balances.items():
             self.executor.set_initial_balance(currency, amount)
+        self.tracing = PositionTracer(tracer, clock=self.ticker.clock)
         self.manager = PositionManager(
-            self.executor, self.ticker, config.trading, listeners=listeners
+            self.executor, self.ticker, config.trading, tracing=self.tracing
         )
         self.ledger = Ledger(config.balances)
         self.positions: list[Position] = []
@@ -206,6 +209,7 @@ class Replay:
         if progress is not None:
             progress(done, total)
         self._mark_what_is_left()
+        self.tracing.finish_all([run.position for run in self.pairs if run.position])
         return RunResult(
             label=self.label,
             quote=self.quote,
