@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import diagrams
 from orchestrator.config import (
@@ -21,6 +22,9 @@ from orchestrator.config import (
 )
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.market.recorded import DataError
+
+if TYPE_CHECKING:
+    from orchestrator.tracing import inspect
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -80,7 +84,62 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace_file(args: argparse.Namespace) -> Path:
+    from orchestrator.tracing import inspect
+
+    if args.file is not None:
+        path: Path = args.file
+        return path
+    return inspect.latest_trace_file(args.runs)
+
+
+def _read_traces(path: Path) -> list[inspect.SpanRecord]:
+    from orchestrator.tracing import inspect
+
+    spans, problems = inspect.read_spans(path)
+    for problem in problems:
+        print(f"warning: {path}: {problem}", file=sys.stderr)
+    return spans
+
+
+def _traces(args: argparse.Namespace) -> int:
+    from orchestrator.tracing import inspect
+
+    path = _trace_file(args)
+    spans = _read_traces(path)
+    if args.position:
+        detail = inspect.position_detail(spans, args.position)
+        if args.json:
+            print(json.dumps(inspect.detail_json(detail), indent=2))
+        else:
+            print(inspect.format_detail(detail))
+        return 0
+    summaries = inspect.positions(spans)
+    if args.json:
+        print(json.dumps(inspect.positions_json(summaries), indent=2))
+    else:
+        print(f"{path}: {len(summaries)} positions")
+        print(inspect.format_positions(summaries))
+    return 0
+
+
 def _diagrams(args: argparse.Namespace) -> int:
+    if args.position:
+        from orchestrator.tracing import inspect
+
+        detail = inspect.position_detail(_read_traces(_trace_file(args)), args.position)
+        steps = [(t.event, t.source, t.target) for t in detail.transitions]
+        if args.svg:
+            if not diagrams.has_dot():
+                print(
+                    "error: --svg needs Graphviz's dot: apt-get install graphviz", file=sys.stderr
+                )
+                return 2
+            args.svg.write_bytes(diagrams.svg("position", steps))
+            print(f"wrote {args.svg}")
+        else:
+            print(diagrams.highlighted_mermaid("position", steps), end="")
+        return 0
     if args.check:
         stale = diagrams.stale(args.out)
         for name in stale:
@@ -88,6 +147,8 @@ def _diagrams(args: argparse.Namespace) -> int:
         return 1 if stale else 0
     for path in diagrams.write(args.out):
         print(f"wrote {path}")
+    if not diagrams.has_dot():
+        print("no SVG: Graphviz's dot is not installed (apt-get install graphviz)")
     return 0
 
 
@@ -128,9 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--data-dir", type=Path, help=f"default: ${DATA_ENV}, else ./data")
     down.set_defaults(handler=_download)
 
+    traces = commands.add_parser("traces", help="list a run's positions from its trace file")
+    traces.add_argument("file", nargs="?", type=Path, help="OTLP JSON lines (default: latest run)")
+    traces.add_argument("--position", metavar="ID", help="one position's span timeline and path")
+    traces.add_argument("--json", action="store_true", help="machine-readable output")
+    traces.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
+    traces.set_defaults(handler=_traces)
+
     diag = commands.add_parser("diagrams", help="write the state diagrams from the machines")
     diag.add_argument("--out", type=Path, default=Path("diagrams"))
     diag.add_argument("--check", action="store_true", help="exit 1 if the files are out of date")
+    diag.add_argument(
+        "--position", metavar="ID", help="print the machine with this position's path marked"
+    )
+    diag.add_argument("--traces", dest="file", type=Path, help="trace file (default: latest run)")
+    diag.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
+    diag.add_argument("--svg", type=Path, metavar="FILE", help="with --position: write an SVG")
     diag.set_defaults(handler=_diagrams)
     return parser
 
@@ -147,4 +221,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # piped into `head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

@@ -89,8 +89,8 @@ def encode_line(spans: Sequence[ReadableSpan]) -> bytes:
 class OtlpJsonFileExporter(SpanExporter):
     """Appends one OTLP/JSON line per ``export`` call to ``path``.
 
-    The file is opened (not created: its folder must exist) when the exporter is
-    built, so a bad path fails at start-up rather than in the batch worker thread.
+    The file is opened (created if need be, but not its folder) when the exporter
+    is built, so a bad path fails at start-up rather than in the batch worker thread.
     """
 
     def __init__(self, path: str | Path) -> None:

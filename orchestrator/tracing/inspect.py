@@ -1,0 +1,827 @@
+"""Read OTLP/JSON trace files and tell what happened to each position.
+
+Reads any file in the OTLP/JSON lines encoding: ours (``otlp_json``), another
+run's, or one a Collector wrote or merged (several ``resourceSpans`` per line,
+one trace spread over several lines). A bad line or span is reported by line
+number and skipped; everything else is still read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, NamedTuple, TypeAlias
+
+import msgspec
+
+from orchestrator.exceptions import OrchestratorError, UnknownPositionError
+
+AttrValue: TypeAlias = (
+    str | bool | int | float | bytes | list["AttrValue"] | dict[str, "AttrValue"] | None
+)
+Attributes: TypeAlias = dict[str, AttrValue]
+
+TRACES_FILE = "traces.jsonl"
+ROOT_SPAN = "position"
+TRANSITION_EVENT = "transition"
+# A client order id is f"{position_id}-{leg[0]}{action[0]}{attempt}"
+# (orchestrator.position.manager.client_order_id): it names the position even
+# when every span that carries the position id is lost.
+_CLIENT_ORDER_ID = re.compile(r"^(?P<position>.+)-[sp][ocr]\d+$")
+
+
+class TraceFileError(OrchestratorError):
+    """The trace file as a whole cannot be used: missing, unreadable or empty."""
+
+
+class PositionNotInTraceError(UnknownPositionError):
+    """No position (or several) in the spans matches the id asked for."""
+
+    def __str__(self) -> str:
+        # KeyError's str() would quote the message.
+        return str(self.args[0])
+
+
+class SpanEvent(NamedTuple):
+    time_ns: int
+    name: str
+    attributes: Attributes
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    trace_id: str  # 32 lowercase hex digits
+    span_id: str  # 16 lowercase hex digits
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: Attributes
+    events: tuple[SpanEvent, ...]
+    status_code: str  # "UNSET", "OK" or "ERROR"
+    status_message: str
+    resource: Attributes  # shared by all spans of one resourceSpans entry
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code == "ERROR"
+
+
+# -- reading
+
+
+class _Bad(Exception):
+    """A part of a line that cannot be read; the message says why."""
+
+
+# Records a problem: (where in the line, what is wrong).
+_Problem: TypeAlias = Callable[[str, str], None]
+
+_decoder = msgspec.json.Decoder()
+_STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+_STATUS_NAMES = {f"STATUS_CODE_{name}": name for name in _STATUS_CODES.values()}
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_CAMEL_HUMP = re.compile(r"[A-Z]")
+
+
+def read_spans(path: str | Path) -> tuple[list[SpanRecord], list[str]]:
+    """Every readable span in the file, and the problems found, each naming its line."""
+    path = Path(path)
+    spans: list[SpanRecord] = []
+    problems: list[str] = []
+    seen_content = False
+    try:
+        with path.open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    seen_content = True
+                    _read_line(line, number, spans, problems)
+    except FileNotFoundError:
+        raise TraceFileError(f"{path}: no such trace file") from None
+    except IsADirectoryError:
+        raise TraceFileError(f"{path} is a folder, not a trace file") from None
+    except OSError as exc:
+        raise TraceFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not seen_content:
+        raise TraceFileError(f"{path} is empty: no spans were exported to it")
+    return spans, problems
+
+
+def _read_line(line: bytes, number: int, spans: list[SpanRecord], problems: list[str]) -> None:
+    def problem(where: str, message: str) -> None:
+        problems.append(
+            f"line {number}: {where}: {message}" if where else f"line {number}: {message}"
+        )
+
+    try:
+        request = _decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        problem("", f"not valid JSON (truncated?): {exc}")
+        return
+    if not isinstance(request, dict) or _get(request, "resourceSpans") is None:
+        problem("", "no resourceSpans: not an OTLP/JSON trace request")
+        return
+    for i, resource_spans in _items(request, "resourceSpans", "", problem):
+        where = f"resourceSpans[{i}]"
+        resource_obj = _get(resource_spans, "resource")
+        resource = (
+            _attributes(resource_obj, f"{where}.resource", problem)
+            if isinstance(resource_obj, dict)
+            else {}
+        )
+        for j, scope_spans in _items(resource_spans, "scopeSpans", where, problem):
+            scope_where = f"{where}.scopeSpans[{j}]"
+            for k, raw in _items(scope_spans, "spans", scope_where, problem):
+                span_where = f"{scope_where}.spans[{k}]"
+                try:
+                    spans.append(_span(raw, resource, span_where, problem))
+                except _Bad as exc:
+                    problem(span_where, str(exc))
+
+
+def _get(obj: dict[str, Any], name: str) -> Any:
+    """A field by its lowerCamelCase name, or by its proto name, which proto3 JSON
+    readers must accept as well."""
+    if name in obj:
+        return obj[name]
+    return obj.get(_snake(name))
+
+
+def _snake(name: str) -> str:
+    return _CAMEL_HUMP.sub(lambda hump: "_" + hump.group().lower(), name)
+
+
+def _items(
+    obj: dict[str, Any], name: str, where: str, problem: _Problem
+) -> Iterable[tuple[int, dict[str, Any]]]:
+    """The objects in the list field ``name``; a missing field is an empty list."""
+    values = _get(obj, name)
+    if values is None:
+        return
+    if not isinstance(values, list):
+        problem(where, f"{name} is not a list")
+        return
+    for index, value in enumerate(values):
+        if isinstance(value, dict):
+            yield index, value
+        else:
+            problem(f"{where}.{name}[{index}]" if where else f"{name}[{index}]", "not an object")
+
+
+def _span(raw: dict[str, Any], resource: Attributes, where: str, problem: _Problem) -> SpanRecord:
+    trace_id = _hex_id(raw, "traceId", 32)
+    span_id = _hex_id(raw, "spanId", 16)
+    parent_span_id = _hex_id(raw, "parentSpanId", 16) if _get(raw, "parentSpanId") else None
+    name = _get(raw, "name") or ""
+    if not isinstance(name, str):
+        raise _Bad("name is not a string")
+    start_ns = _uint64(raw, "startTimeUnixNano")
+    end_ns = _uint64(raw, "endTimeUnixNano")
+    attributes = _attributes(raw, where, problem)
+    events: list[SpanEvent] = []
+    for index, event in _items(raw, "events", where, problem):
+        event_where = f"{where}.events[{index}]"
+        try:
+            event_name = _get(event, "name") or ""
+            if not isinstance(event_name, str):
+                raise _Bad("name is not a string")
+            time_ns = _uint64(event, "timeUnixNano")
+        except _Bad as exc:
+            problem(event_where, str(exc))
+            continue
+        events.append(SpanEvent(time_ns, event_name, _attributes(event, event_where, problem)))
+    status_code, status_message = _status(_get(raw, "status"), where, problem)
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        name=name,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        attributes=attributes,
+        events=tuple(events),
+        status_code=status_code,
+        status_message=status_message,
+        resource=resource,
+    )
+
+
+def _hex_id(raw: dict[str, Any], name: str, digits: int) -> str:
+    value = _get(raw, name)
+    if value is None or value == "":
+        raise _Bad(f"missing {name}")
+    if (
+        not isinstance(value, str)
+        or len(value) != digits
+        or not all(c in "0123456789abcdefABCDEF" for c in value)
+    ):
+        raise _Bad(f"{name} {value!r} is not {digits} hex digits")
+    if not value.strip("0"):
+        raise _Bad(f"{name} is all zeros (invalid)")
+    return value.lower()
+
+
+def _uint64(raw: dict[str, Any], name: str) -> int:
+    value = _get(raw, name)
+    if value is None:
+        raise _Bad(f"missing {name}")
+    number = _int(value, name)
+    if number < 0:
+        raise _Bad(f"{name} is negative")
+    return number
+
+
+def _int(value: Any, what: str) -> int:
+    # 64-bit integers are decimal strings in OTLP/JSON; readers accept numbers too.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise _Bad(f"{what} {value!r} is not an integer")
+
+
+def _status(raw: Any, where: str, problem: _Problem) -> tuple[str, str]:
+    if raw is None:
+        return "UNSET", ""
+    if not isinstance(raw, dict):
+        problem(where, "status is not an object")
+        return "UNSET", ""
+    code = _get(raw, "code")
+    message = _get(raw, "message") or ""
+    if code is None:  # proto3 JSON leaves out the default, UNSET
+        name: str | None = "UNSET"
+    elif isinstance(code, str):  # enum names are valid proto3 JSON too
+        name = _STATUS_NAMES.get(code)
+    else:
+        name = _STATUS_CODES.get(code) if isinstance(code, int) else None
+    if name is None:
+        problem(where, f"unknown status code {code!r}")
+    return name or "UNSET", message if isinstance(message, str) else str(message)
+
+
+def _attributes(owner: dict[str, Any], where: str, problem: _Problem) -> Attributes:
+    attributes: Attributes = {}
+    for index, entry in _items(owner, "attributes", where, problem):
+        key = _get(entry, "key")
+        try:
+            if not isinstance(key, str):
+                raise _Bad("key is not a string")
+            attributes[key] = _any_value(_get(entry, "value") or {})
+        except _Bad as exc:
+            problem(f"{where}.attributes[{index}]", str(exc))
+    return attributes
+
+
+def _any_value(raw: Any) -> AttrValue:
+    if not isinstance(raw, dict):
+        raise _Bad("value is not an AnyValue object")
+    if not raw:  # the empty AnyValue: a null inside an array
+        return None
+    kind, value = next(iter(raw.items()))
+    match _snake(kind):
+        case "string_value" if isinstance(value, str):
+            return value
+        case "bool_value" if isinstance(value, bool):
+            return value
+        case "int_value":
+            return _int(value, "intValue")
+        case "double_value":
+            return _double(value)
+        case "array_value" if isinstance(value, dict):
+            return [_any_value(item) for item in _list(value)]
+        case "kvlist_value" if isinstance(value, dict):
+            entries = [entry for entry in _list(value) if isinstance(entry, dict)]
+            if not all(isinstance(_get(entry, "key"), str) for entry in entries):
+                raise _Bad("kvlistValue has a key that is not a string")
+            return {_get(entry, "key"): _any_value(_get(entry, "value") or {}) for entry in entries}
+        case "bytes_value" if isinstance(value, str):
+            try:
+                return base64.b64decode(value, validate=True)
+            except binascii.Error:
+                raise _Bad(f"bytesValue {value!r} is not base64") from None
+    raise _Bad(f"unreadable AnyValue {raw!r}")
+
+
+def _list(container: dict[str, Any]) -> list[Any]:
+    values = _get(container, "values") or []
+    if not isinstance(values, list):
+        raise _Bad("values is not a list")
+    return values
+
+
+def _double(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        if value in _NON_FINITE:
+            return _NON_FINITE[value]
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise _Bad(f"doubleValue {value!r} is not a number")
+
+
+# -- positions
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSummary:
+    position_id: str | None  # None: the root span is missing and no other span names it
+    spot_symbol: str | None
+    perp_symbol: str | None
+    final_state: str | None
+    reason: str | None
+    start_ns: int
+    duration_ms: float
+    leg_skew_ms: float | None  # the largest over the position's phases
+    fees: Decimal | None  # entry + exit, quote currency
+    trace_id: str
+    run_id: str | None
+    incomplete: bool  # the root span never arrived: only some of its children did
+
+    @property
+    def outcome(self) -> str:
+        if self.incomplete:
+            return "incomplete (no position span)"
+        state = self.final_state or "unknown"
+        return f"{state}: {self.reason}" if self.reason else state
+
+
+@dataclass(frozen=True, slots=True)
+class SpanNode:
+    span: SpanRecord
+    children: tuple[SpanNode, ...]  # by start time
+
+
+class Transition(NamedTuple):
+    time_ns: int
+    event: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionDetail:
+    summary: PositionSummary
+    # The position span; when it is missing, the top spans that did arrive.
+    roots: tuple[SpanNode, ...]
+    transitions: tuple[Transition, ...]  # in time order
+
+    @property
+    def path(self) -> list[str]:
+        """The machine's states in order: ``["pending", "legs_sent", ...]``."""
+        if not self.transitions:
+            return []
+        return [self.transitions[0].source, *(t.target for t in self.transitions)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    root: SpanRecord | None
+    spans: tuple[SpanRecord, ...]  # the root (if any) and all its descendants
+
+
+def positions(spans: Iterable[SpanRecord]) -> list[PositionSummary]:
+    """One summary per position, by start time."""
+    return sorted(
+        (_summary(group) for group in _groups(spans)),
+        key=lambda s: (s.start_ns, s.position_id or ""),
+    )
+
+
+def position_detail(spans: Iterable[SpanRecord], position_id: str) -> PositionDetail:
+    """The span tree and machine path of one position, found by its id, its trace id
+    or a unique prefix of its id."""
+    found = [(group, _summary(group)) for group in _groups(spans)]
+    matches = [
+        (group, summary)
+        for group, summary in found
+        if position_id in (summary.position_id, summary.trace_id)
+    ] or [
+        (group, summary)
+        for group, summary in found
+        if summary.position_id and summary.position_id.startswith(position_id)
+    ]
+    if not matches:
+        known = sorted({s.position_id for _, s in found if s.position_id})
+        shown = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+        raise PositionNotInTraceError(
+            f"no position {position_id!r} in these spans; known: {shown or 'none'}"
+        )
+    if len(matches) > 1:
+        which = ", ".join(f"{s.position_id} (trace {s.trace_id})" for _, s in matches[:5])
+        raise PositionNotInTraceError(
+            f"{position_id!r} matches {len(matches)} positions: {which}; give a trace id"
+        )
+    group, summary = matches[0]
+    return PositionDetail(summary, _tree(group.spans), _transitions(group.root))
+
+
+def _groups(spans: Iterable[SpanRecord]) -> list[_Group]:
+    """The spans of each position: a ``position`` span with its descendants, or, for
+    a position whose root span is missing, its orphaned phase and order spans (by
+    trace: each position is a trace of its own)."""
+    index: dict[tuple[str, str], SpanRecord] = {}
+    for span in spans:
+        # A span seen twice (merged files) counts once.
+        index.setdefault((span.trace_id, span.span_id), span)
+    owners: dict[tuple[str, str], tuple[str, str] | None] = {}
+    members: defaultdict[tuple[str, str], list[SpanRecord]] = defaultdict(list)
+    for key, span in index.items():
+        owner = _owner(key, index, owners)
+        if owner is not None:
+            members[owner].append(span)
+        elif span.name == "order" or span.name.startswith(("position.", "order.")):
+            members[(span.trace_id, "")].append(span)
+    return [
+        _Group(index.get(key) if key[1] else None, tuple(group)) for key, group in members.items()
+    ]
+
+
+def _owner(
+    key: tuple[str, str],
+    index: dict[tuple[str, str], SpanRecord],
+    owners: dict[tuple[str, str], tuple[str, str] | None],
+) -> tuple[str, str] | None:
+    """The key of the nearest ``position`` span above (or at) ``key``, or None."""
+    walked: list[tuple[str, str]] = []
+    current: tuple[str, str] | None = key
+    while current is not None and current not in owners:
+        span = index.get(current)
+        if span is None or current in walked:  # parent never arrived, or a cycle
+            current = None
+            break
+        if span.name == ROOT_SPAN:
+            owners[current] = current
+            break
+        walked.append(current)
+        current = (span.trace_id, span.parent_span_id) if span.parent_span_id else None
+    owner = owners.get(current) if current is not None else None
+    for step in walked:
+        owners[step] = owner
+    return owner
+
+
+def _summary(group: _Group) -> PositionSummary:
+    root = group.root
+    skews = [
+        skew
+        for span in group.spans
+        if span.name.startswith("position.")
+        and isinstance(skew := span.attributes.get("fo.legs.skew_ms"), int | float)
+        and not isinstance(skew, bool)
+    ]
+    leg_skew = float(max(skews)) if skews else None
+    if root is not None:
+        attrs = root.attributes
+        fees = [
+            _decimal(attrs.get(name))
+            for name in ("fo.position.entry_fees", "fo.position.exit_fees")
+        ]
+        known_fees = [fee for fee in fees if fee is not None]
+        return PositionSummary(
+            position_id=_str(attrs.get("fo.position.id")),
+            spot_symbol=_str(attrs.get("fo.position.spot_symbol")),
+            perp_symbol=_str(attrs.get("fo.position.perp_symbol")),
+            final_state=_str(attrs.get("fo.position.final_state")),
+            reason=_str(attrs.get("fo.position.reason")),
+            start_ns=root.start_ns,
+            duration_ms=root.duration_ms,
+            leg_skew_ms=leg_skew,
+            fees=sum(known_fees, Decimal(0)) if known_fees else None,
+            trace_id=root.trace_id,
+            run_id=_str(root.resource.get("fo.run.id")),
+            incomplete=False,
+        )
+    start = min(span.start_ns for span in group.spans)
+    symbols = {
+        _str(span.attributes.get("fo.order.leg")): _str(span.attributes.get("fo.order.symbol"))
+        for span in group.spans
+        if span.name == "order"
+    }
+    return PositionSummary(
+        position_id=_orphan_position_id(group.spans),
+        spot_symbol=symbols.get("spot"),
+        perp_symbol=symbols.get("perp"),
+        final_state=None,
+        reason=None,
+        start_ns=start,
+        duration_ms=(max(span.end_ns for span in group.spans) - start) / 1e6,
+        leg_skew_ms=leg_skew,
+        fees=None,  # only the position span has them in the quote currency
+        trace_id=group.spans[0].trace_id,
+        run_id=next((r for s in group.spans if (r := _str(s.resource.get("fo.run.id")))), None),
+        incomplete=True,
+    )
+
+
+def _orphan_position_id(spans: Sequence[SpanRecord]) -> str | None:
+    for span in spans:
+        if position_id := _str(span.attributes.get("fo.position.id")):
+            return position_id
+    for span in spans:
+        match = _CLIENT_ORDER_ID.match(_str(span.attributes.get("fo.order.client_order_id")) or "")
+        if match:
+            return match["position"]
+    return None
+
+
+def _tree(spans: Sequence[SpanRecord]) -> tuple[SpanNode, ...]:
+    ids = {span.span_id for span in spans}
+    children: defaultdict[str | None, list[SpanRecord]] = defaultdict(list)
+    for span in spans:
+        # Spans whose parent is not in the group are the tops of the tree.
+        children[span.parent_span_id if span.parent_span_id in ids else None].append(span)
+
+    def nodes(parent: str | None) -> tuple[SpanNode, ...]:
+        ordered = sorted(children.get(parent, []), key=lambda s: (s.start_ns, s.end_ns, s.name))
+        return tuple(SpanNode(span, nodes(span.span_id)) for span in ordered)
+
+    return nodes(None)
+
+
+def _transitions(root: SpanRecord | None) -> tuple[Transition, ...]:
+    if root is None:
+        return ()
+    found = [
+        Transition(
+            event.time_ns,
+            _str(event.attributes.get("fo.transition.event")) or "?",
+            _str(event.attributes.get("fo.transition.from")) or "?",
+            _str(event.attributes.get("fo.transition.to")) or "?",
+        )
+        for event in root.events
+        if event.name == TRANSITION_EVENT
+    ]
+    return tuple(sorted(found, key=lambda t: t.time_ns))  # stable: ties keep recorded order
+
+
+def _str(value: AttrValue) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _decimal(value: AttrValue) -> Decimal | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+# -- text
+
+
+def format_positions(summaries: Sequence[PositionSummary]) -> str:
+    """An aligned table, one position per row."""
+    if not summaries:
+        return "no positions"
+    header = (
+        "ID",
+        "SPOT",
+        "PERP",
+        "OUTCOME",
+        "START (UTC)",
+        "DURATION_MS",
+        "SKEW_MS",
+        "FEES",
+        "RUN",
+        "TRACE",
+    )
+    rows = [
+        (
+            s.position_id or "?",
+            s.spot_symbol or "-",
+            s.perp_symbol or "-",
+            s.outcome,
+            _utc(s.start_ns),
+            f"{s.duration_ms:.3f}",
+            "-" if s.leg_skew_ms is None else f"{s.leg_skew_ms:.3f}",
+            "-" if s.fees is None else str(s.fees),
+            s.run_id or "-",
+            s.trace_id,
+        )
+        for s in summaries
+    ]
+    numeric = {5, 6, 7}
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+        for row in (header, *rows)
+    )
+
+
+def format_detail(detail: PositionDetail) -> str:
+    """A timeline: one line per span, indented by depth, with its offset from the
+    position's start and its duration, then the machine's path."""
+    s = detail.summary
+    title = f"position {s.position_id or '?'}  {s.spot_symbol or '-'} / {s.perp_symbol or '-'}"
+    lines = [
+        f"{title}  {s.outcome}",
+        f"run {s.run_id or '-'}  trace {s.trace_id}  started {_utc(s.start_ns)} UTC",
+    ]
+    rows = [
+        (
+            f"+{(node.span.start_ns - s.start_ns) / 1e6:.3f}",
+            f"{node.span.duration_ms:.3f}",
+            depth,
+            node.span,
+        )
+        for node, depth in _walk(detail.roots, 0)
+    ]
+    offset_width = max((len(row[0]) for row in rows), default=0)
+    duration_width = max((len(row[1]) for row in rows), default=0)
+    for offset, duration, depth, span in rows:
+        text = "  ".join(part for part in (span.name, _describe(span)) if part)
+        lines.append(
+            f"  {offset.rjust(offset_width)} ms  {duration.rjust(duration_width)} ms  "
+            f"{'  ' * depth}{text}"
+        )
+    if detail.path:
+        lines.append("path: " + " -> ".join(detail.path))
+    elif s.incomplete:
+        lines.append("path: unknown (the position span, which records it, is missing)")
+    else:
+        lines.append("path: unknown (no transition events)")
+    return "\n".join(lines)
+
+
+def _walk(nodes: Sequence[SpanNode], depth: int) -> Iterable[tuple[SpanNode, int]]:
+    for node in nodes:
+        yield node, depth
+        yield from _walk(node.children, depth + 1)
+
+
+def _describe(span: SpanRecord) -> str:
+    """The attributes worth a glance, by kind of span."""
+    a = span.attributes
+
+    def get(name: str) -> str:
+        value = a.get(name)
+        return "-" if value is None or value == "" else str(value)
+
+    parts: list[str] = []
+    if span.name == ROOT_SPAN:
+        parts.append(f"qty {get('fo.position.quantity')}")
+        parts.append(f"state {get('fo.position.final_state')}")
+        fees = [_decimal(a.get(f"fo.position.{part}_fees")) for part in ("entry", "exit")]
+        if any(fee is not None for fee in fees):
+            parts.append(f"fees {sum((f or Decimal(0) for f in fees), Decimal(0))}")
+        if "fo.position.reason" in a:
+            parts.append(f"reason {get('fo.position.reason')}")
+    elif span.name == "order":
+        fill = f"{get('fo.order.filled_qty')}/{get('fo.order.requested_qty')}"
+        if a.get("fo.order.avg_price"):  # none when nothing filled
+            fill += f" @ {get('fo.order.avg_price')}"
+        parts.append(
+            f"{get('fo.order.leg')} {get('fo.order.action')} {get('fo.order.side')} {fill}"
+        )
+        if "fo.order.fee" in a:
+            parts.append(f"fee {get('fo.order.fee')} {get('fo.order.fee_currency')}")
+        parts.append(f"cid {get('fo.order.client_order_id')}")
+        parts.append(get("fo.order.outcome"))
+    elif span.name.startswith("order."):
+        parts.append(f"{get('fo.order.leg')} {get('fo.order.action')}")
+        parts.append(f"cid {get('fo.order.client_order_id')}")
+        parts.append(get("fo.order.outcome"))
+    skew = a.get("fo.legs.skew_ms")
+    if isinstance(skew, int | float) and not isinstance(skew, bool):
+        parts.append(f"skew {skew:.3f} ms")
+    if span.is_error:
+        parts.append(f"ERROR {_error_text(span)}")
+    return "  ".join(parts)
+
+
+def _error_text(span: SpanRecord) -> str:
+    for event in span.events:
+        if event.name == "exception":
+            kind = _str(event.attributes.get("exception.type")) or "exception"
+            message = _str(event.attributes.get("exception.message"))
+            return f"{kind}: {message}" if message else kind
+    return span.status_message or "(no message)"
+
+
+def _utc(time_ns: int) -> str:
+    return _moment(time_ns).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _moment(time_ns: int) -> datetime:
+    # Whole seconds and microseconds apart: a float of the nanoseconds since 1970
+    # keeps only about a quarter of a microsecond.
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=nanos // 1000)
+
+
+# -- JSON
+
+
+def positions_json(summaries: Sequence[PositionSummary]) -> list[dict[str, Any]]:
+    """Plain JSON types; decimals stay strings."""
+    return [_summary_json(s) for s in summaries]
+
+
+def detail_json(detail: PositionDetail) -> dict[str, Any]:
+    start = detail.summary.start_ns
+    return {
+        "position": _summary_json(detail.summary),
+        "path": detail.path,
+        "transitions": [
+            {
+                "time_ns": t.time_ns,
+                "offset_ms": (t.time_ns - start) / 1e6,
+                "event": t.event,
+                "from": t.source,
+                "to": t.target,
+            }
+            for t in detail.transitions
+        ],
+        "spans": [_node_json(node, start) for node in detail.roots],
+    }
+
+
+def _summary_json(s: PositionSummary) -> dict[str, Any]:
+    return {
+        "id": s.position_id,
+        "spot_symbol": s.spot_symbol,
+        "perp_symbol": s.perp_symbol,
+        "final_state": s.final_state,
+        "reason": s.reason,
+        "outcome": s.outcome,
+        "incomplete": s.incomplete,
+        "start": _moment(s.start_ns).isoformat(),
+        "start_ns": s.start_ns,
+        "duration_ms": s.duration_ms,
+        "leg_skew_ms": s.leg_skew_ms,
+        "fees": None if s.fees is None else str(s.fees),
+        "trace_id": s.trace_id,
+        "run_id": s.run_id,
+    }
+
+
+def _node_json(node: SpanNode, start: int) -> dict[str, Any]:
+    span = node.span
+    return {
+        "name": span.name,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "offset_ms": (span.start_ns - start) / 1e6,
+        "duration_ms": span.duration_ms,
+        "status": {"code": span.status_code, "message": span.status_message},
+        "attributes": _plain(span.attributes),
+        "events": [
+            {"time_ns": e.time_ns, "name": e.name, "attributes": _plain(e.attributes)}
+            for e in span.events
+        ],
+        "children": [_node_json(child, start) for child in node.children],
+    }
+
+
+def _plain(value: AttrValue) -> Any:
+    """An attribute value in plain JSON types (strict JSON has no NaN, no bytes)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+# -- files
+
+
+def latest_trace_file(runs_dir: str | Path) -> Path:
+    """``<runs_dir>/<run id>/traces.jsonl`` of the newest run (by folder mtime, then name)."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise TraceFileError(f"{runs_dir}: no such runs folder")
+    candidates = [
+        run / TRACES_FILE
+        for run in runs_dir.iterdir()
+        if run.is_dir() and (run / TRACES_FILE).is_file()
+    ]
+    if not candidates:
+        raise TraceFileError(f"no run under {runs_dir} has a {TRACES_FILE}")
+    return max(candidates, key=lambda path: (path.parent.stat().st_mtime_ns, path.parent.name))
