@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -116,6 +118,48 @@ def test_ctrl_c_stops_cleanly_writes_everything_and_exits_130(workdir: Path) -> 
     check_ledger(folder, summary)
     assert set(summary["positions"]) <= {"closed"}  # nothing left half-open
     assert summary["end"] < "2025-09"  # it stopped early
+    # Every position's trace was flushed on the way out.
+    from orchestrator.tracing import inspect
+
+    spans, problems = inspect.read_spans(folder / "traces.jsonl")
+    assert problems == []
+    traced = inspect.positions(spans)
+    assert len(traced) == sum(summary["positions"].values())
+    assert all(not p.incomplete for p in traced)
+
+
+def test_traces_also_go_to_an_otlp_http_endpoint(workdir: Path) -> None:
+    received: list[tuple[str, str, int]] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], len(body)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = workdir / "config.yaml"
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+        config.write_text(
+            config.read_text().replace("otlp_endpoint: null", f"otlp_endpoint: {endpoint}")
+        )
+        proc = orchestrator("run", "config.yaml", cwd=workdir)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    finally:
+        server.shutdown()
+    assert received
+    assert {(path, kind) for path, kind, _ in received} == {
+        ("/v1/traces", "application/x-protobuf")
+    }
+    assert (the_run_folder(workdir) / "traces.jsonl").stat().st_size > 0  # the file as well
 
 
 def test_check_validates_without_running(workdir: Path) -> None:
