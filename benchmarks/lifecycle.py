@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Tracer
 
 from machines import PositionMachine
 from orchestrator import (
@@ -40,6 +45,8 @@ from orchestrator import (
     TickerService,
     TradingSettings,
 )
+from orchestrator.tracing.otlp_json import OtlpJsonFileExporter
+from orchestrator.tracing.position import PositionTracer
 
 D = Decimal
 SPOT = Instrument(
@@ -101,15 +108,28 @@ def venue() -> tuple[TickerService, Timed]:
 
 
 class Ours:
-    def __init__(self) -> None:
+    def __init__(self, tracer: Tracer | None = None) -> None:
         ticker, self.executor = venue()
-        self.manager = PositionManager(self.executor, ticker, SETTINGS)
+        tracing = PositionTracer(tracer, clock=ticker.clock)
+        self.manager = PositionManager(self.executor, ticker, SETTINGS, tracing=tracing)
 
     async def open(self, i: int) -> object:
         return await self.manager.open_position(SPOT, PERP, BUDGET, position_id=f"p{i}")
 
     async def close(self, i: int) -> None:
         await self.manager.close_position(f"p{i}")
+
+
+class OursTraced(Ours):
+    """With tracing on, as a run has it: SDK spans, batched into an OTLP JSON file."""
+
+    def __init__(self) -> None:
+        self.trace_file = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+        provider = TracerProvider()
+        provider.add_span_processor(
+            BatchSpanProcessor(OtlpJsonFileExporter(self.trace_file), max_queue_size=1 << 16)
+        )
+        super().__init__(provider.get_tracer("benchmark"))
 
 
 class Bare:
@@ -153,7 +173,7 @@ class Bare:
         del self.held[i]
 
 
-Subject = Ours | Bare
+Subject = Ours | OursTraced | Bare
 
 
 def pct(values: list[float], q: float) -> float:
@@ -217,7 +237,12 @@ def machine_cost(n: int) -> float:
 
 async def main(n_lifecycles: int, n_open: int) -> None:
     runs: dict[str, dict[str, float]] = {}
-    for name, make in (("ours", Ours), ("bare", Bare)):
+    makers: tuple[tuple[str, Callable[[], Subject]], ...] = (
+        ("ours", Ours),
+        ("traced", OursTraced),
+        ("bare", Bare),
+    )
+    for name, make in makers:
         await lifecycles(make(), min(200, n_lifecycles))  # warm up
         best: dict[str, float] | None = None
         for _ in range(3):  # best of 3: the machine is shared and noisy
@@ -228,11 +253,12 @@ async def main(n_lifecycles: int, n_open: int) -> None:
         runs[name] = best | await memory(make, n_open)
 
     print(f"{n_lifecycles} open->validate->close lifecycles (best of 3), {n_open} open at once")
-    print(f"{'':28}{'ours':>12}{'bare':>12}{'ours/bare':>11}")
+    print("ours: PositionManager, tracing off; traced: the same with tracing to a file")
+    print(f"{'':28}{'ours':>12}{'traced':>12}{'bare':>12}{'ours/bare':>11}")
     for key in runs["ours"]:
-        ours, bare = runs["ours"][key], runs["bare"][key]
+        ours, traced, bare = runs["ours"][key], runs["traced"][key], runs["bare"][key]
         ratio = ours / bare if bare else float("nan")
-        print(f"{key:28}{ours:12.1f}{bare:12.1f}{ratio:10.2f}x")
+        print(f"{key:28}{ours:12.1f}{traced:12.1f}{bare:12.1f}{ratio:10.2f}x")
     machine_us = machine_cost(n_lifecycles)
     share = machine_us / runs["ours"]["us/lifecycle"]
     print(

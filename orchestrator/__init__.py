@@ -1,5 +1,7 @@
 """funding-orchestrator: spot long + perp short, entered and exited as one unit."""
 
+from typing import TYPE_CHECKING, Any
+
 from orchestrator.exceptions import (
     DeltaDriftExceeded,
     DeltaHedgeError,
@@ -16,7 +18,6 @@ from orchestrator.exceptions import (
     UnknownPositionError,
 )
 from orchestrator.execution.base import Executor
-from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.fees import FeeCalculator
 from orchestrator.market.ticker import TickerService
@@ -37,6 +38,19 @@ from orchestrator.risk import RiskManager
 from orchestrator.settings import FeeSettings, TradingSettings
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from orchestrator.execution.live import LiveExecutor
+
+
+def __getattr__(name: str) -> Any:
+    # ccxt takes a quarter of a second to import; paper runs never need it.
+    if name == "LiveExecutor":
+        from orchestrator.execution.live import LiveExecutor
+
+        return LiveExecutor
+    raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+
 
 __all__ = [
     "Category",

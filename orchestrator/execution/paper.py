@@ -71,6 +71,9 @@ class PaperExecutor(Executor):
     def set_initial_balance(self, currency: str, amount: Decimal) -> None:
         self._balances[currency] = amount
 
+    def balance(self, currency: str) -> Decimal:
+        return self._balances.get(currency, ZERO)
+
     def get_virtual_balance(self) -> dict[str, Decimal]:
         """Wallet balance per currency (realised; open perp PnL not included)."""
         return dict(self._balances)

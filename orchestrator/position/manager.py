@@ -120,8 +120,9 @@ class PositionManager:
         self._sizer = sizer or PositionSizer(settings)
         self._risk = risk or RiskManager(settings)
         self._delta = delta or DeltaValidator(settings)
-        self._tracing = tracing or PositionTracer(clock=ticker.clock)
-        self._listeners = [*listeners, self._tracing]
+        self._tracing = tracing or PositionTracer(None)
+        # The tracer hangs on the machines as a listener: transitions become events.
+        self._listeners = [*listeners, self._tracing] if self._tracing.enabled else list(listeners)
         self._lookup_grace = min(1.0, settings.order_timeout_seconds / 4)
         self._positions: dict[str, _Entry] = {}
         # Guards the registry only; never held across I/O.

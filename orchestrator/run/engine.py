@@ -47,7 +47,9 @@ class StopFlag(Protocol):
 Event = tuple[int, int, int, int, Decimal]  # time ms, phase, pair index, kind, value
 
 
-@dataclass(eq=False)
+# repr=False: asyncio puts the task's result in a message at shutdown; a default repr
+# of a long run's records took seconds and hundreds of MiB.
+@dataclass(eq=False, repr=False)
 class PairRun:
     """One pair's part of a run: its strategy, its position, and what happened."""
 
@@ -70,7 +72,7 @@ class PairRun:
         return self.pair.name
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class RunResult:
     label: str
     quote: str
@@ -364,10 +366,12 @@ class Replay:
         return value
 
     def equity_now(self) -> Decimal:
-        balances = self.executor.get_virtual_balance()
-        equity = balances.get(self.quote, ZERO)
+        """The wallet plus what is held at its last price (and open perp PnL)."""
+        equity = self.executor.balance(self.quote)
         for run in self.pairs:
-            held = balances.get(run.spot.base, ZERO)
+            if run.position is None:
+                continue  # flat: nothing held beyond the wallet
+            held = self.executor.balance(run.spot.base)
             if held:
                 equity += held * self._last(run.spot.symbol)
             perp = self.executor.get_perp_position(run.perp.symbol)

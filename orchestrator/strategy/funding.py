@@ -54,42 +54,51 @@ class FundingStrategy:
         self._rates: deque[Decimal] = deque(
             maxlen=max(settings.funding_window, settings.negative_streak)
         )
+        self._average: Decimal | None = None
+        self._entry_case: str | None = None  # why to enter, as far as funding goes
+        self._exit_case: str | None = None  # why to leave, as far as funding goes
 
     def on_funding(self, rate: Decimal) -> None:
         self._rates.append(rate)
+        # Funding changes only here; prices change every hour. Work out once what
+        # the rates say, so the hourly checks only look at the basis.
+        n, k = self._s.funding_window, self._s.negative_streak
+        recent = list(self._rates)
+        self._average = sum(recent[-n:], Decimal(0)) / n if len(recent) >= n else None
+        annual = None if self._average is None else self._average * self._per_year
+        self._entry_case = (
+            f"funding {annual:.2%}/y above {self._s.entry_annualised:.2%}/y"
+            if annual is not None
+            and self._average is not None
+            and annual > self._s.entry_annualised
+            and self._average * self._periods_held > self.round_trip_cost
+            else None
+        )
+        if len(recent) >= k and all(r < 0 for r in recent[-k:]):
+            self._exit_case = f"funding negative {k} settlements in a row"
+        elif annual is not None and annual < self._s.exit_annualised:
+            self._exit_case = f"funding {annual:.2%}/y below {self._s.exit_annualised:.2%}/y"
+        else:
+            self._exit_case = None
 
     def average_rate(self) -> Decimal | None:
         """Mean of the last ``funding_window`` settled rates; None until there are that many."""
-        n = self._s.funding_window
-        if len(self._rates) < n:
-            return None
-        recent = list(self._rates)[-n:]
-        return sum(recent, Decimal(0)) / n
+        return self._average
 
     def entry_reason(self, spot_price: Decimal, perp_price: Decimal) -> str | None:
-        avg = self.average_rate()
-        if avg is None:
+        # None also when the funding would not earn back the round trip's fees and
+        # slippage within the minimum hold.
+        if self._entry_case is None:
             return None
-        annual = avg * self._per_year
-        if annual <= self._s.entry_annualised:
-            return None
-        if avg * self._periods_held <= self.round_trip_cost:
-            return None  # would not earn back the fees and slippage in the minimum hold
         if abs(basis(spot_price, perp_price)) > self._s.max_basis:
             return None  # would leave again at once
-        return f"funding {annual:.2%}/y above {self._s.entry_annualised:.2%}/y"
+        return self._entry_case
 
     def exit_reason(self, spot_price: Decimal, perp_price: Decimal) -> str | None:
         b = basis(spot_price, perp_price)
         if abs(b) > self._s.max_basis:
             return f"basis {b:.3%} beyond {self._s.max_basis:.3%}"
-        k = self._s.negative_streak
-        if len(self._rates) >= k and all(r < 0 for r in list(self._rates)[-k:]):
-            return f"funding negative {k} settlements in a row"
-        avg = self.average_rate()
-        if avg is not None and avg * self._per_year < self._s.exit_annualised:
-            return f"funding {avg * self._per_year:.2%}/y below {self._s.exit_annualised:.2%}/y"
-        return None
+        return self._exit_case
 
 
 class AlwaysHedged:
