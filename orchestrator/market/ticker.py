@@ -37,7 +37,14 @@ class TickerService:
 
     def get_price(self, symbol: str) -> Decimal | None:
         """The latest price if it is usable: present, fresh, finite and positive."""
-        return None if self.unusable_reason(symbol) else self._prices[symbol][0]
+        # The replay asks on every instant: the same rules as unusable_reason, inline.
+        quote = self._prices.get(symbol)
+        if quote is None:
+            return None
+        price, ts = quote
+        if price.is_finite() and price > 0 and self.clock() - ts <= self.stale_after_seconds:
+            return price
+        return None
 
     def require_price(self, symbol: str) -> Decimal:
         """The usable price, or PriceUnavailableError saying why there is none."""

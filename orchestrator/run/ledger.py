@@ -52,46 +52,29 @@ class Ledger:
             return ZERO
         qty, price = result.filled_qty, result.avg_price
         buy = result.side is Side.BUY
-        common = dict(time_ms=time_ms, pair=pair, position_id=position_id, symbol=result.symbol)
-        self.entries.append(
-            LedgerEntry(
-                **common,  # type: ignore[arg-type]
-                kind="fill",
-                side=result.side.value,
-                quantity=qty,
-                price=price,
-                amount=-qty * price if buy else qty * price,
-                currency=_quote(result.symbol),
-                note=result.client_order_id,
-            )
+        fill = LedgerEntry(
+            time_ms=time_ms,
+            pair=pair,
+            position_id=position_id,
+            kind="fill",
+            symbol=result.symbol,
+            side=result.side.value,
+            quantity=qty,
+            price=price,
+            amount=-qty * price if buy else qty * price,
+            currency=_quote(result.symbol),
+            note=result.client_order_id,
         )
-        self.entries.append(
-            LedgerEntry(
-                **common,  # type: ignore[arg-type]
-                kind="fee",
-                side="",
-                quantity=qty,
-                price=price,
-                amount=-result.fee,
-                currency=result.fee_currency,
-                note=result.client_order_id,
-            )
+        fee = msgspec.structs.replace(
+            fill, kind="fee", side="", amount=-result.fee, currency=result.fee_currency
         )
         # What the taker paid beyond the quoted price: (fill - quote) for a buy.
         cost = (price - reference) * qty if buy else (reference - price) * qty
-        self.entries.append(
-            LedgerEntry(
-                **common,  # type: ignore[arg-type]
-                kind="slippage",
-                side="",
-                quantity=qty,
-                price=reference,
-                amount=-cost,
-                currency=_quote(result.symbol),
-                note=result.client_order_id,
-            )
+        slippage = msgspec.structs.replace(
+            fill, kind="slippage", side="", price=reference, amount=-cost
         )
-        return self.entries[-3].amount + self.entries[-2].amount
+        self.entries += (fill, fee, slippage)
+        return fill.amount + fee.amount
 
     def record_funding(
         self,
