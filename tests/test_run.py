@@ -274,3 +274,23 @@ async def test_a_stop_ends_the_replay_early_and_closes_what_is_open(
 
 def test_the_data_file_helper_finds_the_recorded_data() -> None:
     assert data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").is_file()
+
+
+async def test_nothing_trades_on_prices_gone_stale_in_a_gap() -> None:
+    hours = 8 * 6
+    spot = [D(50000)] * hours
+    perp = [D(50010)] * hours
+    data = pair_data(spot, perp, ["0.00001", "0.001", "0.001", "0.001", "0.001"])
+    # Candles from hour 12 to 19 are missing: at the 16 h settlement (the first high
+    # rate) the last prices are 4 h old, beyond the 2 h stale limit.
+    gap = msgspec.structs.replace(
+        data,
+        spot=[c for c in data.spot if not 12 <= (c.open_time_ms - T0) // HOUR < 20],
+        perp=[c for c in data.perp if not 12 <= (c.open_time_ms - T0) // HOUR < 20],
+    )
+    result = await replay([gap]).run()
+    opened = result.positions[0].opened_at
+    assert opened is not None
+    # Not at 16 h on stale prices: at 21 h, when the 20 h candle closed.
+    assert opened.timestamp() * 1000 == T0 + 21 * HOUR
+    assert result.pairs[0].entries[0][0] == T0 + 21 * HOUR

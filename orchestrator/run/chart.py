@@ -10,7 +10,7 @@ from pathlib import Path
 
 from orchestrator.run.engine import RunResult
 
-WIDTH, HEIGHT, PAD = 1100, 240, 56
+WIDTH, HEIGHT, PAD = 1100, 240, 84
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
 Series = tuple[str, str, Sequence[tuple[int, Decimal]]]  # label, colour, points
 
