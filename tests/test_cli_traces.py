@@ -47,6 +47,8 @@ def test_traces_lists_every_position_of_the_latest_run(run_dir: Path) -> None:
     assert {p["final_state"] for p in listed} == {"closed"}
     assert all(p["leg_skew_ms"] is not None for p in listed)
     assert {p["run_id"] for p in listed} == {summary["run_id"]}
+    # When each began on the data's clock, not the wall clock of the replay.
+    assert all(p["market_time"].startswith(("2024-", "2025-")) for p in listed)
     text = cli("traces", cwd=run_dir)
     assert "BTCUSDT-0001" in text.stdout
     assert "closed" in text.stdout

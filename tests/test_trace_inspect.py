@@ -512,6 +512,8 @@ def test_format_positions_is_an_aligned_table(trace_file: Path) -> None:
         "SPOT",
         "PERP",
         "OUTCOME",
+        "MARKET",
+        "TIME",
         "START",
         "(UTC)",
         "DURATION_MS",

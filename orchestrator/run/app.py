@@ -201,6 +201,8 @@ def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> 
         f"{summary.ending_balance} {summary.quote}; positions by state: {summary.positions}",
         file=out,
     )
+    if provider is not None:
+        print(f"traces: orchestrator traces {folder / TRACE_FILE}", file=out)
     print(f"written to {folder}", file=out)
     return EXIT_INTERRUPTED if interrupted else 0
 

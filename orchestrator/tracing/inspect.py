@@ -347,6 +347,7 @@ class PositionSummary:
     perp_symbol: str | None
     final_state: str | None
     reason: str | None
+    market_time: str | None  # when it began on the market's clock (the data's, in a replay)
     start_ns: int
     duration_ms: float
     leg_skew_ms: float | None  # the largest over the position's phases
@@ -501,6 +502,7 @@ def _summary(group: _Group) -> PositionSummary:
             perp_symbol=_str(attrs.get("fo.position.perp_symbol")),
             final_state=_str(attrs.get("fo.position.final_state")),
             reason=_str(attrs.get("fo.position.reason")),
+            market_time=_str(attrs.get("fo.market_time")),
             start_ns=root.start_ns,
             duration_ms=root.duration_ms,
             leg_skew_ms=leg_skew,
@@ -521,6 +523,7 @@ def _summary(group: _Group) -> PositionSummary:
         perp_symbol=symbols.get("perp"),
         final_state=None,
         reason=None,
+        market_time=None,
         start_ns=start,
         duration_ms=(max(span.end_ns for span in group.spans) - start) / 1e6,
         leg_skew_ms=leg_skew,
@@ -598,6 +601,7 @@ def format_positions(summaries: Sequence[PositionSummary]) -> str:
         "SPOT",
         "PERP",
         "OUTCOME",
+        "MARKET TIME",
         "START (UTC)",
         "DURATION_MS",
         "SKEW_MS",
@@ -611,6 +615,7 @@ def format_positions(summaries: Sequence[PositionSummary]) -> str:
             s.spot_symbol or "-",
             s.perp_symbol or "-",
             s.outcome,
+            (s.market_time or "-")[:16],
             _utc(s.start_ns),
             f"{s.duration_ms:.3f}",
             "-" if s.leg_skew_ms is None else f"{s.leg_skew_ms:.3f}",
@@ -620,7 +625,7 @@ def format_positions(summaries: Sequence[PositionSummary]) -> str:
         )
         for s in summaries
     ]
-    numeric = {5, 6, 7}
+    numeric = {6, 7, 8}
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     return "\n".join(
         "  ".join(
@@ -768,6 +773,7 @@ def _summary_json(s: PositionSummary) -> dict[str, Any]:
         "reason": s.reason,
         "outcome": s.outcome,
         "incomplete": s.incomplete,
+        "market_time": s.market_time,
         "start": _moment(s.start_ns).isoformat(),
         "start_ns": s.start_ns,
         "duration_ms": s.duration_ms,
