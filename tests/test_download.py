@@ -31,7 +31,6 @@ from tests.fake_bybit import (
     FakeBybit,
     funding_rate,
     kline_entry,
-    make_exchange,
 )
 
 pytestmark = pytest.mark.anyio
@@ -93,15 +92,6 @@ def pages(fake: FakeBybit, category: str) -> list[dict[str, str]]:
 async def fake() -> AsyncIterator[FakeBybit]:
     async with FakeBybit(history_hours=100 * 24) as server:
         yield server
-
-
-@pytest.fixture
-async def exchange(fake: FakeBybit) -> AsyncIterator[Any]:
-    client = make_exchange(fake.url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def test_writes_every_series_in_the_recorded_format_with_the_venues_text(

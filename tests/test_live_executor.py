@@ -47,15 +47,6 @@ async def fake() -> AsyncIterator[FakeBybit]:
 
 
 @pytest.fixture
-async def exchange(fake: FakeBybit) -> AsyncIterator[Any]:
-    client = make_exchange(fake.url)
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 def executor(exchange: Any) -> LiveExecutor:
     return LiveExecutor(exchange, fill_poll_interval=0.01, fill_poll_attempts=3)
 
