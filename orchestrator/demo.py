@@ -76,7 +76,13 @@ async def run_demo(config: Config, out: TextIO) -> None:
     clock_now[0] += 8 * 3600
     ticker.update(SPOT.symbol, Decimal(65_500))
     ticker.update(PERP.symbol, Decimal("65512.0"))
-    print("8 h later, BTC is down 2.2 %; close:", file=out)
+    rate = Decimal("0.0001")  # 0.01 % per 8 h: Bybit's usual rate
+    funding = executor.settle_funding(PERP.symbol, rate, Decimal("65512.0"))
+    print(
+        f"8 h later, BTC is down 2.2 %; funding at {rate:%} paid the short {funding:.4f} USDT",
+        file=out,
+    )
+    print("close:", file=out)
     await manager.close_position(position.id)
     for result in position.orders[2:]:
         print(_order_line(result), file=out)
@@ -86,7 +92,7 @@ async def run_demo(config: Config, out: TextIO) -> None:
     print(
         f"result: state {position.state}, quantity {position.quantity} BTC, "
         f"fees {fees:.4f} USDT, balance {start} -> {end:.4f} USDT "
-        f"(change {end - start:+.4f}; funding is not simulated by the demo)",
+        f"(change {end - start:+.4f}: funding {funding:+.4f}, fees, slippage and the basis)",
         file=out,
     )
 

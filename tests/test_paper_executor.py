@@ -173,3 +173,15 @@ async def test_unknown_symbol_or_wrong_category_is_refused() -> None:
     with pytest.raises(InvalidOrderError, match="spot instrument"):
         await ex.place_order(wrong)
     assert ex.get_virtual_balance() == {"USDT": D(100_000)}
+
+
+async def test_funding_is_paid_on_the_perp_position_by_sign() -> None:
+    ex = paper()
+    assert ex.settle_funding("BTC/USDT:USDT", D("0.0001"), D(50000)) == 0  # nothing held
+    await ex.place_order(order("BTC/USDT:USDT", Side.SELL, "0.02", "short"))
+    before = ex.get_virtual_balance()["USDT"]
+    received = ex.settle_funding("BTC/USDT:USDT", D("0.0001"), D(50000))
+    assert received == D("0.02") * 50000 * D("0.0001")  # longs pay shorts
+    paid = ex.settle_funding("BTC/USDT:USDT", D("-0.0002"), D(51000))
+    assert paid == -D("0.02") * 51000 * D("0.0002")  # negative: the short pays
+    assert ex.get_virtual_balance()["USDT"] == before + received + paid
