@@ -26,7 +26,7 @@ def test_demo_opens_and_closes_one_position_offline() -> None:
     assert "demo1-so1" in out
     assert "demo1-pc1" in out
     assert "state closed" in out
-    assert "funding at 0.010000% paid the short 1.9523 USDT" in out
+    assert "funding at 0.01% paid the short 1.9523 USDT" in out
 
 
 def test_demo_with_a_bad_config_exits_nonzero_naming_the_path(
