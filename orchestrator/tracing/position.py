@@ -61,6 +61,9 @@ class PositionTracer:
     def phase(self, position: Position, name: str) -> Iterator[Span]:
         """A child of the position's root span, current while the phase runs, so the
         order tasks started inside become its children."""
+        if not self.enabled:  # not even a no-op span: this is on every position's path
+            yield trace.INVALID_SPAN
+            return
         context = trace.set_span_in_context(self._root(position))
         with self._tracer.start_as_current_span(
             f"position.{name}", context=context, attributes={"fo.position.id": position.id}
@@ -69,6 +72,9 @@ class PositionTracer:
 
     @contextmanager
     def order(self, leg: Leg) -> Iterator[Span]:
+        if not self.enabled:
+            yield trace.INVALID_SPAN
+            return
         request = leg.request
         with self._tracer.start_as_current_span(
             "order",
@@ -108,6 +114,9 @@ class PositionTracer:
 
     @contextmanager
     def lookup(self, leg: Leg) -> Iterator[Span]:
+        if not self.enabled:
+            yield trace.INVALID_SPAN
+            return
         with self._tracer.start_as_current_span(
             "order.lookup",
             attributes={
@@ -121,9 +130,10 @@ class PositionTracer:
             if leg.result is not None:
                 self._result_attributes(span, leg.result)
 
-    @staticmethod
-    def legs_sent(legs: list[Leg]) -> None:
+    def legs_sent(self, legs: list[Leg]) -> None:
         """Leg skew on the current (phase) span: the time between the legs leaving."""
+        if not self.enabled:
+            return
         sent = [leg.sent_at for leg in legs if leg.sent_at is not None]
         span = trace.get_current_span()
         span.set_attribute("fo.legs.count", len(legs))
