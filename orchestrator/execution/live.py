@@ -11,12 +11,6 @@ from typing import Any, TypeVar
 
 import anyio
 import ccxt
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from orchestrator.exceptions import (
     InsufficientFundsError,
@@ -26,6 +20,7 @@ from orchestrator.exceptions import (
     OrderRejected,
 )
 from orchestrator.execution.base import Executor
+from orchestrator.execution.retry import retry_network_errors
 from orchestrator.models import (
     ZERO,
     Category,
@@ -173,16 +168,9 @@ class LiveExecutor(Executor):
 
     async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
         """A read, retried on network errors only: a wider predicate would swallow cancellation."""
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self._read_attempts),
-            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
-            retry=retry_if_exception_type(ccxt.NetworkError),
-            sleep=anyio.sleep,
-            reraise=True,
-        ):
-            with attempt:
-                result = await call()
-        return result
+        return await retry_network_errors(
+            call, attempts=self._read_attempts, base_delay=0.05, max_delay=1.0
+        )
 
     async def _category_of(self, symbol: str, where: str) -> Category:
         """The symbol's category; a ccxt error from loading the markets is left to the caller."""

@@ -40,17 +40,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeVar
 
-import anyio
 import ccxt
 import ccxt.async_support as ccxt_async
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from orchestrator.exceptions import OrchestratorError
+from orchestrator.execution.retry import retry_network_errors
 
 T = TypeVar("T")
 
@@ -400,20 +394,11 @@ async def _call(label: str, call: Callable[[], Awaitable[T]]) -> T:
     """One request, retried on network errors only (a wider predicate would swallow
     cancellation); any ccxt error left becomes a DownloadError naming the series."""
     try:
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(ATTEMPTS),
-            wait=wait_exponential_jitter(multiplier=0.25, max=8.0, jitter=0.25),
-            retry=retry_if_exception_type(ccxt.NetworkError),
-            sleep=anyio.sleep,
-            reraise=True,
-        ):
-            with attempt:
-                result = await call()
+        return await retry_network_errors(call, attempts=ATTEMPTS, base_delay=0.25, max_delay=8.0)
     except ccxt.NetworkError as exc:
         raise DownloadError(f"{label}: gave up after {ATTEMPTS} attempts: {exc}") from exc
     except ccxt.BaseError as exc:
         raise DownloadError(f"{label}: {type(exc).__name__}: {exc}") from exc
-    return result
 
 
 def _market(exchange: Any, symbol: str, category: str) -> Any:
