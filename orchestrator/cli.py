@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -152,6 +154,12 @@ def _diagrams(args: argparse.Namespace) -> int:
     return 0
 
 
+def _venue(args: argparse.Namespace) -> int:
+    from orchestrator.venue import run as venue
+
+    return venue.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator", description="Delta-neutral funding-rate arbitrage orchestrator."
@@ -206,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
     diag.add_argument("--svg", type=Path, metavar="FILE", help="with --position: write an SVG")
     diag.set_defaults(handler=_diagrams)
+
+    from orchestrator.venue.run import add_arguments as venue_arguments
+
+    venue = commands.add_parser(
+        "venue", help="run the loopback Bybit v5 venue on 127.0.0.1 until Ctrl-C"
+    )
+    venue_arguments(venue)
+    venue.set_defaults(handler=_venue)
     return parser
 
 
@@ -219,12 +235,35 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+class _OneLine(logging.Formatter):
+    """A library's log record as one line: its exception's message, not its traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f": {record.exc_info[1]}"
+        return text
+
+
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Exit codes: 0 done; 1 ``diagrams --check`` found stale files; 2 an error
+    said before anything ran (config, data, output folder); 3 a run whose
+    results could not all be written (its folder is marked INCOMPLETE);
+    128 + a signal's number when stopped by SIGINT (130), SIGHUP (129) or
+    SIGTERM (143): see ``orchestrator.run.app``.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLine())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         code = main()
         sys.stdout.flush()
     except BrokenPipeError:  # piped into `head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handling (a download, a check)
+        print("stopped by Ctrl-C (SIGINT)", file=sys.stderr)
+        code = 128 + signal.SIGINT
     sys.exit(code)

@@ -5,6 +5,12 @@ float). Unknown keys are refused. Every error names the file and the YAML path:
 ``config.yaml: trading.delta_drift_tolerance: must be between 0 and 1, got 1.5``.
 Keys and secrets are never read from the file (DESIGN rule 8).
 
+Every number has a sane range (a value beyond it is an error, with the range);
+a value inside it that is still implausible (a 5 % taker fee, 50x leverage) loads
+with a warning in ``Loaded.warnings``. A file built to hurt is refused as fast as
+it is read: over 1 MiB, nested over 32 deep, aliases expanding it beyond 10,000
+values (a "billion laughs"), an integer of over 100 digits.
+
 ``python -m orchestrator.config [PATH]`` writes the JSON Schema (default
 ``config.schema.json``), which editors use to check the YAML as it is typed.
 """
@@ -29,7 +35,7 @@ import yaml
 
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.models import require_positive
-from orchestrator.settings import FeeSettings, TradingSettings
+from orchestrator.settings import FeeSettings, TradingSettings, VenueTiming
 
 DATA_ENV = "ORCHESTRATOR_DATA"
 API_KEY_ENV = "BYBIT_API_KEY"
@@ -42,6 +48,39 @@ CURRENCY = r"^[A-Z0-9]+$"
 # Both legs are market orders that fill in well under a second; minutes mean a
 # typo (milliseconds written as seconds) and a leg left unhedged for that long.
 MAX_ORDER_TIMEOUT_SECONDS = 300.0
+# A market order's round trip to a real venue (request, match, answer) takes tens
+# to hundreds of milliseconds, more under load; a deadline below a second times
+# out legs that were filling and rolls healthy positions back, paying fees twice.
+MIN_ORDER_TIMEOUT_SECONDS = 1.0
+# Counts of funding settlements (funding_window, negative_streak): 10,000 is about
+# nine years of 8-hourly settlements.
+MAX_SETTLEMENTS = 10_000
+MAX_HOLD_HOURS = 100_000  # about 11 years
+# A price known this long ago is not a price (hourly candles need two hours).
+MAX_STALE_SECONDS = 7 * 86_400.0
+# Money in the quote currency (a balance, a position's size): more than a
+# quadrillion is a typo or a unit mistake, and would only overflow later.
+MAX_AMOUNT = Decimal(10) ** 15
+MAX_LEVERAGE = Decimal(100)  # Bybit's highest, on BTCUSDT
+# The data window: times before 1970 or from 2100 on are not market data.
+FIRST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+END_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+
+# What a config file may hold. A config is a few kilobytes and a few dozen values,
+# nested three or four deep; far beyond that is a mistake or an attack (a "billion
+# laughs" file: aliases that refer to lists of aliases, expanding exponentially).
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32  # lists and mappings nested in one another
+MAX_VALUES = 10_000  # values (scalars, lists, mappings), counting each alias expanded
+MAX_TEXT = 1_000_000  # characters of all scalars, counting each alias expanded
+MAX_NUMBER_LENGTH = 100  # characters of an unquoted whole number
+
+# Beyond these a setting is allowed but implausible: load() warns (Loaded.warnings).
+PLAUSIBLE_TAKER_FEE = Decimal("0.01")  # 10x Bybit's base spot taker fee of 0.1 %
+PLAUSIBLE_SLIPPAGE = Decimal("0.01")
+PLAUSIBLE_LEVERAGE = Decimal(10)
+PLAUSIBLE_DRIFT = Decimal("0.1")
+PLAUSIBLE_BASIS = Decimal("0.05")
 
 
 class ConfigError(OrchestratorError):
@@ -107,12 +146,19 @@ def _window_bound(name: str, text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_time(text)
+        moment = parse_time(text)
     except ValueError:
         raise ValueError(
             f"{name}: {text!r} is not an ISO date or time, e.g. '2024-01-01' or "
             "'2024-01-01T08:00:00Z'"
         ) from None
+    # The year first: turning 9999-12-31T23:59:59-12:00 into UTC would overflow.
+    if not FIRST_TIME.year <= moment.year < END_TIME.year or not (FIRST_TIME <= moment < END_TIME):
+        raise ValueError(
+            f"{name}: {text!r} is outside the years {FIRST_TIME.year} to "
+            f"{END_TIME.year - 1}: not a time of market data"
+        )
+    return moment
 
 
 class DataSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -132,10 +178,15 @@ class DataSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         end = _window_bound("end", self.end)
         if start is not None and end is not None and end <= start:
             raise ValueError(f"end: {self.end!r} must be after start {self.start!r}")
-        # Infinity would turn the stale-price guard off.
+        # Infinity (or a year) would turn the stale-price guard off.
         stale = self.stale_after_seconds
         if not math.isfinite(stale) or stale <= 0:
             raise ValueError(f"stale_after_seconds: must be a positive number, got {stale}")
+        if not 1 <= stale <= MAX_STALE_SECONDS:
+            raise ValueError(
+                f"stale_after_seconds: must be between 1 and {MAX_STALE_SECONDS:.0f} seconds "
+                f"(a week), got {stale:g}"
+            )
 
 
 class PaperSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -148,8 +199,9 @@ class PaperSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if not self.slippage.is_finite() or not 0 <= self.slippage < Decimal("0.1"):
             raise ValueError(f"slippage: must be a fraction in [0, 0.1), got {self.slippage}")
         require_positive("leverage", self.leverage)
-        if self.leverage > 100:
-            raise ValueError(f"leverage: must be at most 100, got {self.leverage}")
+        # Below 1 the margin would exceed the notional: Bybit's lowest leverage is 1.
+        if not 1 <= self.leverage <= MAX_LEVERAGE:
+            raise ValueError(f"leverage: must be between 1 and {MAX_LEVERAGE}, got {self.leverage}")
 
 
 class StrategySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -163,12 +215,22 @@ class StrategySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_hold_hours: int = 720  # expected funding over this long must beat the round trip
 
     def __post_init__(self) -> None:
-        if self.funding_window < 1:
-            raise ValueError(f"funding_window: must be at least 1, got {self.funding_window}")
-        if self.negative_streak < 1:
-            raise ValueError(f"negative_streak: must be at least 1, got {self.negative_streak}")
+        for name in ("funding_window", "negative_streak"):
+            count: int = getattr(self, name)
+            if count < 1:
+                raise ValueError(f"{name}: must be at least 1, got {count}")
+            if count > MAX_SETTLEMENTS:
+                raise ValueError(
+                    f"{name}: must be at most {MAX_SETTLEMENTS:,} settlements (about nine "
+                    f"years at 8 h), got {_count(count)}"
+                )
         if self.min_hold_hours < 0:
             raise ValueError(f"min_hold_hours: must be >= 0, got {self.min_hold_hours}")
+        if self.min_hold_hours > MAX_HOLD_HOURS:
+            raise ValueError(
+                f"min_hold_hours: must be at most {MAX_HOLD_HOURS:,} hours (about 11 years), "
+                f"got {_count(self.min_hold_hours)}"
+            )
         for name in ("entry_annualised", "exit_annualised"):
             value: Decimal = getattr(self, name)
             if not value.is_finite() or not -10 <= value <= 10:
@@ -179,6 +241,20 @@ class StrategySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 f"{self.entry_annualised}: every position would leave as it enters"
             )
         require_positive("max_basis", self.max_basis)
+        if self.max_basis > 1:
+            raise ValueError(
+                f"max_basis: must be at most 1 (the perp at twice the spot price), "
+                f"got {self.max_basis}"
+            )
+
+
+def _count(number: int) -> str:
+    """A whole number for a message: in full, or its length when too long to read."""
+    if number.bit_length() <= 100:  # up to 31 digits
+        return f"{number:,}"
+    if number.bit_length() < 13_000:  # str() refuses over 4,300 digits
+        return f"a number of {len(str(abs(number)))} digits"
+    return "a number of thousands of digits"
 
 
 class OutputSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -206,6 +282,31 @@ class TracingSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )
 
 
+class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """mode: live only. The venue's timing (one place: ccxt's timeout, Bybit's
+    recvWindow and how long a lost order may still land all come from here), how
+    often prices and funding are read, and the perp's leverage."""
+
+    request_timeout_ms: int = 3000  # ccxt's timeout for one request
+    recv_window_ms: int = 5000  # Bybit accepts a signed request until its timestamp + this
+    clock_skew_ms: int = 1000  # how far this machine's clock may be from Bybit's
+    poll_seconds: float = 5.0  # tickers and funding are read this often
+    leverage: Decimal = Decimal(1)  # set on each perp at startup
+    # On Ctrl-C / SIGTERM: close the open positions, or leave them open on the venue.
+    on_stop: Literal["close", "leave"] = "close"
+
+    def __post_init__(self) -> None:
+        VenueTiming(self.request_timeout_ms, self.recv_window_ms, self.clock_skew_ms)  # checked
+        if not 0.5 <= self.poll_seconds <= 300:
+            raise ValueError(f"poll_seconds: must be between 0.5 and 300, got {self.poll_seconds}")
+        if not self.leverage.is_finite() or not 1 <= self.leverage <= MAX_LEVERAGE:
+            raise ValueError(f"leverage: must be between 1 and {MAX_LEVERAGE}, got {self.leverage}")
+
+    @property
+    def timing(self) -> VenueTiming:
+        return VenueTiming(self.request_timeout_ms, self.recv_window_ms, self.clock_skew_ms)
+
+
 def _is_http_url(text: str) -> bool:
     parts = urlsplit(text)
     try:
@@ -221,6 +322,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # mode: live stays in the schema so the file format is stable; load() refuses it.
     mode: Literal["paper", "live"] = "paper"
     venue: Literal["bybit"] = "bybit"
+    network: Literal["mainnet", "testnet", "demo"] = "testnet"  # live mode: which Bybit
     pairs: list[Pair] = msgspec.field(
         default_factory=lambda: [
             Pair("BTC/USDT", "BTC/USDT:USDT"),
@@ -235,6 +337,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data: DataSettings = DataSettings()
     output: OutputSettings = OutputSettings()
     tracing: TracingSettings = TracingSettings()
+    live: LiveSettings = LiveSettings()
 
     def __post_init__(self) -> None:
         if not self.pairs:
@@ -250,18 +353,49 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"balances.{currency}: not a currency code like 'USDT'")
             if not amount.is_finite() or amount < 0:
                 raise ValueError(f"balances.{currency}: must be >= 0, got {amount}")
+            if amount > MAX_AMOUNT:
+                raise ValueError(
+                    f"balances.{currency}: must be at most {MAX_AMOUNT:,f}, got {amount}"
+                )
         for pair in self.pairs:
             quote = pair.spot.split("/")[1]
             if self.balances.get(quote, Decimal(0)) <= 0:
                 raise ValueError(
                     f"balances.{quote}: a positive starting balance is needed to buy {pair.spot}"
                 )
+        # TradingSettings and FeeSettings (settings.py) check what the execution core
+        # needs; a config must also make sense for a run.
+        size = self.trading.max_position_size_usd
+        if size > MAX_AMOUNT:
+            raise ValueError(
+                f"trading.max_position_size_usd: must be at most {MAX_AMOUNT:,f}, got {size}"
+            )
         timeout = self.trading.order_timeout_seconds
         if timeout > MAX_ORDER_TIMEOUT_SECONDS:
             raise ValueError(
                 f"trading.order_timeout_seconds: must be at most {MAX_ORDER_TIMEOUT_SECONDS:g} "
                 f"seconds, got {timeout:g} (the unit is seconds, not milliseconds)"
             )
+        if timeout < MIN_ORDER_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"trading.order_timeout_seconds: must be at least {MIN_ORDER_TIMEOUT_SECONDS:g} "
+                f"second, got {timeout:g}: a market order's round trip to the venue takes up "
+                "to a second, and a leg timed out while filling is rolled back, paying fees twice"
+            )
+        request_timeout = self.live.request_timeout_ms / 1000
+        if self.mode == "live" and timeout < 2 * request_timeout:
+            raise ValueError(
+                f"trading.order_timeout_seconds: {timeout:g} s leaves no room for a create and "
+                f"a read of its fill at live.request_timeout_ms {self.live.request_timeout_ms} "
+                f"ms each: make it at least {2 * request_timeout:g} s"
+            )
+        for name in ("spot_taker", "perp_taker"):
+            rate: Decimal = getattr(self.fees, name)
+            if rate < 0:
+                raise ValueError(
+                    f"fees.{name}: must be >= 0, got {rate} (rebates are paid to makers, "
+                    "never to takers)"
+                )
 
 
 class Loaded(msgspec.Struct, frozen=True):
@@ -269,6 +403,8 @@ class Loaded(msgspec.Struct, frozen=True):
 
     config: Config
     path: Path
+    # Settings that are allowed but implausible, each "<file>: <YAML path>: ...".
+    warnings: list[str] = msgspec.field(default_factory=list)
 
     def data_dir(self) -> Path:
         env = os.environ.get(DATA_ENV)
@@ -290,7 +426,55 @@ def load(path: Path) -> Loaded:
     except _Invalid as exc:
         # No chained cause: YAML errors quote source lines, which may hold a secret.
         raise ConfigError(f"{path}: {exc}") from None
-    return Loaded(config, path.resolve())
+    return Loaded(config, path.resolve(), [f"{path}: {w}" for w in config_warnings(config)])
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What a valid config holds that is probably a mistake, as "<YAML path>: why"."""
+    found: list[str] = []
+    for name in ("spot_taker", "perp_taker"):
+        rate: Decimal = getattr(config.fees, name)
+        if rate > PLAUSIBLE_TAKER_FEE:
+            found.append(
+                f"fees.{name}: {rate} is {rate:.2%} per fill; Bybit's base taker fees are "
+                "0.1 % (spot) and 0.055 % (perp): the unit is a fraction (0.001 = 0.1 %)"
+            )
+    slippage = config.paper.slippage
+    if slippage > PLAUSIBLE_SLIPPAGE:
+        found.append(
+            f"paper.slippage: {slippage} is {slippage:.2%} per fill; a market order for "
+            "BTC or ETH on Bybit moves the price by a few basis points"
+        )
+    leverage = config.paper.leverage
+    if leverage > PLAUSIBLE_LEVERAGE:
+        found.append(
+            f"paper.leverage: {leverage}x: paper mode does not simulate liquidation; at "
+            f"this leverage a {1 / leverage:.1%} move against the perp would liquidate it"
+        )
+    drift = config.trading.delta_drift_tolerance
+    if drift > PLAUSIBLE_DRIFT:
+        found.append(
+            f"trading.delta_drift_tolerance: {drift} accepts legs that differ by "
+            f"{drift:.0%}: that much of the position would be unhedged"
+        )
+    strategy = config.strategy
+    if strategy.max_basis > PLAUSIBLE_BASIS:
+        found.append(
+            f"strategy.max_basis: {strategy.max_basis} ({strategy.max_basis:.1%}): the basis "
+            "of BTC and ETH stays within a fraction of a percent, so this exit never fires"
+        )
+    if strategy.entry_annualised <= 0:
+        found.append(
+            f"strategy.entry_annualised: {strategy.entry_annualised}: positions open even "
+            "while the perp short pays funding instead of receiving it"
+        )
+    costly = any(getattr(config.fees, n) > 0 for n in ("spot_taker", "perp_taker"))
+    if strategy.min_hold_hours == 0 and (costly or config.paper.slippage > 0):
+        found.append(
+            "strategy.min_hold_hours: 0: no funding is expected to pay for the round trip's "
+            "fees and slippage within 0 hours, so no position opens"
+        )
+    return found
 
 
 def config_schema() -> dict[str, Any]:
@@ -319,6 +503,13 @@ class _Invalid(Exception):
 
 def _read(path: Path) -> str:
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES and path.is_file():
+            raise _Invalid(
+                "",
+                f"the file is {size:,} bytes; a config is a few kilobytes "
+                f"(at most {MAX_FILE_BYTES:,} bytes)",
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         raise _Invalid("", "cannot read the config: no such file") from None
@@ -346,9 +537,11 @@ def _decode(text: str) -> Config:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc) from None
+    except RecursionError:  # the composer stops at MAX_DEPTH first; this is a safety net
+        raise _Invalid("", f"values nested too deeply (a config needs {_NEEDED_DEPTH})") from None
     finally:
         loader.dispose()
-    _refuse_secrets(data, "", set())
+    _refuse_secrets(data, "", set(), set())
     if data is None:
         raise _Invalid(
             "", "the file holds no settings (empty or only comments); expected mode, pairs, ..."
@@ -369,14 +562,95 @@ def _decode(text: str) -> Config:
     return config
 
 
+_NEEDED_DEPTH = "3 or 4 levels"
+
+
+def _at(mark: Any) -> str:
+    """Where a YAML mark points, as "line L, column C" (nothing without a mark)."""
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+
+
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, made stricter and more literal for a config file."""
+    """PyYAML's safe loader, made stricter and more literal for a config file.
+
+    It also refuses, while composing and before anything is built, a file nested
+    deeper than MAX_DEPTH, or one whose aliases expand it beyond MAX_VALUES values
+    or MAX_TEXT characters: an alias costs the size of what it refers to, which is
+    known once that is composed, so a "billion laughs" file stops at its first
+    lines, in microseconds.
+    """
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
         # The source text of every float, by object id (they live as long as the
         # loaded tree), so a float-for-decimal hint shows the digits as written.
         self.float_text: dict[int, str] = {}
+        self._depth = 0
+        self._values = 0  # values composed so far, aliases expanded
+        self._text = 0  # characters of scalars composed so far, aliases expanded
+        self._aliases = 0
+        # Expanded (values, characters) of each composed node, by id (the nodes
+        # live as long as the composed tree).
+        self._sizes: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        mark = event.start_mark
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._aliases += 1
+            # An alias to a list or mapping still being composed (it contains the
+            # alias) counts once here; _refuse_secrets refuses it.
+            values, text = self._sizes.get(id(node), (1, 0))
+            self._count(values, text, mark)
+            return node
+        if self._depth >= MAX_DEPTH:
+            raise _Invalid(
+                _at(mark),
+                f"lists or mappings nested more than {MAX_DEPTH} deep; a config needs "
+                f"{_NEEDED_DEPTH}",
+            )
+        values, text = self._values, self._text
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, yaml.ScalarNode):
+            self._count(1, len(node.value), mark)
+        else:
+            self._count(1, 0, mark)
+        self._sizes[id(node)] = (self._values - values, self._text - text)
+        return node
+
+    def _count(self, values: int, text: int, mark: Any) -> None:
+        self._values += values
+        self._text += text
+        if self._values <= MAX_VALUES and self._text <= MAX_TEXT:
+            return
+        what = (
+            f"more than {MAX_VALUES:,} values"
+            if self._values > MAX_VALUES
+            else f"more than {MAX_TEXT:,} characters of text"
+        )
+        if self._aliases:
+            raise _Invalid(
+                _at(mark),
+                f"the aliases (*name) expand the file to {what}; a config holds a few "
+                "dozen values (refusing a 'billion laughs' file)",
+            )
+        raise _Invalid(_at(mark), f"the file holds {what}; a config holds a few dozen values")
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        # Python refuses to read an integer of over 4,300 digits (a ValueError).
+        if len(node.value) > MAX_NUMBER_LENGTH:
+            raise _Invalid(
+                _at(node.start_mark),
+                f"a number {len(node.value):,} characters long; no setting needs more than "
+                f"{MAX_NUMBER_LENGTH}",
+            )
+        value: int = super().construct_yaml_int(node)
+        return value
 
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
         value = super().construct_yaml_float(node)
@@ -406,6 +680,7 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 # An unquoted 2024-01-01 would become a date; data.start and data.end are text.
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_timestamp_as_text)
 
@@ -430,9 +705,13 @@ _SECRET_KEY = re.compile(
 )
 
 
-def _refuse_secrets(value: Any, path: str, open_containers: set[int]) -> None:
-    """Refuse any key that looks like a credential, wherever it is, without its value."""
-    if not isinstance(value, dict | list):
+def _refuse_secrets(value: Any, path: str, open_containers: set[int], done: set[int]) -> None:
+    """Refuse any key that looks like a credential, wherever it is, without its value.
+
+    Each mapping and list is looked at once, however many aliases refer to it
+    (``done``): walking every alias again costs as much as expanding them.
+    """
+    if not isinstance(value, dict | list) or id(value) in done:
         return
     if id(value) in open_containers:
         raise _Invalid(path, "a YAML alias refers to a mapping or list that contains it")
@@ -446,8 +725,9 @@ def _refuse_secrets(value: Any, path: str, open_containers: set[int]) -> None:
                 "keys and secrets are read only from environment variables "
                 f"({API_KEY_ENV} and {API_SECRET_ENV}); remove it from the file",
             )
-        _refuse_secrets(item, where, open_containers)
+        _refuse_secrets(item, where, open_containers, done)
     open_containers.remove(id(value))
+    done.add(id(value))
 
 
 def _check_shape(value: Any, typ: Any, path: str, float_text: dict[int, str]) -> None:

@@ -105,6 +105,14 @@ class OrderResult(msgspec.Struct, frozen=True):
         return self.status is not OrderStatus.OPEN
 
 
+class Holdings(msgspec.Struct, frozen=True):
+    """What the venue shows the account holds of one pair: the spot coin available to
+    sell, and the perp's short (contracts; 0 when flat or long)."""
+
+    spot: Decimal
+    perp_short: Decimal
+
+
 class DeltaStatus(msgspec.Struct, frozen=True):
     spot_qty: Decimal
     perp_qty: Decimal

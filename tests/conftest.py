@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import decimal
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from tests.fake_bybit import FakeBybit, make_exchange
+from orchestrator.venue import Venue, make_client
+from tests.fake_bybit import INSTRUMENTS, FakeBybit, make_exchange
+
+VENUE_PRICES = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
 
 
 @pytest.fixture
@@ -19,6 +24,43 @@ async def exchange(fake: FakeBybit) -> AsyncIterator[Any]:
     """Real ccxt (async bybit) pointed at the module's fake Bybit, closed after the test."""
     client = make_exchange(fake.url)
     try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def keep_decimal_context() -> AsyncIterator[None]:
+    """Undoes what a test's direct ccxt calls do to the decimal context: ccxt's precision
+    helpers set ROUND_HALF_UP and trap Underflow on the current context object, which
+    tasks share, so the change would outlive the test. Restored in place."""
+    context = decimal.getcontext()
+    saved = context.copy()
+    try:
+        yield
+    finally:
+        context.prec, context.rounding = saved.prec, saved.rounding
+        context.Emin, context.Emax = saved.Emin, saved.Emax
+        context.capitals, context.clamp = saved.capitals, saved.clamp
+        for signal in saved.traps:
+            context.traps[signal] = saved.traps[signal]
+            context.flags[signal] = saved.flags[signal]
+
+
+@pytest.fixture
+async def bybit_venue(keep_decimal_context: None) -> AsyncIterator[Venue]:
+    """The shipped loopback venue: recorded instruments, 100,000 USDT, BTC at 60,000 and
+    ETH at 3,000 in both categories, Bybit's fee rates, no slippage; stopped after the test."""
+    async with Venue(data_dir=INSTRUMENTS.parent, prices=VENUE_PRICES) as venue:
+        yield venue
+
+
+@pytest.fixture
+async def venue_client(bybit_venue: Venue) -> AsyncIterator[Any]:
+    """Real ccxt (async bybit) for ``bybit_venue``, markets loaded, 1 s timeout; closed after."""
+    client = make_client(bybit_venue.url, timeout_ms=1000)
+    try:
+        await client.load_markets()
         yield client
     finally:
         await client.close()

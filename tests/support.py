@@ -105,6 +105,9 @@ class FaultyPaperExecutor(PaperExecutor):
     partial fill.
     """
 
+    # Like a real venue, a request may still be accepted this long after it left.
+    late_arrival_seconds = 0.3
+
     def __init__(self, ticker: TickerService, *, balance: Decimal = D(100_000)) -> None:
         super().__init__(ticker, FeeSettings(), INSTRUMENTS)
         self.set_initial_balance("USDT", balance)

@@ -48,12 +48,12 @@ def the_run_folder(workdir: Path) -> Path:
 def check_ledger(folder: Path, summary: dict[str, object]) -> None:
     """Recompute the identity from ledger.csv alone: it must hold to the last digit."""
     with (folder / "ledger.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if r.get("run", "strategy") == "strategy"]
     by_kind: dict[str, Decimal] = {}
     for row in rows:
         by_kind[row["kind"]] = by_kind.get(row["kind"], Decimal(0)) + Decimal(row["amount"])
     start = Decimal(str(summary["starting_balance"]))
-    end = Decimal(str(summary["ending_balance"]))
+    end = Decimal(str(summary.get("ending_equity", summary["ending_balance"])))
     price_pnl = by_kind.get("fill", Decimal(0)) + by_kind.get("mark", Decimal(0))
     fees = -by_kind.get("fee", Decimal(0))
     assert start + by_kind.get("funding", Decimal(0)) - fees + price_pnl == end
@@ -87,7 +87,7 @@ def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
         kinds = {row["kind"] for row in csv.DictReader(f)}
     assert kinds == {"fill", "fee", "slippage", "funding"}
     with (folder / "positions.csv").open() as f:
-        positions = list(csv.DictReader(f))
+        positions = [p for p in csv.DictReader(f) if p.get("run", "strategy") == "strategy"]
     assert len(positions) == sum(summary["positions"].values())
     assert {p["state"] for p in positions} == {"closed"}
     assert "<svg" in (folder / "chart.html").read_text()
@@ -168,6 +168,11 @@ def test_check_validates_without_running(workdir: Path) -> None:
     assert proc.returncode == 0, err
     assert "OK" in out
     assert not (workdir / "runs").exists()
+    # The data's warnings, as `run` prints them.
+    assert "warning: bybit_BTCUSDT_spot_1h_2024-01-01_2025-09-30.csv.gz: dropped 15" in err
+    assert (
+        "warning: ETHUSDT: its data ends at 2025-09-25 23:00, 96 h (4 days) before BTCUSDT's" in err
+    )
 
 
 def test_unknown_symbol_is_a_config_error_at_its_path(workdir: Path) -> None:

@@ -25,7 +25,7 @@ from orchestrator import (
     TradingSettings,
     UnknownPositionError,
 )
-from orchestrator.models import Category
+from orchestrator.models import Category, Holdings, Instrument
 from tests.support import (
     BTC_PERP,
     BTC_SPOT,
@@ -38,6 +38,7 @@ from tests.support import (
 
 pytestmark = pytest.mark.anyio
 D = Decimal
+NONCE = "test01"  # the run nonce: client order ids read test01-pos1-so1
 SETTINGS = TradingSettings(
     max_position_size_usd=D(1000), order_timeout_seconds=0.5, delta_drift_tolerance=D("0.02")
 )
@@ -48,7 +49,7 @@ def setup(
 ) -> tuple[PositionManager, FaultyPaperExecutor, TickerService]:
     ticker = make_ticker()
     executor = FaultyPaperExecutor(ticker, balance=balance)
-    return PositionManager(executor, ticker, settings), executor, ticker
+    return PositionManager(executor, ticker, settings, run_nonce=NONCE), executor, ticker
 
 
 def assert_flat(executor: PaperExecutor) -> None:
@@ -65,19 +66,22 @@ async def test_open_buys_spot_and_shorts_perp_for_the_same_quantity() -> None:
 
     assert position.state == "validated"
     assert position.quantity == D("0.02")  # 1000 USD limit at 50000
-    assert position.spot_qty == position.perp_qty == D("0.02")
+    # The spot buy's fee is taken in BTC (as on Bybit): the position holds less spot.
+    assert (position.spot_qty, position.perp_qty) == (D("0.01998"), D("0.02"))
     by_category = {r.category: r for r in executor.requests}
     spot, perp = by_category[Category.SPOT], by_category[Category.LINEAR]
     assert (spot.symbol, spot.side, spot.quantity) == ("BTC/USDT", Side.BUY, D("0.02"))
     assert (perp.symbol, perp.side, perp.quantity) == ("BTC/USDT:USDT", Side.SELL, D("0.02"))
     assert not perp.reduce_only
-    assert position.entry_fees == sum((o.fee for o in position.orders), D(0))
+    spot_fill, perp_fill = position.orders
+    assert spot_fill.avg_price is not None
+    assert position.entry_fees == spot_fill.fee * spot_fill.avg_price + perp_fill.fee
     assert position.spot_entry_price == D(50000) * D("1.0005")
     assert position.perp_entry_price == D(50010) * D("0.9995")
     assert position.opened_at is not None
     assert manager.get_open_positions() == [position]
     assert manager.get_position("pos1") is position
-    assert executor.get_virtual_balance()["BTC"] == D("0.02")
+    assert executor.get_virtual_balance()["BTC"] == D("0.01998")
     assert executor.get_perp_position(BTC_PERP.symbol).size == D("-0.02")
 
 
@@ -85,14 +89,36 @@ async def test_client_order_ids_are_deterministic_short_and_recorded() -> None:
     manager, executor, _ = setup()
     position = await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
     await manager.close_position("pos1")
-    assert position.client_order_ids == ["pos1-so1", "pos1-po1", "pos1-sc1", "pos1-pc1"]
+    assert position.client_order_ids == [
+        "test01-pos1-so1",
+        "test01-pos1-po1",
+        "test01-pos1-sc1",
+        "test01-pos1-pc1",
+    ]
     assert [r.client_order_id for r in executor.requests] == position.client_order_ids
 
     # Generated ids stay within Bybit's 36 characters, and so do the longest allowed.
     generated = await manager.open_position(ETH_SPOT, ETH_PERP, D(500))
-    longest = await manager.open_position(BTC_SPOT, BTC_PERP, D(500), position_id="p" * 24)
+    longest = await manager.open_position(BTC_SPOT, BTC_PERP, D(500), position_id="p" * 20)
     for cid in generated.client_order_ids + longest.client_order_ids:
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,36}", cid)
+    with pytest.raises(InvalidOrderError, match="1-20 characters"):
+        await manager.open_position(BTC_SPOT, BTC_PERP, D(500), position_id="p" * 21)
+
+
+async def test_client_order_ids_are_unique_across_runs() -> None:
+    """A second run must never take the first run's orders for its own: each run
+    has its own nonce, while ids stay deterministic within the run."""
+    ids = []
+    for _ in range(2):
+        ticker = make_ticker()
+        manager = PositionManager(FaultyPaperExecutor(ticker), ticker, SETTINGS)  # fresh nonce
+        position = await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
+        ids.append(position.client_order_ids)
+        assert all(cid.startswith(f"{manager.run_nonce}-pos1-") for cid in ids[-1])
+    assert not set(ids[0]) & set(ids[1])
+    with pytest.raises(InvalidOrderError, match="run nonce"):
+        PositionManager(FaultyPaperExecutor(ticker), ticker, SETTINGS, run_nonce="has space")
 
 
 async def test_both_orders_are_in_flight_at_the_same_time() -> None:
@@ -123,10 +149,13 @@ async def test_both_orders_are_in_flight_at_the_same_time() -> None:
         ) -> OrderResult | None:
             return await self.inner.fetch_order_by_client_id(client_order_id, symbol)
 
+        async def fetch_holdings(self, spot: Instrument, perp: Instrument) -> Holdings:
+            return await self.inner.fetch_holdings(spot, perp)
+
     ticker = make_ticker()
     paper = FaultyPaperExecutor(ticker)
     settings = TradingSettings(order_timeout_seconds=5)
-    manager = PositionManager(Rendezvous(paper), ticker, settings)
+    manager = PositionManager(Rendezvous(paper), ticker, settings, run_nonce=NONCE)
     position = await manager.open_position(BTC_SPOT, BTC_PERP, D(1000))
     assert position.state == "validated"
     assert len(paper.requests) == 2
@@ -139,7 +168,7 @@ async def test_close_sends_the_reverse_orders_and_ends_flat() -> None:
 
     assert position.state == "closed"
     spot_close, perp_close = executor.requests[2:]
-    assert (spot_close.side, spot_close.quantity) == (Side.SELL, D("0.02"))
+    assert (spot_close.side, spot_close.quantity) == (Side.SELL, D("0.01998"))  # what is held
     assert (perp_close.side, perp_close.quantity, perp_close.reduce_only) == (
         Side.BUY,
         D("0.02"),
@@ -176,9 +205,9 @@ async def test_perp_rejected_reverses_the_spot_leg() -> None:
     assert position.state == "rolled_back"
     rollback = executor.requests[-1]
     assert (rollback.client_order_id, rollback.side, rollback.quantity) == (
-        "pos1-sr1",
+        "test01-pos1-sr1",
         Side.SELL,
-        D("0.02"),
+        D("0.01998"),
     )
     assert len(executor.requests) == 3  # nothing to reverse on the perp side
     assert position.spot_qty == position.perp_qty == 0
@@ -194,11 +223,13 @@ async def test_leg_hanging_past_the_timeout_is_looked_up_and_rolled_back() -> No
 
     position = caught.value.position
     assert position.state == "rolled_back"
-    assert "pos1-po1" in executor.lookups  # resolved by its client order id ...
+    assert "test01-pos1-po1" in executor.lookups  # resolved by its client order id ...
     assert executor.requests.count(executor.requests[1]) == 1  # ... never sent again
     reversals = {r.client_order_id: r for r in executor.requests[2:]}
-    assert reversals["pos1-sr1"].side is Side.SELL
-    assert reversals["pos1-pr1"].side is Side.BUY and reversals["pos1-pr1"].reduce_only
+    assert reversals["test01-pos1-sr1"].side is Side.SELL
+    assert (
+        reversals["test01-pos1-pr1"].side is Side.BUY and reversals["test01-pos1-pr1"].reduce_only
+    )
     assert_flat(executor)
 
 
@@ -208,7 +239,11 @@ async def test_leg_that_never_reached_the_venue_needs_no_reversal() -> None:
     with pytest.raises(DeltaHedgeTimeout) as caught:
         await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
     assert caught.value.position.state == "rolled_back"
-    assert [r.client_order_id for r in executor.requests] == ["pos1-so1", "pos1-po1", "pos1-sr1"]
+    assert [r.client_order_id for r in executor.requests] == [
+        "test01-pos1-so1",
+        "test01-pos1-po1",
+        "test01-pos1-sr1",
+    ]
     assert_flat(executor)
 
 
@@ -218,8 +253,11 @@ async def test_leg_that_lands_after_the_first_lookup_is_still_found() -> None:
     with pytest.raises(DeltaHedgeTimeout) as caught:
         await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
     assert caught.value.position.state == "rolled_back"
-    assert executor.lookups.count("pos1-po1") == 2
-    assert {r.client_order_id for r in executor.requests[2:]} == {"pos1-sr1", "pos1-pr1"}
+    assert executor.lookups.count("test01-pos1-po1") == 2
+    assert {r.client_order_id for r in executor.requests[2:]} == {
+        "test01-pos1-sr1",
+        "test01-pos1-pr1",
+    }
     assert_flat(executor)
 
 
@@ -231,15 +269,15 @@ async def test_failed_rollback_leaves_the_operator_the_exposure() -> None:
 
     position = caught.value.position
     assert position.state == "needs_attention"
-    assert position.spot_qty == D("0.02") and position.perp_qty == 0
-    assert "spot 0.02 BTC long, perp 0 short" in (position.reason or "")
+    assert position.spot_qty == D("0.01998") and position.perp_qty == 0
+    assert "spot 0.01998 BTC long, perp 0 short" in (position.reason or "")
     assert manager.get_open_positions() == [position]
 
     # The operator retries: a close flattens what is left.
     del executor.faults["sr1"]
     closed = await manager.close_position("pos1")
     assert closed.state == "closed"
-    assert executor.requests[-1].client_order_id == "pos1-sc1"
+    assert executor.requests[-1].client_order_id == "test01-pos1-sc1"
     assert_flat(executor)
 
 
@@ -254,26 +292,26 @@ async def test_unresolvable_leg_is_reported_not_guessed() -> None:
     ticker = make_ticker()
     executor = Unreachable(ticker)
     executor.faults["po1"] = "unknown"
-    manager = PositionManager(executor, ticker, SETTINGS)
+    manager = PositionManager(executor, ticker, SETTINGS, run_nonce=NONCE)
     with pytest.raises(DeltaHedgeError) as caught:
         await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
     position = caught.value.position
     assert position.state == "needs_attention"
-    assert "outcome unknown for pos1-po1" in (position.reason or "")
+    assert "outcome unknown for test01-pos1-po1" in (position.reason or "")
     # What was known (the spot leg) was reversed anyway.
     assert executor.get_virtual_balance()["BTC"] == 0
 
 
 async def test_partial_fill_beyond_tolerance_unwinds_both_legs() -> None:
     manager, executor, _ = setup()
-    executor.faults["po1"] = D("0.9")  # the perp fills 0.018 of 0.02: 10 % drift
-    with pytest.raises(DeltaDriftExceeded, match=r"drifts 10\.0000%") as caught:
+    executor.faults["po1"] = D("0.9")  # the perp fills 0.018 of 0.01998 held: 9.9 % drift
+    with pytest.raises(DeltaDriftExceeded, match=r"drifts 9\.9099%") as caught:
         await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
 
     position = caught.value.position
     assert position.state == "rolled_back"
     unwound = {r.client_order_id: r.quantity for r in executor.requests[2:]}
-    assert unwound == {"pos1-sr1": D("0.02"), "pos1-pr1": D("0.018")}
+    assert unwound == {"test01-pos1-sr1": D("0.01998"), "test01-pos1-pr1": D("0.018")}
     assert_flat(executor)
 
 
@@ -282,7 +320,7 @@ async def test_partial_fill_within_tolerance_is_a_valid_position() -> None:
     executor.faults["po1"] = D("0.99")  # 1 % short of the spot
     position = await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
     assert position.state == "validated"
-    assert (position.spot_qty, position.perp_qty) == (D("0.02"), D("0.0198"))
+    assert (position.spot_qty, position.perp_qty) == (D("0.01998"), D("0.0198"))
     closed = await manager.close_position("pos1")
     assert closed.state == "closed"
     assert executor.requests[-1].quantity == D("0.0198")  # buys back what is short
@@ -304,7 +342,7 @@ async def test_close_timeout_leaves_the_position_needing_attention() -> None:
     # A second close only buys back the perp that is still short.
     await manager.close_position("pos1")
     assert position.state == "closed"
-    assert [r.client_order_id for r in executor.requests[-1:]] == ["pos1-pc2"]
+    assert [r.client_order_id for r in executor.requests[-1:]] == ["test01-pos1-pc2"]
     assert_flat(executor)
 
 
@@ -324,7 +362,7 @@ async def test_missing_price_is_rejected_without_an_order() -> None:
     clock = FakeClock()
     ticker = make_ticker(clock)
     executor = FaultyPaperExecutor(ticker)
-    manager = PositionManager(executor, ticker, SETTINGS)
+    manager = PositionManager(executor, ticker, SETTINGS, run_nonce=NONCE)
     clock.now += 3600  # every price is now an hour old
     with pytest.raises(PriceUnavailableError, match="stale"):
         await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="stale")
@@ -383,11 +421,11 @@ async def test_cancelling_the_caller_mid_open_does_not_strand_a_leg() -> None:
 
     ticker = make_ticker()
     executor = Slow(ticker)
-    manager = PositionManager(executor, ticker, SETTINGS)
+    manager = PositionManager(executor, ticker, SETTINGS, run_nonce=NONCE)
     with anyio.move_on_after(0.01) as scope:
         await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="pos1")
     assert scope.cancel_called  # the caller gave up while the legs were in flight
     position = manager.get_position("pos1")
     assert position is not None
     assert position.state == "validated"  # both legs finished under the shield
-    assert position.spot_qty == position.perp_qty == D("0.02")
+    assert (position.spot_qty, position.perp_qty) == (D("0.01998"), D("0.02"))

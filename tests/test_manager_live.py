@@ -35,7 +35,7 @@ async def venue() -> AsyncIterator[tuple[FakeBybit, PositionManager]]:
             ticker.update(BTC_PERP.symbol, D(60000))
             executor = LiveExecutor(exchange, fill_poll_interval=0.01)
             settings = TradingSettings(max_position_size_usd=D(1200), order_timeout_seconds=5)
-            yield fake, PositionManager(executor, ticker, settings)
+            yield fake, PositionManager(executor, ticker, settings, run_nonce="live01")
         finally:
             await exchange.close()
 
@@ -66,10 +66,18 @@ async def test_open_and_close_through_ccxt(venue: tuple[FakeBybit, PositionManag
     closed = await manager.close_position("live1")
     assert closed.state == "closed"
     sent = {b["orderLinkId"]: b for b in fake.create_bodies}
-    assert set(sent) == {"live1-so1", "live1-po1", "live1-sc1", "live1-pc1"}
-    assert (sent["live1-sc1"]["side"], sent["live1-sc1"]["qty"]) == ("Sell", "0.01998")
-    assert (sent["live1-pc1"]["side"], sent["live1-pc1"]["qty"]) == ("Buy", "0.02")
-    assert sent["live1-pc1"]["reduceOnly"] is True
+    assert set(sent) == {
+        "live01-live1-so1",
+        "live01-live1-po1",
+        "live01-live1-sc1",
+        "live01-live1-pc1",
+    }
+    assert (sent["live01-live1-sc1"]["side"], sent["live01-live1-sc1"]["qty"]) == (
+        "Sell",
+        "0.01998",
+    )
+    assert (sent["live01-live1-pc1"]["side"], sent["live01-live1-pc1"]["qty"]) == ("Buy", "0.02")
+    assert sent["live01-live1-pc1"]["reduceOnly"] is True
     assert net_by_category(fake) == {"spot": D("0.00002"), "linear": D(0)}  # the fee coin
 
 

@@ -44,16 +44,23 @@ async def test_fill_is_simulated_with_a_paper_id_and_the_taker_fee() -> None:
     assert result.status is OrderStatus.FILLED
     assert result.filled_qty == result.requested_qty == D("0.02")
     assert result.avg_price == D(50000) * D("1.0005")
-    assert result.fee == D("0.02") * D("50025.0000") * D("0.001")
-    assert result.fee_currency == "USDT"
+    # As on Bybit, a spot buy's fee is taken from the coins bought ...
+    assert result.fee == D("0.02") * D("0.001")
+    assert result.fee_currency == "BTC"
+    assert ex.balance("BTC") == D("0.01998")
+    # ... a spot sell's and every perp order's in the quote currency.
     perp = await ex.place_order(order("BTC/USDT:USDT", Side.SELL, "0.02", "c2"))
     assert perp.fee == D("0.02") * D(50010) * D("0.9995") * D("0.00055")
+    assert perp.fee_currency == "USDT"
+    sell = await ex.place_order(order("BTC/USDT", Side.SELL, "0.01", "c3"))
+    assert sell.fee == D("0.01") * D(50000) * D("0.9995") * D("0.001")
+    assert sell.fee_currency == "USDT"
 
 
 async def test_slippage_goes_against_the_taker() -> None:
     ex = paper()
     buy = await ex.place_order(order("ETH/USDT", Side.BUY, "1", "b"))
-    sell = await ex.place_order(order("ETH/USDT", Side.SELL, "1", "s"))
+    sell = await ex.place_order(order("ETH/USDT", Side.SELL, "0.999", "s"))  # held after the fee
     assert buy.avg_price == D(3000) * D("1.0005") > D(3000)
     assert sell.avg_price == D(3000) * D("0.9995") < D(3000)
 
@@ -76,11 +83,13 @@ async def test_virtual_balances_follow_spot_trades() -> None:
     ex = paper()
     buy = await ex.place_order(order("BTC/USDT", Side.BUY, "0.02", "b1"))
     assert buy.avg_price is not None
-    cost = D("0.02") * buy.avg_price + buy.fee
-    assert ex.get_virtual_balance() == {"USDT": D(100_000) - cost, "BTC": D("0.02")}
-    sell = await ex.place_order(order("BTC/USDT", Side.SELL, "0.02", "s1"))
+    cost = D("0.02") * buy.avg_price  # the fee came out of the coins
+    assert ex.get_virtual_balance() == {"USDT": D(100_000) - cost, "BTC": D("0.01998")}
+    with pytest.raises(InsufficientFundsError, match=r"0\.01998 held"):  # not the coins it paid
+        await ex.place_order(order("BTC/USDT", Side.SELL, "0.02", "s0"))
+    sell = await ex.place_order(order("BTC/USDT", Side.SELL, "0.01998", "s1"))
     assert sell.avg_price is not None
-    proceeds = D("0.02") * sell.avg_price - sell.fee
+    proceeds = D("0.01998") * sell.avg_price - sell.fee
     assert ex.get_virtual_balance() == {"USDT": D(100_000) - cost + proceeds, "BTC": D(0)}
 
 
@@ -142,7 +151,7 @@ async def test_a_reused_client_order_id_is_not_a_second_order() -> None:
     await ex.place_order(order("BTC/USDT", Side.BUY, "0.01", "dup"))
     with pytest.raises(OrderOutcomeUnknown, match="already used"):
         await ex.place_order(order("BTC/USDT", Side.BUY, "0.01", "dup"))
-    assert ex.get_virtual_balance()["BTC"] == D("0.01")
+    assert ex.get_virtual_balance()["BTC"] == D("0.00999")  # one buy, less its fee
 
 
 async def test_cancel_is_always_accepted_on_paper() -> None:

@@ -503,6 +503,98 @@ CASES: list[tuple[str, str, list[str], int, str]] = [
         3,
         "repeats line 2 with different values",
     ),
+    # numbers that parse but make no sense
+    ("price 1E+999999", "spot", [KLINE_HEADER, kline(0, h="1E+999999")], 2, "high 1E+999999 is"),
+    ("price 1E-999999", "spot", [KLINE_HEADER, kline(0, o="1E-999999", lo="1E-999999")], 2, "open"),
+    (
+        "price beyond 1e12",
+        "perp",
+        [KLINE_HEADER, kline(0, h="2e12", c="2e12", data_type="futures")],
+        2,
+        "high 2e12 is outside 1E-12 to 1E+12: not a price",
+    ),
+    (
+        "price beyond Decimal",
+        "spot",
+        [KLINE_HEADER, kline(0, h="1e9999999999999999999999")],
+        2,
+        "high '1e9999999999999999999999' is out of range",
+    ),
+    (
+        "price of 5000 digits",
+        "spot",
+        [KLINE_HEADER, kline(0, h="9" * 5000)],
+        2,
+        "high 9999999999999999999999999999999999999999... (5,000 characters) is outside",
+    ),
+    ("price -0", "spot", [KLINE_HEADER, kline(0, o="-0", lo="-0")], 2, "open -0 is not a positive"),
+    ("price -Infinity", "spot", [KLINE_HEADER, kline(0, lo="-Infinity")], 2, "low is '-Infinity'"),
+    ("price sNaN", "spot", [KLINE_HEADER, kline(0, o="sNaN")], 2, "open is 'sNaN', not a finite"),
+    ("volume -0", "spot", [KLINE_HEADER, kline(0, v="-0")], 2, "volume -0 is negative (a negative"),
+    (
+        "volume 1E+19",
+        "spot",
+        [KLINE_HEADER, kline(0, v="1E+19")],
+        2,
+        "volume 1E+19 is beyond 1E+18",
+    ),
+    ("volume Infinity", "spot", [KLINE_HEADER, kline(0, v="Infinity")], 2, "not a finite number"),
+    (
+        "funding 5",
+        "funding",
+        [FUNDING_HEADER, funding_row(0), funding_row(8, "5")],
+        3,
+        "funding_rate 5 is beyond +-1 (100 %) per settlement",
+    ),
+    ("funding -1e6", "funding", [FUNDING_HEADER, funding_row(0, "-1e6")], 2, "-1e6 is beyond +-1"),
+    ("funding 1E+999999", "funding", [FUNDING_HEADER, funding_row(0, "1E+999999")], 2, "beyond"),
+    (
+        "funding 1E-999999",
+        "funding",
+        [FUNDING_HEADER, funding_row(0, "1E-999999")],
+        2,
+        "funding_rate 1E-999999 is nonzero but below 1E-12 in size",
+    ),
+    ("funding -0", "funding", [FUNDING_HEADER, funding_row(0, "-0")], 2, "-0 is a negative zero"),
+    ("funding -0.0E-8", "funding", [FUNDING_HEADER, funding_row(0, "-0.0E-8")], 2, "negative zero"),
+    (
+        "funding Infinity",
+        "funding",
+        [FUNDING_HEADER, funding_row(0, "Infinity")],
+        2,
+        "not a finite",
+    ),
+    (
+        "funding beyond Decimal",
+        "funding",
+        [FUNDING_HEADER, funding_row(0, "-1e-9999999999999999999999")],
+        2,
+        "funding_rate '-1e-9999999999999999999999' is out of range",
+    ),
+    (
+        "funding of 5000 digits",
+        "funding",
+        [FUNDING_HEADER, funding_row(0, "-" + "1" * 5000)],
+        2,
+        "funding_rate -111111111111111111111111111111111111111... (5,001 characters) is beyond",
+    ),
+    # times outside 2009 to 2099
+    ("before 2009", "spot", [KLINE_HEADER, kline("2008-12-31T23:00:00Z")], 2, "outside 2009 to"),
+    ("in 1969", "funding", [FUNDING_HEADER, funding_row("1969-12-31T16:00:00Z")], 2, "outside"),
+    ("year 1", "spot", [KLINE_HEADER, kline("0001-01-01T00:00:00+01:00")], 2, "outside 2009 to"),
+    ("year 9999", "spot", [KLINE_HEADER, kline("9999-12-31T23:00:00-12:00")], 2, "outside 2009"),
+    ("in 2100", "funding", [FUNDING_HEADER, funding_row("2100-01-01T00:00:00Z")], 2, "outside"),
+    ("epoch 0", "spot", [KLINE_HEADER, kline("0")], 2, "0 is not epoch milliseconds"),
+    ("epoch ms of 1973", "spot", [KLINE_HEADER, kline("100000000000")], 2, "(2009 to 2099)"),
+    ("epoch microseconds", "spot", [KLINE_HEADER, kline("1704067200000000")], 2, "plausible"),
+    ("negative epoch", "funding", [FUNDING_HEADER, funding_row("-3600000")], 2, "neither ISO"),
+    (
+        "epoch of 5000 digits",
+        "funding",
+        [FUNDING_HEADER, funding_row("1" * 5000)],
+        2,
+        "timestamp 1111111111111111111111111111111111111111... (5,000 characters) is not epoch",
+    ),
 ]
 
 
@@ -621,3 +713,224 @@ def test_json_numbers_are_read_as_decimal_not_float(tmp_path: Path) -> None:
 def test_no_instrument_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no instrument file \(bybit_instruments_info\*\.json\)"):
         load_instruments(tmp_path, ["BTC/USDT"])
+
+
+# --- what is odd but possible: warned, file and lines named ----------------------
+
+
+def test_funding_rates_beyond_any_venue_cap_are_warned(tmp_path: Path) -> None:
+    rates = ["0.0001", "0.06", "-0.5", "0.05", "1"]
+    funding = [FUNDING_HEADER, *(funding_row(8 * i, rate) for i, rate in enumerate(rates))]
+    paths = write_pair(tmp_path, funding=funding)
+    data = load(tmp_path)
+    assert [rate.rate for rate in data.funding] == [D(rate) for rate in rates]
+    assert data.warnings == [
+        f"{paths['funding'].name}: 3 funding rates beyond +-0.05 (5%) per settlement "
+        "(lines 3, 4, 6); Bybit caps funding at a few percent: check the file"
+    ]
+
+
+def test_funding_times_off_the_hour_are_warned(tmp_path: Path) -> None:
+    stamps = ["2024-01-01T00:00:00Z", "2024-01-01T08:30:00Z", "2024-01-01T16:00:00.001Z"]
+    funding = [FUNDING_HEADER, *(funding_row(stamp) for stamp in stamps)]
+    paths = write_pair(tmp_path, funding=funding)
+    warnings = load(tmp_path).warnings
+    assert (
+        f"{paths['funding'].name}: 2 funding times not on the hour (lines 3, 4); "
+        "Bybit settles funding on the hour"
+    ) in warnings
+
+
+def test_a_second_data_file_repeating_the_rows_is_warned(tmp_path: Path) -> None:
+    write_pair(tmp_path)
+    copy = write(tmp_path, "funding", good_rows("funding"), gz=True, tag="copy")
+    data = load(tmp_path)
+    assert len(data.funding) == 2
+    assert data.warnings == [f"{copy.name}: dropped 2 duplicate rows (lines 2, 3)"]
+
+
+def perp_entry(base: str = "SOL", step: str = "0.1") -> dict[str, object]:
+    return {
+        "baseCoin": base,
+        "quoteCoin": "USDT",
+        "settleCoin": "USDT",
+        "contractType": "LinearPerpetual",
+        "lotSizeFilter": {"qtyStep": step, "minOrderQty": step, "minNotionalValue": "5"},
+        "priceFilter": {"tickSize": "0.01"},
+    }
+
+
+def test_the_same_entries_in_two_files_are_used_once_with_a_warning(tmp_path: Path) -> None:
+    document = {"spot": {"SOLUSDT": SPOT_ENTRY}, "linear": {"SOLUSDT": perp_entry()}}
+    instrument_file(tmp_path, document, "a")
+    second = instrument_file(tmp_path, document, "b")
+    warnings: list[str] = []
+    found = load_instruments(tmp_path, ["SOL/USDT", "SOL/USDT:USDT"], warnings=warnings)
+    assert found["SOL/USDT:USDT"].qty_step == D("0.1")
+    assert warnings == [
+        f"{second.name}: 2 instrument entries (SOL/USDT (spot.SOLUSDT), SOL/USDT:USDT "
+        "(linear.SOLUSDT)) repeat bybit_instruments_info_a.json exactly; each is used once"
+    ]
+
+
+def test_an_entry_listed_twice_in_one_file_is_used_once_with_a_warning(tmp_path: Path) -> None:
+    path = instrument_file(
+        tmp_path, {"linear": {"SOLUSDT": perp_entry(), "SOL-PERP": perp_entry()}}
+    )
+    warnings: list[str] = []
+    load_instruments(tmp_path, ["SOL/USDT:USDT"], warnings=warnings)
+    assert warnings == [
+        f"{path.name}: 1 instrument entry (SOL/USDT:USDT (linear.SOL-PERP)) repeats entries "
+        "earlier in the file exactly; each is used once"
+    ]
+
+
+def test_many_repeated_entries_make_one_short_warning(tmp_path: Path) -> None:
+    document = {"linear": {f"C{i}USDT": perp_entry(f"C{i}") for i in range(30)}}
+    instrument_file(tmp_path, document, "a")
+    instrument_file(tmp_path, document, "b")
+    warnings: list[str] = []
+    load_instruments(tmp_path, ["C1/USDT:USDT"], warnings=warnings)
+    (warning,) = warnings
+    assert warning.startswith("bybit_instruments_info_b.json: 30 instrument entries (C0/USDT")
+    assert " and 10 more) repeat bybit_instruments_info_a.json exactly" in warning
+
+
+def test_a_key_twice_in_one_object_the_same_is_a_warning(tmp_path: Path) -> None:
+    entry = json.dumps(SPOT_ENTRY)
+    path = tmp_path / "bybit_instruments_info_x.json"
+    path.write_text(f'{{"spot": {{"SOLUSDT": {entry}, "SOLUSDT": {entry}}}}}')
+    warnings: list[str] = []
+    load_instruments(tmp_path, ["SOL/USDT"], warnings=warnings)
+    assert warnings == [
+        f"{path.name}: 1 key ('SOLUSDT') appears twice in one object, the same both times; "
+        "each is used once"
+    ]
+
+
+def test_warnings_are_optional(tmp_path: Path) -> None:
+    document = {"spot": {"SOLUSDT": SPOT_ENTRY}}
+    instrument_file(tmp_path, document, "a")
+    instrument_file(tmp_path, document, "b")
+    assert list(load_instruments(tmp_path, ["SOL/USDT"])) == ["SOL/USDT"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('{"spot": {"SOLUSDT": %s, "SOLUSDT": %s}}', "SOLUSDT"),
+        ('{"spot": {"SOLUSDT": %s}, "spot": {"SOLUSDT": %s}}', "spot"),
+    ],
+    ids=["entry", "section"],
+)
+def test_a_key_twice_in_one_object_differently_is_refused(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    other = {**SPOT_ENTRY, "priceFilter": {"tickSize": "0.1"}}
+    path = tmp_path / "bybit_instruments_info_x.json"
+    path.write_text(text % (json.dumps(SPOT_ENTRY), json.dumps(other)))
+    with pytest.raises(DataError) as caught:
+        load_instruments(tmp_path, ["SOL/USDT"])
+    assert str(caught.value) == (
+        f"{path}: the key '{key}' appears twice in one object, with different values"
+    )
+
+
+def test_one_file_listing_a_symbol_twice_differently_is_refused(tmp_path: Path) -> None:
+    path = instrument_file(
+        tmp_path, {"linear": {"SOLUSDT": perp_entry(), "SOL-PERP": perp_entry(step="1")}}
+    )
+    with pytest.raises(DataError) as caught:
+        load_instruments(tmp_path, ["SOL/USDT:USDT"])
+    assert str(caught.value) == (
+        f"SOL/USDT:USDT is listed differently in {path} (linear.SOLUSDT) "
+        f"and {path} (linear.SOL-PERP)"
+    )
+
+
+def spot_file_text(**lot: str) -> str:
+    """A spot SOLUSDT entry with the lot size values written as raw JSON text."""
+    lots = {"basePrecision": '"0.001"', "minOrderQty": '"0.01"', "minOrderAmt": '"5"', **lot}
+    fields = ", ".join(f'"{key}": {value}' for key, value in lots.items())
+    return (
+        '{"spot": {"SOLUSDT": {"baseCoin": "SOL", "quoteCoin": "USDT", '
+        f'"lotSizeFilter": {{{fields}}}, "priceFilter": {{"tickSize": "0.01"}}}}}}}}'
+    )
+
+
+NESTED = "[" * 10_000 + "]" * 10_000
+
+BAD_INSTRUMENT_FILES = [
+    # (id, file text, what the message says after "<path>")
+    ("10000 nested lists", f'{{"spot": {{}}, "x": {NESTED}}}', ": nested more than 32 deep"),
+    ("40 nested lists", '{"spot": {}, "x": ' + "[" * 40 + "]" * 40 + "}", ": nested more than 32"),
+    (
+        "10000 nested objects",
+        '{"spot": {}, "x": ' + '{"a": ' * 10_000 + "1" + "}" * 10_000 + "}",
+        ": nested more than 32 deep",
+    ),
+    ("nested inside an entry", spot_file_text(extra=NESTED), ": nested more than 32 deep"),
+    (
+        "5000-digit integer read",
+        spot_file_text(minOrderAmt="9" * 5000),
+        ": the number 9999999999999999999999999999999999999999... (5,000 characters) is out of",
+    ),
+    (
+        "5000-digit integer not read",
+        spot_file_text(unused="1" * 5000),
+        ": the number 1111111111111111111111111111111111111111... (5,000 characters) is out of",
+    ),
+    ("NaN literal", spot_file_text(minOrderQty="NaN"), ": NaN is not a number JSON allows"),
+    ("Infinity literal", spot_file_text(unused="Infinity"), ": Infinity is not a number JSON"),
+    ("-Infinity literal", spot_file_text(unused="-Infinity"), ": -Infinity is not a number"),
+    (
+        "exponent beyond Decimal",
+        spot_file_text(minOrderAmt="1e9999999999999999999999"),
+        ": the number 1e9999999999999999999999 is out of range",
+    ),
+    (
+        "huge step",
+        spot_file_text(basePrecision="1e999999"),
+        ": spot.SOLUSDT.lotSizeFilter.basePrecision is 1E+999999, outside 1E-40 to 1E+15",
+    ),
+    (
+        "tiny step",
+        spot_file_text(basePrecision='"1e-999999"'),
+        ": spot.SOLUSDT.lotSizeFilter.basePrecision is 1E-999999, outside 1E-40 to 1E+15",
+    ),
+    (
+        "huge minimum as text",
+        spot_file_text(minOrderQty='"' + "9" * 5000 + '"'),
+        ": spot.SOLUSDT.lotSizeFilter.minOrderQty is 9999999999999999999999999999999999999999.",
+    ),
+    (
+        "NaN as text",
+        spot_file_text(minOrderQty='"NaN"'),
+        ": spot.SOLUSDT: min_qty must be a positive number, got NaN",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [case[1:] for case in BAD_INSTRUMENT_FILES],
+    ids=[case[0] for case in BAD_INSTRUMENT_FILES],
+)
+def test_an_instrument_file_built_to_hurt_is_refused_naming_it(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "bybit_instruments_info_x.json"
+    path.write_text(text)
+    with pytest.raises(DataError) as caught:
+        load_instruments(tmp_path, ["SOL/USDT"])
+    message = str(caught.value)
+    assert message.startswith(f"{path}{says}"), message
+    assert "\n" not in message and len(message) < 300
+
+
+def test_tiny_steps_with_absurd_precision_are_allowed(tmp_path: Path) -> None:
+    (tmp_path / "bybit_instruments_info_x.json").write_text(
+        spot_file_text(basePrecision='"1e-30"', minOrderQty="0.000000000000000000000000000001")
+    )
+    found = load_instruments(tmp_path, ["SOL/USDT"])["SOL/USDT"]
+    assert found.qty_step == found.min_qty == D("1e-30")

@@ -45,7 +45,9 @@ def traced(
     executor = FaultyPaperExecutor(ticker)
     tracer = exporter.provider.get_tracer("test")  # type: ignore[attr-defined]
     tracing = PositionTracer(tracer, clock=ticker.clock)
-    return PositionManager(executor, ticker, SETTINGS, tracing=tracing), executor
+    return PositionManager(
+        executor, ticker, SETTINGS, tracing=tracing, run_nonce="test01"
+    ), executor
 
 
 def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
@@ -99,7 +101,7 @@ async def test_open_and_close_give_one_trace_with_phases_legs_and_transitions(
         if (s.attributes or {})["fo.order.leg"] == "spot"
     )
     leg = spot_open.attributes or {}
-    assert leg["fo.order.client_order_id"] == "pos1-so1"
+    assert leg["fo.order.client_order_id"] == "test01-pos1-so1"
     assert leg["fo.order.side"] == "buy"
     assert leg["fo.order.requested_qty"] == leg["fo.order.filled_qty"] == "0.02"
     assert leg["fo.order.avg_price"] == str(D(50000) * D("1.0005"))
@@ -137,7 +139,10 @@ async def test_rollback_trace_records_the_failed_leg_and_the_reversal(
 
     (reversal,) = children(spans, phases["position.rollback"])
     attrs = reversal.attributes or {}
-    assert (attrs["fo.order.client_order_id"], attrs["fo.order.side"]) == ("pos1-sr1", "sell")
+    assert (attrs["fo.order.client_order_id"], attrs["fo.order.side"]) == (
+        "test01-pos1-sr1",
+        "sell",
+    )
 
 
 async def test_a_timed_out_leg_is_traced_as_unknown_then_looked_up(
@@ -151,11 +156,11 @@ async def test_a_timed_out_leg_is_traced_as_unknown_then_looked_up(
     hung = next(
         s
         for s in by_name(spans, "order")
-        if (s.attributes or {})["fo.order.client_order_id"] == "pos1-po1"
+        if (s.attributes or {})["fo.order.client_order_id"] == "test01-pos1-po1"
     )
     assert (hung.attributes or {})["fo.order.outcome"] == "unknown"
     (lookup,) = by_name(spans, "order.lookup")
-    assert (lookup.attributes or {})["fo.order.client_order_id"] == "pos1-po1"
+    assert (lookup.attributes or {})["fo.order.client_order_id"] == "test01-pos1-po1"
     assert (lookup.attributes or {})["fo.order.filled_qty"] == "0.02"  # it had filled after all
     (root,) = by_name(spans, "position")
     assert path(root)[-2:] == ["rolling_back", "rolled_back"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from orchestrator.models import Category, OrderRequest, OrderResult
+from orchestrator.models import Category, Holdings, Instrument, OrderRequest, OrderResult
 
 
 class Executor(ABC):
@@ -16,7 +16,14 @@ class Executor(ABC):
     - ``InvalidOrderError`` / ``PriceUnavailableError``: refused before sending;
     - ``OrderRejected`` (``InsufficientFundsError``): the venue refused it, nothing filled;
     - ``OrderOutcomeUnknown``: it may be live; find it with ``fetch_order_by_client_id``.
+
+    ``late_arrival_seconds``: how long after a request was signed the venue may
+    still accept it (Bybit: its ``recvWindow`` plus the clock skew allowed). An
+    order whose answer was lost is concluded absent only once a lookup after that
+    finds nothing.
     """
+
+    late_arrival_seconds: float = 0.0
 
     @abstractmethod
     async def place_order(self, request: OrderRequest) -> OrderResult: ...
@@ -32,3 +39,7 @@ class Executor(ABC):
         self, client_order_id: str, symbol: str
     ) -> OrderResult | None:
         """The venue's view of the order sent as ``client_order_id``; None if it never arrived."""
+
+    @abstractmethod
+    async def fetch_holdings(self, spot: Instrument, perp: Instrument) -> Holdings:
+        """What the venue holds now of ``spot``'s coin and of ``perp``'s short position."""

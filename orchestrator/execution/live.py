@@ -20,16 +20,20 @@ from orchestrator.exceptions import (
     OrderRejected,
 )
 from orchestrator.execution.base import Executor
+from orchestrator.execution.limits import RateLimiter
 from orchestrator.execution.retry import retry_network_errors
 from orchestrator.models import (
     ZERO,
     Category,
+    Holdings,
+    Instrument,
     OrderRequest,
     OrderResult,
     OrderStatus,
     OrderType,
     Side,
 )
+from orchestrator.settings import VenueTiming
 
 T = TypeVar("T")
 
@@ -73,17 +77,28 @@ class LiveExecutor(Executor):
     A filled market order usually reads as done at once; one that still reads as
     open is polled ``fill_poll_attempts`` more times, ``fill_poll_interval`` seconds
     apart, and returned as OPEN if it never finishes.
+
+    ``timing`` is the one place the venue's deadlines come from: the exchange must be
+    built with the same (``orchestrator.execution.bybit.make_exchange`` does); an
+    order whose answer was lost may land until ``timing.late_arrival_seconds``
+    after it was signed. Requests are paced by ``limiter`` (Bybit's per-endpoint,
+    per-category budgets), not by ccxt's throttle, so the two legs leave together.
     """
 
     def __init__(
         self,
         exchange: Any,
         *,
+        timing: VenueTiming | None = None,
+        limiter: RateLimiter | None = None,
         fill_poll_interval: float = 0.2,
         fill_poll_attempts: int = 5,
         read_attempts: int = 3,
     ) -> None:
         self._exchange = exchange
+        self._timing = timing or VenueTiming()
+        self._limits = limiter or RateLimiter()
+        self.late_arrival_seconds = self._timing.late_arrival_seconds
         self._fill_poll_interval = fill_poll_interval
         self._fill_poll_attempts = fill_poll_attempts
         self._read_attempts = read_attempts
@@ -101,6 +116,7 @@ class LiveExecutor(Executor):
             # Never abandon the request in flight (the client timeout bounds it), and keep
             # ccxt's precision code from changing the caller's decimal rounding and traps.
             with anyio.CancelScope(shield=True), decimal.localcontext():
+                await self._limits.wait("order/create", request.category.value)
                 # No price: a spot market buy then states its qty in the base coin.
                 created = await self._exchange.create_order(
                     request.symbol, "market", request.side.value, qty, None, params
@@ -112,12 +128,12 @@ class LiveExecutor(Executor):
             self._exchange.fetch_order, order_id, request.symbol, {"acknowledged": True}
         )
         try:
-            order = await self._read(fetch)
+            order = await self._read(fetch, "order/realtime")
             for _ in range(self._fill_poll_attempts):
                 if order["status"] in _DONE:
                     break
                 await anyio.sleep(self._fill_poll_interval)
-                order = await self._read(fetch)
+                order = await self._read(fetch, "order/realtime")
         except ccxt.BaseError as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: accepted as {order_id}, but reading its fill failed; "
@@ -130,6 +146,7 @@ class LiveExecutor(Executor):
     ) -> bool:
         # ccxt derives Bybit's category from the symbol's market, so ``category`` is not sent.
         try:
+            await self._limits.wait("order/cancel", category.value)
             await self._exchange.cancel_order(order_id, symbol)
         except ccxt.OrderNotFound:
             return False
@@ -152,11 +169,12 @@ class LiveExecutor(Executor):
         try:
             category = await self._category_of(symbol, where)
             # Open orders first, then history: after a venue restart closed orders are only there.
-            for fetch in (
-                self._exchange.fetch_open_orders,
-                self._exchange.fetch_canceled_and_closed_orders,
+            for fetch, endpoint in (
+                (self._exchange.fetch_open_orders, "order/realtime"),
+                (self._exchange.fetch_canceled_and_closed_orders, "order/history"),
             ):
-                orders: list[Any] = await self._read(partial(fetch, symbol, params=params))
+                call = partial(fetch, symbol, params=params)
+                orders: list[Any] = await self._read(call, endpoint)
                 for order in orders:
                     if order["clientOrderId"] == client_order_id:
                         return self._result(order, symbol, category, None)
@@ -166,15 +184,42 @@ class LiveExecutor(Executor):
             ) from None
         return None
 
-    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
-        """A read, retried on network errors only: a wider predicate would swallow cancellation."""
+    async def fetch_holdings(self, spot: Instrument, perp: Instrument) -> Holdings:
+        """The coin the wallet has free to sell, and the perp's short, as the venue says."""
+        try:
+            balance = await self._read(self._exchange.fetch_balance, "account/wallet-balance")
+            positions = await self._read(
+                partial(self._exchange.fetch_positions, [perp.symbol]), "position/list"
+            )
+        except ccxt.BaseError as exc:
+            raise OrderOutcomeUnknown(
+                f"reading balances and positions failed: {self._describe(exc)}"
+            ) from None
+        coin = balance.get(spot.base) or {}
+        held = _decimal(coin.get("free"))
+        if held is None:
+            held = _decimal(coin.get("total")) or ZERO
+        short = ZERO
+        for position in positions:
+            if position.get("symbol") == perp.symbol and position.get("side") == "short":
+                short += _decimal(position.get("contracts")) or ZERO
+        return Holdings(spot=held, perp_short=short)
+
+    async def _read(self, call: Callable[[], Awaitable[T]], endpoint: str) -> T:
+        """A read, paced, retried on network errors only: a wider predicate would swallow
+        cancellation."""
+
+        async def paced() -> T:
+            await self._limits.wait(endpoint)
+            return await call()
+
         return await retry_network_errors(
-            call, attempts=self._read_attempts, base_delay=0.05, max_delay=1.0
+            paced, attempts=self._read_attempts, base_delay=0.05, max_delay=1.0
         )
 
     async def _category_of(self, symbol: str, where: str) -> Category:
         """The symbol's category; a ccxt error from loading the markets is left to the caller."""
-        await self._read(self._exchange.load_markets)
+        await self._read(self._exchange.load_markets, "market/instruments-info")
         try:
             market = self._exchange.market(symbol)
         except ccxt.BadSymbol:

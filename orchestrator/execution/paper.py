@@ -1,9 +1,12 @@
 """Simulated fills on the TickerService's prices (PAPR-01).
 
 Market orders fill at once at the latest price moved 0.05 % against the taker,
-pay the taker fee of their category in the quote currency, and move virtual
-balances. A perp position is netted per symbol with its average entry price; its
-margin (notional / leverage) is held back from the quote balance while it is open.
+pay the taker fee of their category, and move virtual balances. Fees are charged
+the way Bybit charges them: in the coin the order receives, so a spot buy pays
+its fee in the base coin (buying 0.01 BTC leaves 0.00999 BTC), a spot sell and
+every perp order in the quote currency. Paper then holds what live holds. A perp
+position is netted per symbol with its average entry price; its margin
+(notional / leverage) is held back from the quote balance while it is open.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from orchestrator.market.ticker import TickerService
 from orchestrator.models import (
     ZERO,
     Category,
+    Holdings,
     Instrument,
     OrderRequest,
     OrderResult,
@@ -134,7 +138,10 @@ class PaperExecutor(Executor):
         fill_price = price * (1 + self._slippage) if buy else price * (1 - self._slippage)
         qty = request.quantity
         fee = self._fees.fee(request.category, qty, fill_price)
+        fee_currency = instrument.quote
         if request.category is Category.SPOT:
+            if buy:  # charged in the coin bought, as on Bybit
+                fee, fee_currency = qty * self._fees.rate(request.category), instrument.base
             self._fill_spot(instrument, buy, qty, fill_price, fee)
         else:
             self._fill_perp(instrument, request, fill_price, fee)
@@ -149,7 +156,7 @@ class PaperExecutor(Executor):
             filled_qty=qty,
             avg_price=fill_price,
             fee=fee,
-            fee_currency=instrument.quote,
+            fee_currency=fee_currency,
             is_simulated=True,
         )
         self._orders[request.client_order_id] = result
@@ -167,21 +174,26 @@ class PaperExecutor(Executor):
         result = self._orders.get(client_order_id)
         return result if result is not None and result.symbol == symbol else None
 
+    async def fetch_holdings(self, spot: Instrument, perp: Instrument) -> Holdings:
+        size = self._perps.get(perp.symbol, PerpHolding()).size
+        return Holdings(spot=self.balance(spot.base), perp_short=max(-size, ZERO))
+
     # -- fills
 
     def _fill_spot(
         self, inst: Instrument, buy: bool, qty: Decimal, price: Decimal, fee: Decimal
     ) -> None:
+        """A buy's ``fee`` is in the base coin, a sell's in the quote currency."""
         balances = self._balances
         if buy:
-            cost = qty * price + fee
+            cost = qty * price
             available = self.available_balance(inst.quote)
             if cost > available:
                 raise InsufficientFundsError(
                     f"{inst.symbol}: buying {qty} costs {cost} {inst.quote}, {available} available"
                 )
             balances[inst.quote] = balances.get(inst.quote, ZERO) - cost
-            balances[inst.base] = balances.get(inst.base, ZERO) + qty
+            balances[inst.base] = balances.get(inst.base, ZERO) + qty - fee
         else:
             held = balances.get(inst.base, ZERO)
             if qty > held:

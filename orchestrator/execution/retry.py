@@ -36,3 +36,8 @@ async def retry_network_errors(
         with attempt:
             result = await call()
     return result
+
+
+async def read_venue(call: Callable[[], Awaitable[T]]) -> T:
+    """A live run's read (prices, funding, account), with the run's backoff."""
+    return await retry_network_errors(call, attempts=4, base_delay=0.2, max_delay=3.0)

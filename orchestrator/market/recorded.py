@@ -14,8 +14,13 @@ Per market id (``BTCUSDT``) the data folder holds, gzipped (``.csv.gz``) or plai
 Numbers are parsed as Decimal from the file's text. Times are UTC epoch
 milliseconds, read from ISO-8601 with an explicit offset or from integer epoch
 milliseconds. A row that cannot be right stops the load with a DataError naming
-the file and line; what is only suspicious (an exact repeat, a gap) is dropped
-or kept and reported in ``PairData.warnings``.
+the file and line; what is only suspicious (an exact repeat, a gap, a funding
+rate beyond any venue's cap, a settlement off the hour) is dropped or kept and
+reported in ``PairData.warnings``.
+
+Every value is bounded, so nothing absurd reaches the arithmetic of a run: times
+from 2009 (no crypto market is older) to 2099, prices from 1e-12 to 1e12,
+volumes up to 1e18, funding rates within +-1 (100 %) per settlement.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import csv
 import gzip
 import heapq
 import json
+import re
 import shlex
 import zlib
 from bisect import bisect_left
@@ -63,9 +69,28 @@ _DATA_TYPES = {"spot": "spot", "perp": "futures"}  # file kind -> its rows' data
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _DAY_MS = 86_400_000
-_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time datetime can show
+# Market data lies in [2009-01-01, 2100-01-01): Bitcoin's first block is from
+# January 2009. A time outside is a unit mistake (seconds, microseconds) or junk.
+_FIRST_MS = 1_230_768_000_000
+_END_MS = 4_102_444_800_000
+_FIRST_YEAR, _END_YEAR = 2009, 2100
+_MAX_STAMP_DIGITS = 16  # int() refuses over 4,300 digits; 13 is the width of ms until 2286
 _ZERO = Decimal(0)
+_PRICE_MIN, _PRICE_MAX = Decimal("1e-12"), Decimal("1e12")
+_VOLUME_MAX = Decimal("1e18")
+# Funding: a fraction per settlement. Bybit caps it at a few percent (per symbol);
+# 100 % would wipe out the position. Below 1e-12 is no venue's quote (Bybit: 8 decimals).
+_RATE_MAX = Decimal(1)
+_RATE_PLAUSIBLE = Decimal("0.05")
+_RATE_MIN = Decimal("1e-12")
+# Instrument limits (steps, minimums, ticks): tiny steps are real (1e-30 is allowed),
+# beyond these bounds they would make the sizing arithmetic explode.
+_LIMIT_MIN, _LIMIT_MAX = Decimal("1e-40"), Decimal("1e15")
+_JSON_DEPTH = 32  # an instruments file is nested 4 or 5 deep
+_JSON_NUMBER_LENGTH = 100  # characters of a number in an instruments file
 _LISTED_LINES = 20  # a warning lists at most this many line numbers
+_SHOWN_CHARACTERS = 40  # a message quotes at most this much of a cell
+_NUMBER = re.compile(r"\s*[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?\s*")
 
 
 class DataError(OrchestratorError):
@@ -135,25 +160,41 @@ def load_pair(
 
 
 def load_instruments(
-    data_dir: Path, symbols: Iterable[str], *, venue: str = "bybit"
+    data_dir: Path,
+    symbols: Iterable[str],
+    *,
+    venue: str = "bybit",
+    warnings: list[str] | None = None,
 ) -> dict[str, Instrument]:
     """The trading limits of each symbol, from every ``{venue}_instruments_info*.json``.
 
     "BTC/USDT" is the spot entry, "BTC/USDT:USDT" the linear perpetual settled in
     USDT; dated futures are not listed.
+
+    An entry listed again, the same (in another file, or twice in one), is used
+    once and reported in ``warnings`` (when given: the list is appended to), one
+    line per file; listed again differently, it is a DataError naming both places.
     """
     files = sorted(data_dir.glob(f"{venue}_instruments_info*.json"))
     if not files:
         raise DataError(f"no instrument file ({venue}_instruments_info*.json) in {data_dir}")
     index: dict[str, tuple[Path, str, dict[str, Any]]] = {}
+    notes: list[str] = []
+    repeats: dict[tuple[Path, Path], list[str]] = {}  # (file, file listing them first): symbols
     for path in files:
-        for symbol, where, entry in _listed_instruments(path):
+        for symbol, where, entry in _listed_instruments(path, notes):
             known = index.setdefault(symbol, (path, where, entry))
             if known[2] != entry:
                 raise DataError(
                     f"{symbol} is listed differently in {known[0]} ({known[1]}) "
                     f"and {path} ({where})"
                 )
+            if known[2] is not entry:  # listed before, the same
+                repeats.setdefault((path, known[0]), []).append(f"{symbol} ({where})")
+    for (path, first), repeated in repeats.items():
+        notes.append(_repeats_warning(path, first, repeated))
+    if warnings is not None:
+        warnings.extend(notes)
     found: dict[str, Instrument] = {}
     for symbol in symbols:
         if symbol not in index:
@@ -265,20 +306,39 @@ def _read_rows(
 
 def _time_ms(text: str) -> int:
     if text.isascii() and text.isdigit():
-        value = int(text)
-        # Below 1e11 ms is before March 1973: such a number is epoch seconds, not ms.
-        if not 100_000_000_000 <= value <= _LAST_MS:
-            raise ValueError(f"timestamp {text} is not epoch milliseconds of a plausible date")
-        return value
+        # Epoch seconds (10 digits) fall before 2009 as milliseconds, microseconds after 2099.
+        if len(text) > _MAX_STAMP_DIGITS or not _FIRST_MS <= int(text) < _END_MS:
+            raise ValueError(
+                f"timestamp {_shown(text, quote=False)} is not epoch milliseconds of a "
+                f"plausible date ({_FIRST_YEAR} to {_END_YEAR - 1})"
+            )
+        return int(text)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
-            f"timestamp {text!r} is neither ISO-8601 (2024-01-01T08:00:00Z) nor epoch milliseconds"
+            f"timestamp {_shown(text)} is neither ISO-8601 (2024-01-01T08:00:00Z) nor "
+            "epoch milliseconds"
         ) from None
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no time zone: write UTC as {text}Z")
-    return (moment - _EPOCH) // _ONE_MS
+    # The year first: year 1 at +01:00 cannot even be turned into UTC.
+    if not _FIRST_YEAR - 1 <= moment.year <= _END_YEAR or not (
+        _FIRST_MS <= (ms := (moment - _EPOCH) // _ONE_MS) < _END_MS
+    ):
+        raise ValueError(
+            f"timestamp {text!r} is outside {_FIRST_YEAR} to {_END_YEAR - 1}: "
+            "not a time of market data"
+        )
+    return ms
+
+
+def _shown(text: str, *, quote: bool = True) -> str:
+    """A cell's text for a message: quoted, and cut short when long."""
+    if len(text) > _SHOWN_CHARACTERS:
+        cut = f"{text[:_SHOWN_CHARACTERS]}... ({len(text):,} characters)"
+        return repr(cut) if quote else cut
+    return repr(text) if quote else text
 
 
 def _iso(ms: int) -> str:
@@ -295,20 +355,18 @@ def _candle_parser(market: str, data_type: str) -> Callable[[dict[str, int]], _R
     def make(cols: dict[str, int]) -> _RowParser[Candle]:
         pick = itemgetter(*(cols[name] for name in ("timestamp", *_PRICE_FIELDS, "symbol")))
         pick_type = itemgetter(cols["data_type"])
-        to_ms, dec, zero, candle = _time_ms, Decimal, _ZERO, Candle
+        to_ms, dec, candle = _time_ms, Decimal, Candle
+        low, high, most = _PRICE_MIN, _PRICE_MAX, _VOLUME_MAX
 
         def parse(row: list[str]) -> tuple[int, Candle]:
             stamp, o_text, h_text, l_text, c_text, v_text, symbol = pick(row)
             try:
                 time_ms = to_ms(stamp)
                 o, h, lo, c, v = dec(o_text), dec(h_text), dec(l_text), dec(c_text), dec(v_text)
-                # NaN fails the comparisons (InvalidOperation); infinities fail is_finite.
+                # NaN fails the comparisons (InvalidOperation), infinities the bounds;
+                # a volume must not be signed (negative, or -0).
                 ok = (
-                    zero < lo <= o <= h
-                    and lo <= c <= h
-                    and zero <= v
-                    and h.is_finite()
-                    and v.is_finite()
+                    low <= lo <= o <= h <= high and lo <= c <= h and v <= most and not v.is_signed()
                 )
             except (ValueError, ArithmeticError):
                 ok = False
@@ -335,35 +393,59 @@ def _candle_problem(stamp: str, texts: tuple[str, ...]) -> str:
         return str(exc)
     values: list[Decimal] = []
     for name, text in zip(_PRICE_FIELDS, texts, strict=True):
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            return f"{name} {text!r} is not a number"
-        if not value.is_finite():
-            return f"{name} is {text!r}, not a finite number"
-        if value <= 0 and name != "volume":
-            return f"{name} {text} is not a positive price"
+        value = _number(name, text)
+        if isinstance(value, str):
+            return value
+        if name == "volume":
+            if value.is_signed():
+                return f"volume {_shown(text, quote=False)} is negative" + (
+                    " (a negative zero)" if value.is_zero() else ""
+                )
+            if value > _VOLUME_MAX:
+                return f"volume {_shown(text, quote=False)} is beyond {_VOLUME_MAX}: not a volume"
+        elif value <= 0:
+            return f"{name} {_shown(text, quote=False)} is not a positive price"
+        elif not _PRICE_MIN <= value <= _PRICE_MAX:
+            return (
+                f"{name} {_shown(text, quote=False)} is outside {_PRICE_MIN} to {_PRICE_MAX}: "
+                "not a price"
+            )
         values.append(value)
-    o, h, _, c, v = values
-    if v < 0:
-        return f"volume {texts[4]} is negative"
+    o, h, _, c, _ = values
     if h < max(o, c):
         return f"high {texts[1]} is below max(open, close) = {max(o, c)}"
     # The one check left: low must not exceed min(open, close).
     return f"low {texts[2]} is above min(open, close) = {min(o, c)}"
 
 
+def _number(name: str, text: str) -> Decimal | str:
+    """A cell's number, finite; or why it is not one."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        if _NUMBER.fullmatch(text):
+            return f"{name} {_shown(text)} is out of range"
+        return f"{name} {_shown(text)} is not a number"
+    if not value.is_finite():
+        return f"{name} is {_shown(text)}, not a finite number"
+    return value
+
+
 def _funding_parser(market: str) -> Callable[[dict[str, int]], _RowParser[FundingRate]]:
     def make(cols: dict[str, int]) -> _RowParser[FundingRate]:
         pick = itemgetter(cols["funding_timestamp"], cols["funding_rate"], cols["symbol"])
         to_ms, dec, funding = _time_ms, Decimal, FundingRate
+        most, least = _RATE_MAX, _RATE_MIN
 
         def parse(row: list[str]) -> tuple[int, FundingRate]:
             stamp, rate_text, symbol = pick(row)
             try:
                 time_ms = to_ms(stamp)
                 rate = dec(rate_text)
-                ok = rate.is_finite()
+                # NaN fails the comparison (InvalidOperation), infinities the bound.
+                ok = -most <= rate <= most and (
+                    not rate.is_signed() if rate.is_zero() else least <= abs(rate)
+                )
             except (ValueError, ArithmeticError):
                 ok = False
             if not ok:
@@ -382,11 +464,46 @@ def _funding_problem(stamp: str, rate_text: str) -> str:
         _time_ms(stamp)
     except ValueError as exc:
         return str(exc)
-    try:
-        Decimal(rate_text)
-    except InvalidOperation:
-        return f"funding_rate {rate_text!r} is not a number"
-    return f"funding_rate is {rate_text!r}, not a finite number"
+    rate = _number("funding_rate", rate_text)
+    if isinstance(rate, str):
+        return rate
+    shown = _shown(rate_text, quote=False)
+    if abs(rate) > _RATE_MAX:
+        return (
+            f"funding_rate {shown} is beyond +-1 (100 %) per settlement: not a funding rate "
+            "(Bybit caps it at a few percent)"
+        )
+    if rate.is_zero():
+        return f"funding_rate {shown} is a negative zero: write 0"
+    return (
+        f"funding_rate {shown} is nonzero but below {_RATE_MIN} in size: not a funding rate "
+        "(Bybit quotes 8 decimals)"
+    )
+
+
+def _funding_notes(series: _FileSeries[FundingRate]) -> list[str]:
+    """What is odd but possible in a funding file: one warning per kind, listing lines."""
+    notes: list[str] = []
+    beyond = [
+        line
+        for line, item in zip(series.lines, series.items, strict=True)
+        if abs(item.rate) > _RATE_PLAUSIBLE
+    ]
+    if beyond:
+        notes.append(
+            f"{series.path.name}: {_rows(beyond, 'funding rate')} beyond +-{_RATE_PLAUSIBLE} "
+            f"({_RATE_PLAUSIBLE:.0%}) per settlement ({_lines(beyond)}); Bybit caps funding "
+            "at a few percent: check the file"
+        )
+    off_hour = [
+        line for line, time_ms in zip(series.lines, series.times, strict=True) if time_ms % _HOUR_MS
+    ]
+    if off_hour:
+        notes.append(
+            f"{series.path.name}: {_rows(off_hour, 'funding time')} not on the hour "
+            f"({_lines(off_hour)}); Bybit settles funding on the hour"
+        )
+    return notes
 
 
 # --- one series from all its files ----------------------------------------------
@@ -428,6 +545,7 @@ class _Loader:
             "funding settlement",
             lambda path: _read(path, _FUNDING_COLUMNS, _funding_parser(market)),
             None,
+            _funding_notes,
         )
 
     def _series(
@@ -438,6 +556,7 @@ class _Loader:
         unit: str,
         read: Callable[[Path], _FileSeries[_T]],
         step: int | None,
+        notes: Callable[[_FileSeries[_T]], list[str]] | None = None,
     ) -> list[_T]:
         pattern = f"{self.venue}_{market_id(symbol)}_{part}_*"
         paths = sorted(
@@ -455,6 +574,8 @@ class _Loader:
         for file in files:
             if file.duplicates:
                 self.warnings.append(_duplicates_warning(file.path, sorted(file.duplicates)))
+            if notes is not None:
+                self.warnings.extend(notes(file))
         first = 0 if self.start_ms is None else bisect_left(times, self.start_ms)
         stop = len(times) if self.end_ms is None else bisect_left(times, self.end_ms)
         if first >= stop:
@@ -561,11 +682,24 @@ def _merge(files: list[_FileSeries[_T]]) -> tuple[list[int], list[_T], list[int]
 
 
 def _duplicates_warning(path: Path, lines: list[int]) -> str:
-    listed = ", ".join(map(str, lines[:_LISTED_LINES]))
-    more = f" and {len(lines) - _LISTED_LINES} more" if len(lines) > _LISTED_LINES else ""
-    rows = "row" if len(lines) == 1 else "rows"
-    line_word = "line" if len(lines) == 1 else "lines"
-    return f"{path.name}: dropped {len(lines)} duplicate {rows} ({line_word} {listed}{more})"
+    return f"{path.name}: dropped {_rows(lines, 'duplicate row')} ({_lines(lines)})"
+
+
+def _rows(items: list[Any], noun: str) -> str:
+    """ "1 duplicate row", "3 duplicate rows"."""
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def _listed(items: list[Any]) -> str:
+    """The first _LISTED_LINES items, comma-separated, and how many more."""
+    listed = ", ".join(map(str, items[:_LISTED_LINES]))
+    more = f" and {len(items) - _LISTED_LINES} more" if len(items) > _LISTED_LINES else ""
+    return listed + more
+
+
+def _lines(lines: list[int]) -> str:
+    """ "line 3", "lines 3, 6, ... and 5 more"."""
+    return f"{'line' if len(lines) == 1 else 'lines'} {_listed(lines)}"
 
 
 def _hours(ms: int) -> str:
@@ -579,14 +713,97 @@ def _cli_time(ms: int) -> str:
 # --- instruments ------------------------------------------------------------------
 
 
-def _listed_instruments(path: Path) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(unified symbol, place in the file, raw entry) of each spot pair and linear perpetual."""
+def _repeats_warning(path: Path, first: Path, repeated: list[str]) -> str:
+    where = "entries earlier in the file" if path == first else first.name
+    one = len(repeated) == 1
+    entries = f"{len(repeated)} instrument {'entry' if one else 'entries'}"
+    return (
+        f"{path.name}: {entries} ({_listed(repeated)}) {'repeats' if one else 'repeat'} "
+        f"{where} exactly; each is used once"
+    )
+
+
+class _JsonProblem(Exception):
+    """A JSON document that parses but that no instrument file holds."""
+
+
+def _read_json(path: Path, notes: list[str]) -> Any:
+    """The document, numbers as Decimal; refused: NaN and Infinity, numbers out of
+    Decimal's range, an object with a key twice (differently), nesting beyond
+    _JSON_DEPTH. A key twice with the same value is noted."""
+    repeated: list[str] = []
+
+    def number(text: str) -> Decimal:
+        try:
+            if len(text) <= _JSON_NUMBER_LENGTH:
+                return Decimal(text)
+        except InvalidOperation:
+            pass
+        raise _JsonProblem(
+            f"the number {_shown(text, quote=False)} is out of range: no instrument "
+            f"field needs over {_JSON_NUMBER_LENGTH} characters or an exponent that large"
+        )
+
+    def constant(name: str) -> Any:
+        raise _JsonProblem(f"{name} is not a number JSON allows")
+
+    def mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in found:
+                if found[key] != value:
+                    raise _JsonProblem(
+                        f"the key {_shown(key)} appears twice in one object, with different values"
+                    )
+                repeated.append(key)
+            found[key] = value
+        return found
+
     try:
-        document = json.loads(path.read_bytes().decode("utf-8-sig"), parse_float=Decimal)
+        text = path.read_bytes().decode("utf-8-sig")
+        # parse_int too: int() refuses numbers of over 4,300 digits (a ValueError).
+        document = json.loads(
+            text,
+            parse_float=number,
+            parse_int=number,
+            parse_constant=constant,
+            object_pairs_hook=mapping,
+        )
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from exc
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the file: {exc}") from exc
+        raise DataError(f"{path}: cannot read the file: {exc}") from None
+    except _JsonProblem as exc:
+        raise DataError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise DataError(_too_deep(path)) from None
+    _check_depth(path, document)
+    if repeated:
+        notes.append(
+            f"{path.name}: {_rows(repeated, 'key')} ({_listed([_shown(k) for k in repeated])}) "
+            f"{'appears' if len(repeated) == 1 else 'appear'} twice in one object, the same "
+            "both times; each is used once"
+        )
+    return document
+
+
+def _too_deep(path: Path) -> str:
+    return f"{path}: nested more than {_JSON_DEPTH} deep; an instruments file needs 4 or 5 levels"
+
+
+def _check_depth(path: Path, document: Any) -> None:
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _JSON_DEPTH:
+            raise DataError(_too_deep(path))
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def _listed_instruments(path: Path, notes: list[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(unified symbol, place in the file, raw entry) of each spot pair and linear perpetual."""
+    document = _read_json(path, notes)
     if not isinstance(document, dict):
         raise DataError(f"{path}: expected an object with 'spot' and 'linear' sections")
     for category in (Category.SPOT, Category.LINEAR):
@@ -646,11 +863,19 @@ def _section(path: Path, where: str, entry: dict[str, Any], key: str) -> dict[st
 
 def _decimal(path: Path, where: str, section: dict[str, Any], key: str) -> Decimal:
     value = section.get(key)
-    problem = DataError(f"{path}: {where}.{key} is {value!r}, not a number")
-    # JSON floats arrive as Decimal already (parse_float), never through float.
+    shown = _shown(value) if isinstance(value, str) else repr(value)
+    problem = DataError(f"{path}: {where}.{key} is {shown}, not a number")
+    # JSON numbers arrive as Decimal already (parse_float, parse_int), never through float.
     if isinstance(value, bool) or not isinstance(value, str | Decimal | int):
         raise problem
     try:
-        return Decimal(value)
+        number = Decimal(value)
     except InvalidOperation:
         raise problem from None
+    # Zero, negative and NaN are the Instrument's to refuse, with its own words.
+    if number.is_finite() and number > 0 and not _LIMIT_MIN <= number <= _LIMIT_MAX:
+        raise DataError(
+            f"{path}: {where}.{key} is {_shown(str(number), quote=False)}, outside "
+            f"{_LIMIT_MIN} to {_LIMIT_MAX}: not a trading limit"
+        )
+    return number

@@ -10,6 +10,8 @@ bounded by deadlines, so a Ctrl-C never strands a one-legged position.
 
 from __future__ import annotations
 
+import secrets
+import string
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,27 +57,48 @@ from orchestrator.tracing.position import PositionTracer
 
 LegName = Literal["spot", "perp"]
 Action = Literal["open", "close", "rollback"]
-MAX_POSITION_ID = 24  # leaves room for "-" + leg, action and attempt within 36
+NONCE_LENGTH = 6
+MAX_POSITION_ID = 20  # nonce, "-", id, "-", leg, action and up to 6 attempt digits: 36
+# How often an order the venue has not shown yet is asked for again while it may
+# still land.
+LOOKUP_INTERVAL = 0.25
 
 
-def client_order_id(position_id: str, leg: LegName, action: Action, attempt: int) -> str:
-    """Deterministic: the same (position, leg, action, attempt) always gives the same id,
-    so a resend after an unknown outcome can never become a second order."""
-    return f"{position_id}-{leg[0]}{action[0]}{attempt}"
+def new_run_nonce() -> str:
+    """Six characters of a-z0-9, fresh for each run: ids of one run never meet another's."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
+
+
+def client_order_id(
+    run_nonce: str, position_id: str, leg: LegName, action: Action, attempt: int
+) -> str:
+    """Deterministic within a run: the same (position, leg, action, attempt) always gives
+    the same id, so a resend after an unknown outcome can never become a second order;
+    the run's nonce keeps another run from taking this run's orders for its own."""
+    return f"{run_nonce}-{position_id}-{leg[0]}{action[0]}{attempt}"
 
 
 @dataclass(eq=False)
 class Leg:
-    """One order of a pair and what became of it."""
+    """One order of a pair and what became of it.
+
+    Its outcome is known (``result`` done, or refused: ``error``) or ``unknown``: no
+    answer, or an answer saying it still works. Unknown ends only on the venue's own
+    answer (found done, or refused), or once the venue can no longer accept the
+    request (``left_by`` plus the executor's ``late_arrival_seconds``) and it was
+    still not found: ``absent``.
+    """
 
     name: LegName
     action: Action
     instrument: Instrument
     request: OrderRequest
     result: OrderResult | None = None
-    error: BaseException | None = None
+    error: BaseException | None = None  # the cause as the venue or the network gave it
     unknown: bool = False  # the venue may have it: only a lookup can tell
+    absent: bool = False  # looked for until the venue could no longer accept it: never placed
     sent_at: float | None = None  # perf_counter when place_order started
+    left_by: float | None = None  # anyio.current_time() when place_order ended: it was signed
 
     @property
     def failed(self) -> bool:
@@ -91,6 +114,7 @@ class _Entry:
     perp: Instrument
     attempts: dict[Action, int] = field(default_factory=dict)
     unresolved: list[Leg] = field(default_factory=list)  # outcome still unknown
+    blocked: str | None = None  # why the last unwind could send nothing
 
     def send(self, event: str) -> None:
         if self.machine is None:
@@ -113,8 +137,14 @@ class PositionManager:
         delta: DeltaValidator | None = None,
         listeners: Sequence[object] = (),
         tracing: PositionTracer | None = None,
+        run_nonce: str | None = None,
     ) -> None:
         self._executor = executor
+        self.run_nonce = run_nonce or new_run_nonce()
+        if len(self.run_nonce) != NONCE_LENGTH or not CLIENT_ORDER_ID.match(self.run_nonce):
+            raise InvalidOrderError(
+                f"run nonce {self.run_nonce!r}: {NONCE_LENGTH} characters of A-Z a-z 0-9 _ -"
+            )
         self._ticker = ticker
         self._settings = settings
         self._sizer = sizer or PositionSizer(settings)
@@ -123,7 +153,9 @@ class PositionManager:
         self._tracing = tracing or PositionTracer(None)
         # The tracer hangs on the machines as a listener: transitions become events.
         self._listeners = [*listeners, self._tracing] if self._tracing.enabled else list(listeners)
-        self._lookup_grace = min(1.0, settings.order_timeout_seconds / 4)
+        # Looking up legs whose outcome is unknown may take until the venue can no
+        # longer accept them: the order deadline plus the venue's late-arrival window.
+        self._resolve_deadline = settings.order_timeout_seconds + executor.late_arrival_seconds
         self._positions: dict[str, _Entry] = {}
         # Guards the registry only; never held across I/O.
         self._lock = anyio.Lock()
@@ -201,12 +233,13 @@ class PositionManager:
             return position
         error_type, why = failure
         with anyio.CancelScope(shield=True), self._tracing.phase(position, "rollback"):
-            flat, _ = await self._unwind(entry, "rollback")
+            flat, _, unwound = await self._unwind(entry, "rollback")
             if flat:
                 position.reason = f"{why}; unwound to flat"
                 entry.send("rollback_done")
             else:
-                position.reason = f"{why}; rollback left exposure: {self._exposure(entry)}"
+                exposure = self._exposure(entry, unwound)
+                position.reason = f"{why}; rollback left exposure: {exposure}"
                 entry.send("rollback_failed")
         raise error_type(f"position {pid}: {position.reason}", position)
 
@@ -288,13 +321,13 @@ class PositionManager:
             entry.send("close")  # under the lock: a second close is refused
         position = entry.position
         with anyio.CancelScope(shield=True), self._tracing.phase(position, "close"):
-            flat, timed_out = await self._unwind(entry, "close")
+            flat, timed_out, legs = await self._unwind(entry, "close")
             if flat:
                 position.closed_at = self._now()
                 position.reason = None
                 entry.send("close_filled")
                 return position
-            position.reason = f"close left exposure: {self._exposure(entry)}"
+            position.reason = f"close left exposure: {self._exposure(entry, legs)}"
             entry.send("timed_out" if timed_out else "close_failed")
         error_type = DeltaHedgeTimeout if timed_out else DeltaHedgeError
         raise error_type(f"position {position_id}: {position.reason}", position)
@@ -305,7 +338,7 @@ class PositionManager:
         self, entry: _Entry, name: LegName, action: Action, attempt: int, side: Side, qty: Decimal
     ) -> Leg:
         instrument = entry.spot if name == "spot" else entry.perp
-        cid = client_order_id(entry.position.id, name, action, attempt)
+        cid = client_order_id(self.run_nonce, entry.position.id, name, action, attempt)
         request = OrderRequest(
             symbol=instrument.symbol,
             side=side,
@@ -353,43 +386,60 @@ class PositionManager:
                 leg.error = exc
             except Exception as exc:  # a surprise: the order may be out, so ask the venue
                 leg.error, leg.unknown = exc, True
+            finally:
+                # Whatever happened, the request was signed by now: the venue's window
+                # to accept it runs from here at the latest (on the loop's clock).
+                leg.left_by = anyio.current_time()
 
     @staticmethod
     def _needs_lookup(leg: Leg) -> bool:
         return leg.unknown or (leg.result is not None and leg.result.status is OrderStatus.OPEN)
 
     async def _resolve(self, legs: list[Leg]) -> None:
-        """Ask the venue, by client order id, what became of each leg; cancel what still works."""
+        """Ask the venue, by client order id, what became of each leg; cancel what still
+        works. A leg stays unknown unless the venue answers: a lookup cut off by the
+        deadline (or failing) leaves it unknown, never failed."""
         if not legs:
             return
-        with anyio.move_on_after(self._settings.order_timeout_seconds):
+        for leg in legs:
+            leg.unknown = True
+        with anyio.move_on_after(self._resolve_deadline):
             async with anyio.create_task_group() as tg:
                 for leg in legs:
                     tg.start_soon(self._lookup, leg)
 
     async def _lookup(self, leg: Leg) -> None:
         with self._tracing.lookup(leg):
-            await self._ask_venue(leg)
+            try:
+                await self._ask_venue(leg)
+            except Exception as exc:  # the venue could not be asked: still unknown
+                leg.error = exc
 
     async def _ask_venue(self, leg: Leg) -> None:
         symbol, cid = leg.request.symbol, leg.request.client_order_id
-        try:
+        # An order the venue acknowledged exists even when a lookup misses it (order
+        # search is eventually consistent); one never acknowledged may still land
+        # until the venue's acceptance window has passed.
+        acknowledged = leg.result is not None
+        absent_after = (leg.left_by or anyio.current_time()) + self._executor.late_arrival_seconds
+        cancelled = False
+        while True:
             found = await self._executor.fetch_order_by_client_id(cid, symbol)
-            if found is None and leg.unknown:
-                # A request cut off in flight may still be on its way to the
-                # venue: ask once more before concluding it never arrived.
-                await anyio.sleep(self._lookup_grace)
-                found = await self._executor.fetch_order_by_client_id(cid, symbol)
-            if found is not None and found.status is OrderStatus.OPEN:
+            if found is None:
+                if not acknowledged and anyio.current_time() >= absent_after:
+                    leg.unknown, leg.absent, leg.result = False, True, None
+                    return
+                await anyio.sleep(LOOKUP_INTERVAL)
+            elif found.status is OrderStatus.OPEN:
+                leg.result = found
+                acknowledged = True
+                if cancelled:  # the venue has not caught up with the cancel yet
+                    await anyio.sleep(LOOKUP_INTERVAL)
                 await self._executor.cancel_order(found.order_id, symbol, leg.request.category)
-                found = await self._executor.fetch_order_by_client_id(cid, symbol)
-        except Exception as exc:
-            leg.error, leg.unknown = exc, True
-            return
-        leg.result = found
-        leg.unknown = found is not None and found.status is OrderStatus.OPEN
-        if found is None:
-            leg.error = OrderOutcomeUnknown(f"{cid} never reached the venue")
+                cancelled = True  # then read what the cancel left
+            else:
+                leg.result, leg.unknown = found, False
+                return
 
     def _apply(self, entry: _Entry, leg: Leg) -> None:
         """Move the leg's fill into what the position holds, and its fee into its costs."""
@@ -422,11 +472,15 @@ class PositionManager:
 
     # -- unwinding
 
-    async def _unwind(self, entry: _Entry, action: Action) -> tuple[bool, bool]:
+    async def _unwind(self, entry: _Entry, action: Action) -> tuple[bool, bool, list[Leg]]:
         """Send the orders that take the position back to flat.
 
-        Returns (flat, timed out). Each call is a new attempt with new client
-        order ids: it sends only what the venue has confirmed is still held.
+        Returns (flat, timed out, the legs sent). Each call is a new attempt with new client
+        order ids. It first asks again about every order whose fate is still
+        open, then reads what the venue holds, and sends only what both the
+        position's record and the venue show: never more of a coin than the
+        position bought less its fees, never on a leg whose earlier order may
+        still fill.
         """
         if entry.unresolved:  # an earlier leg's fate is still open: ask again first
             pending, entry.unresolved = entry.unresolved, []
@@ -438,22 +492,35 @@ class PositionManager:
                     self._apply(entry, leg)
         position = entry.position
         attempt = entry.attempts[action] = entry.attempts.get(action, 0) + 1
+        busy = {leg.name for leg in entry.unresolved}
+        if not busy and self._is_flat(entry):
+            return True, False, []  # every outcome known and nothing held: nothing to unwind
+        try:
+            held = await self._executor.fetch_holdings(entry.spot, entry.perp)
+        except Exception as exc:
+            entry.blocked = f"could not read the venue's holdings: {exc}"
+            return False, False, []
+        entry.blocked = None
         legs: list[Leg] = []
-        spot_qty = round_down(position.spot_qty, entry.spot.qty_step)
-        if spot_qty >= entry.spot.min_qty:
+        spot_qty = round_down(min(position.spot_qty, held.spot), entry.spot.qty_step)
+        if "spot" not in busy and spot_qty >= entry.spot.min_qty:
             legs.append(self._leg(entry, "spot", action, attempt, Side.SELL, spot_qty))
-        if position.perp_qty > 0:
-            legs.append(self._leg(entry, "perp", action, attempt, Side.BUY, position.perp_qty))
+        perp_qty = min(position.perp_qty, held.perp_short)
+        if "perp" not in busy and perp_qty > 0:
+            legs.append(self._leg(entry, "perp", action, attempt, Side.BUY, perp_qty))
         timed_out = await self._execute(entry, legs) if legs else False
-        return self._is_flat(entry), timed_out
+        return self._is_flat(entry), timed_out, legs
 
     @staticmethod
     def _is_flat(entry: _Entry) -> bool:
-        # A spot remainder below the minimum order size cannot be sold: dust, not exposure.
+        # A spot remainder below the minimum order size cannot be sold: dust, not
+        # exposure. A negative holding (more sold than bought) is never flat.
+        spot, perp = entry.position.spot_qty, entry.position.perp_qty
         return (
             not entry.unresolved
-            and entry.position.perp_qty == 0
-            and round_down(entry.position.spot_qty, entry.spot.qty_step) < entry.spot.min_qty
+            and perp == 0
+            and spot >= 0
+            and round_down(spot, entry.spot.qty_step) < entry.spot.min_qty
         )
 
     # -- helpers
@@ -467,22 +534,35 @@ class PositionManager:
 
     @staticmethod
     def _describe(legs: list[Leg]) -> str:
+        """What became of each leg, with the cause the venue or the network gave."""
         parts = []
         for leg in legs:
+            cause = f": {leg.error}" if leg.error is not None else ""
             if leg.unknown:
-                parts.append(f"{leg.name} leg outcome unknown ({leg.error})")
+                working = leg.result is not None and leg.result.status is OrderStatus.OPEN
+                what = "still working" if working else "outcome unknown"
+                parts.append(f"{leg.name} leg {what}{cause}")
+            elif leg.absent:
+                parts.append(f"{leg.name} leg never reached the venue{cause}")
             elif leg.failed:
-                parts.append(f"{leg.name} leg failed ({leg.error or 'nothing filled'})")
+                parts.append(f"{leg.name} leg failed{cause or ': nothing filled'}")
             else:
                 assert leg.result is not None
                 parts.append(f"{leg.name} leg filled {leg.result.filled_qty}")
         return "; ".join(parts)
 
     @staticmethod
-    def _exposure(entry: _Entry) -> str:
+    def _exposure(entry: _Entry, legs: Sequence[Leg] = ()) -> str:
         p = entry.position
         text = f"spot {p.spot_qty} {entry.spot.base} long, perp {p.perp_qty} short"
+        if p.spot_qty < 0 or p.perp_qty < 0:
+            text += " (more sold than bought: check the account)"
         if entry.unresolved:
             ids = ", ".join(leg.request.client_order_id for leg in entry.unresolved)
             text += f", outcome unknown for {ids}"
+        if entry.blocked:
+            text += f"; {entry.blocked}"
+        failed = [leg for leg in legs if leg.error is not None]
+        if failed:
+            text += f" ({PositionManager._describe(failed)})"
         return text

@@ -1,4 +1,21 @@
-"""`orchestrator run`: build the parts from the config, replay, write the run folder, report."""
+"""`orchestrator run`: build the parts from the config, replay, write the run folder, report.
+
+Exit codes of ``run``:
+
+- 0: the run completed and every file of its folder was written.
+- 2: nothing ran: a config or data error, or an output folder that cannot be
+  written (said before the replay).
+- 3: the run completed and its table was printed, but some of its files could
+  not be written (disk full, read-only, folder deleted): the folder holds an
+  ``INCOMPLETE`` file saying what is missing, when it can hold anything at all.
+- 128 + the signal's number (130 SIGINT, 143 SIGTERM, 129 SIGHUP): stopped by a
+  signal. The first SIGINT, SIGTERM or SIGHUP stops the replay at the next
+  instant, closes what is open on the last prices and writes everything (the
+  summary says ``interrupted``). A second one stops at once: the code is that of
+  the second signal, the folder keeps only whole files and is marked
+  ``INCOMPLETE``. Every result file is written atomically, so none is ever half
+  written.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 from uuid import uuid4
 
@@ -19,16 +37,33 @@ import msgspec
 from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, ConfigError, Loaded, load, parse_time
-from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair
+from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair, market_id
 from orchestrator.models import Instrument
+from orchestrator.run import files
 from orchestrator.run.chart import write_chart
 from orchestrator.run.engine import Progress, Replay, RunResult, StopFlag
-from orchestrator.run.report import format_table, summarise, write_positions
+from orchestrator.run.files import INCOMPLETE, OutputError
+from orchestrator.run.ledger import write_ledgers
+from orchestrator.run.report import Summary, format_table, summarise, write_positions
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
-from orchestrator.tracing.position import TRACER_NAME
-from orchestrator.tracing.setup import TRACE_FILE, make_provider
+from orchestrator.tracing.setup import TRACE_FILE, RunTracing
 
-EXIT_INTERRUPTED = 130
+EXIT_WRITE_FAILED = 3
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+CONFIG_FILE = "config.yaml"
+RESULT_FILES = ["summary.json", "ledger.csv", "positions.csv"]
+CHART_FILE = "chart.html"
+
+HOUR_MS = 3_600_000
+# Series of one pair, or pairs, whose ends differ by more than this are reported.
+COVERAGE_TOLERANCE_MS = 24 * HOUR_MS
+
+
+def exit_code(signum: int) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number."""
+    return 128 + signum
 
 
 def _ms(text: str | None) -> int | None:
@@ -46,12 +81,17 @@ def prepare(loaded: Loaded) -> Prepared:
     """Everything a run reads, checked: instruments for every symbol, data for every pair.
 
     An unknown symbol is a config error at its YAML path; missing data says which
-    command fetches it.
+    command fetches it. The warnings: the config's (implausible settings), the
+    loader's (duplicates, gaps), and where series of a pair, or pairs, do not
+    cover the same time.
     """
     config, data_dir = loaded.config, loaded.data_dir()
     symbols = [s for p in config.pairs for s in (p.spot, p.perp)]
+    instrument_warnings: list[str] = []
     try:
-        instruments = load_instruments(data_dir, symbols, venue=config.venue)
+        instruments = load_instruments(
+            data_dir, symbols, venue=config.venue, warnings=instrument_warnings
+        )
     except DataError as exc:
         for i, pair in enumerate(config.pairs):
             for leg, symbol in (("spot", pair.spot), ("perp", pair.perp)):
@@ -65,8 +105,89 @@ def prepare(loaded: Loaded) -> Prepared:
         load_pair(data_dir, p.spot, p.perp, venue=config.venue, start_ms=start, end_ms=end)
         for p in config.pairs
     ]
-    warnings = [w for d in datasets for w in d.warnings]
+    warnings: list[str] = list(loaded.warnings)
+    warnings += instrument_warnings
+    warnings += [w for d in datasets for w in d.warnings]
+    warnings += coverage_warnings(datasets)
     return Prepared(loaded, instruments, datasets, warnings)
+
+
+def _iso(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M}"
+
+
+def _hours(ms: int) -> str:
+    hours = ms / HOUR_MS
+    text = f"{hours:,.0f} h"
+    return text + f" ({hours / 24:,.0f} days)" if hours >= 48 else text
+
+
+def coverage_warnings(datasets: list[PairData]) -> list[str]:
+    """Series of one pair, or pairs, that start or end more than a day apart.
+
+    Within a pair: the perp candles against the spot candles (and the other way
+    round), the funding rates against the perp candles. Between pairs: the window
+    where both of a pair's prices are known; each pair's positions are closed at
+    the end of its own data.
+    """
+    warnings: list[str] = []
+    windows: list[tuple[str, int, int]] = []
+    late_start = "the pair trades only once both prices are known"
+    early_end = (
+        "the pair's positions are closed at the end of its own data, where both prices "
+        "are last known"
+    )
+    for data in datasets:
+        if not data.spot or not data.perp:
+            continue
+        name = market_id(data.spot_symbol)
+        spot = (data.spot[0].open_time_ms, data.spot[-1].open_time_ms)
+        perp = (data.perp[0].open_time_ms, data.perp[-1].open_time_ms)
+        series = [
+            ("perp candles", perp, "its spot candles", spot, late_start, early_end),
+            ("spot candles", spot, "its perp candles", perp, late_start, early_end),
+        ]
+        if data.funding:
+            funding = (data.funding[0].time_ms, data.funding[-1].time_ms)
+            series.append(
+                (
+                    "funding rates",
+                    funding,
+                    "its perp candles",
+                    perp,
+                    "no funding is known before",
+                    "no funding is collected after",
+                )
+            )
+        for noun, (first, last), other, (other_first, other_last), after, before in series:
+            if first - other_first > COVERAGE_TOLERANCE_MS:
+                warnings.append(
+                    f"{name}: {noun} start at {_iso(first)}, {_hours(first - other_first)} "
+                    f"after {other} ({_iso(other_first)}): {after}"
+                )
+            if other_last - last > COVERAGE_TOLERANCE_MS:
+                warnings.append(
+                    f"{name}: {noun} end at {_iso(last)}, {_hours(other_last - last)} "
+                    f"before {other} ({_iso(other_last)}): {before}"
+                )
+        windows.append((name, max(spot[0], perp[0]), min(spot[1], perp[1])))
+    if len(windows) < 2:
+        return warnings
+    first_name, first_start, _ = min(windows, key=lambda w: w[1])
+    last_name, _, last_end = max(windows, key=lambda w: w[2])
+    for name, start, end in windows:
+        if start - first_start > COVERAGE_TOLERANCE_MS:
+            warnings.append(
+                f"{name}: its data starts at {_iso(start)}, {_hours(start - first_start)} "
+                f"after {first_name}'s ({_iso(first_start)}): it trades only from then"
+            )
+        if last_end - end > COVERAGE_TOLERANCE_MS:
+            warnings.append(
+                f"{name}: its data ends at {_iso(end)}, {_hours(last_end - end)} before "
+                f"{last_name}'s ({_iso(last_end)}): each pair's positions are closed at the "
+                "end of its own data"
+            )
+    return warnings
 
 
 def strategies(config: Config) -> list[Strategy]:
@@ -122,68 +243,221 @@ async def replay_both(
     return result, baseline
 
 
+class StoppedAtOnce(BaseException):
+    """Raised by the second signal's handler: unwinds the run from wherever it is.
+
+    A BaseException, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Signals:
+    """The replay's stop flag, set by the first SIGINT, SIGTERM or SIGHUP; the
+    second raises StoppedAtOnce; any later one is ignored (already stopping)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.first: int | None = None
+        self.second: int | None = None
+
+    def is_set(self) -> bool:
+        return self._stop.is_set()
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.first is None:
+            self.first = signum
+            self._stop.set()
+        elif self.second is None:
+            self.second = signum
+            raise StoppedAtOnce(signum)
+
+
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """Ctrl-C (or SIGTERM) asks the replay to stop at the next instant: no new
+def stop_on_signals() -> Iterator[Signals]:
+    """Ctrl-C, SIGTERM or SIGHUP ask the replay to stop at the next instant: no new
     positions, open ones closed on the last prices, everything written. A second
-    Ctrl-C interrupts at once."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: object) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    one stops at once. A signal ignored when the process started (``nohup``, a
+    background job) stays ignored."""
+    signals = Signals()
+    previous = {}
+    for s in HANDLED_SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            previous[s] = signal.signal(s, signals.handle)
     try:
-        yield stop
+        yield signals
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
-def run(config_path: Path, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    with stop_on_signals() as stop:
-        return _run(config_path, out, err, stop)
+class RunFolder:
+    """The run folder and what has been written to it, for the ways a run can end."""
+
+    def __init__(self, path: Path, expected: list[str]) -> None:
+        self.path = path
+        self.tracing: RunTracing | None = None
+        self.expected = expected  # every file the run writes, in order
+        self.written: list[str] = []
+
+    def write(self, name: str, write: Callable[[Path], object]) -> str | None:
+        """Write one file atomically; None when written, else why not."""
+        try:
+            files.write_via(self.path / name, write)
+        except OSError as exc:
+            gone = "" if self.path.is_dir() else " (the run folder is gone)"
+            return f"could not write {name}: {files.describe(exc)}{gone}"
+        self.written.append(name)
+        return None
+
+    def missing(self) -> list[str]:
+        return [name for name in self.expected if name not in self.written]
+
+    def mark_incomplete(self, reasons: list[str]) -> str:
+        """Write INCOMPLETE; what to tell the user about it."""
+        files.remove_partials(self.path)
+        problem = files.mark_incomplete(self.path, reasons)
+        if problem is None:
+            return f"{self.path} marked {INCOMPLETE}"
+        return f"{self.path} could not even be marked {INCOMPLETE}: {problem}"
 
 
-def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> int:
+def run(config_path: Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    folders: list[RunFolder] = []  # the run folder, once made
+    with stop_on_signals() as signals:
+        try:
+            return _run(config_path, out, err, signals, folders)
+        except BaseException as exc:
+            if signals.second is None:
+                if folders:  # an unexpected error mid-run: flush, say the folder is partial
+                    _failed(folders[0], exc)
+                raise
+            return _stopped_at_once(signals.second, folders[0] if folders else None, err)
+
+
+def _failed(folder: RunFolder, exc: BaseException) -> None:
+    if isinstance(exc, OutputError):
+        return  # said, and marked, where it was raised
+    if folder.tracing is not None:
+        folder.tracing.shutdown()
+    folder.mark_incomplete([f"the run failed: {type(exc).__name__}: {exc}"])
+
+
+def _stopped_at_once(signum: int, folder: RunFolder | None, err: TextIO) -> int:
+    name = signal.Signals(signum).name
+    message = f"stopped at once on a second signal ({name})"
+    if folder is None:
+        print(f"{message}; nothing was written", file=err)
+        return exit_code(signum)
+    if folder.tracing is not None:
+        folder.tracing.close_now()  # whole lines only; the last spans are dropped
+    missing = folder.missing()
+    reason = message
+    if [name for name in missing if name != TRACE_FILE]:
+        reason += f"; not written: {', '.join(name for name in missing if name != TRACE_FILE)}"
+    if TRACE_FILE in missing:
+        reason += f"; {TRACE_FILE} lacks the last spans"
+    print(f"{reason}; {folder.mark_incomplete([reason])}", file=err)
+    return exit_code(signum)
+
+
+def _run(
+    config_path: Path, out: TextIO, err: TextIO, signals: Signals, folders: list[RunFolder]
+) -> int:
     loaded = load(config_path)
     prepared = prepare(loaded)
     for warning in prepared.warnings:
         print(f"warning: {warning}", file=err)
+    output = loaded.output_dir()
+    files.ensure_writable(output, create=True)
+    if signals.first is not None:  # during the loading: nothing has run
+        print(f"stopped by {signal.Signals(signals.first).name} before the replay", file=err)
+        return exit_code(signals.first)
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid4().hex[:6]}"
-    folder = loaded.output_dir() / run_id
-    folder.mkdir(parents=True, exist_ok=False)
-    shutil.copyfile(loaded.path, folder / "config.yaml")
-
-    tracing = loaded.config.tracing
-    provider = (
-        make_provider(run_id, loaded.config.mode, folder / TRACE_FILE, tracing.otlp_endpoint)
-        if tracing.enabled
-        else None
-    )
-    started = time.perf_counter()
     try:
-        result, baseline = anyio.run(
-            replay_both,
-            prepared,
-            lambda label: ProgressBar(label, err),
-            stop,
-            provider.get_tracer(TRACER_NAME) if provider else None,
-        )
-    finally:
-        if provider is not None:
-            provider.shutdown()  # flushes every span, whichever way the run ended
+        (output / run_id).mkdir()
+    except OSError as exc:
+        raise OutputError(f"run folder {output / run_id}: {files.describe(exc)}") from None
+    config = loaded.config
+    results = [*RESULT_FILES, *([CHART_FILE] if config.output.chart else [])]
+    traces = [TRACE_FILE] if config.tracing.enabled else []
+    folder = RunFolder(output / run_id, [CONFIG_FILE, *results, *traces])
+    folders.append(folder)
+    problem = folder.write(CONFIG_FILE, lambda temp: shutil.copyfile(loaded.path, temp))
+    if problem is None and traces:
+        try:
+            folder.tracing = RunTracing(
+                run_id, config.mode, folder.path / TRACE_FILE, config.tracing.otlp_endpoint
+            )
+        except OSError as exc:
+            problem = f"could not open {TRACE_FILE}: {files.describe(exc)}"
+    if problem is not None:
+        raise OutputError(f"{problem}; nothing ran; {folder.mark_incomplete([problem])}")
+
+    started = time.perf_counter()
+    result, baseline = anyio.run(
+        replay_both,
+        prepared,
+        lambda label: ProgressBar(label, err),
+        signals,
+        folder.tracing.tracer() if folder.tracing else None,
+    )
     elapsed = time.perf_counter() - started
 
+    # The results first, then the traces: a slow or unreachable collector delays
+    # nothing that matters.
     interrupted = result.interrupted or baseline.interrupted
-    summary = summarise(run_id, result, baseline, prepared.warnings)
-    (folder / "summary.json").write_bytes(msgspec.json.format(msgspec.json.encode(summary)))
-    result.ledger.write_csv(folder / "ledger.csv")
-    write_positions(folder / "positions.csv", result.positions)
-    if loaded.config.output.chart:
-        write_chart(folder / "chart.html", result, baseline)
+    summary = summarise(folder.path.name, result, baseline, prepared.warnings)
+    problems = _write_results(folder, summary, result, baseline)
+    _print_results(out, summary, result, elapsed, interrupted)
+    if folder.tracing is not None:
+        trace_problems = folder.tracing.shutdown()
+        if not (folder.path / TRACE_FILE).is_file():  # written all along to a deleted file
+            trace_problems.append("the file is gone (deleted during the run?)")
+        if folder.tracing.otlp_warning:
+            print(f"warning: {folder.tracing.otlp_warning}", file=err)
+        if trace_problems:
+            problems += [f"{TRACE_FILE}: {p}" for p in trace_problems]
+        else:
+            folder.written.append(TRACE_FILE)
+            print(f"traces: orchestrator traces {folder.path / TRACE_FILE}", file=out)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=err)
+        print(f"error: the run is incomplete: {folder.mark_incomplete(problems)}", file=err)
+        return EXIT_WRITE_FAILED
+    print(f"written to {folder.path}", file=out)
+    return exit_code(signals.first) if signals.first is not None else 0
 
+
+def _write_results(
+    folder: RunFolder, summary: Summary, result: RunResult, baseline: RunResult
+) -> list[str]:
+    """Every result file, each atomically; what could not be written."""
+    summary_json = msgspec.json.format(msgspec.json.encode(summary))
+    writes: dict[str, Callable[[Path], object]] = {
+        "summary.json": lambda path: path.write_bytes(summary_json),
+        "ledger.csv": (
+            lambda path: write_ledgers(
+                path, [(result.label, result.ledger), (baseline.label, baseline.ledger)]
+            )
+        ),
+        "positions.csv": (
+            lambda path: write_positions(
+                path, [(result.label, result.positions), (baseline.label, baseline.positions)]
+            )
+        ),
+        CHART_FILE: lambda path: write_chart(path, result, baseline),
+    }
+    problems = [folder.write(name, writes[name]) for name in folder.expected if name in writes]
+    return [p for p in problems if p is not None]
+
+
+def _print_results(
+    out: TextIO, summary: Summary, result: RunResult, elapsed: float, interrupted: bool
+) -> None:
     span = f"{summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC"
     status = (
         "INTERRUPTED: stopped early, open positions closed at the last prices; "
@@ -191,24 +465,27 @@ def _run(config_path: Path, out: TextIO, err: TextIO, stop: threading.Event) -> 
         else ""
     )
     print(
-        f"run {run_id}: {status}{span}, {result.events:,} events in {elapsed:.1f} s",
+        f"run {summary.run_id}: {status}{span}, {result.events:,} events in {elapsed:.1f} s",
         file=out,
     )
     print(format_table(summary), file=out)
     check = "balances" if summary.ledger_balances else "DOES NOT BALANCE"
     print(
         f"ledger {check}: {summary.starting_balance} + funding - fees + price PnL = "
-        f"{summary.ending_balance} {summary.quote}; positions by state: {summary.positions}",
+        f"{summary.ending_equity} {summary.quote}; positions by state: {summary.positions}, "
+        f"always hedged: {summary.baseline_positions}",
         file=out,
     )
-    if provider is not None:
-        print(f"traces: orchestrator traces {folder / TRACE_FILE}", file=out)
-    print(f"written to {folder}", file=out)
-    return EXIT_INTERRUPTED if interrupted else 0
 
 
-def check(config_path: Path, out: TextIO = sys.stdout) -> int:
+def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Validate the config and its data, and that the output folder can be written:
+    the warnings a run would print, on stderr; nothing created."""
+    out, err = out or sys.stdout, err or sys.stderr
     prepared = prepare(load(config_path))
+    for warning in prepared.warnings:
+        print(f"warning: {warning}", file=err)
+    files.ensure_writable(prepared.loaded.output_dir(), create=False)
     config = prepared.loaded.config
     rows = sum(len(d.spot) + len(d.perp) + len(d.funding) for d in prepared.datasets)
     print(

@@ -11,7 +11,7 @@ again.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -19,6 +19,7 @@ from typing import Literal
 import msgspec
 
 from orchestrator.models import ZERO, OrderResult, Side
+from orchestrator.money import exact
 
 Kind = Literal["fill", "fee", "funding", "slippage", "mark"]
 
@@ -47,11 +48,22 @@ class Ledger:
     ) -> Decimal:
         """A fill, its fee and its slippage against ``reference`` (the quoted price).
 
-        Returns the fill's cash effect net of its fee."""
+        A fee charged in the coin traded (Bybit takes a spot buy's fee from the coins
+        bought) is valued at the fill price: the fill row then shows the coins that
+        actually moved (bought less the fee), so fill + fee is the cash paid and the
+        fill rows add up to what is held. Returns the fill's cash effect net of its fee.
+        """
         if result.filled_qty == 0 or result.avg_price is None:
             return ZERO
         qty, price = result.filled_qty, result.avg_price
         buy = result.side is Side.BUY
+        quote = _quote(result.symbol)
+        note = result.client_order_id
+        moved, fee_amount = qty, -result.fee
+        if result.fee and result.fee_currency != quote:
+            moved = qty - result.fee if buy else qty + result.fee
+            fee_amount = -result.fee * price
+            note += f" (filled {qty}, fee {result.fee} {result.fee_currency})"
         fill = LedgerEntry(
             time_ms=time_ms,
             pair=pair,
@@ -59,19 +71,25 @@ class Ledger:
             kind="fill",
             symbol=result.symbol,
             side=result.side.value,
-            quantity=qty,
+            quantity=moved,
             price=price,
-            amount=-qty * price if buy else qty * price,
-            currency=_quote(result.symbol),
-            note=result.client_order_id,
+            amount=-moved * price if buy else moved * price,
+            currency=quote,
+            note=note,
         )
         fee = msgspec.structs.replace(
-            fill, kind="fee", side="", amount=-result.fee, currency=result.fee_currency
+            fill, kind="fee", side="", quantity=qty, amount=fee_amount, note=result.client_order_id
         )
         # What the taker paid beyond the quoted price: (fill - quote) for a buy.
         cost = (price - reference) * qty if buy else (reference - price) * qty
         slippage = msgspec.structs.replace(
-            fill, kind="slippage", side="", price=reference, amount=-cost
+            fill,
+            kind="slippage",
+            side="",
+            quantity=qty,
+            price=reference,
+            amount=-cost,
+            note=result.client_order_id,
         )
         self.entries += (fill, fee, slippage)
         return fill.amount + fee.amount
@@ -126,6 +144,10 @@ class Ledger:
 
     def totals(self, pair: str | None = None) -> dict[str, Decimal]:
         """Sums by kind (fee and slippage as positive costs), for one pair or all."""
+        with exact():
+            return self._totals(pair)
+
+    def _totals(self, pair: str | None) -> dict[str, Decimal]:
         sums = {"funding": ZERO, "fees": ZERO, "slippage": ZERO, "price_pnl": ZERO}
         for e in self.entries:
             if pair is not None and e.pair != pair:
@@ -142,11 +164,17 @@ class Ledger:
         return sums
 
     def write_csv(self, path: Path) -> None:
-        fields = list(LedgerEntry.__struct_fields__)
-        with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(fields)
-            writer.writerows(_rows(self.entries, fields))
+        write_ledgers(path, [("strategy", self)])
+
+
+def write_ledgers(path: Path, ledgers: Sequence[tuple[str, Ledger]]) -> None:
+    """Every entry of each (run label, ledger), one CSV; the first column says whose."""
+    fields = list(LedgerEntry.__struct_fields__)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", *fields])
+        for label, ledger in ledgers:
+            writer.writerows([label, *row] for row in _rows(ledger.entries, fields))
 
 
 def _rows(entries: Iterable[LedgerEntry], fields: list[str]) -> Iterable[list[object]]:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import msgspec
 
+from machines import FINAL_STATES
 from orchestrator.models import ZERO, Position
+from orchestrator.money import exact
 from orchestrator.run.engine import RunResult
 
 YEAR_MS = Decimal(365 * 24 * 3_600_000)
@@ -19,15 +21,19 @@ YEAR_MS = Decimal(365 * 24 * 3_600_000)
 class Figures(msgspec.Struct, frozen=True):
     positions: int
     hours_in_market: Decimal
-    time_in_market: Decimal  # fraction of the window
+    time_in_market: Decimal  # fraction of the pair's own window (summed over pairs in total)
     funding: Decimal
     fees: Decimal
-    slippage: Decimal  # already inside price_pnl; shown to say what crossing the spread cost
+    slippage: Decimal  # already inside price_pnl: what crossing the spread cost, not a cost to add
     price_pnl: Decimal
-    net_pnl: Decimal
+    net_pnl: Decimal  # funding - fees + price_pnl
     return_: Decimal = msgspec.field(name="return")
     annualised_return: Decimal
     max_drawdown: Decimal  # a fraction of the peak
+    # Per position held: what its round trips cost (fees and slippage, failed
+    # attempts included) beside what it earned in funding. Did the trades pay?
+    cost_per_position: Decimal
+    funding_per_position: Decimal
 
 
 def annualise(ret: Decimal, span_ms: int) -> Decimal:
@@ -48,34 +54,33 @@ def max_drawdown(values: Sequence[Decimal]) -> Decimal:
 
 
 def figures(result: RunResult, pair: str | None = None) -> Figures:
+    """The figures of one pair (over its own window) or of the whole run."""
+    with exact():
+        return _figures(result, pair)
+
+
+def _figures(result: RunResult, pair: str | None) -> Figures:
     totals = result.ledger.totals(pair)
-    span = max(result.end_ms - result.start_ms, 1)
-    held: list[Position] = [
-        p
-        for p in result.positions
-        if p.opened_at is not None and (pair is None or p.id.rsplit("-", 1)[0] == pair)
-    ]
-    end = datetime.fromtimestamp(result.end_ms / 1000, UTC)
-    hours = sum(
-        (
-            Decimal(((p.closed_at or end) - p.opened_at).total_seconds()) / 3600
-            for p in held
-            if p.opened_at
-        ),
-        ZERO,
-    )
-    pairs_in = 1 if pair is not None else max(len(result.pairs), 1)
+    runs = [r for r in result.pairs if pair is None or r.name == pair]
+    hours = ZERO
+    held = 0
+    for run in runs:
+        # A position still open is counted up to the end of its pair's data only.
+        end = datetime.fromtimestamp(max(run.end_ms, 0) / 1000, UTC)
+        for p in result.positions:
+            if p.opened_at is None or p.id.rsplit("-", 1)[0] != run.name:
+                continue
+            held += 1
+            hours += Decimal(((p.closed_at or end) - p.opened_at).total_seconds()) / 3600
+    windows = sum(max(r.end_ms - r.first_ms, 0) for r in runs)
+    span = max(result.end_ms - result.start_ms, 1) if pair is None else max(windows, 1)
     start = result.starting_balance
     ret = totals["net_pnl"] / start if start else ZERO
-    if pair is None:
-        curve = [v for _, v in result.equity]
-    else:
-        run = next(r for r in result.pairs if r.name == pair)
-        curve = [start + v for _, v in run.pnl]
+    curve = [v for _, v in result.equity] if pair is None else [start + v for _, v in runs[0].pnl]
     return Figures(
-        positions=len(held),
+        positions=held,
         hours_in_market=hours.quantize(Decimal("0.01")),
-        time_in_market=(hours * 3_600_000 / span / pairs_in),
+        time_in_market=hours * 3_600_000 / max(windows, 1),
         funding=totals["funding"],
         fees=totals["fees"],
         slippage=totals["slippage"],
@@ -84,6 +89,8 @@ def figures(result: RunResult, pair: str | None = None) -> Figures:
         return_=ret,
         annualised_return=annualise(ret, span),
         max_drawdown=max_drawdown(curve),
+        cost_per_position=(totals["fees"] + totals["slippage"]) / held if held else ZERO,
+        funding_per_position=totals["funding"] / held if held else ZERO,
     )
 
 
@@ -96,32 +103,57 @@ class Summary(msgspec.Struct):
     interrupted: bool
     quote: str
     starting_balance: Decimal
-    ending_balance: Decimal
-    ledger_balances: bool  # starting + funding - fees + price PnL == ending, exactly
+    ending_balance: Decimal  # the wallet
+    ending_equity: Decimal  # the wallet plus whatever is still held, at the last prices
+    ledger_balances: bool  # starting + funding - fees + price PnL == ending equity, exactly
     pairs: dict[str, Figures]
     total: Figures
     baseline: dict[str, Figures]  # always hedged: in at the start, out at the end
     baseline_total: Figures
     positions: dict[str, int]  # count by final state
-    warnings: list[str]
+    baseline_positions: dict[str, int]
+    baseline_ledger_balances: bool
+    warnings: list[str]  # about the data (printed before the run)
+    alerts: list[str]  # about the run: positions left unfinished, opening stopped (after it)
 
 
 def ledger_identity(result: RunResult) -> tuple[Decimal, Decimal]:
-    """(starting + funding - fees + price PnL, ending equity): equal to the last digit."""
+    """(starting + funding - fees + price PnL, ending equity): equal to the last digit.
+
+    The ending equity is the executor's wallet plus what the positions still hold,
+    valued apart from the ledger: spot at the last price, an open perp short at
+    quantity x (entry - last)."""
     t = result.ledger.totals()
-    lhs = result.starting_balance + t["funding"] - t["fees"] + t["price_pnl"]
-    marks = sum((e.amount for e in result.ledger.entries if e.kind == "mark"), ZERO)
-    return lhs, result.ending_balance + marks
+    with exact():
+        return result.starting_balance + t["funding"] - t["fees"] + t["price_pnl"], (
+            result.ending_equity
+        )
+
+
+def by_state(positions: Sequence[Position]) -> dict[str, int]:
+    states: dict[str, int] = {}
+    for p in positions:
+        key = p.state or "pending"
+        states[key] = states.get(key, 0) + 1
+    return states
+
+
+def unfinished(result: RunResult) -> list[str]:
+    """A warning for every position that did not end in a final state."""
+    return [
+        f"{result.label}: position {p.id} ended {p.state or 'pending'}: "
+        f"{p.reason or 'no reason recorded'}"
+        for p in result.positions
+        if p.state not in FINAL_STATES
+    ]
 
 
 def summarise(
     run_id: str, result: RunResult, baseline: RunResult, warnings: Sequence[str]
 ) -> Summary:
     lhs, rhs = ledger_identity(result)
-    states: dict[str, int] = {}
-    for p in result.positions:
-        key = p.state or "pending"
-        states[key] = states.get(key, 0) + 1
+    base_lhs, base_rhs = ledger_identity(baseline)
+    alerts = [*result.notes, *baseline.notes, *unfinished(result), *unfinished(baseline)]
     return Summary(
         run_id=run_id,
         label=result.label,
@@ -132,42 +164,50 @@ def summarise(
         quote=result.quote,
         starting_balance=result.starting_balance,
         ending_balance=result.ending_balance,
+        ending_equity=result.ending_equity,
         ledger_balances=lhs == rhs,
         pairs={r.name: figures(result, r.name) for r in result.pairs},
         total=figures(result),
         baseline={r.name: figures(baseline, r.name) for r in baseline.pairs},
         baseline_total=figures(baseline),
-        positions=states,
+        positions=by_state(result.positions),
+        baseline_positions=by_state(baseline.positions),
+        baseline_ledger_balances=base_lhs == base_rhs,
         warnings=list(warnings),
+        alerts=alerts,
     )
 
 
-def write_positions(path: Path, positions: Sequence[Position]) -> None:
-    fields = [
-        "id",
-        "spot_symbol",
-        "perp_symbol",
-        "state",
-        "quantity",
-        "spot_qty",
-        "perp_qty",
-        "spot_entry_price",
-        "perp_entry_price",
-        "entry_fees",
-        "exit_fees",
-        "created_at",
-        "opened_at",
-        "closed_at",
-        "reason",
-        "client_order_ids",
-    ]
+POSITION_FIELDS = [
+    "id",
+    "spot_symbol",
+    "perp_symbol",
+    "state",
+    "quantity",
+    "spot_qty",
+    "perp_qty",
+    "spot_entry_price",
+    "perp_entry_price",
+    "entry_fees",
+    "exit_fees",
+    "created_at",
+    "opened_at",
+    "closed_at",
+    "reason",
+    "client_order_ids",
+]
+
+
+def write_positions(path: Path, runs: Sequence[tuple[str, Sequence[Position]]]) -> None:
+    """Every position of each (run label, positions); the first column says whose."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(fields)
-        for p in positions:
-            row = [getattr(p, name) for name in fields]
-            row[-1] = " ".join(p.client_order_ids)
-            writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(["run", *POSITION_FIELDS])
+        for label, positions in runs:
+            for p in positions:
+                row = [getattr(p, name) for name in POSITION_FIELDS]
+                row[-1] = " ".join(p.client_order_ids)
+                writer.writerow([label, *("" if v is None else v for v in row)])
 
 
 def _pct(x: Decimal) -> str:
@@ -179,18 +219,21 @@ def _money(x: Decimal) -> str:
 
 
 def format_table(summary: Summary) -> str:
+    """The results table, a line on how to read it, and every warning."""
     head = (
         f"{'':10}{'':15}{'positions':>9}{'in mkt':>8}{'funding':>12}{'fees':>11}"
-        f"{'slippage':>10}{'price PnL':>12}{'net PnL':>12}{'return':>9}{'annual':>9}{'max DD':>8}"
+        f"{'price PnL':>12}{'(slippage)':>11}{'net PnL':>12}{'return':>9}{'annual':>9}"
+        f"{'max DD':>8}{'cost/pos':>10}{'fund/pos':>10}"
     )
     lines = [head]
 
     def row(name: str, label: str, f: Figures) -> str:
         return (
             f"{name:10}{label:15}{f.positions:>9}{_pct(f.time_in_market):>8}"
-            f"{_money(f.funding):>12}{_money(f.fees):>11}{_money(f.slippage):>10}"
-            f"{_money(f.price_pnl):>12}{_money(f.net_pnl):>12}{_pct(f.return_):>9}"
+            f"{_money(f.funding):>12}{_money(f.fees):>11}{_money(f.price_pnl):>12}"
+            f"{'(' + _money(f.slippage) + ')':>11}{_money(f.net_pnl):>12}{_pct(f.return_):>9}"
             f"{_pct(f.annualised_return):>9}{_pct(f.max_drawdown):>8}"
+            f"{_money(f.cost_per_position):>10}{_money(f.funding_per_position):>10}"
         )
 
     for name, f in summary.pairs.items():
@@ -198,4 +241,10 @@ def format_table(summary: Summary) -> str:
         lines.append(row("", "always hedged", summary.baseline[name]))
     lines.append(row("total", "strategy", summary.total))
     lines.append(row("", "always hedged", summary.baseline_total))
+    lines.append(
+        "net PnL = funding - fees + price PnL. (slippage) is already inside price PnL: "
+        "do not subtract it again.\ncost/pos: fees and slippage per position held (failed "
+        "attempts included); fund/pos: funding earned per position held."
+    )
+    lines += [f"warning: {w}" for w in summary.alerts]
     return "\n".join(lines)

@@ -1,0 +1,337 @@
+"""What a run does with its market, whatever feeds it: per pair, the strategy's
+decisions, one position at a time through the PositionManager, and the money.
+
+The replay (engine.py) feeds it recorded data on the data's clock; a live run
+(orchestrator/live) feeds it the venue's prices on the wall clock. Both use these
+same lines: the strategy, the manager and the accounting are the same objects in
+paper and live mode; only the executor and the market source differ.
+
+Each position lives in its own task of the run's task group, from its open to its
+close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from orchestrator.config import Pair
+from orchestrator.exceptions import DeltaHedgeError, InsufficientSizeError, OrchestratorError
+from orchestrator.execution.paper import PerpHolding
+from orchestrator.market.ticker import TickerService
+from orchestrator.models import ZERO, Instrument, Position
+from orchestrator.position.manager import PositionManager
+from orchestrator.run.ledger import Ledger
+from orchestrator.strategy.funding import Strategy
+
+HOUR_MS = 3_600_000
+
+
+class StopFlag(Protocol):
+    """Set from outside (a signal handler) to end the run at the next instant."""
+
+    def is_set(self) -> bool: ...
+
+
+class Account(Protocol):
+    """The account as the run values it: the PaperExecutor, or the venue's last reading."""
+
+    def balance(self, currency: str) -> Decimal: ...
+
+    def available_balance(self, currency: str) -> Decimal: ...
+
+    def get_perp_position(self, symbol: str) -> PerpHolding: ...
+
+
+# repr=False: asyncio puts the task's result in a message at shutdown; a default repr
+# of a long run's records took seconds and hundreds of MiB.
+@dataclass(eq=False, repr=False)
+class PairRun:
+    """One pair's part of a run: its strategy, its position, and what happened."""
+
+    pair: Pair
+    spot: Instrument
+    perp: Instrument
+    strategy: Strategy
+    position: Position | None = None
+    close_requested: anyio.Event = field(default_factory=anyio.Event)
+    released: anyio.Event = field(default_factory=anyio.Event)
+    opened: int = 0  # positions started, for ids
+    entries: list[tuple[int, str]] = field(default_factory=list)  # (time ms, reason)
+    exits: list[tuple[int, str]] = field(default_factory=list)
+    funding_rates: list[tuple[int, Decimal]] = field(default_factory=list)
+    cash: Decimal = ZERO  # fills, fees and funding so far: the pair's PnL when flat
+    pnl: list[tuple[int, Decimal]] = field(default_factory=list)  # hourly, held legs at price
+    # The pair's own window: from its first event to the last instant both its
+    # prices are known. Its positions are closed there, not when the run ends.
+    first_ms: int = -1
+    end_ms: int = -1
+    ended: bool = False
+    # The available balance at which no position could be sized: nothing is tried
+    # again until it changes.
+    starved_at: Decimal | None = None
+
+    @property
+    def name(self) -> str:
+        return self.pair.name
+
+
+@dataclass(eq=False, repr=False)
+class RunResult:
+    label: str
+    quote: str
+    start_ms: int
+    end_ms: int
+    starting_balance: Decimal
+    ending_balance: Decimal  # the wallet, in the quote currency
+    ending_equity: Decimal  # the wallet plus what is still held, at the last prices
+    ledger: Ledger
+    positions: list[Position]
+    pairs: list[PairRun]
+    equity: list[tuple[int, Decimal]]  # hourly: wallet plus what is held, at its price
+    events: int
+    interrupted: bool
+    notes: list[str]  # what the run decided that a reader must know (said once each)
+
+
+def quote_of(pairs: Sequence[PairRun]) -> str:
+    """The one quote currency every pair trades in (the ledger is kept in it)."""
+    quotes = {run.spot.quote for run in pairs} | {run.perp.quote for run in pairs}
+    if len(quotes) != 1:
+        raise OrchestratorError(f"all pairs must share one quote currency, got {sorted(quotes)}")
+    return quotes.pop()
+
+
+class Trader:
+    """The pairs' decisions, positions and money; a driver feeds it prices and time
+    (``clock_ms``) and calls ``decide``."""
+
+    def __init__(
+        self,
+        pairs: list[PairRun],
+        manager: PositionManager,
+        account: Account,
+        ticker: TickerService,
+        ledger: Ledger,
+        *,
+        leverage: Decimal,
+    ) -> None:
+        self.pairs = pairs
+        self.quote = quote_of(pairs)
+        self.manager = manager
+        self.account = account
+        self.ticker = ticker
+        self.ledger = ledger
+        self.leverage = leverage
+        self.clock_ms = 0
+        self.positions: list[Position] = []
+        self.equity: list[tuple[int, Decimal]] = []
+        self.notes: list[str] = []
+        self._tg: TaskGroup | None = None
+
+    def attach(self, tg: TaskGroup) -> None:
+        """The task group the positions' tasks run in (the driver's)."""
+        self._tg = tg
+
+    # -- decisions
+
+    async def decide(self, touched: set[int]) -> None:
+        for i in sorted(touched):
+            run = self.pairs[i]
+            if run.ended:
+                continue
+            spot = self.ticker.get_price(run.spot.symbol)
+            perp = self.ticker.get_price(run.perp.symbol)
+            if spot is None or perp is None:
+                continue  # missing or stale: no decision on prices that are not there
+            if run.position is None:
+                reason = run.strategy.entry_reason(spot, perp)
+                if reason is not None and not self._starved(run):
+                    await self._open(run, reason)
+            else:
+                reason = run.strategy.exit_reason(spot, perp)
+                if reason is not None:
+                    await self._close(run, reason)
+
+    async def end_pair(self, run: PairRun) -> None:
+        """The pair's data has ended: close what it holds while its prices are still
+        fresh, and open nothing more."""
+        run.ended = True
+        if run.position is not None:
+            await self._close(run, "end of data")
+
+    async def close_all(self, reason: str) -> None:
+        for run in self.pairs:
+            # A pair whose data has ended was closed out then; its prices are stale now.
+            if run.position is not None and not run.ended:
+                await self._close(run, reason)
+
+    # -- positions, each in its own task
+
+    async def _open(self, run: PairRun, reason: str) -> None:
+        assert self._tg is not None
+        run.entries.append((self.clock_ms, reason))
+        await self._tg.start(self._hold, run)
+
+    async def _close(self, run: PairRun, reason: str) -> None:
+        run.exits.append((self.clock_ms, reason))
+        run.released = anyio.Event()
+        run.close_requested.set()
+        await run.released.wait()
+
+    async def _hold(self, run: PairRun, *, task_status: TaskStatus[None]) -> None:
+        """Open a position, then close it whenever asked, until it is closed."""
+        run.opened += 1
+        pid = f"{run.name}-{run.opened:04d}"
+        try:
+            position = await self.manager.open_position(
+                run.spot, run.perp, self._budget(), position_id=pid
+            )
+        except DeltaHedgeError as exc:
+            self._record(run, exc.position)
+            if exc.position.state == "needs_attention":
+                run.position = exc.position  # exposure left: the exit rules will retry
+                run.close_requested = anyio.Event()
+                task_status.started()
+                await self._closing_loop(run, exc.position)
+                return
+            task_status.started()
+            return
+        except OrchestratorError as exc:
+            rejected = self.manager.get_position(pid)
+            if rejected is not None:
+                self.positions.append(rejected)
+            if isinstance(exc, InsufficientSizeError):
+                self._starve(run, exc)
+            task_status.started()
+            return
+        self._record(run, position)
+        run.position = position
+        run.close_requested = anyio.Event()
+        task_status.started()
+        await self._closing_loop(run, position)
+
+    async def _closing_loop(self, run: PairRun, position: Position) -> None:
+        while True:
+            await run.close_requested.wait()
+            recorded = len(position.orders)
+            # A failed close leaves the position needing attention with its exposure
+            # recorded; the next exit decision retries.
+            with contextlib.suppress(DeltaHedgeError):
+                await self.manager.close_position(position.id)
+            self._record(run, position, since=recorded)
+            if position.state == "closed":
+                run.position = None
+                run.released.set()
+                return
+            run.close_requested = anyio.Event()
+            run.released.set()
+
+    def _starved(self, run: PairRun) -> bool:
+        """True while the balance that could size no position is unchanged."""
+        if run.starved_at is None:
+            return False
+        if self.account.available_balance(self.quote) == run.starved_at:
+            return True
+        run.starved_at = None
+        return False
+
+    def _starve(self, run: PairRun, exc: InsufficientSizeError) -> None:
+        available = self.account.available_balance(self.quote)
+        run.starved_at = available
+        when = datetime.fromtimestamp(self.clock_ms / 1000, UTC)
+        self.notes.append(
+            f"{run.name}: stopped opening at {when:%Y-%m-%d %H:%M} UTC with {available:.2f} "
+            f"{self.quote} available: {exc}; no new position until the balance changes"
+        )
+
+    def _budget(self) -> Decimal:
+        """What one new position may use: the free balance shared among the pairs not
+        yet holding one, less what the perp leg's margin will take."""
+        free = sum(1 for run in self.pairs if run.position is None) or 1
+        available = self.account.available_balance(self.quote)
+        per_leg = available / (1 + 1 / self.leverage) / free
+        return per_leg * Decimal("0.99")  # room for fees and slippage
+
+    # -- money
+
+    def _record(self, run: PairRun, position: Position, since: int = 0) -> None:
+        if since == 0:
+            self.positions.append(position)
+        for result in position.orders[since:]:
+            quote = self.ticker.get_quote(result.symbol)
+            reference = quote[0] if quote else result.avg_price or ZERO
+            run.cash += self.ledger.record_order(
+                self.clock_ms, run.name, position.id, result, reference
+            )
+
+    def sample_equity(self, *, force: bool = False) -> None:
+        if not force and self.equity and self.clock_ms - self.equity[-1][0] < HOUR_MS:
+            return
+        if self.clock_ms <= 0:
+            return
+        t = self.clock_ms
+        self.equity.append((t, self.equity_now()))
+        for run in self.pairs:
+            run.pnl.append((t, self.pair_pnl(run)))
+
+    def pair_pnl(self, run: PairRun) -> Decimal:
+        """The pair's PnL so far: its cash plus its open legs at their last prices."""
+        value = run.cash
+        if run.position is not None:
+            value += run.position.spot_qty * self._last(run.spot.symbol)
+            value -= run.position.perp_qty * self._last(run.perp.symbol)
+        return value
+
+    def equity_now(self) -> Decimal:
+        """The wallet plus what the positions hold at its last price (and open perp
+        PnL). Coins the account holds beyond the positions (dust below the minimum
+        order size) are not the strategy's and are not counted."""
+        equity = self.account.balance(self.quote)
+        for run in self.pairs:
+            if run.position is None:
+                continue  # flat: nothing held beyond the wallet
+            held = run.position.spot_qty
+            if held:
+                equity += held * self._last(run.spot.symbol)
+            perp = self.account.get_perp_position(run.perp.symbol)
+            if perp.size:
+                equity += perp.size * (self._last(run.perp.symbol) - perp.entry_price)
+        return equity
+
+    def _last(self, symbol: str) -> Decimal:
+        quote = self.ticker.get_quote(symbol)
+        return quote[0] if quote else ZERO
+
+    def mark_what_is_left(self) -> None:
+        """Value whatever could not be closed at the last price, so the ledger balances
+        against the equity; the position's state says it needs the operator."""
+        for run in self.pairs:
+            position = run.position
+            if position is None:
+                continue
+            if position.spot_qty:
+                self.ledger.record_mark(
+                    self.clock_ms,
+                    run.name,
+                    position.id,
+                    run.spot.symbol,
+                    position.spot_qty,
+                    self._last(run.spot.symbol),
+                )
+            if position.perp_qty:
+                self.ledger.record_mark(
+                    self.clock_ms,
+                    run.name,
+                    position.id,
+                    run.perp.symbol,
+                    -position.perp_qty,
+                    self._last(run.perp.symbol),
+                )

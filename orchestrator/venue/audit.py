@@ -1,0 +1,133 @@
+"""The venue's audit record: every order create it received, and checks over it.
+
+Each record is taken where the request arrives (``time.time_ns`` and
+``time.perf_counter_ns`` before anything else is done with it), so the leg skew a
+benchmark measures is the one the venue sees.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from orchestrator.venue.state import ZERO, Book, Order
+
+_ATTEMPT = re.compile(r"\d+$")
+
+
+def intent_of(link_id: str) -> str:
+    """The project's intent key of a client order id: the id without its attempt number
+    (``pos1-so1`` and ``pos1-so2`` are two attempts of one spot open)."""
+    return _ATTEMPT.sub("", link_id)
+
+
+@dataclass
+class CreateRecord:
+    seq: int
+    arrival_ns: int  # time.time_ns() when the request arrived
+    arrival_perf_ns: int  # time.perf_counter_ns(), for intervals
+    category: str
+    symbol: str
+    side: str
+    qty: str
+    order_link_id: str
+    reduce_only: bool
+    signed_ms: int | None = None  # X-BAPI-TIMESTAMP
+    recv_window: int | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    # What became of it: "placed", "rejected" (a retCode), "auth" (refused before
+    # reading it), "dropped" (a fault let it vanish), "pending" (it lands later),
+    # "expired" (it would have landed after its recv window).
+    outcome: str = "received"
+    ret_code: int | None = None
+    fault: str | None = None
+    order_id: str | None = None
+
+    def view(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Audit:
+    book: Book
+    creates: list[CreateRecord] = field(default_factory=list)
+
+    def record(self, body: dict[str, Any], arrival_ns: int, arrival_perf_ns: int) -> CreateRecord:
+        entry = CreateRecord(
+            seq=len(self.creates) + 1,
+            arrival_ns=arrival_ns,
+            arrival_perf_ns=arrival_perf_ns,
+            category=str(body.get("category", "")),
+            symbol=str(body.get("symbol", "")),
+            side=str(body.get("side", "")),
+            qty=str(body.get("qty", "")),
+            order_link_id=str(body.get("orderLinkId", "")),
+            reduce_only=body.get("reduceOnly") is True,
+            body=body,
+        )
+        self.creates.append(entry)
+        return entry
+
+    def view(self) -> list[dict[str, Any]]:
+        return [entry.view() for entry in self.creates]
+
+    # -- checks -----------------------------------------------------------------
+
+    def placed_twice(self) -> list[str]:
+        """Client order ids the venue holds more than one order for (must be empty)."""
+        counts = Counter((o.category, o.link_id) for o in self.book.orders.values() if o.link_id)
+        return sorted(link for (_, link), n in counts.items() if n > 1)
+
+    def sent_twice(self) -> list[str]:
+        """Client order ids that arrived in more than one create request (resends)."""
+        counts = Counter(e.order_link_id for e in self.creates if e.order_link_id)
+        return sorted(link for link, n in counts.items() if n > 1)
+
+    def live_overlaps(
+        self, now_ms: int, intent: Callable[[str], str] = intent_of
+    ) -> list[tuple[str, str, str]]:
+        """(intent, order id, order id) of two orders of one intent live at once.
+
+        An order is live from its creation until it was done; a filled market order
+        is live for an instant, so two of them that both filled count as well.
+        """
+        groups: dict[tuple[str, str], list[Order]] = defaultdict(list)
+        for order in self.book.orders.values():
+            if order.link_id:
+                groups[order.category, intent(order.link_id)].append(order)
+        found = []
+        for (_, key), orders in groups.items():
+            for i, a in enumerate(orders):
+                for b in orders[i + 1 :]:
+                    a_end = a.done_ms if a.done_ms is not None else now_ms
+                    b_end = b.done_ms if b.done_ms is not None else now_ms
+                    overlap = a.created_ms <= b_end and b.created_ms <= a_end
+                    if overlap or (a.filled > 0 and b.filled > 0):
+                        found.append((key, a.order_id, b.order_id))
+        return found
+
+    def oversold(self) -> dict[str, Decimal]:
+        """Base coins of which the spot fills ever sold more than they had bought
+        (net of the base-coin fee), with the largest excess; must be empty."""
+        held: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        worst: dict[str, Decimal] = {}
+        for execution in self.book.executions:
+            if execution.exec_type != "Trade" or execution.category != "spot":
+                continue
+            inst = self.book.instrument("spot", execution.symbol)
+            if execution.side == "Buy":
+                held[inst.base] += execution.qty - execution.fee  # the fee is in the base coin
+            else:
+                held[inst.base] -= execution.qty
+                if held[inst.base] < 0:
+                    worst[inst.base] = max(worst.get(inst.base, ZERO), -held[inst.base])
+        return worst
+
+    def arrival_skew_ms(self, first: str, second: str) -> float:
+        """Milliseconds between the arrival of two create requests, by client order id."""
+        arrivals = {e.order_link_id: e.arrival_perf_ns for e in self.creates}
+        return (arrivals[second] - arrivals[first]) / 1e6

@@ -1,0 +1,313 @@
+"""The pipeline's request context, and the venue's account and market endpoints.
+
+Each endpoint takes the venue and the request's context and returns the ``result``
+of a Bybit v5 answer, or raises VenueError (a retCode answer).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from orchestrator.venue import auth, codes
+from orchestrator.venue.audit import CreateRecord
+from orchestrator.venue.codes import VenueError
+from orchestrator.venue.faults import FaultRule
+from orchestrator.venue.market import HOUR_MS
+from orchestrator.venue.state import SETTLE_COIN, ZERO, Book, Position, num
+
+if TYPE_CHECKING:
+    from orchestrator.venue.server import Venue
+
+
+@dataclass
+class Ctx:
+    """One request on its way through the pipeline."""
+
+    request: web.Request
+    endpoint: str
+    params: dict[str, Any]
+    record: CreateRecord | None = None
+    rule: FaultRule | None = None
+    signed_ms: int = 0
+    recv_window: int = auth.DEFAULT_RECV_WINDOW
+
+    @property
+    def category(self) -> str | None:
+        value = self.params.get("category")
+        return str(value) if value is not None else None
+
+
+Handler = Callable[[Ctx], Awaitable[dict[str, Any]]]
+
+
+def to_int(value: Any, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        raise VenueError(codes.PARAMS_ERROR, f"params error: {value!r} is not an integer") from None
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+# -- account ----------------------------------------------------------------
+
+
+async def wallet(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    if ctx.params.get("accountType") != "UNIFIED":
+        raise VenueError(codes.PARAMS_ERROR, "accountType only support UNIFIED")
+    view = wallet_view(v.book)
+    wanted = ctx.params.get("coin")
+    if wanted:
+        coins = set(str(wanted).split(","))
+        for account in view["list"]:
+            account["coin"] = [c for c in account["coin"] if c["coin"] in coins]
+    return _empty_list(view, ctx)
+
+
+async def positions(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    if ctx.category != "linear":
+        raise VenueError(codes.PARAMS_ERROR, "params error: category only support linear")
+    symbol = ctx.params.get("symbol")
+    view = {
+        "category": "linear",
+        "list": positions_view(v.book, symbol),
+        "nextPageCursor": "",
+    }
+    return _empty_list(view, ctx)
+
+
+async def set_leverage(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    p = ctx.params
+    if p.get("category") != "linear":
+        raise VenueError(codes.PARAMS_ERROR, "params error: category only support linear")
+    buy, sell = to_decimal(p.get("buyLeverage")), to_decimal(p.get("sellLeverage"))
+    if buy is None or buy != sell:
+        raise VenueError(codes.PARAMS_ERROR, "buy leverage must equal sell leverage")
+    v.book.set_leverage(str(p.get("symbol", "")), buy)
+    return {}
+
+
+async def executions(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    q = ctx.params
+    start, end = to_int(q.get("startTime"), 0), to_int(q.get("endTime"), 2**62)
+    rows = [
+        e.view()
+        for e in reversed(v.book.executions)
+        if e.category == q.get("category")
+        and q.get("symbol", e.symbol) == e.symbol
+        and q.get("execType", e.exec_type) == e.exec_type
+        and start <= e.time_ms <= end
+    ]
+    limit = min(to_int(q.get("limit"), 50), 100)
+    view = {"category": q.get("category"), "list": rows[:limit], "nextPageCursor": ""}
+    return _empty_list(view, ctx)
+
+
+def _empty_list(view: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
+    if ctx.rule is not None and ctx.rule.kind == "empty":
+        view["list"] = []
+    return view
+
+
+# -- market -----------------------------------------------------------------
+
+
+async def instruments(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    category = ctx.category or ""
+    symbol = ctx.params.get("symbol")
+    listed: list[Any] = []
+    # ccxt asks for pre-launch linear markets separately; answering them would duplicate.
+    if ctx.params.get("status") != "PreLaunch":
+        listed = [
+            i.raw
+            for (c, s), i in v.book.instruments.items()
+            if c == category and symbol in (None, s)
+        ]
+    return {"category": category, "list": listed, "nextPageCursor": ""}
+
+
+async def tickers(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    category = ctx.category
+    if category not in ("spot", "linear"):
+        raise VenueError(codes.PARAMS_ERROR, "params error: category invalid")
+    wanted = ctx.params.get("symbol")
+    rows = []
+    for (c, symbol), price in sorted(v.book.prices.items()):
+        if c != category or wanted not in (None, symbol):
+            continue
+        text = num(price)
+        row = {
+            "symbol": symbol,
+            "bid1Price": text,
+            "bid1Size": "1",
+            "ask1Price": text,
+            "ask1Size": "1",
+            "lastPrice": text,
+            "prevPrice24h": text,
+            "price24hPcnt": "0",
+            "highPrice24h": text,
+            "lowPrice24h": text,
+            "turnover24h": "0",
+            "volume24h": "0",
+        }
+        if category == "linear":
+            row.update(_funding_fields(v, symbol), markPrice=text, indexPrice=text)
+        rows.append(row)
+    if wanted is not None and not rows:
+        raise v.book.error("invalid_symbol", category)
+    return {"category": category, "list": rows}
+
+
+def _funding_fields(v: Venue, symbol: str) -> dict[str, str]:
+    interval_min = int(v.book.instruments["linear", symbol].raw.get("fundingInterval", 480))
+    every = interval_min * 60_000
+    now = v.server_ms()
+    rate = v.funding_rates.get(symbol, Decimal("0.0001"))
+    next_time = (now // every + 1) * every
+    if v.recorded is not None:
+        upcoming = v.recorded.next_funding(symbol, v.recorded.clock_ms)
+        if upcoming is not None:
+            rate, next_time = upcoming.rate, upcoming.time_ms
+    return {
+        "fundingRate": num(rate),
+        "nextFundingTime": str(next_time),
+        "fundingIntervalHour": str(interval_min // 60),
+        "openInterest": "0",
+    }
+
+
+async def server_time(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    now_ns = time.time_ns() + v.clock_offset_ms * 1_000_000
+    return {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
+
+
+async def kline(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    q = ctx.params
+    category, symbol = q.get("category", "linear"), q.get("symbol", "")
+    if (category, symbol) not in v.book.instruments or q.get("interval") != "60":
+        raise VenueError(codes.PARAMS_ERROR, "Not supported symbols or interval")
+    # Bybit includes the bar that contains ``start``.
+    start = to_int(q.get("start"), 0) // HOUR_MS * HOUR_MS
+    end = to_int(q.get("end"), v.server_ms())
+    limit = min(to_int(q.get("limit"), 200), 1000)
+    if v.recorded is not None:
+        rows = v.recorded.klines(category, symbol, start, end, limit)
+    else:
+        rows = v.synthetic.klines(category, symbol, start, end, limit)
+    return {"category": category, "symbol": symbol, "list": rows}
+
+
+async def funding_history(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    q = ctx.params
+    category, symbol = q.get("category", ""), q.get("symbol", "")
+    if category not in ("linear", "inverse") or ("linear", symbol) not in v.book.instruments:
+        raise VenueError(codes.PARAMS_ERROR, "params error: category or symbol invalid")
+    if "startTime" in q and "endTime" not in q:  # as Bybit: startTime alone is refused
+        raise VenueError(codes.PARAMS_ERROR, "params error: endTime is required")
+    start, end = to_int(q.get("startTime"), 0), to_int(q.get("endTime"), v.server_ms())
+    limit = min(to_int(q.get("limit"), 200), 200)
+    if v.recorded is not None:
+        rows = v.recorded.funding(symbol, start, end, limit)
+    else:
+        rows = v.synthetic.funding(symbol, start, end, limit)
+    return {"category": category, "list": rows}
+
+
+# -- views of the books ----------------------------------------------------------
+
+
+def wallet_view(book: Book) -> dict[str, Any]:
+    """The UNIFIED wallet as /v5/account/wallet-balance lists it."""
+    upl_total = ZERO
+    coins = []
+    order_im = book.locked.get(SETTLE_COIN, ZERO)
+    for coin in sorted(set(book.wallet) | set(book.locked)):
+        balance = book.wallet.get(coin, ZERO)
+        upl = book.unrealised() if coin == SETTLE_COIN else ZERO
+        upl_total += upl
+        position_im = book.position_im() if coin == SETTLE_COIN else ZERO
+        locked = ZERO if coin == SETTLE_COIN else book.locked.get(coin, ZERO)
+        coins.append(
+            {
+                "coin": coin,
+                "walletBalance": num(balance),
+                "equity": num(balance + upl),
+                "locked": num(locked),
+                "totalOrderIM": num(order_im if coin == SETTLE_COIN else ZERO),
+                "totalPositionIM": num(position_im),
+                "totalPositionMM": "0",
+                "unrealisedPnl": num(upl),
+                "cumRealisedPnl": "0",
+                "availableToWithdraw": num(book.available(coin)),
+                "borrowAmount": "0",
+                "accruedInterest": "0",
+                "usdValue": "",
+                "marginCollateral": True,
+                "collateralSwitch": True,
+            }
+        )
+    account = {
+        "accountType": "UNIFIED",
+        "totalWalletBalance": num(book.wallet.get(SETTLE_COIN, ZERO)),
+        "totalEquity": num(book.wallet.get(SETTLE_COIN, ZERO) + upl_total),
+        "totalAvailableBalance": num(book.available(SETTLE_COIN)),
+        "totalInitialMargin": num(book.position_im() + order_im),
+        "totalMaintenanceMargin": "0",
+        "accountIMRate": "0",
+        "accountMMRate": "0",
+        "totalPerpUPL": num(upl_total),
+        "coin": coins,
+    }
+    return {"list": [account]}
+
+
+def positions_view(book: Book, symbol: str | None) -> list[dict[str, Any]]:
+    """Perp positions as /v5/position/list lists them (a flat one too when asked by symbol)."""
+    if symbol is not None:
+        book.instrument("linear", symbol)
+        symbols = [symbol]
+    else:
+        symbols = [s for s, p in book.positions.items() if p.size != 0]
+    out = []
+    for sym in symbols:
+        pos = book.positions.get(sym, Position(sym))
+        mark = book.prices.get(("linear", sym), pos.avg_price)
+        leverage = book.leverage_of(sym)
+        out.append(
+            {
+                "positionIdx": 0,
+                "riskId": 1,
+                "symbol": sym,
+                "side": "" if pos.size == 0 else ("Buy" if pos.size > 0 else "Sell"),
+                "size": num(abs(pos.size)),
+                "avgPrice": num(pos.avg_price),
+                "positionValue": num(abs(pos.size) * pos.avg_price),
+                "tradeMode": 0,
+                "autoAddMargin": 0,
+                "positionStatus": "Normal",
+                "leverage": num(leverage),
+                "markPrice": num(mark),
+                "liqPrice": "",
+                "bustPrice": "",
+                "positionIM": num(abs(pos.size) * pos.avg_price / leverage),
+                "positionMM": "0",
+                "unrealisedPnl": num(book.unrealised(sym)),
+                "cumRealisedPnl": num(pos.realised),
+                "createdTime": str(pos.created_ms),
+                "updatedTime": str(pos.updated_ms),
+                "seq": 0,
+                "isReduceOnly": False,
+            }
+        )
+    return out

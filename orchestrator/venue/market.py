@@ -1,0 +1,226 @@
+"""Market data the venue serves: instruments, and prices and funding either set by
+hand, replayed from the recorded data, or generated from the time alone.
+
+- ``load_instrument_entries``: the raw instruments-info entries of every
+  ``bybit_instruments_info*.json`` in a data folder.
+- ``RecordedMarket``: the recorded candles and funding rates (``load_pair``) on a
+  market clock the venue moves forward; prices are the close of the last bar
+  closed by then, funding settles at each recorded funding time at the perp's price.
+- ``SyntheticHistory``: hourly klines and funding rates computed from the time
+  (``kline_entry``, ``funding_rate``), so a test knows what it must receive.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from orchestrator.market.recorded import (
+    Candle,
+    DataError,
+    DataMissing,
+    FundingRate,
+    PairData,
+    load_pair,
+)
+
+HOUR_MS = 3_600_000
+DEFAULT_HISTORY_START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+
+
+def load_instrument_entries(data_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """{"spot": {id: entry}, "linear": {id: entry}} from every instruments file in ``data_dir``."""
+    files = sorted(data_dir.glob("bybit_instruments_info*.json"))
+    if not files:
+        raise DataError(f"no instrument file (bybit_instruments_info*.json) in {data_dir}")
+    merged: dict[str, dict[str, dict[str, Any]]] = {"spot": {}, "linear": {}}
+    for path in files:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: cannot read instruments: {exc}") from None
+        for category in merged:
+            section = document.get(category, {}) if isinstance(document, dict) else {}
+            for market, entry in section.items():
+                if category == "linear" and entry.get("contractType") != "LinearPerpetual":
+                    continue
+                merged[category][market] = entry
+    return merged
+
+
+# -- generated history -------------------------------------------------------------
+
+
+def _seed(symbol: str) -> int:
+    return sum(map(ord, symbol))
+
+
+def kline_entry(category: str, symbol: str, start_ms: int) -> list[str]:
+    """The v5 kline entry of the hour opening at ``start_ms``: [start, o, h, l, c, vol, turnover].
+
+    Text a float cannot carry (trailing zeros, 17 significant digits) proves a client
+    writes what the venue said.
+    """
+    hour = start_ms // HOUR_MS
+    base = Decimal(_seed(symbol) * 80) + (Decimal("1.5") if category == "linear" else 0)
+
+    def price(step: int) -> Decimal:
+        return base + Decimal((step * 7919) % 2000 - 1000).scaleb(-1)
+
+    cent = Decimal("0.01")
+    open_, close = price(hour).quantize(cent), price(hour + 1).quantize(cent)
+    high = (max(open_, close) + Decimal(hour % 13).scaleb(-1)).quantize(cent)
+    low = (min(open_, close) - Decimal(hour % 7).scaleb(-1)).quantize(cent)
+    volume = Decimal(hour % 5000 + 1).scaleb(-3)
+    turnover = (volume * close + Decimal(hour % 97).scaleb(-8)).quantize(Decimal("1E-8"))
+    return [str(start_ms), *(format(v, "f") for v in (open_, high, low, close, volume, turnover))]
+
+
+def funding_rate(symbol: str, timestamp_ms: int) -> str:
+    """The funding rate settled at ``timestamp_ms``, as Bybit writes it (-0.0003 ... 0.001)."""
+    step = timestamp_ms // HOUR_MS + _seed(symbol)
+    return format(Decimal((step * 7919) % 130000 - 30000).scaleb(-8).normalize(), "f")
+
+
+def newest_first(times: Iterable[int], start: int, end: int, limit: int) -> list[int]:
+    """Bybit's answer to a window holding more than ``limit`` rows: only the newest."""
+    return sorted((t for t in times if start <= t <= end), reverse=True)[:limit]
+
+
+@dataclass
+class SyntheticHistory:
+    """Hourly bars from ``start`` for ``hours`` hours, a settlement every ``funding_hours``."""
+
+    start: int = DEFAULT_HISTORY_START
+    hours: int = 0
+    funding_hours: int = 8
+
+    def klines(self, category: str, symbol: str, start: int, end: int, limit: int) -> list[Any]:
+        bars = range(self.start, self.start + self.hours * HOUR_MS, HOUR_MS)
+        return [kline_entry(category, symbol, t) for t in newest_first(bars, start, end, limit)]
+
+    def funding(self, symbol: str, start: int, end: int, limit: int) -> list[dict[str, str]]:
+        every = self.funding_hours * HOUR_MS
+        times = range(self.start, self.start + self.hours * HOUR_MS, every)
+        return [
+            {
+                "symbol": symbol,
+                "fundingRate": funding_rate(symbol, t),
+                "fundingRateTimestamp": str(t),
+            }
+            for t in newest_first(times, start, end, limit)
+        ]
+
+
+# -- recorded history --------------------------------------------------------------
+
+
+def _kline(candle: Candle) -> list[str]:
+    turnover = candle.volume * candle.close  # the recorded turnover is not kept by load_pair
+    values = (candle.open, candle.high, candle.low, candle.close, candle.volume, turnover)
+    return [str(candle.open_time_ms), *(format(v, "f") for v in values)]
+
+
+@dataclass
+class _Series:
+    data: PairData
+    spot_open: list[int]
+    perp_open: list[int]
+    funding_times: list[int]
+
+
+class RecordedMarket:
+    """The recorded pairs of ``data_dir`` on a market clock (epoch ms) moved by ``advance_to``."""
+
+    def __init__(self, data_dir: Path, spot_ids: Iterable[tuple[str, str]]) -> None:
+        """``spot_ids``: (market id, spot symbol) pairs to load: ("BTCUSDT", "BTC/USDT")."""
+        self.series: dict[str, _Series] = {}
+        for market_id, spot in spot_ids:
+            perp = f"{spot}:{spot.split('/')[1]}"
+            try:
+                data = load_pair(data_dir, spot, perp)
+            except DataMissing:
+                continue
+            self.series[market_id] = _Series(
+                data,
+                [c.open_time_ms for c in data.spot],
+                [c.open_time_ms for c in data.perp],
+                [f.time_ms for f in data.funding],
+            )
+        if not self.series:
+            raise DataError(f"no recorded pair (candles and funding) in {data_dir}")
+        self.clock_ms = self.start_ms
+
+    @property
+    def start_ms(self) -> int:
+        """The first moment every pair has a closed bar of both markets."""
+        return max(max(s.spot_open[0], s.perp_open[0]) + HOUR_MS for s in self.series.values())
+
+    @property
+    def end_ms(self) -> int:
+        return min(min(s.spot_open[-1], s.perp_open[-1]) + HOUR_MS for s in self.series.values())
+
+    @staticmethod
+    def _close_at(candles: list[Candle], opens: list[int], t: int) -> Decimal | None:
+        """The close of the last bar closed by ``t`` (its open + 1 h <= t)."""
+        i = bisect_right(opens, t - HOUR_MS)
+        return candles[i - 1].close if i else None
+
+    def prices_at(self, t: int) -> dict[tuple[str, str], Decimal]:
+        out: dict[tuple[str, str], Decimal] = {}
+        for market_id, s in self.series.items():
+            spot = self._close_at(s.data.spot, s.spot_open, t)
+            perp = self._close_at(s.data.perp, s.perp_open, t)
+            if spot is not None:
+                out["spot", market_id] = spot
+            if perp is not None:
+                out["linear", market_id] = perp
+        return out
+
+    def fundings_between(self, after: int, until: int) -> list[tuple[int, str, FundingRate]]:
+        """Settlements with ``after < time <= until``, in time order: (time, id, rate)."""
+        due: list[tuple[int, str, FundingRate]] = []
+        for market_id, s in self.series.items():
+            lo, hi = bisect_right(s.funding_times, after), bisect_right(s.funding_times, until)
+            due.extend((f.time_ms, market_id, f) for f in s.data.funding[lo:hi])
+        return sorted(due, key=lambda item: (item[0], item[1]))
+
+    def next_funding(self, market_id: str, t: int) -> FundingRate | None:
+        s = self.series.get(market_id)
+        if s is None:
+            return None
+        i = bisect_right(s.funding_times, t)
+        return s.data.funding[i] if i < len(s.funding_times) else None
+
+    def klines(self, category: str, market_id: str, start: int, end: int, limit: int) -> list[Any]:
+        s = self.series.get(market_id)
+        if s is None:
+            return []
+        candles, opens = (
+            (s.data.spot, s.spot_open) if category == "spot" else (s.data.perp, s.perp_open)
+        )
+        end = min(end, self.clock_ms - HOUR_MS)  # closed bars only: no look-ahead
+        lo, hi = bisect_left(opens, start), bisect_right(opens, end)
+        rows = [_kline(c) for c in candles[lo:hi]]
+        return rows[::-1][:limit]
+
+    def funding(self, market_id: str, start: int, end: int, limit: int) -> list[dict[str, str]]:
+        s = self.series.get(market_id)
+        if s is None:
+            return []
+        end = min(end, self.clock_ms)
+        lo, hi = bisect_left(s.funding_times, start), bisect_right(s.funding_times, end)
+        rows = [
+            {
+                "symbol": market_id,
+                "fundingRate": format(f.rate, "f"),
+                "fundingRateTimestamp": str(f.time_ms),
+            }
+            for f in s.data.funding[lo:hi]
+        ]
+        return rows[::-1][:limit]

@@ -1,0 +1,557 @@
+"""The venue's books: instruments, one UNIFIED wallet, orders, netted perp positions,
+executions (trades and funding). Pure: no I/O and no clock; every call that needs
+the time is given it (epoch ms). Money is Decimal; views are Bybit v5's JSON shapes,
+numbers as strings.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any, Literal
+
+from orchestrator.venue import codes
+from orchestrator.venue.codes import ERRORS, VenueError, error
+
+ZERO = Decimal(0)
+OPEN_STATUSES = frozenset({"New", "PartiallyFilled"})
+SETTLE_COIN = "USDT"
+
+
+def num(value: Decimal) -> str:
+    """A Decimal as Bybit writes numbers: plain digits, never an exponent."""
+    return format(value, "f")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    category: str  # "spot" | "linear"
+    symbol: str  # the venue's id, e.g. BTCUSDT
+    base: str
+    quote: str
+    qty_step: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+    raw: Mapping[str, Any]  # the instruments-info entry, served as it is
+
+    @classmethod
+    def from_entry(cls, category: str, entry: Mapping[str, Any]) -> Instrument:
+        lot = entry["lotSizeFilter"]
+        spot = category == "spot"
+        max_qty = lot.get("maxMktOrderQty") or lot.get("maxOrderQty") or "1e12"
+        return cls(
+            category=category,
+            symbol=entry["symbol"],
+            base=entry["baseCoin"],
+            quote=entry["quoteCoin"],
+            qty_step=Decimal(lot["basePrecision" if spot else "qtyStep"]),
+            min_qty=Decimal(lot["minOrderQty"]),
+            max_qty=Decimal(max_qty),
+            min_notional=Decimal(lot.get("minOrderAmt" if spot else "minNotionalValue") or 0),
+            raw=entry,
+        )
+
+
+@dataclass(frozen=True)
+class Fill:
+    """How an accepted order is to fill: now, in part, or later."""
+
+    ratio: Decimal = Decimal(1)  # share of the quantity that fills (rounded down to the step)
+    qty: Decimal | None = None  # or this much of it (at most the order's quantity)
+    hold_reads: int = 0  # reads that show it still working before it completes
+    hold_ms: int = 0  # or milliseconds
+
+
+@dataclass
+class Order:
+    order_id: str
+    link_id: str
+    category: str
+    symbol: str
+    side: str  # "Buy" | "Sell"
+    qty: Decimal  # as sent: in the quote coin for a spot buy by quote amount
+    base_qty: Decimal  # what fills at most, in the base coin
+    reduce_only: bool
+    market_unit: str
+    created_ms: int
+    status: str = "New"
+    filled: Decimal = ZERO
+    value: Decimal = ZERO
+    fee: Decimal = ZERO
+    fee_coin: str = ""
+    updated_ms: int = 0
+    done_ms: int | None = None
+    reads: int = 0  # how often a lookup returned it
+    # Still working: it completes after this many more reads, or at this time.
+    hold_reads: int = 0
+    hold_until_ms: int | None = None
+    rest: Literal["fill", "cancel"] = "fill"  # what completing does to the unfilled rest
+    lock_coin: str = ""
+    lock: Decimal = ZERO
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """Its v5 order-list entry, as a lookup would return it now."""
+        return self.view()
+
+    def view(self) -> dict[str, Any]:
+        avg = self.value / self.filled if self.filled else None
+        leaves = self.base_qty - self.filled if self.is_open else ZERO
+        raw: dict[str, Any] = {
+            "orderId": self.order_id,
+            "orderLinkId": self.link_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "orderType": "Market",
+            "orderStatus": self.status,
+            "price": "0",
+            "qty": num(self.qty),
+            "cumExecQty": num(self.filled),
+            "cumExecValue": num(self.value),
+            "avgPrice": num(avg) if avg is not None else "",
+            "cumExecFee": num(self.fee),
+            "cumFeeDetail": {self.fee_coin: num(self.fee)} if self.filled else {},
+            "leavesQty": num(leaves),
+            "leavesValue": "0",
+            "timeInForce": "IOC",
+            "reduceOnly": self.reduce_only,
+            "cancelType": "UNKNOWN",
+            "rejectReason": "EC_NoError",
+            "positionIdx": 0,
+            "isLeverage": "",
+            "createdTime": str(self.created_ms),
+            "updatedTime": str(self.updated_ms or self.created_ms),
+        }
+        if self.category == "spot":
+            raw["marketUnit"] = self.market_unit
+        else:
+            raw["tpslMode"] = ""  # ccxt tells contract orders from spot ones by this key
+        return raw
+
+
+@dataclass
+class Position:
+    symbol: str
+    size: Decimal = ZERO  # signed: long positive
+    avg_price: Decimal = ZERO
+    realised: Decimal = ZERO  # cumulative: closed PnL - fees - funding paid
+    created_ms: int = 0
+    updated_ms: int = 0
+
+
+@dataclass
+class Execution:
+    exec_id: str
+    exec_type: str  # "Trade" | "Funding"
+    category: str
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    fee: Decimal  # Bybit's sign: positive paid, negative received
+    fee_rate: Decimal
+    fee_coin: str
+    time_ms: int
+    order_id: str = ""
+    link_id: str = ""
+    mark: Decimal = ZERO
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "execId": self.exec_id,
+            "execType": self.exec_type,
+            "orderId": self.order_id,
+            "orderLinkId": self.link_id,
+            "orderType": "Market" if self.exec_type == "Trade" else "UNKNOWN",
+            "side": self.side,
+            "execPrice": num(self.price),
+            "execQty": num(self.qty),
+            "execValue": num(self.qty * self.price),
+            "execFee": num(self.fee),
+            "feeRate": num(self.fee_rate),
+            "feeCurrency": self.fee_coin,
+            "markPrice": num(self.mark or self.price),
+            "isMaker": False,
+            "execTime": str(self.time_ms),
+            "category": self.category,
+        }
+
+
+@dataclass
+class Book:
+    """Everything the venue holds. ``prices`` are keyed (category, symbol)."""
+
+    instruments: dict[tuple[str, str], Instrument]
+    spot_fee_rate: Decimal = Decimal("0.001")  # a spot buy pays it in the base coin
+    perp_fee_rate: Decimal = Decimal("0.00055")
+    slippage: Decimal = ZERO  # fraction of the price a taker pays beyond it
+    default_leverage: Decimal = Decimal(1)
+    order_id_prefix: str = ""
+    # The retCodes it answers with, by name and category (Bybit's: codes.ERRORS).
+    errors: dict[str, dict[str, tuple[int, str]]] = field(
+        default_factory=lambda: {name: dict(entry) for name, entry in ERRORS.items()}
+    )
+    prices: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    wallet: dict[str, Decimal] = field(default_factory=dict)
+    locked: dict[str, Decimal] = field(default_factory=dict)  # held for open orders
+    leverage: dict[str, Decimal] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    executions: list[Execution] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _by_link: dict[tuple[str, str], str] = field(default_factory=dict)  # -> order id
+    _timed: set[str] = field(default_factory=set)  # held orders that complete at a time
+
+    # -- set up ---------------------------------------------------------------
+
+    def error(self, name: str, category: str | None) -> VenueError:
+        return error(name, category, self.errors)
+
+    def set_price(self, symbol: str, price: Decimal, category: str | None = None) -> None:
+        if not price.is_finite() or price <= 0:
+            raise ValueError(f"{symbol}: price must be positive, got {price}")
+        for cat in ("spot", "linear") if category is None else (category,):
+            if (cat, symbol) not in self.instruments:
+                raise KeyError(f"{cat} {symbol} is not listed")
+            self.prices[cat, symbol] = price
+
+    def price(self, category: str, symbol: str) -> Decimal:
+        try:
+            return self.prices[category, symbol]
+        except KeyError:
+            raise VenueError(codes.PARAMS_ERROR, f"venue has no price for {symbol}") from None
+
+    def instrument(self, category: str, symbol: str) -> Instrument:
+        found = self.instruments.get((category, symbol))
+        if found is None:
+            raise self.error("invalid_symbol", category)
+        return found
+
+    def available(self, coin: str) -> Decimal:
+        free = self.wallet.get(coin, ZERO) - self.locked.get(coin, ZERO)
+        if coin == SETTLE_COIN:
+            free -= self.position_im()
+        return free
+
+    def position_im(self) -> Decimal:
+        return sum(
+            (abs(p.size) * p.avg_price / self.leverage_of(s) for s, p in self.positions.items()),
+            ZERO,
+        )
+
+    def leverage_of(self, symbol: str) -> Decimal:
+        return self.leverage.get(symbol, self.default_leverage)
+
+    # -- orders ---------------------------------------------------------------
+
+    def check_create(self, body: Mapping[str, Any]) -> Order:
+        """The order a create request asks for, validated; raises VenueError as Bybit would.
+
+        Not placed yet: ``place`` does that (after the venue's faults have had their say).
+        """
+        category = str(body.get("category", ""))
+        if category not in ("spot", "linear"):
+            raise VenueError(codes.PARAMS_ERROR, "params error: category invalid")
+        inst = self.instrument(category, str(body.get("symbol", "")))
+        side = body.get("side")
+        if side not in ("Buy", "Sell"):
+            raise VenueError(codes.PARAMS_ERROR, "params error: side invalid")
+        if body.get("orderType") != "Market":
+            raise VenueError(codes.PARAMS_ERROR, "params error: this venue fills Market orders")
+        try:
+            qty = Decimal(str(body.get("qty")))
+        except InvalidOperation:
+            raise VenueError(codes.PARAMS_ERROR, "params error: qty invalid") from None
+        if not qty.is_finite() or qty <= 0:
+            raise VenueError(codes.PARAMS_ERROR, "params error: qty invalid")
+        link_id = str(body.get("orderLinkId", ""))
+        if link_id and self.find(category, link_id=link_id) is not None:
+            raise self.error("duplicate_link_id", category)
+        reduce_only = body.get("reduceOnly") is True
+        if reduce_only and category == "spot":
+            raise self.error("reduce_only", category)
+        price = self.price(category, inst.symbol)
+        unit = str(body.get("marketUnit", ""))
+        base_qty = qty
+        if category == "spot" and side == "Buy" and unit != "baseCoin":
+            unit = "quoteCoin"  # Bybit: a spot market buy states what to spend
+            base_qty = (qty / self._fill_price(price, side)).quantize(inst.qty_step, ROUND_DOWN)
+        elif category == "spot":
+            unit = unit or "baseCoin"
+        if unit != "quoteCoin" and qty % inst.qty_step != 0:
+            raise self.error("qty_step", category)
+        if base_qty < inst.min_qty:
+            raise self.error("qty_too_small", category)
+        if base_qty > inst.max_qty:
+            raise self.error("qty_too_large", category)
+        position = self.positions.get(inst.symbol)
+        held = position.size if position else ZERO
+        if reduce_only:
+            if held == 0 or (held > 0) == (side == "Buy"):
+                raise self.error("reduce_only", category)
+            base_qty = min(base_qty, abs(held))  # Bybit trims a reduce-only order to the position
+        if not reduce_only and base_qty * price < inst.min_notional:
+            raise self.error("notional_too_small", category)
+        return Order(
+            order_id="",
+            link_id=link_id,
+            category=category,
+            symbol=inst.symbol,
+            side=side,
+            qty=base_qty if reduce_only else qty,
+            base_qty=base_qty,
+            reduce_only=reduce_only,
+            market_unit=unit,
+            created_ms=0,
+        )
+
+    def place(self, order: Order, fill: Fill, now_ms: int) -> Order:
+        """Accept a checked order: hold what it needs, fill it as ``fill`` says."""
+        if order.link_id and self.find(order.category, link_id=order.link_id) is not None:
+            raise self.error("duplicate_link_id", order.category)
+        inst = self.instrument(order.category, order.symbol)
+        price = self._fill_price(self.price(order.category, order.symbol), order.side)
+        coin, need = self._needs(inst, order, order.base_qty, price)
+        if need > self.available(coin):
+            raise self.error("insufficient_balance", order.category)
+        order.order_id = f"{self.order_id_prefix}{next(self._ids)}"
+        order.created_ms = order.updated_ms = now_ms
+        order.lock_coin, order.lock = coin, need
+        self.locked[coin] = self.locked.get(coin, ZERO) + need
+        self.orders[order.order_id] = order
+        if order.link_id:
+            self._by_link[order.category, order.link_id] = order.order_id
+        if fill.qty is not None:
+            part = min(fill.qty, order.base_qty)
+        else:
+            part = (order.base_qty * fill.ratio).quantize(inst.qty_step, ROUND_DOWN)
+        held = fill.hold_reads > 0 or fill.hold_ms > 0
+        if part >= order.base_qty and not held:
+            self._fill(order, order.base_qty, now_ms)
+            self._finish(order, now_ms)
+            return order
+        if part < order.base_qty:
+            if part > 0:
+                self._fill(order, part, now_ms)
+            order.rest = "cancel"
+        if held:
+            order.hold_reads = fill.hold_reads
+            order.hold_until_ms = now_ms + fill.hold_ms if fill.hold_ms else None
+            if order.hold_until_ms is not None:
+                self._timed.add(order.order_id)
+        else:
+            self._finish(order, now_ms)
+        return order
+
+    def _needs(
+        self, inst: Instrument, order: Order, qty: Decimal, price: Decimal
+    ) -> tuple[str, Decimal]:
+        """The coin and amount an order holds back while it works."""
+        if order.category == "spot":
+            return (inst.quote, qty * price) if order.side == "Buy" else (inst.base, qty)
+        position = self.positions.get(order.symbol)
+        held = position.size if position else ZERO
+        signed = qty if order.side == "Buy" else -qty
+        increase = max(qty - abs(held), ZERO) if held * signed < 0 else qty
+        if order.reduce_only:
+            increase = ZERO
+        fee = qty * price * self.perp_fee_rate
+        return SETTLE_COIN, increase * price / self.leverage_of(order.symbol) + fee
+
+    def _fill_price(self, price: Decimal, side: str) -> Decimal:
+        return price * (1 + self.slippage) if side == "Buy" else price * (1 - self.slippage)
+
+    def _fill(self, order: Order, qty: Decimal, now_ms: int) -> None:
+        inst = self.instrument(order.category, order.symbol)
+        price = self._fill_price(self.price(order.category, order.symbol), order.side)
+        value = qty * price
+        if order.category == "spot":
+            if order.side == "Buy":
+                fee, fee_coin, rate = qty * self.spot_fee_rate, inst.base, self.spot_fee_rate
+                self._add(inst.base, qty - fee)
+                self._add(inst.quote, -value)
+            else:
+                fee, fee_coin, rate = value * self.spot_fee_rate, inst.quote, self.spot_fee_rate
+                self._add(inst.base, -qty)
+                self._add(inst.quote, value - fee)
+        else:
+            fee, fee_coin, rate = value * self.perp_fee_rate, SETTLE_COIN, self.perp_fee_rate
+            self._trade_position(order.symbol, qty if order.side == "Buy" else -qty, price, now_ms)
+            self._add(SETTLE_COIN, -fee)
+            self.positions[order.symbol].realised -= fee
+        order.filled += qty
+        order.value += value
+        order.fee += fee
+        order.fee_coin = fee_coin
+        order.updated_ms = now_ms
+        order.status = "PartiallyFilled"
+        self.executions.append(
+            Execution(
+                exec_id=f"exec-{len(self.executions) + 1}",
+                exec_type="Trade",
+                category=order.category,
+                symbol=order.symbol,
+                side=order.side,
+                price=price,
+                qty=qty,
+                fee=fee,
+                fee_rate=rate,
+                fee_coin=fee_coin,
+                time_ms=now_ms,
+                order_id=order.order_id,
+                link_id=order.link_id,
+            )
+        )
+
+    def _trade_position(self, symbol: str, signed: Decimal, price: Decimal, now_ms: int) -> None:
+        pos = self.positions.setdefault(symbol, Position(symbol, created_ms=now_ms))
+        if pos.size == 0:
+            pos.created_ms = now_ms
+        if pos.size * signed >= 0:  # opens or increases
+            total = pos.size + signed
+            pos.avg_price = (abs(pos.size) * pos.avg_price + abs(signed) * price) / abs(total)
+            pos.size = total
+        else:
+            closed = min(abs(signed), abs(pos.size))
+            direction = 1 if pos.size > 0 else -1
+            pnl = (price - pos.avg_price) * closed * direction
+            self._add(SETTLE_COIN, pnl)
+            pos.realised += pnl
+            pos.size += signed
+            if pos.size == 0:
+                pos.avg_price = ZERO
+            elif (pos.size > 0) != (direction > 0):  # flipped: the rest opened at this price
+                pos.avg_price = price
+        pos.updated_ms = now_ms
+
+    def _add(self, coin: str, amount: Decimal) -> None:
+        self.wallet[coin] = self.wallet.get(coin, ZERO) + amount
+
+    def _release(self, order: Order) -> None:
+        if order.lock:
+            self.locked[order.lock_coin] = self.locked.get(order.lock_coin, ZERO) - order.lock
+            order.lock = ZERO
+
+    def _finish(self, order: Order, now_ms: int) -> None:
+        """Close a working order: what filled stays, the rest is cancelled (IOC)."""
+        self._release(order)
+        if order.filled >= order.base_qty:
+            order.status = "Filled"
+        elif order.filled > 0:
+            order.status = "PartiallyFilledCanceled"
+        else:
+            order.status = "Cancelled"
+        order.hold_reads, order.hold_until_ms = 0, None
+        self._timed.discard(order.order_id)
+        order.updated_ms = order.done_ms = now_ms
+
+    def _complete(self, order: Order, now_ms: int) -> None:
+        """A held order's time has come: it fills its rest, or the rest is cancelled."""
+        if order.rest == "fill":
+            self._release(order)
+            rest = order.base_qty - order.filled
+            inst = self.instrument(order.category, order.symbol)
+            price = self._fill_price(self.price(order.category, order.symbol), order.side)
+            coin, need = self._needs(inst, order, rest, price)
+            if rest > 0 and need <= self.available(coin):
+                self._fill(order, rest, now_ms)
+        self._finish(order, now_ms)
+
+    def tick(self, now_ms: int) -> None:
+        """Complete held orders whose time has passed."""
+        for order_id in sorted(self._timed, key=lambda i: self.orders[i].created_ms):
+            order = self.orders[order_id]
+            if order.hold_until_ms is not None and now_ms >= order.hold_until_ms:
+                self._complete(order, now_ms)
+
+    def read(self, order: Order, now_ms: int) -> dict[str, Any]:
+        """An order as a lookup returns it; counts the read towards completing it."""
+        view = order.view()
+        order.reads += 1
+        if order.is_open and order.hold_reads > 0:
+            order.hold_reads -= 1
+            if order.hold_reads == 0 and order.hold_until_ms is None:
+                self._complete(order, now_ms)
+        return view
+
+    def find(
+        self, category: str, *, order_id: str | None = None, link_id: str | None = None
+    ) -> Order | None:
+        if order_id:
+            found = self.orders.get(order_id)
+            if found is not None and found.category == category:
+                return found
+        if link_id:
+            by_link = self._by_link.get((category, link_id))
+            return self.orders[by_link] if by_link is not None else None
+        return None
+
+    def cancel(
+        self, category: str, order_id: str | None, link_id: str | None, now_ms: int
+    ) -> Order:
+        order = self.find(category, order_id=order_id, link_id=link_id)
+        if order is None or not order.is_open:
+            raise self.error("order_not_found", category)
+        order.rest = "cancel"
+        self._finish(order, now_ms)
+        return order
+
+    def set_leverage(self, symbol: str, value: Decimal) -> None:
+        self.instrument("linear", symbol)
+        if not value.is_finite() or value <= 0:
+            raise VenueError(codes.PARAMS_ERROR, "params error: leverage invalid")
+        if self.leverage_of(symbol) == value:
+            raise VenueError(codes.LEVERAGE_NOT_MODIFIED, "leverage not modified")
+        self.leverage[symbol] = value
+
+    # -- funding --------------------------------------------------------------
+
+    def settle_funding(
+        self, symbol: str, rate: Decimal, time_ms: int, mark: Decimal | None = None
+    ) -> Execution | None:
+        """Settle one funding payment on the perp position, as a Funding execution.
+
+        Bybit's sign: ``execFee = size x mark x rate`` with size positive for a long,
+        so a positive fee is paid and a negative one received; a short collects a
+        positive rate.
+        """
+        pos = self.positions.get(symbol)
+        if pos is None or pos.size == 0:
+            return None
+        mark = mark if mark is not None else self.price("linear", symbol)
+        fee = pos.size * mark * rate
+        self._add(SETTLE_COIN, -fee)
+        pos.realised -= fee
+        execution = Execution(
+            exec_id=f"exec-{len(self.executions) + 1}",
+            exec_type="Funding",
+            category="linear",
+            symbol=symbol,
+            side="Buy" if pos.size > 0 else "Sell",
+            price=mark,
+            qty=abs(pos.size),
+            fee=fee,
+            fee_rate=rate,
+            fee_coin=SETTLE_COIN,
+            time_ms=time_ms,
+            mark=mark,
+        )
+        self.executions.append(execution)
+        return execution
+
+    # -- holdings -------------------------------------------------------------
+
+    def unrealised(self, symbol: str | None = None) -> Decimal:
+        total = ZERO
+        for sym, pos in self.positions.items():
+            if (symbol is None or sym == symbol) and pos.size and ("linear", sym) in self.prices:
+                total += (self.prices["linear", sym] - pos.avg_price) * pos.size
+        return total
