@@ -42,6 +42,13 @@ def _run(args: argparse.Namespace) -> int:
     return run(args.config)
 
 
+def _rehearse(args: argparse.Namespace) -> int:
+    from orchestrator.run.app import RehearsalRequest, run
+
+    request = RehearsalRequest(hours=args.hours, start=args.start, faults=args.faults)
+    return run(args.config, rehearsal=request)
+
+
 def _check(args: argparse.Namespace) -> int:
     from orchestrator.run.app import check
 
@@ -169,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="replay the recorded data through the strategy (paper)")
     run.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
     run.set_defaults(handler=_run)
+
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="the live path against the loopback venue on the recorded data (no key, no money)",
+        description="Runs the live code path (ccxt, the LiveExecutor, the venue's answers) "
+        "against the loopback Bybit venue replaying the recorded data, one market hour per "
+        "cycle, then reports as a run does, beside the always-hedged baseline on paper.",
+    )
+    rehearse.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    rehearse.add_argument("--hours", type=int, help="market hours to rehearse (default: all)")
+    rehearse.add_argument("--start", help="market time to start at, e.g. 2024-06-01")
+    rehearse.add_argument("--faults", type=Path, metavar="FILE", help="a venue fault spec")
+    rehearse.set_defaults(handler=_rehearse)
 
     check = commands.add_parser("check", help="validate the config and its data without running")
     check.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))

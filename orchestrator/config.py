@@ -294,9 +294,16 @@ class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     leverage: Decimal = Decimal(1)  # set on each perp at startup
     # On Ctrl-C / SIGTERM: close the open positions, or leave them open on the venue.
     on_stop: Literal["close", "leave"] = "close"
+    # A Bybit v5 compatible venue to trade with instead of Bybit's own (``network``),
+    # e.g. the loopback venue of ``orchestrator venue``: http://127.0.0.1:8999
+    url: str | None = None
 
     def __post_init__(self) -> None:
         VenueTiming(self.request_timeout_ms, self.recv_window_ms, self.clock_skew_ms)  # checked
+        if self.url is not None and not _is_http_url(self.url):
+            raise ValueError(
+                f"url: {self.url!r} is not an http(s) URL like 'http://127.0.0.1:8999'"
+            )
         if not 0.5 <= self.poll_seconds <= 300:
             raise ValueError(f"poll_seconds: must be between 0.5 and 300, got {self.poll_seconds}")
         if not self.leverage.is_finite() or not 1 <= self.leverage <= MAX_LEVERAGE:
@@ -319,7 +326,6 @@ def _is_http_url(text: str) -> bool:
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A run: decimals are quoted strings; API keys come only from the environment."""
 
-    # mode: live stays in the schema so the file format is stable; load() refuses it.
     mode: Literal["paper", "live"] = "paper"
     venue: Literal["bybit"] = "bybit"
     network: Literal["mainnet", "testnet", "demo"] = "testnet"  # live mode: which Bybit
@@ -557,8 +563,6 @@ def _decode(text: str) -> Config:
         config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
         raise _translate(exc, "", data, Config) from None
-    if config.mode == "live":
-        raise _Invalid("mode", "live trading is not available yet; use mode: paper")
     return config
 
 

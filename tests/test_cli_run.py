@@ -205,13 +205,3 @@ def test_schema_command_prints_the_shipped_schema(workdir: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert json.loads(out) == json.loads((ROOT / "config.schema.json").read_text())
-
-
-def test_live_mode_is_refused_before_anything_runs(workdir: Path) -> None:
-    config = workdir / "config.yaml"
-    config.write_text(config.read_text().replace("mode: paper", "mode: live"))
-    proc = orchestrator("run", "config.yaml", cwd=workdir)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2
-    assert "mode: live trading is not available yet" in err
-    assert not (workdir / "runs").exists()

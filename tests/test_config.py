@@ -295,7 +295,7 @@ MALFORMED: list[tuple[str, str, str, list[str]]] = [
     # choices
     ("unknown-venue", "venue: kraken\n", "venue", ["expected 'bybit'", '"kraken"']),
     ("unknown-mode", "mode: backtest\n", "mode", ["expected 'paper' or 'live'", '"backtest"']),
-    ("live-mode", "mode: live\n", "mode", ["live trading is not available yet; use mode: paper"]),
+    ("live-bad-url", "live:\n  url: ftp://x\n", "live.url", ["is not an http(s) URL"]),
     # unknown keys
     ("unknown-top-level-key", "tradng: {}\n", "tradng", ["unknown key; did you mean 'trading'?"]),
     (

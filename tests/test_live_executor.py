@@ -16,9 +16,13 @@ from orchestrator.exceptions import (
     OrderOutcomeUnknown,
     OrderRejected,
 )
+from orchestrator.execution import bybit
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.models import Category, OrderRequest, OrderStatus, OrderType, Side
-from tests.fake_bybit import API_KEY, SECRET, FakeBybit, make_exchange
+from orchestrator.settings import VenueTiming
+from orchestrator.venue import FaultRule
+from tests import fake_bybit
+from tests.fake_bybit import API_KEY, SECRET, FakeBybit
 
 pytestmark = pytest.mark.anyio
 
@@ -44,6 +48,28 @@ def order(
 async def fake() -> AsyncIterator[FakeBybit]:
     async with FakeBybit() as server:
         yield server
+
+
+def make_exchange(builder: str, url: str, *, secret: str = SECRET) -> Any:
+    """Real ccxt for ``url``: plain, as the tests' venue client builds it, or as a live run
+    builds it (``make_exchange``: every answer checked before ccxt reads it)."""
+    if builder == "plain":
+        return fake_bybit.make_exchange(url, secret=secret)
+    return bybit.make_exchange(API_KEY, secret, VenueTiming(request_timeout_ms=2000), url=url)
+
+
+@pytest.fixture(params=["plain", "checked"])
+def builder(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def exchange(fake: FakeBybit, builder: str) -> AsyncIterator[Any]:
+    client = make_exchange(builder, fake.url)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture
@@ -183,8 +209,10 @@ async def test_duplicate_client_id_means_an_earlier_attempt_was_accepted(
     assert len(fake.orders) == 1
 
 
-async def test_bad_credentials_are_rejected_without_leaking_them(fake: FakeBybit) -> None:
-    client = make_exchange(fake.url, secret="wrong-secret")
+async def test_bad_credentials_are_rejected_without_leaking_them(
+    fake: FakeBybit, builder: str
+) -> None:
+    client = make_exchange(builder, fake.url, secret="wrong-secret")
     try:
         with pytest.raises(OrderRejected) as raised:
             await LiveExecutor(client).place_order(order(SPOT, Side.BUY, "0.01", "auth-1"))
@@ -360,3 +388,17 @@ async def test_requests_ccxt_would_alter_are_refused_before_sending(
     with pytest.raises(InvalidOrderError, match=why):
         await executor.place_order(request_)
     assert fake.create_bodies == []
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [("system_error", OrderOutcomeUnknown), ("params", OrderRejected)],
+)
+async def test_a_cancel_answered_system_error_may_have_happened(
+    fake: FakeBybit, executor: LiveExecutor, error: str, expected: type[Exception]
+) -> None:
+    fake.open_fetches = 1_000
+    placed = await executor.place_order(order(PERP, Side.SELL, "0.01", "cancel-err"))
+    fake.venue.faults.add(FaultRule(kind="reject", endpoint="order/cancel", error=error))
+    with pytest.raises(expected, match=placed.order_id):
+        await executor.cancel_order(placed.order_id, PERP)

@@ -6,12 +6,25 @@ the same how long a lost order may still land. ccxt's own throttle is off (it
 queues the second leg behind the first); the LiveExecutor paces requests by
 Bybit's per-endpoint budgets instead. ``maxRetriesOnFailure`` stays 0: ccxt
 would otherwise resend an order whose answer was lost.
+
+Every answer is checked before ccxt parses it. ccxt 4.5 reads most broken answers
+(an empty body, an HTML page with status 200, truncated JSON, a missing
+``result``...) as an order without an id, or as an empty list: "not found" for an
+order that exists. The client ``make_exchange`` builds raises ``UnreadableAnswer``
+instead, a ``ccxt.NetworkError``: a read is retried, a create or cancel is
+ambiguous (its outcome unknown), and neither reads as "rejected" or "not found".
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.settings import VenueTiming
@@ -19,6 +32,27 @@ from orchestrator.settings import VenueTiming
 Network = Literal["mainnet", "testnet", "demo"]
 KEY_ENV, SECRET_ENV = "BYBIT_API_KEY", "BYBIT_API_SECRET"
 _REST_BASES = ("spot", "futures", "v2", "public", "private")
+_EXCERPT = 120  # characters of a broken body quoted in the error
+
+# Bybit v5's order statuses (orderStatus); ccxt passes any other word through unmapped.
+ORDER_STATUSES = frozenset(
+    {
+        "Created",
+        "New",
+        "Rejected",
+        "PartiallyFilled",
+        "PartiallyFilledCanceled",
+        "Filled",
+        "PendingCancel",
+        "Cancelled",
+        "Untriggered",
+        "Triggered",
+        "Deactivated",
+        "Active",
+    }
+)
+# Bybit's order ids: digits (spot) or a UUID (contracts).
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class CredentialsMissing(OrchestratorError):
@@ -47,9 +81,8 @@ def make_exchange(
 ) -> Any:
     """ccxt's async Bybit client for ``network``, or for the venue at ``url`` (the
     loopback venue: every REST base, sandbox and demo included, point there, so no
-    setting can reach the internet). The caller closes it."""
-    import ccxt.async_support as ccxt_async  # imported late: ccxt takes a while to load
-
+    setting can reach the internet), checking every answer (``answer_problem``).
+    The caller closes it."""
     config: dict[str, Any] = {
         "apiKey": api_key,
         "secret": secret,
@@ -71,9 +104,305 @@ def make_exchange(
         api = {name: url for name in _REST_BASES}
         config["urls"] = {"api": api, "test": api, "demotrading": api}
         config["timeout_on_exit"] = 0  # ccxt's pause on close is for TLS; loopback has none
-    exchange = ccxt_async.bybit(config)
+    exchange = _classes()["CheckedBybit"](config)
     if url is None and network == "testnet":
         exchange.set_sandbox_mode(True)
     elif url is None and network == "demo":
         exchange.enable_demo_trading(True)
     return exchange
+
+
+def __getattr__(name: str) -> Any:
+    """``UnreadableAnswer`` and ``CheckedBybit``, built on first use: ccxt takes a
+    while to load, and importing this module (for ``credentials``) should not."""
+    if name in ("UnreadableAnswer", "CheckedBybit"):
+        return _classes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _classes() -> dict[str, type]:
+    import ccxt
+    import ccxt.async_support as ccxt_async
+
+    class UnreadableAnswer(ccxt.NetworkError, ccxt.BadResponse):  # type: ignore[misc]
+        """The venue answered, but what it said cannot be read: neither a refusal
+        nor "not found". A NetworkError, so a read is retried and a create or
+        cancel is ambiguous (look the order up)."""
+
+    class CheckedBybit(ccxt_async.bybit):  # type: ignore[misc]
+        """``ccxt.async_support.bybit`` that checks every answer's envelope before
+        ccxt reads it (ccxt calls ``handle_errors`` for every response)."""
+
+        def handle_errors(
+            self,
+            code: int,
+            reason: str,
+            url: str,
+            method: str,
+            headers: Any,
+            body: str,
+            response: Any,
+            request_headers: Any,
+            request_body: Any,
+        ) -> None:
+            endpoint = endpoint_of(url)
+            readable = envelope_problem(response) is None
+            if not 200 <= code < 300:
+                if readable and response["retCode"] != 0:
+                    super().handle_errors(  # Bybit's own error: ccxt's mapping of its retCode
+                        code, reason, url, method, headers, body, response,
+                        request_headers, request_body,
+                    )  # fmt: skip
+                # A gateway's page: ccxt's mapping of the status (503: ExchangeNotAvailable...).
+                self.handle_http_status_code(code, reason, url, method, body)
+                raise self.unreadable(method, endpoint, code, "not a success status", body)
+            problem = answer_problem(endpoint, response)
+            if problem is not None and not body:
+                problem = "an empty body"
+            if problem is not None:
+                raise self.unreadable(method, endpoint, code, problem, body)
+            if response["retCode"] != 0:
+                super().handle_errors(
+                    code, reason, url, method, headers, body, response,
+                    request_headers, request_body,
+                )  # fmt: skip
+
+        def unreadable(
+            self, method: str, endpoint: str, code: int, problem: str, body: str | None
+        ) -> Exception:
+            text = body or ""
+            for secret in (self.apiKey, self.secret):  # before cutting: none is left in halves
+                if secret:
+                    text = text.replace(str(secret), "***")
+            excerpt = text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else "")
+            return UnreadableAnswer(
+                f"{self.id} {method} /v5/{endpoint}: HTTP {code}, answer unreadable: "
+                f"{problem}; body ({len(text)} characters): {excerpt!r}"
+            )
+
+    return {"UnreadableAnswer": UnreadableAnswer, "CheckedBybit": CheckedBybit}
+
+
+# -- the checks (pure: no ccxt) ----------------------------------------------------
+
+
+def endpoint_of(url: str) -> str:
+    """``order/create`` of ``https://api.bybit.com/v5/order/create?...``."""
+    path = urlsplit(url).path
+    return path.split("/v5/", 1)[1] if "/v5/" in path else path.lstrip("/")
+
+
+def envelope_problem(response: Any) -> str | None:
+    """What is wrong with Bybit's envelope ``{"retCode": int, "retMsg": str, ...}``
+    (ccxt's parse of the body: None when it was not JSON), or None."""
+    if response is None:
+        return "not JSON"
+    if not isinstance(response, dict):
+        return f"a JSON {type(response).__name__}, not an object"
+    if "retCode" not in response:
+        return "no retCode"
+    ret_code = response["retCode"]
+    if type(ret_code) is not int:
+        return f"retCode {ret_code!r} is not an integer"
+    if not isinstance(response.get("retMsg"), str):
+        return "retMsg is not a string"
+    return None
+
+
+def answer_problem(endpoint: str, response: Any) -> str | None:
+    """Why the answer to ``endpoint`` cannot be read, or None: a sound envelope, and
+    for retCode 0 a ``result`` object holding what the endpoint returns."""
+    problem = envelope_problem(response)
+    if problem is not None or response["retCode"] != 0:
+        return problem
+    result = response.get("result")
+    if not isinstance(result, dict):
+        return "no result object" if result is None else "result is not an object"
+    if _has_non_finite(result):
+        return "a number is NaN or infinite"
+    if endpoint in ("order/create", "order/cancel", "order/amend"):
+        return _first(_order_id_problem(result.get("orderId")), _text(result, "orderLinkId"))
+    if endpoint in _LISTS:
+        entries = result.get("list")
+        if not isinstance(entries, list):
+            return "result.list is not a list"
+        check = _LISTS[endpoint]
+        for i, entry in enumerate(entries):
+            problem = check(entry)
+            if problem is not None:
+                return f"result.list[{i}]: {problem}"
+    return None
+
+
+def order_id_problem(value: Any) -> str | None:
+    """Why ``value`` is not a Bybit order id, or None."""
+    return _order_id_problem(value)
+
+
+def _order_id_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not _ORDER_ID.fullmatch(value):
+        return f"orderId {value!r} is not an order id"
+    try:
+        finite = Decimal(value).is_finite()
+    except InvalidOperation:
+        return None  # a UUID
+    return None if finite else f"orderId {value!r} is not an order id"
+
+
+def _first(*problems: str | None) -> str | None:
+    return next((p for p in problems if p is not None), None)
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def _number_text(value: Any, *, blank: bool) -> bool:
+    """Bybit sends numbers as decimal text ("" where it has none, if ``blank``)."""
+    if not isinstance(value, str):
+        return False
+    if value == "":
+        return blank
+    try:
+        return Decimal(value).is_finite()
+    except InvalidOperation:
+        return False
+
+
+def _numbers(
+    entry: dict[str, Any], required: tuple[str, ...], optional: tuple[str, ...]
+) -> str | None:
+    for key in required:
+        if not _number_text(entry.get(key), blank=False):
+            return f"{key} {entry.get(key)!r} is not a number"
+    for key in optional:
+        if key in entry and not _number_text(entry[key], blank=True):
+            return f"{key} {entry[key]!r} is not a number"
+    return None
+
+
+def _text(
+    entry: dict[str, Any], key: str, *, words: frozenset[str] | None = None, blank: bool = True
+) -> str | None:
+    value = entry.get(key)
+    if not isinstance(value, str) or (value == "" and not blank):
+        return f"{key} {value!r} is not text"
+    if words is not None and value not in words:
+        return f"{key} {value!r} is none of Bybit's"
+    return None
+
+
+def _object(check: Callable[[dict[str, Any]], str | None]) -> Callable[[Any], str | None]:
+    def checked(entry: Any) -> str | None:
+        return check(entry) if isinstance(entry, dict) else "not an object"
+
+    return checked
+
+
+_SIDES = frozenset({"Buy", "Sell"})
+
+
+@_object
+def _order(entry: dict[str, Any]) -> str | None:
+    fees = entry.get("cumFeeDetail", {})
+    if not isinstance(fees, dict) or not all(
+        _number_text(fee, blank=False) for fee in fees.values()
+    ):
+        return f"cumFeeDetail {fees!r} is not a map of coins to numbers"
+    return _first(
+        _order_id_problem(entry.get("orderId")),
+        _text(entry, "orderLinkId"),
+        _text(entry, "symbol", blank=False),
+        _text(entry, "side", words=_SIDES),
+        _text(entry, "orderStatus", words=ORDER_STATUSES),
+        _numbers(
+            entry,
+            ("qty", "cumExecQty"),
+            ("cumExecValue", "cumExecFee", "avgPrice", "price", "leavesQty"),
+        ),
+    )
+
+
+@_object
+def _position(entry: dict[str, Any]) -> str | None:
+    return _first(
+        _text(entry, "symbol", blank=False),
+        _text(entry, "side", words=_SIDES | {""}),
+        _numbers(entry, ("size",), ("avgPrice", "markPrice", "positionValue", "leverage")),
+    )
+
+
+@_object
+def _coin(entry: dict[str, Any]) -> str | None:
+    return _first(
+        _text(entry, "coin", blank=False),
+        _numbers(
+            entry,
+            ("walletBalance",),
+            ("equity", "locked", "availableToWithdraw", "totalOrderIM", "totalPositionIM"),
+        ),
+    )
+
+
+@_object
+def _account(entry: dict[str, Any]) -> str | None:
+    coins = entry.get("coin")
+    if not isinstance(coins, list):
+        return "coin is not a list"
+    for i, coin in enumerate(coins):
+        problem = _coin(coin)
+        if problem is not None:
+            return f"coin[{i}]: {problem}"
+    return None
+
+
+@_object
+def _ticker(entry: dict[str, Any]) -> str | None:
+    return _first(
+        _text(entry, "symbol", blank=False),
+        _numbers(
+            entry,
+            (),
+            (
+                "lastPrice",
+                "bid1Price",
+                "ask1Price",
+                "markPrice",
+                "indexPrice",
+                "fundingRate",
+                "nextFundingTime",
+            ),
+        ),
+    )
+
+
+@_object
+def _listed(entry: dict[str, Any]) -> str | None:
+    return None
+
+
+def _candle(entry: Any) -> str | None:
+    if not isinstance(entry, list) or not all(_number_text(v, blank=False) for v in entry):
+        return "not a list of numbers"
+    return None
+
+
+# Endpoints whose result holds ``list``, and the check of each entry.
+_LISTS: dict[str, Callable[[Any], str | None]] = {
+    "order/realtime": _order,
+    "order/history": _order,
+    "position/list": _position,
+    "account/wallet-balance": _account,
+    "market/tickers": _ticker,
+    "market/kline": _candle,
+    "market/instruments-info": _listed,
+    "market/funding/history": _listed,
+    "execution/list": _listed,
+}

@@ -20,6 +20,7 @@ from orchestrator.exceptions import (
     OrderRejected,
 )
 from orchestrator.execution.base import Executor
+from orchestrator.execution.bybit import order_id_problem
 from orchestrator.execution.limits import RateLimiter
 from orchestrator.execution.retry import retry_network_errors
 from orchestrator.models import (
@@ -38,8 +39,20 @@ from orchestrator.settings import VenueTiming
 T = TypeVar("T")
 
 # ccxt's unified statuses of an order that is done (Bybit's Filled, PartiallyFilledCanceled,
-# Cancelled, Deactivated, Rejected); anything else may still fill.
+# Cancelled, Deactivated, Rejected), and of one that may still fill. ccxt passes a
+# status word it does not know through as it came: such an order is unusable.
 _DONE = frozenset({"closed", "canceled", "expired", "rejected"})
+_STATUSES = _DONE | {"open"}
+# What ccxt's own parsing raises on an answer it cannot read (a number that is a word,
+# a list where it expects an object...): not ccxt errors, but they mean the same.
+_PARSE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,  # decimal.InvalidOperation among them
+)
 # Bybit retCodes ccxt maps to classes that hide what they mean for us: a duplicate
 # orderLinkId (an earlier attempt was accepted) is a plain InvalidOrder, and "System
 # error" is a plain ExchangeError although the order may be live.
@@ -49,14 +62,45 @@ _SYSTEM_ERROR = "10016"
 _RET_CODE = re.compile(r'"retCode"\s*:\s*"?(\d+)')
 
 
-def _decimal(value: Any) -> Decimal | None:
-    """ccxt hands out floats; their shortest repr is the venue's decimal text."""
-    return None if value is None else Decimal(str(value))
+class _Unusable(Exception):
+    """The venue's answer was read, but what it says cannot be used (an order without an
+    id, a number that is NaN, a status word Bybit never sends...)."""
+
+
+# An answer that was read but cannot be used, or that ccxt could not parse.
+_UNREADABLE: tuple[type[Exception], ...] = (_Unusable, *_PARSE_ERRORS)
+
+
+def _number(value: Any, name: str) -> Decimal | None:
+    """ccxt hands out floats; their shortest repr is the venue's decimal text. None stays
+    None; anything but a finite number is unusable."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise _Unusable(f"{name} {value!r} is not a number")
+    try:
+        number = Decimal(str(value))
+    except decimal.InvalidOperation:
+        raise _Unusable(f"{name} {value!r} is not a number") from None
+    if not number.is_finite():
+        raise _Unusable(f"{name} {value!r} is not a number")
+    return number
 
 
 def _ret_code(exc: Exception) -> str | None:
     match = _RET_CODE.search(str(exc))
     return match.group(1) if match else None
+
+
+def _may_have_happened(exc: Exception) -> bool:
+    """Whether a ccxt error leaves open that the request was carried out: a network
+    error or an answer that could not be read (``ccxt.OperationFailed``), Bybit's
+    "System error" (10016), or ccxt's catch-all ``ExchangeError`` naming no refusal
+    (no retCode, or retCode 0: an answer ccxt could not read, or a broken transfer)."""
+    if isinstance(exc, ccxt.OperationFailed):
+        return True
+    code = _ret_code(exc)
+    return code == _SYSTEM_ERROR or (type(exc) is ccxt.ExchangeError and code in (None, "0"))
 
 
 def _category(market: Any) -> Category | None:
@@ -83,6 +127,14 @@ class LiveExecutor(Executor):
     order whose answer was lost may land until ``timing.late_arrival_seconds``
     after it was signed. Requests are paced by ``limiter`` (Bybit's per-endpoint,
     per-category budgets), not by ccxt's throttle, so the two legs leave together.
+
+    An answer that cannot be read is never "rejected" and never "not found": a create
+    or cancel raises ``OrderOutcomeUnknown``, and so does a lookup or a holdings read
+    (ask again). ``make_exchange``'s client checks every answer's envelope before
+    ccxt reads it (a broken list answer would otherwise read as empty); here, what
+    ccxt made of it is checked again: an order without a usable id, a number that is
+    not one, a status or side ccxt does not know, an entry that is not the order
+    asked for, or ccxt's own parsing failing (ValueError...) are all unusable.
     """
 
     def __init__(
@@ -107,7 +159,9 @@ class LiveExecutor(Executor):
         where = f"{request.symbol} order {request.client_order_id}"
         try:
             qty = await self._checked_quantity(request, where)
-        except ccxt.BaseError as exc:
+        except OrchestratorError:
+            raise
+        except (ccxt.BaseError, *_PARSE_ERRORS) as exc:
             raise OrderRejected(f"{where}: not sent: {self._describe(exc)}") from None
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
         if request.reduce_only:
@@ -121,49 +175,71 @@ class LiveExecutor(Executor):
                 created = await self._exchange.create_order(
                     request.symbol, "market", request.side.value, qty, None, params
                 )
+            order_id = self._created_id(created, request.client_order_id)
         except ccxt.BaseError as exc:
             raise self._create_error(exc, where) from None
-        order_id = str(created["id"])
+        except _UNREADABLE as exc:
+            raise OrderOutcomeUnknown(
+                f"{where}: the venue's answer to the create could not be read, the order "
+                f"may be live; look it up by client id: {self._describe(exc)}"
+            ) from None
         fetch = partial(
             self._exchange.fetch_order, order_id, request.symbol, {"acknowledged": True}
         )
+        read = partial(self._fill, fetch, request, order_id)
         try:
-            order = await self._read(fetch, "order/realtime")
+            result = await read()
             for _ in range(self._fill_poll_attempts):
-                if order["status"] in _DONE:
+                if result.status is not OrderStatus.OPEN:
                     break
                 await anyio.sleep(self._fill_poll_interval)
-                order = await self._read(fetch, "order/realtime")
-        except ccxt.BaseError as exc:
+                result = await read()
+        except (ccxt.BaseError, *_UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: accepted as {order_id}, but reading its fill failed; "
                 f"look it up by client id: {self._describe(exc)}"
             ) from None
-        return self._result(order, request.symbol, request.category, request.quantity)
+        return result
+
+    async def _fill(
+        self, fetch: Callable[[], Awaitable[Any]], request: OrderRequest, order_id: str
+    ) -> OrderResult:
+        order = await self._read(fetch, "order/realtime")
+        return self._result(
+            order, request.symbol, request.category, request.quantity,
+            request.client_order_id, order_id,
+        )  # fmt: skip
 
     async def cancel_order(
         self, order_id: str, symbol: str, category: Category = Category.LINEAR
     ) -> bool:
         # ccxt derives Bybit's category from the symbol's market, so ``category`` is not sent.
+        where = f"{symbol} order {order_id}"
         try:
             await self._limits.wait("order/cancel", category.value)
-            await self._exchange.cancel_order(order_id, symbol)
+            answer = await self._exchange.cancel_order(order_id, symbol)
+            if not isinstance(answer, dict):
+                raise _Unusable(f"the answer is a {type(answer).__name__}, not an order")
+            problem = order_id_problem(answer.get("id"))
+            if problem is not None:
+                raise _Unusable(problem)
+            if answer["id"] != order_id:
+                raise _Unusable(f"the answer names order {answer['id']!r}")
         except ccxt.OrderNotFound:
             return False
-        except ccxt.OperationFailed as exc:
-            raise OrderOutcomeUnknown(
-                f"{symbol} order {order_id}: cancel may or may not have happened: "
-                f"{self._describe(exc)}"
-            ) from None
-        except ccxt.BaseError as exc:
-            raise OrderRejected(
-                f"{symbol} order {order_id}: cancel refused: {self._describe(exc)}"
-            ) from None
+        except (ccxt.BaseError, *_UNREADABLE) as exc:
+            if not isinstance(exc, ccxt.BaseError) or _may_have_happened(exc):
+                raise OrderOutcomeUnknown(
+                    f"{where}: cancel may or may not have happened: {self._describe(exc)}"
+                ) from None
+            raise OrderRejected(f"{where}: cancel refused: {self._describe(exc)}") from None
         return True
 
     async def fetch_order_by_client_id(
         self, client_order_id: str, symbol: str
     ) -> OrderResult | None:
+        """None only on the venue's sound answer that it holds no such order; an answer
+        that cannot be read or used raises OrderOutcomeUnknown (ask again)."""
         where = f"{symbol} order {client_order_id}"
         params = {"orderLinkId": client_order_id}
         try:
@@ -174,11 +250,15 @@ class LiveExecutor(Executor):
                 (self._exchange.fetch_canceled_and_closed_orders, "order/history"),
             ):
                 call = partial(fetch, symbol, params=params)
-                orders: list[Any] = await self._read(call, endpoint)
+                orders = await self._read(call, endpoint)
+                if not isinstance(orders, list):
+                    raise _Unusable(f"{endpoint} answered a {type(orders).__name__}, not a list")
+                # Asked by client id: every entry must be that order, else the answer is off.
                 for order in orders:
-                    if order["clientOrderId"] == client_order_id:
-                        return self._result(order, symbol, category, None)
-        except ccxt.BaseError as exc:
+                    return self._result(order, symbol, category, None, client_order_id)
+        except OrchestratorError:
+            raise
+        except (ccxt.BaseError, *_UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: looking it up failed: {self._describe(exc)}"
             ) from None
@@ -191,19 +271,11 @@ class LiveExecutor(Executor):
             positions = await self._read(
                 partial(self._exchange.fetch_positions, [perp.symbol]), "position/list"
             )
-        except ccxt.BaseError as exc:
+            return _holdings(balance, positions, spot, perp)
+        except (ccxt.BaseError, *_UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"reading balances and positions failed: {self._describe(exc)}"
             ) from None
-        coin = balance.get(spot.base) or {}
-        held = _decimal(coin.get("free"))
-        if held is None:
-            held = _decimal(coin.get("total")) or ZERO
-        short = ZERO
-        for position in positions:
-            if position.get("symbol") == perp.symbol and position.get("side") == "short":
-                short += _decimal(position.get("contracts")) or ZERO
-        return Holdings(spot=held, perp_short=short)
 
     async def _read(self, call: Callable[[], Awaitable[T]], endpoint: str) -> T:
         """A read, paced, retried on network errors only: a wider predicate would swallow
@@ -258,7 +330,7 @@ class LiveExecutor(Executor):
                 f"{where}: the venue already holds this client order id, an earlier attempt "
                 f"was accepted; look it up: {said}"
             )
-        if isinstance(exc, ccxt.OperationFailed) or code == _SYSTEM_ERROR:
+        if _may_have_happened(exc):
             return OrderOutcomeUnknown(
                 f"{where}: the order may be live; look it up by client id: {said}"
             )
@@ -266,45 +338,127 @@ class LiveExecutor(Executor):
 
     def _describe(self, exc: Exception) -> str:
         """What the venue said, without the credentials (Bybit echoes the key on bad signatures)."""
-        text = f"{type(exc).__name__}: {exc}"
+        kind = "unusable answer" if isinstance(exc, _Unusable) else type(exc).__name__
+        text = f"{kind}: {exc}"
         for secret in (self._exchange.apiKey, self._exchange.secret):
             if secret:
                 text = text.replace(str(secret), "***")
         return text
 
+    @staticmethod
+    def _created_id(created: Any, client_order_id: str) -> str:
+        """The order id of a create's answer; _Unusable if it has none that can be used."""
+        if not isinstance(created, dict):
+            raise _Unusable(f"the answer is a {type(created).__name__}, not an order")
+        problem = order_id_problem(created.get("id"))
+        if problem is not None:
+            raise _Unusable(problem)
+        echoed = created.get("clientOrderId")
+        if echoed is not None and echoed != client_order_id:
+            raise _Unusable(f"the answer names client order id {echoed!r}")
+        return str(created["id"])
+
     def _result(
-        self, order: Any, symbol: str, category: Category, requested: Decimal | None
+        self,
+        order: Any,
+        symbol: str,
+        category: Category,
+        requested: Decimal | None,
+        client_order_id: str,
+        order_id: str | None = None,
     ) -> OrderResult:
-        filled = _decimal(order["filled"]) or ZERO
-        amount = _decimal(order["amount"])
+        """The venue's order as an OrderResult; _Unusable rather than a guess when it
+        is not the order asked for, or a status, side or number cannot be read."""
+        if not isinstance(order, dict):
+            raise _Unusable(f"an entry is a {type(order).__name__}, not an order")
+        problem = order_id_problem(order.get("id"))
+        if problem is not None:
+            raise _Unusable(problem)
+        if order_id is not None and order["id"] != order_id:
+            raise _Unusable(f"order {order['id']!r} where {order_id!r} was asked for")
+        if order.get("clientOrderId") != client_order_id:
+            raise _Unusable(
+                f"order {order['id']} has client order id {order.get('clientOrderId')!r}"
+            )
+        status, side = order.get("status"), order.get("side")
+        if status not in _STATUSES:
+            raise _Unusable(f"order {order['id']} has status {status!r}")
+        if side not in ("buy", "sell"):
+            raise _Unusable(f"order {order['id']} has side {side!r}")
+        filled = _number(order.get("filled"), "filled")
+        amount = _number(order.get("amount"), "amount")
+        average = _number(order.get("average"), "average")
+        if filled is None or filled < 0:
+            raise _Unusable(f"order {order['id']} has filled {order.get('filled')!r}")
+        if amount is not None and amount <= 0:
+            raise _Unusable(f"order {order['id']} has amount {order.get('amount')!r}")
+        if filled > 0 and (average is None or average <= 0):
+            raise _Unusable(f"order {order['id']} filled {filled} at {order.get('average')!r}")
         if requested is None:
             requested = amount if amount is not None else filled
-        if order["status"] not in _DONE:
-            status = OrderStatus.OPEN
+        if status not in _DONE:
+            state = OrderStatus.OPEN
         elif filled <= 0:
-            status = OrderStatus.CANCELLED
+            state = OrderStatus.CANCELLED
         elif amount is not None and filled < amount:
-            status = OrderStatus.PARTIALLY_FILLED
+            state = OrderStatus.PARTIALLY_FILLED
         else:
-            status = OrderStatus.FILLED
+            state = OrderStatus.FILLED
         # ccxt reports Bybit's cumFeeDetail as ``fee``; a spot buy pays it in the base coin.
-        fee = order["fee"] or {}
-        fee_cost = _decimal(fee.get("cost"))
-        if fee_cost is None:
+        fee = order.get("fee") or {}
+        if not isinstance(fee, dict):
+            raise _Unusable(f"order {order['id']} has fee {fee!r}")
+        fee_cost = _number(fee.get("cost"), "fee")
+        fee_currency = fee.get("currency")
+        if fee_cost is None or (fee_cost == 0 and not fee_currency):
             fee_cost, fee_currency = ZERO, str(self._exchange.market(symbol)["quote"])
-        else:
-            fee_currency = str(fee["currency"])
+        elif not isinstance(fee_currency, str) or not fee_currency:
+            raise _Unusable(f"order {order['id']} pays a fee of {fee_cost} in {fee_currency!r}")
         return OrderResult(
-            client_order_id=str(order["clientOrderId"]),
+            client_order_id=client_order_id,
             order_id=str(order["id"]),
             symbol=symbol,
-            side=Side(order["side"]),
+            side=Side(side),
             category=category,
-            status=status,
+            status=state,
             requested_qty=requested,
             filled_qty=filled,
-            avg_price=_decimal(order["average"]) if filled > 0 else None,
+            avg_price=average if filled > 0 else None,
             fee=fee_cost,
             fee_currency=fee_currency,
             is_simulated=False,
         )
+
+
+def _holdings(balance: Any, positions: Any, spot: Instrument, perp: Instrument) -> Holdings:
+    """The spot coin free to sell and the perp's short from ccxt's balance and positions;
+    _Unusable where they cannot be read (a coin the wallet does not list is none held)."""
+    if not isinstance(balance, dict):
+        raise _Unusable(f"the balance is a {type(balance).__name__}")
+    coin = balance.get(spot.base)
+    held = ZERO
+    if coin is not None:
+        if not isinstance(coin, dict):
+            raise _Unusable(f"the {spot.base} balance is {coin!r}")
+        free = _number(coin.get("free"), f"{spot.base} free")
+        total = _number(coin.get("total"), f"{spot.base} total")
+        held = free if free is not None else total if total is not None else ZERO
+        if held < 0:
+            raise _Unusable(f"the wallet holds {held} {spot.base}")
+    if not isinstance(positions, list):
+        raise _Unusable(f"the positions are a {type(positions).__name__}, not a list")
+    short = ZERO
+    for position in positions:
+        if not isinstance(position, dict) or not isinstance(position.get("symbol"), str):
+            raise _Unusable(f"a position without a symbol: {position!r}")
+        if position["symbol"] != perp.symbol:
+            continue
+        side = position.get("side")
+        contracts = _number(position.get("contracts"), f"{perp.symbol} contracts")
+        if side not in ("long", "short", None) or (side is not None and contracts is None):
+            raise _Unusable(f"{perp.symbol} position: side {side!r}, {contracts} contracts")
+        if contracts is not None and contracts < 0:
+            raise _Unusable(f"{perp.symbol} position of {contracts} contracts")
+        if side == "short" and contracts is not None:
+            short += contracts
+    return Holdings(spot=held, perp_short=short)

@@ -97,6 +97,7 @@ class Leg:
     error: BaseException | None = None  # the cause as the venue or the network gave it
     unknown: bool = False  # the venue may have it: only a lookup can tell
     absent: bool = False  # looked for until the venue could no longer accept it: never placed
+    lookup_error: BaseException | None = None  # why the last lookup could not be read
     sent_at: float | None = None  # perf_counter when place_order started
     left_by: float | None = None  # anyio.current_time() when place_order ended: it was signed
 
@@ -410,10 +411,7 @@ class PositionManager:
 
     async def _lookup(self, leg: Leg) -> None:
         with self._tracing.lookup(leg):
-            try:
-                await self._ask_venue(leg)
-            except Exception as exc:  # the venue could not be asked: still unknown
-                leg.error = exc
+            await self._ask_venue(leg)
 
     async def _ask_venue(self, leg: Leg) -> None:
         symbol, cid = leg.request.symbol, leg.request.client_order_id
@@ -424,7 +422,12 @@ class PositionManager:
         absent_after = (leg.left_by or anyio.current_time()) + self._executor.late_arrival_seconds
         cancelled = False
         while True:
-            found = await self._executor.fetch_order_by_client_id(cid, symbol)
+            try:
+                found = await self._executor.fetch_order_by_client_id(cid, symbol)
+            except Exception as exc:  # the venue could not be asked: ask again, until the deadline
+                leg.lookup_error = exc
+                await anyio.sleep(LOOKUP_INTERVAL)
+                continue
             if found is None:
                 if not acknowledged and anyio.current_time() >= absent_after:
                     leg.unknown, leg.absent, leg.result = False, True, None
@@ -435,7 +438,10 @@ class PositionManager:
                 acknowledged = True
                 if cancelled:  # the venue has not caught up with the cancel yet
                     await anyio.sleep(LOOKUP_INTERVAL)
-                await self._executor.cancel_order(found.order_id, symbol, leg.request.category)
+                try:
+                    await self._executor.cancel_order(found.order_id, symbol, leg.request.category)
+                except Exception as exc:  # read it again, and cancel again if it still works
+                    leg.lookup_error = exc
                 cancelled = True  # then read what the cancel left
             else:
                 leg.result, leg.unknown = found, False
@@ -502,7 +508,12 @@ class PositionManager:
             return False, False, []
         entry.blocked = None
         legs: list[Leg] = []
-        spot_qty = round_down(min(position.spot_qty, held.spot), entry.spot.qty_step)
+        sellable = min(position.spot_qty, held.spot)
+        if "perp" in busy:
+            # A perp order whose fate is open may have filled: a short the venue shows
+            # beyond the record is hedged by the spot; selling it would leave it naked.
+            sellable -= max(held.perp_short - position.perp_qty, ZERO)
+        spot_qty = round_down(max(sellable, ZERO), entry.spot.qty_step)
         if "spot" not in busy and spot_qty >= entry.spot.min_qty:
             legs.append(self._leg(entry, "spot", action, attempt, Side.SELL, spot_qty))
         perp_qty = min(position.perp_qty, held.perp_short)
@@ -541,6 +552,8 @@ class PositionManager:
             if leg.unknown:
                 working = leg.result is not None and leg.result.status is OrderStatus.OPEN
                 what = "still working" if working else "outcome unknown"
+                if leg.lookup_error is not None:
+                    cause += f"; looking it up failed: {leg.lookup_error}"
                 parts.append(f"{leg.name} leg {what}{cause}")
             elif leg.absent:
                 parts.append(f"{leg.name} leg never reached the venue{cause}")

@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -323,12 +323,20 @@ class RunFolder:
         return f"{self.path} could not even be marked {INCOMPLETE}: {problem}"
 
 
-def run(config_path: Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run(
+    config_path: Path,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    rehearsal: RehearsalRequest | None = None,
+) -> int:
+    """``orchestrator run`` (a replay, or ``mode: live``), or with ``rehearsal`` the
+    live path against the loopback venue (``orchestrator rehearse``)."""
     out, err = out or sys.stdout, err or sys.stderr
     folders: list[RunFolder] = []  # the run folder, once made
     with stop_on_signals() as signals:
         try:
-            return _run(config_path, out, err, signals, folders)
+            return _run(config_path, out, err, signals, folders, rehearsal)
         except BaseException as exc:
             if signals.second is None:
                 if folders:  # an unexpected error mid-run: flush, say the folder is partial
@@ -363,12 +371,77 @@ def _stopped_at_once(signum: int, folder: RunFolder | None, err: TextIO) -> int:
     return exit_code(signum)
 
 
+class RehearsalRequest(msgspec.Struct, frozen=True):
+    """``orchestrator rehearse``: how much of the recorded data, from when, with which faults."""
+
+    hours: int | None = None  # None: to the end of the data
+    start: str | None = None  # None: the config's data.start, else the data's start
+    faults: Path | None = None
+
+
+Played = tuple[RunResult, RunResult | None]  # the run, and its baseline if it has one
+Play = Callable[[Signals, Tracer | None], Awaitable[Played]]
+
+
+def _session(
+    loaded: Loaded, rehearsal: RehearsalRequest | None, progress: Callable[[str], Progress]
+) -> tuple[str, list[str], Play]:
+    """What the run plays: (mode, warnings, the coroutine)."""
+    config = loaded.config
+    if rehearsal is None and config.mode == "live":
+        from orchestrator.execution.bybit import credentials
+        from orchestrator.live.session import live_session
+
+        credentials()  # a missing key is said now, before anything else
+
+        async def live(signals: Signals, tracer: Tracer | None) -> Played:
+            return await live_session(config, strategies, signals, tracer), None
+
+        return "live", list(loaded.warnings), live
+    prepared = prepare(loaded)
+    if rehearsal is None:
+
+        async def replay(signals: Signals, tracer: Tracer | None) -> Played:
+            return await replay_both(prepared, progress, signals, tracer)
+
+        return config.mode, prepared.warnings, replay
+    from orchestrator.live.session import Rehearsal, rehearse
+
+    first = min(
+        (c.open_time_ms for d in prepared.datasets for c in (d.spot[:1] + d.perp[:1])),
+        default=0,
+    )
+    start = (_ms(rehearsal.start) if rehearsal.start else None) or first
+    last = max((d.spot[-1].open_time_ms + HOUR_MS for d in prepared.datasets if d.spot), default=0)
+    hours = rehearsal.hours if rehearsal.hours is not None else max((last - start) // HOUR_MS, 0)
+    plan = Rehearsal(start, hours, rehearsal.faults)
+
+    async def rehearse_it(signals: Signals, tracer: Tracer | None) -> Played:
+        return await rehearse(
+            config,
+            prepared.loaded.data_dir(),
+            prepared.datasets,
+            prepared.instruments,
+            strategies,
+            plan,
+            signals,
+            tracer,
+        )
+
+    return "rehearsal", prepared.warnings, rehearse_it
+
+
 def _run(
-    config_path: Path, out: TextIO, err: TextIO, signals: Signals, folders: list[RunFolder]
+    config_path: Path,
+    out: TextIO,
+    err: TextIO,
+    signals: Signals,
+    folders: list[RunFolder],
+    rehearsal: RehearsalRequest | None = None,
 ) -> int:
     loaded = load(config_path)
-    prepared = prepare(loaded)
-    for warning in prepared.warnings:
+    mode, warnings, play = _session(loaded, rehearsal, lambda label: ProgressBar(label, err))
+    for warning in warnings:
         print(f"warning: {warning}", file=err)
     output = loaded.output_dir()
     files.ensure_writable(output, create=True)
@@ -389,7 +462,7 @@ def _run(
     if problem is None and traces:
         try:
             folder.tracing = RunTracing(
-                run_id, config.mode, folder.path / TRACE_FILE, config.tracing.otlp_endpoint
+                run_id, mode, folder.path / TRACE_FILE, config.tracing.otlp_endpoint
             )
         except OSError as exc:
             problem = f"could not open {TRACE_FILE}: {files.describe(exc)}"
@@ -397,19 +470,13 @@ def _run(
         raise OutputError(f"{problem}; nothing ran; {folder.mark_incomplete([problem])}")
 
     started = time.perf_counter()
-    result, baseline = anyio.run(
-        replay_both,
-        prepared,
-        lambda label: ProgressBar(label, err),
-        signals,
-        folder.tracing.tracer() if folder.tracing else None,
-    )
+    result, baseline = anyio.run(play, signals, folder.tracing.tracer() if folder.tracing else None)
     elapsed = time.perf_counter() - started
 
     # The results first, then the traces: a slow or unreachable collector delays
     # nothing that matters.
-    interrupted = result.interrupted or baseline.interrupted
-    summary = summarise(folder.path.name, result, baseline, prepared.warnings)
+    interrupted = result.interrupted or (baseline is not None and baseline.interrupted)
+    summary = summarise(folder.path.name, result, baseline, warnings)
     problems = _write_results(folder, summary, result, baseline)
     _print_results(out, summary, result, elapsed, interrupted)
     if folder.tracing is not None:
@@ -433,22 +500,15 @@ def _run(
 
 
 def _write_results(
-    folder: RunFolder, summary: Summary, result: RunResult, baseline: RunResult
+    folder: RunFolder, summary: Summary, result: RunResult, baseline: RunResult | None
 ) -> list[str]:
     """Every result file, each atomically; what could not be written."""
     summary_json = msgspec.json.format(msgspec.json.encode(summary))
+    runs = [result] if baseline is None else [result, baseline]
     writes: dict[str, Callable[[Path], object]] = {
         "summary.json": lambda path: path.write_bytes(summary_json),
-        "ledger.csv": (
-            lambda path: write_ledgers(
-                path, [(result.label, result.ledger), (baseline.label, baseline.ledger)]
-            )
-        ),
-        "positions.csv": (
-            lambda path: write_positions(
-                path, [(result.label, result.positions), (baseline.label, baseline.positions)]
-            )
-        ),
+        "ledger.csv": lambda path: write_ledgers(path, [(r.label, r.ledger) for r in runs]),
+        "positions.csv": lambda path: write_positions(path, [(r.label, r.positions) for r in runs]),
         CHART_FILE: lambda path: write_chart(path, result, baseline),
     }
     problems = [folder.write(name, writes[name]) for name in folder.expected if name in writes]
@@ -482,7 +542,10 @@ def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = Non
     """Validate the config and its data, and that the output folder can be written:
     the warnings a run would print, on stderr; nothing created."""
     out, err = out or sys.stdout, err or sys.stderr
-    prepared = prepare(load(config_path))
+    loaded = load(config_path)
+    if loaded.config.mode == "live":
+        return _check_live(config_path, loaded, out, err)
+    prepared = prepare(loaded)
     for warning in prepared.warnings:
         print(f"warning: {warning}", file=err)
     files.ensure_writable(prepared.loaded.output_dir(), create=False)
@@ -491,6 +554,25 @@ def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = Non
     print(
         f"{config_path}: OK: {config.mode} on {config.venue}, "
         f"{len(config.pairs)} pairs, {rows:,} market events in {prepared.loaded.data_dir()}",
+        file=out,
+    )
+    return 0
+
+
+def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> int:
+    """A live config: the settings, the keys in the environment, the output folder.
+    Nothing is sent (the venue is first asked by ``run``, in its startup checks)."""
+    from orchestrator.execution.bybit import credentials
+
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=err)
+    credentials()
+    files.ensure_writable(loaded.output_dir(), create=False)
+    config = loaded.config
+    where = config.live.url or f"Bybit {config.network}"
+    print(
+        f"{config_path}: OK: live on {where}, {len(config.pairs)} pairs; "
+        "API key and secret found in the environment",
         file=out,
     )
     return 0

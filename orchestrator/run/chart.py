@@ -82,24 +82,14 @@ def _cumulative_funding(result: RunResult) -> list[tuple[int, Decimal]]:
     return points
 
 
-def write_chart(path: Path, result: RunResult, baseline: RunResult) -> None:
+def write_chart(path: Path, result: RunResult, baseline: RunResult | None) -> None:
     t0, t1 = result.start_ms, result.end_ms
+    runs = [(result, COLOURS[0])] + ([] if baseline is None else [(baseline, COLOURS[1])])
     panels = [
-        _panel(
-            f"Equity ({result.quote})",
-            [
-                ("strategy", COLOURS[0], result.equity),
-                ("always hedged", COLOURS[1], baseline.equity),
-            ],
-            t0,
-            t1,
-        ),
+        _panel(f"Equity ({result.quote})", [(r.label, c, r.equity) for r, c in runs], t0, t1),
         _panel(
             f"Cumulative funding ({result.quote})",
-            [
-                ("strategy", COLOURS[0], _cumulative_funding(result)),
-                ("always hedged", COLOURS[1], _cumulative_funding(baseline)),
-            ],
+            [(r.label, c, _cumulative_funding(r)) for r, c in runs],
             t0,
             t1,
         ),

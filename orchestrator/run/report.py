@@ -108,11 +108,12 @@ class Summary(msgspec.Struct):
     ledger_balances: bool  # starting + funding - fees + price PnL == ending equity, exactly
     pairs: dict[str, Figures]
     total: Figures
-    baseline: dict[str, Figures]  # always hedged: in at the start, out at the end
-    baseline_total: Figures
+    # Always hedged: in at the start, out at the end (none for a live run).
+    baseline: dict[str, Figures] | None
+    baseline_total: Figures | None
     positions: dict[str, int]  # count by final state
-    baseline_positions: dict[str, int]
-    baseline_ledger_balances: bool
+    baseline_positions: dict[str, int] | None
+    baseline_ledger_balances: bool | None
     warnings: list[str]  # about the data (printed before the run)
     alerts: list[str]  # about the run: positions left unfinished, opening stopped (after it)
 
@@ -128,6 +129,11 @@ def ledger_identity(result: RunResult) -> tuple[Decimal, Decimal]:
         return result.starting_balance + t["funding"] - t["fees"] + t["price_pnl"], (
             result.ending_equity
         )
+
+
+def _balances(result: RunResult) -> bool:
+    lhs, rhs = ledger_identity(result)
+    return lhs == rhs
 
 
 def by_state(positions: Sequence[Position]) -> dict[str, int]:
@@ -149,30 +155,31 @@ def unfinished(result: RunResult) -> list[str]:
 
 
 def summarise(
-    run_id: str, result: RunResult, baseline: RunResult, warnings: Sequence[str]
+    run_id: str, result: RunResult, baseline: RunResult | None, warnings: Sequence[str]
 ) -> Summary:
-    lhs, rhs = ledger_identity(result)
-    base_lhs, base_rhs = ledger_identity(baseline)
-    alerts = [*result.notes, *baseline.notes, *unfinished(result), *unfinished(baseline)]
+    runs = [result] if baseline is None else [result, baseline]
+    alerts = [note for r in runs for note in r.notes] + [w for r in runs for w in unfinished(r)]
     return Summary(
         run_id=run_id,
         label=result.label,
         start=datetime.fromtimestamp(result.start_ms / 1000, UTC),
         end=datetime.fromtimestamp(result.end_ms / 1000, UTC),
         events=result.events,
-        interrupted=result.interrupted or baseline.interrupted,
+        interrupted=any(r.interrupted for r in runs),
         quote=result.quote,
         starting_balance=result.starting_balance,
         ending_balance=result.ending_balance,
         ending_equity=result.ending_equity,
-        ledger_balances=lhs == rhs,
+        ledger_balances=_balances(result),
         pairs={r.name: figures(result, r.name) for r in result.pairs},
         total=figures(result),
-        baseline={r.name: figures(baseline, r.name) for r in baseline.pairs},
-        baseline_total=figures(baseline),
+        baseline=None
+        if baseline is None
+        else {r.name: figures(baseline, r.name) for r in baseline.pairs},
+        baseline_total=None if baseline is None else figures(baseline),
         positions=by_state(result.positions),
-        baseline_positions=by_state(baseline.positions),
-        baseline_ledger_balances=base_lhs == base_rhs,
+        baseline_positions=None if baseline is None else by_state(baseline.positions),
+        baseline_ledger_balances=None if baseline is None else _balances(baseline),
         warnings=list(warnings),
         alerts=alerts,
     )
@@ -237,10 +244,12 @@ def format_table(summary: Summary) -> str:
         )
 
     for name, f in summary.pairs.items():
-        lines.append(row(name, "strategy", f))
-        lines.append(row("", "always hedged", summary.baseline[name]))
-    lines.append(row("total", "strategy", summary.total))
-    lines.append(row("", "always hedged", summary.baseline_total))
+        lines.append(row(name, summary.label, f))
+        if summary.baseline is not None:
+            lines.append(row("", "always hedged", summary.baseline[name]))
+    lines.append(row("total", summary.label, summary.total))
+    if summary.baseline_total is not None:
+        lines.append(row("", "always hedged", summary.baseline_total))
     lines.append(
         "net PnL = funding - fees + price PnL. (slippage) is already inside price PnL: "
         "do not subtract it again.\ncost/pos: fees and slippage per position held (failed "

@@ -162,7 +162,20 @@ async def tickers(v: Venue, ctx: Ctx) -> dict[str, Any]:
             "volume24h": "0",
         }
         if category == "linear":
-            row.update(_funding_fields(v, symbol), markPrice=text, indexPrice=text)
+            # As Bybit's linear rows: ccxt tells a contract ticker from a spot one by
+            # the presence of openInterestValue.
+            row.update(
+                _funding_fields(v, symbol),
+                markPrice=text,
+                indexPrice=text,
+                prevPrice1h=text,
+                openInterest="0",
+                openInterestValue="0",
+                deliveryTime="0",
+                basisRate="",
+                deliveryFeeRate="",
+                predictedDeliveryPrice="",
+            )
         rows.append(row)
     if wanted is not None and not rows:
         raise v.book.error("invalid_symbol", category)
@@ -172,7 +185,7 @@ async def tickers(v: Venue, ctx: Ctx) -> dict[str, Any]:
 def _funding_fields(v: Venue, symbol: str) -> dict[str, str]:
     interval_min = int(v.book.instruments["linear", symbol].raw.get("fundingInterval", 480))
     every = interval_min * 60_000
-    now = v.server_ms()
+    now = v.market_ms()
     rate = v.funding_rates.get(symbol, Decimal("0.0001"))
     next_time = (now // every + 1) * every
     if v.recorded is not None:
@@ -188,7 +201,11 @@ def _funding_fields(v: Venue, symbol: str) -> dict[str, str]:
 
 
 async def server_time(v: Venue, ctx: Ctx) -> dict[str, Any]:
-    now_ns = time.time_ns() + v.clock_offset_ms * 1_000_000
+    # The market's time: the recorded clock when replaying (Venue.market_ms).
+    if v.recorded is not None:
+        now_ns = v.market_ms() * 1_000_000
+    else:
+        now_ns = time.time_ns() + v.clock_offset_ms * 1_000_000
     return {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
 
 
@@ -199,7 +216,7 @@ async def kline(v: Venue, ctx: Ctx) -> dict[str, Any]:
         raise VenueError(codes.PARAMS_ERROR, "Not supported symbols or interval")
     # Bybit includes the bar that contains ``start``.
     start = to_int(q.get("start"), 0) // HOUR_MS * HOUR_MS
-    end = to_int(q.get("end"), v.server_ms())
+    end = to_int(q.get("end"), v.market_ms())
     limit = min(to_int(q.get("limit"), 200), 1000)
     if v.recorded is not None:
         rows = v.recorded.klines(category, symbol, start, end, limit)
@@ -215,7 +232,7 @@ async def funding_history(v: Venue, ctx: Ctx) -> dict[str, Any]:
         raise VenueError(codes.PARAMS_ERROR, "params error: category or symbol invalid")
     if "startTime" in q and "endTime" not in q:  # as Bybit: startTime alone is refused
         raise VenueError(codes.PARAMS_ERROR, "params error: endTime is required")
-    start, end = to_int(q.get("startTime"), 0), to_int(q.get("endTime"), v.server_ms())
+    start, end = to_int(q.get("startTime"), 0), to_int(q.get("endTime"), v.market_ms())
     limit = min(to_int(q.get("limit"), 200), 200)
     if v.recorded is not None:
         rows = v.recorded.funding(symbol, start, end, limit)

@@ -174,7 +174,14 @@ class Venue:
     # -- the Python API ---------------------------------------------------------
 
     def server_ms(self) -> int:
+        """The venue's wall clock: signatures and receive windows are checked on it."""
         return time.time_ns() // 1_000_000 + self.clock_offset_ms
+
+    def market_ms(self) -> int:
+        """The market's time: the recorded clock when replaying recorded data (so a
+        rehearsal can run it faster than the wall clock), else the wall clock. Answers
+        carry it as their ``time``, as Bybit's carry its server time."""
+        return self.recorded.clock_ms if self.recorded is not None else self.server_ms()
 
     def set_price(self, symbol: str, price: Decimal | str, category: str | None = None) -> None:
         """The price market orders fill at (before slippage). ``symbol``: "BTCUSDT" or a
@@ -405,7 +412,7 @@ class Venue:
             "retMsg": msg,
             "result": result,
             "retExtInfo": {},
-            "time": self.server_ms(),
+            "time": self.market_ms(),
         }
 
     @staticmethod

@@ -1,0 +1,171 @@
+"""The live market source: prices, settled funding and the funding a position was
+paid, read from the venue through ccxt (reads retried with backoff, never a create).
+
+The market's clock is the venue's: each reading carries the venue's time, and
+between readings the clock runs on at ``speed`` (1 live; faster when rehearsing
+against the loopback venue's compressed clock). Prices go stale on that clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from orchestrator.execution.retry import read_venue as read
+from orchestrator.market.ticker import TickerService
+from orchestrator.models import ZERO
+from orchestrator.run.trader import PairRun
+
+HOUR_MS = 3_600_000
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None or value == "" else Decimal(str(value))
+
+
+class MarketClock:
+    """The venue's time in ms: the last reading, run on at ``speed`` since."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        self.speed = speed
+        self._venue_ms = int(time.time() * 1000)
+        self._at = time.monotonic()
+
+    def set(self, venue_ms: int) -> None:
+        self._venue_ms, self._at = venue_ms, time.monotonic()
+
+    def now_ms(self) -> int:
+        return self._venue_ms + int((time.monotonic() - self._at) * self.speed * 1000)
+
+
+@dataclass(frozen=True)
+class FundingPaid:
+    """One funding execution on the venue (Bybit's execType=Funding)."""
+
+    id: str
+    time_ms: int
+    quantity: Decimal
+    price: Decimal
+    rate: Decimal
+    received: Decimal  # Bybit's execFee is positive when paid: received = -execFee
+
+
+class LiveMarket:
+    def __init__(
+        self, exchange: Any, pairs: Sequence[PairRun], ticker: TickerService, clock: MarketClock
+    ) -> None:
+        self._exchange = exchange
+        self._pairs = list(pairs)
+        self._ticker = ticker
+        self.clock = clock
+        self._next_funding: dict[int, int] = {}  # pair index -> the venue's next funding time
+        self._settled: dict[int, int] = {}  # pair index -> last settlement fed to the strategy
+        self._paid: set[str] = set()  # funding executions already recorded
+        self.polls = 0
+
+    async def warm_up(self, window: int) -> None:
+        """Feed each strategy the last ``window`` settled rates, oldest first, as the
+        replay would have by now (nothing is held yet: no money moves)."""
+        now = self.clock.now_ms()
+        for i, run in enumerate(self._pairs):
+            rows = await read(
+                partial(
+                    self._exchange.fetch_funding_rate_history,
+                    run.perp.symbol,
+                    None,
+                    window,
+                    {"until": now},
+                )
+            )
+            for row in sorted(rows, key=lambda r: r["timestamp"])[-window:]:
+                rate = _decimal(row.get("fundingRate"))
+                if rate is not None:
+                    run.strategy.on_funding(rate)
+                    run.funding_rates.append((int(row["timestamp"]), rate))
+                    self._settled[i] = int(row["timestamp"])
+
+    async def poll(self) -> set[int]:
+        """Read the venue's time, then every pair's prices (one request per category)
+        and return the pairs whose prices came."""
+        spots = [run.spot.symbol for run in self._pairs]
+        perps = [run.perp.symbol for run in self._pairs]
+        self.polls += 1
+        self.clock.set(int(await read(self._exchange.fetch_time)))
+        spot_tickers = await read(lambda: self._exchange.fetch_tickers(spots))
+        perp_tickers = await read(lambda: self._exchange.fetch_tickers(perps))
+        now = self.clock.now_ms()
+        touched: set[int] = set()
+        for i, run in enumerate(self._pairs):
+            spot, perp = spot_tickers.get(run.spot.symbol), perp_tickers.get(run.perp.symbol)
+            for symbol, ticker in ((run.spot.symbol, spot), (run.perp.symbol, perp)):
+                last = _decimal(ticker.get("last")) if ticker else None
+                if last is not None:
+                    self._ticker.update(symbol, last, now / 1000)
+                    touched.add(i)
+            info = (perp or {}).get("info") or {}
+            next_time = info.get("nextFundingTime")
+            if next_time:
+                self._next_funding.setdefault(i, int(next_time))
+        return touched
+
+    async def settlements(self) -> list[tuple[int, int, Decimal]]:
+        """(pair index, settlement time, rate) of every settlement since the last
+        reading, as the venue's funding history records them."""
+        now = self.clock.now_ms()
+        found: list[tuple[int, int, Decimal]] = []
+        for i, run in enumerate(self._pairs):
+            due = self._next_funding.get(i)
+            if due is None or now < due:
+                continue
+            since = self._settled.get(i, due - 1)
+            rows = await read(
+                partial(
+                    self._exchange.fetch_funding_rate_history,
+                    run.perp.symbol,
+                    since + 1,
+                    50,
+                    {"until": now + 1},
+                )
+            )
+            for row in sorted(rows, key=lambda r: r["timestamp"]):
+                stamp, rate = int(row["timestamp"]), _decimal(row.get("fundingRate"))
+                if stamp > since and rate is not None:
+                    found.append((i, stamp, rate))
+                    self._settled[i] = stamp
+            if i in self._settled and self._settled[i] >= due:
+                del self._next_funding[i]  # the next poll reads the new next funding time
+        return found
+
+    async def funding_paid(self, run: PairRun, since_ms: int) -> list[FundingPaid]:
+        """Funding executions on the run's perp since ``since_ms`` not yet recorded."""
+        rows = await read(
+            lambda: self._exchange.fetch_funding_history(run.perp.symbol, since_ms, 100)
+        )
+        paid: list[FundingPaid] = []
+        for row in sorted(rows, key=lambda r: r.get("timestamp") or 0):
+            info = row.get("info") or {}
+            exec_id = str(row.get("id") or info.get("execId") or "")
+            if not exec_id or exec_id in self._paid:
+                continue
+            fee = _decimal(info.get("execFee"))
+            if fee is None:
+                fee = _decimal(row.get("amount"))
+            if fee is None:
+                continue
+            self._paid.add(exec_id)
+            price = _decimal(info.get("markPrice")) or _decimal(info.get("execPrice")) or ZERO
+            paid.append(
+                FundingPaid(
+                    id=exec_id,
+                    time_ms=int(row.get("timestamp") or info.get("execTime") or 0),
+                    quantity=_decimal(info.get("execQty")) or ZERO,
+                    price=price,
+                    rate=_decimal(info.get("feeRate")) or _decimal(row.get("rate")) or ZERO,
+                    received=-fee,
+                )
+            )
+        return paid

@@ -1,0 +1,308 @@
+"""A live run: the same strategy, manager and accounting as a replay (trader.py),
+on the venue's prices and through the LiveExecutor.
+
+Startup, in order, stopping with a clear message before the first order if
+anything is off: load the markets; check every pair is listed and trading on
+both legs; read balances and positions (a perp position the run did not open is
+reported and its pair left alone); set each perp's leverage. Then, every
+``live.poll_seconds``: read prices, feed settled funding to the strategies and
+record what the venue paid, read the account, decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import ccxt
+from opentelemetry.trace import Tracer
+
+from orchestrator.config import Config, Pair
+from orchestrator.exceptions import OrchestratorError
+from orchestrator.execution.live import LiveExecutor
+from orchestrator.execution.retry import read_venue as read
+from orchestrator.live.account import LiveAccount
+from orchestrator.live.market import LiveMarket, MarketClock
+from orchestrator.market.ticker import TickerService
+from orchestrator.models import Category, Instrument
+from orchestrator.money import exact
+from orchestrator.position.manager import PositionManager, new_run_nonce
+from orchestrator.run.ledger import Ledger
+from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader
+from orchestrator.strategy.funding import Strategy
+from orchestrator.tracing.position import PositionTracer
+
+LEVERAGE_UNCHANGED = "110043"  # Bybit: "leverage not modified" is success
+FOREVER_MS = 2**62  # a live pair's data never ends
+
+
+class StartupError(OrchestratorError):
+    """Something is off before the first order: nothing was sent."""
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def instrument(market: dict[str, Any]) -> Instrument:
+    """The venue's limits of one ccxt market, as the sizer needs them."""
+    limits, precision = market.get("limits") or {}, market.get("precision") or {}
+    return Instrument(
+        symbol=market["symbol"],
+        category=Category.SPOT if market.get("spot") else Category.LINEAR,
+        base=market["base"],
+        quote=market["quote"],
+        qty_step=_dec(precision["amount"]),
+        min_qty=_dec((limits.get("amount") or {}).get("min") or precision["amount"]),
+        min_notional=_dec((limits.get("cost") or {}).get("min") or 0),
+        price_tick=_dec(precision["price"]),
+    )
+
+
+def check_markets(exchange: Any, pairs: Sequence[Pair]) -> dict[str, Instrument]:
+    """Every pair listed, of the right kind and trading, on both legs."""
+    problems: list[str] = []
+    found: dict[str, Instrument] = {}
+    for pair in pairs:
+        for symbol, kind in ((pair.spot, "spot"), (pair.perp, "linear perpetual")):
+            market = exchange.markets.get(symbol)
+            if market is None:
+                problems.append(f"{symbol}: not listed on the venue")
+                continue
+            right = (
+                market.get("spot")
+                if kind == "spot"
+                else market.get("swap") and market.get("linear")
+            )
+            if not right:
+                problems.append(f"{symbol}: not a {kind} market")
+            elif market.get("active") is False:
+                problems.append(f"{symbol}: not trading (the venue lists it inactive)")
+            else:
+                found[symbol] = instrument(market)
+    if problems:
+        raise StartupError("live run not started, nothing sent: " + "; ".join(problems))
+    return found
+
+
+async def set_leverage(exchange: Any, symbol: str, leverage: Decimal) -> None:
+    try:
+        await read(lambda: exchange.set_leverage(float(leverage), symbol))
+    except ccxt.BaseError as exc:
+        if LEVERAGE_UNCHANGED not in str(exc):
+            raise StartupError(
+                f"live run not started, nothing sent: setting {symbol} leverage to "
+                f"{leverage}x failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+class LiveRun(Trader):
+    """Built by ``connect``, which does the startup checks."""
+
+    def __init__(
+        self,
+        config: Config,
+        exchange: Any,
+        pairs: list[PairRun],
+        account: LiveAccount,
+        *,
+        tracer: Tracer | None,
+        label: str,
+        speed: float,
+        poll_seconds: float,
+        run_nonce: str,
+        skipped: list[str],
+    ) -> None:
+        self.config = config
+        self.poll_seconds = poll_seconds
+        self.label = label
+        self.exchange = exchange
+        self.clock = MarketClock(speed)
+        ticker = TickerService(
+            clock=lambda: self.clock.now_ms() / 1000,
+            stale_after_seconds=max(60.0, 3 * poll_seconds * speed),
+        )
+        self.tracing = PositionTracer(tracer, clock=ticker.clock)
+        manager = PositionManager(
+            LiveExecutor(exchange, timing=config.live.timing),
+            ticker,
+            config.trading,
+            tracing=self.tracing,
+            run_nonce=run_nonce,
+        )
+        quote = pairs[0].spot.quote
+        self.starting_balance = account.balance(quote)
+        super().__init__(
+            pairs,
+            manager,
+            account,
+            ticker,
+            Ledger({quote: self.starting_balance}),
+            leverage=config.live.leverage,
+        )
+        self.live_account = account
+        self.market = LiveMarket(exchange, pairs, ticker, self.clock)
+        self.skipped = skipped
+
+    @classmethod
+    async def connect(
+        cls,
+        config: Config,
+        exchange: Any,
+        strategies: Sequence[Strategy],
+        *,
+        tracer: Tracer | None = None,
+        label: str = "strategy",
+        speed: float = 1.0,
+        poll_seconds: float | None = None,
+        run_nonce: str | None = None,
+    ) -> LiveRun:
+        """Markets, pairs, account and leverage, in that order; StartupError if off."""
+        await read(exchange.load_markets)
+        instruments = check_markets(exchange, config.pairs)
+        pairs = [
+            PairRun(p, instruments[p.spot], instruments[p.perp], s)
+            for p, s in zip(config.pairs, strategies, strict=True)
+        ]
+        account = LiveAccount(exchange, [run.perp.symbol for run in pairs])
+        await account.refresh()
+        skipped = []
+        for run in pairs:
+            foreign = account.get_perp_position(run.perp.symbol)
+            if foreign.size:
+                # Not this run's: reported and left alone, and so is its pair.
+                run.ended = True
+                skipped.append(
+                    f"{run.perp.symbol}: the account already holds {foreign.size} contracts "
+                    f"at {foreign.entry_price} that this run did not open; left alone, and "
+                    f"{run.name} is not traded"
+                )
+        for run in pairs:
+            if not run.ended:
+                await set_leverage(exchange, run.perp.symbol, config.live.leverage)
+        return cls(
+            config,
+            exchange,
+            pairs,
+            account,
+            tracer=tracer,
+            label=label,
+            speed=speed,
+            poll_seconds=config.live.poll_seconds if poll_seconds is None else poll_seconds,
+            run_nonce=run_nonce or new_run_nonce(),
+            skipped=skipped,
+        )
+
+    async def run(
+        self,
+        stop: StopFlag,
+        *,
+        until_ms: int | None = None,
+        after_cycle: Callable[[], Awaitable[None]] | None = None,
+    ) -> RunResult:
+        """Trade until ``stop`` is set (or the market's clock reaches ``until_ms``).
+        ``after_cycle`` runs after each read-decide cycle (a rehearsal moves the
+        venue's market clock there)."""
+        with exact():
+            return await self._run(stop, until_ms, after_cycle)
+
+    async def _run(
+        self,
+        stop: StopFlag,
+        until_ms: int | None,
+        after_cycle: Callable[[], Awaitable[None]] | None,
+    ) -> RunResult:
+        strategy = self.config.strategy
+        self.clock.set(int(await read(self.exchange.fetch_time)))
+        await self.market.warm_up(max(strategy.funding_window, strategy.negative_streak))
+        start_ms = self.clock.now_ms()
+        for run in self.pairs:
+            run.first_ms, run.end_ms = start_ms, FOREVER_MS
+        holders: dict[int, tuple[str, int]] = {}  # pair -> (position id, since ms): funding due
+        async with anyio.create_task_group() as tg:
+            self.attach(tg)
+            while not stop.is_set():
+                # As in a replay: prices, then funding settled on what was held, then
+                # the decisions.
+                touched = await self.market.poll()
+                self.clock_ms = self.clock.now_ms()
+                for i, when, rate in await self.market.settlements():
+                    run = self.pairs[i]
+                    if run.position is not None and run.position.perp_qty > 0:
+                        holders.setdefault(i, (run.position.id, when))
+                    run.strategy.on_funding(rate)
+                    run.funding_rates.append((when, rate))
+                await self._record_funding(holders)
+                await self.live_account.refresh()
+                self.sample_equity()
+                if until_ms is not None and self.clock_ms >= until_ms:
+                    break
+                await self.decide(touched)
+                if after_cycle is not None:
+                    await after_cycle()
+                with anyio.move_on_after(self.poll_seconds):
+                    # The stop flag is set from a signal handler (a threading.Event):
+                    # looked at every 0.1 s.
+                    while not stop.is_set():  # noqa: ASYNC110
+                        await anyio.sleep(min(0.1, self.poll_seconds))
+            self.clock_ms = self.clock.now_ms()
+            if not stop.is_set():
+                await self.close_all("end of data")
+            elif self.config.live.on_stop == "close":
+                await self.close_all("run stopped")
+            tg.cancel_scope.cancel()  # positions left open stay in their state
+        await self._record_funding(holders, last=True)
+        for run in self.pairs:
+            run.end_ms = self.clock_ms  # the window the figures cover ends here
+        await self.live_account.refresh()
+        self.sample_equity(force=True)
+        ending_equity = self.equity_now()
+        self.mark_what_is_left()
+        self.tracing.finish_all([run.position for run in self.pairs if run.position])
+        return RunResult(
+            label=self.label,
+            quote=self.quote,
+            start_ms=start_ms,
+            end_ms=self.clock_ms,
+            starting_balance=self.starting_balance,
+            ending_balance=self.live_account.balance(self.quote),
+            ending_equity=ending_equity,
+            ledger=self.ledger,
+            positions=self.positions,
+            pairs=self.pairs,
+            equity=self.equity,
+            events=self.market.polls,
+            interrupted=stop.is_set(),
+            notes=[*self.skipped, *self.notes],
+        )
+
+    async def _record_funding(
+        self, holders: dict[int, tuple[str, int]], *, last: bool = False
+    ) -> None:
+        """What the venue paid or charged the positions held at each settlement
+        (``last``: the run ends, what is not found now is said)."""
+        for i, (position_id, since) in list(holders.items()):
+            run = self.pairs[i]
+            found = await self.market.funding_paid(run, since)
+            for paid in found:
+                run.cash += self.ledger.record_funding(
+                    paid.time_ms,
+                    run.name,
+                    position_id,
+                    run.perp.symbol,
+                    paid.quantity,
+                    paid.price,
+                    paid.rate,
+                    paid.received,
+                )
+            if found:
+                del holders[i]
+            elif last or self.clock_ms - since > 3_600_000:
+                self.notes.append(
+                    f"{run.name}: no funding execution found for the settlement at "
+                    f"{datetime.fromtimestamp(since / 1000, UTC):%Y-%m-%d %H:%M} UTC"
+                )
+                del holders[i]

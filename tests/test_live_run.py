@@ -1,0 +1,236 @@
+"""Live mode end to end: the same strategy, manager and accounting as a replay, through
+real ccxt and the LiveExecutor, against the loopback venue (in-process, and in its
+own process as a user would point ``mode: live`` at a Bybit-compatible URL)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from orchestrator.config import Config, Pair, load
+from orchestrator.execution.bybit import make_exchange
+from orchestrator.live.run import LiveRun, StartupError
+from orchestrator.live.session import Rehearsal, rehearse
+from orchestrator.run.app import Prepared, prepare
+from orchestrator.run.report import ledger_identity
+from orchestrator.strategy.funding import AlwaysHedged, Strategy
+from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue
+from tests.support import data_file
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[1]
+DATA = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").parent
+HOUR = 3_600_000
+JAN_2 = 1_704_153_600_000  # 2024-01-02T00:00:00Z
+SENTINEL = "sEnTiNeL-SeCrEt-4f9c1b"
+
+
+def always_hedged(config: Config) -> list[Strategy]:
+    return [AlwaysHedged() for _ in config.pairs]
+
+
+@pytest.fixture(scope="module")
+def recorded() -> tuple[Config, Prepared]:
+    loaded = load(ROOT / "config.yaml")
+    return loaded.config, prepare(msgspec.structs.replace(loaded, warnings=[]))
+
+
+async def test_live_open_funding_close_matches_paper_on_the_same_prices(
+    recorded: tuple[Config, Prepared], keep_decimal_context: None
+) -> None:
+    config, prepared = recorded
+    result, paper = await rehearse(
+        config,
+        DATA,
+        prepared.datasets,
+        prepared.instruments,
+        always_hedged,
+        Rehearsal(JAN_2, 72),
+        threading.Event(),
+        None,
+    )
+    assert [p.state for p in result.positions] == ["closed", "closed"]
+    assert all(not o.is_simulated for p in result.positions for o in p.orders)
+    lhs, rhs = ledger_identity(result)
+    assert lhs == rhs  # exactly, on the venue's own numbers
+    live_totals, paper_totals = result.ledger.totals(), paper.ledger.totals()
+    # Funding came from the venue's funding executions (execFee's sign flipped).
+    funding = [e for e in result.ledger.entries if e.kind == "funding"]
+    assert len(funding) == 2 * 9  # both pairs, nine settlements in three days
+    assert live_totals["funding"] > 0
+    # The same prices, fees and slippage: live matches paper within the stated slippage.
+    for live, on_paper in zip(result.positions, paper.positions, strict=True):
+        assert live.quantity == on_paper.quantity
+        assert live.spot_entry_price == on_paper.spot_entry_price
+        assert live.perp_entry_price == on_paper.perp_entry_price
+    notional = sum((p.quantity * (p.spot_entry_price or 0) for p in result.positions), Decimal(0))
+    allowed = notional * config.paper.slippage
+    for kind in ("funding", "fees", "net_pnl"):
+        assert abs(live_totals[kind] - paper_totals[kind]) <= allowed, kind
+
+
+async def test_startup_stops_before_the_first_order_when_a_pair_is_not_listed(
+    keep_decimal_context: None,
+) -> None:
+    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT"), Pair("SOL/USDT", "SOL/USDT:USDT")])
+    async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
+        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
+        try:
+            with pytest.raises(StartupError, match="SOL/USDT: not listed on the venue"):
+                await LiveRun.connect(config, exchange, always_hedged(config))
+        finally:
+            await exchange.close()
+        assert venue.audit.creates == []  # nothing was sent
+
+
+async def test_a_position_the_run_did_not_open_is_reported_and_left_alone(
+    keep_decimal_context: None,
+) -> None:
+    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
+    async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
+        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
+        try:
+            await exchange.load_markets()
+            await exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.01)  # by hand
+            run = await LiveRun.connect(config, exchange, always_hedged(config))
+            assert run.pairs[0].ended  # not traded
+            assert "BTC/USDT:USDT: the account already holds -0.01" in run.skipped[0]
+        finally:
+            await exchange.close()
+        assert len(venue.audit.creates) == 1  # only the trader's own order
+
+
+# -- as a user runs it: commands in their own processes
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
+    return {**env, "ORCHESTRATOR_DATA": str(DATA), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def command(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copyfile(ROOT / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path
+
+
+def live_config(workdir: Path, url: str) -> Path:
+    path = workdir / "config.yaml"
+    text = path.read_text().replace("mode: paper", "mode: live")
+    text += f"\nlive:\n  url: {url}\n  poll_seconds: 0.5\n"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def venue_process() -> Iterator[str]:
+    """``orchestrator venue`` on the recorded data, its market clock standing at
+    2024-01-05 (funding high: the default strategy enters), keys of the sentinel."""
+    process = command(
+        "venue", "--recorded", "--start", "2024-01-05", "--speed", "0",
+        "--key", "sentinel-key", "--secret", SENTINEL, "--data-dir", str(DATA),
+        cwd=ROOT, env=run_env(),
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), process.stderr.read() if process.stderr else ""
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def test_live_mode_without_keys_stops_before_anything(workdir: Path) -> None:
+    live_config(workdir, "http://127.0.0.1:9")
+    for verb in ("run", "check"):
+        proc = command(verb, "config.yaml", cwd=workdir, env=run_env())
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2, err
+        assert "BYBIT_API_KEY and BYBIT_API_SECRET in the environment" in err
+        assert "Traceback" not in err
+    assert not (workdir / "runs").exists()
+
+
+def test_live_mode_trades_and_stops_on_ctrl_c_without_showing_the_secret(
+    workdir: Path, venue_process: str
+) -> None:
+    live_config(workdir, venue_process)
+    env = run_env(BYBIT_API_KEY="sentinel-key", BYBIT_API_SECRET=SENTINEL)
+    proc = command("run", "config.yaml", cwd=workdir, env=env)
+    assert proc.stderr is not None
+    try:
+        # Wait for a position to open (its trace line), then Ctrl-C.
+        folder = None
+        for _ in range(600):
+            runs = list((workdir / "runs").glob("*/traces.jsonl"))
+            if runs and "position.open" in runs[0].read_text():
+                folder = runs[0].parent
+                break
+            threading.Event().wait(0.1)
+        assert folder is not None, "no position opened"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["label"] == "strategy" and summary["baseline"] is None
+    assert summary["ledger_balances"] is True
+    assert set(summary["positions"]) == {"closed"}  # on_stop: close
+    with (folder / "positions.csv").open() as f:
+        ids = [cid for row in csv.DictReader(f) for cid in row["client_order_ids"].split()]
+    assert ids and all(len(cid) <= 36 for cid in ids)
+    # The secret is nowhere: not in what was printed, not in any file of the run.
+    assert SENTINEL not in out + err
+    for path in folder.iterdir():
+        assert SENTINEL not in path.read_text(errors="replace"), path.name
+
+
+def test_rehearse_runs_the_live_path_on_the_recorded_data(workdir: Path) -> None:
+    proc = command(
+        "rehearse", "config.yaml", "--hours", "240", "--start", "2024-01-02",
+        cwd=workdir, env=run_env(),
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    (folder,) = (workdir / "runs").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["label"] == "rehearsal"
+    assert summary["ledger_balances"] is True and summary["baseline_ledger_balances"] is True
+    assert summary["start"].startswith("2024-01-02") and summary["end"].startswith("2024-01-12")
+    assert summary["total"]["positions"] >= 1
+    assert Decimal(summary["total"]["funding"]) > 0
+    assert set(summary["positions"]) == {"closed"}
+    assert "rehearsal" in out and "always hedged" in out
+    assert (folder / "traces.jsonl").stat().st_size > 0
