@@ -161,6 +161,13 @@ def _diagrams(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal(args: argparse.Namespace) -> int:
+    from orchestrator.journal import show
+
+    print(show.render(args.run_dir, as_json=args.json))
+    return 0
+
+
 def _venue(args: argparse.Namespace) -> int:
     from orchestrator.venue import run as venue
 
@@ -223,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     traces.add_argument("--json", action="store_true", help="machine-readable output")
     traces.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
     traces.set_defaults(handler=_traces)
+
+    journal = commands.add_parser(
+        "journal",
+        help="show what a run's journal holds, without changing it",
+        description="Prints the run's meta, its positions with their states and quantities, "
+        "the open intents (requests with no final outcome) and how many transitions and "
+        "ledger entries the journal holds. Reads without the run's lock: works while the "
+        "run is going on, and changes nothing.",
+    )
+    journal.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder")
+    journal.add_argument("--json", action="store_true", help="machine-readable output")
+    journal.set_defaults(handler=_journal)
 
     diag = commands.add_parser("diagrams", help="write the state diagrams from the machines")
     diag.add_argument("--out", type=Path, default=Path("diagrams"))

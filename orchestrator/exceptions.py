@@ -39,8 +39,14 @@ class InsufficientFundsError(OrderRejected):
 class OrderOutcomeUnknown(OrchestratorError):
     """The request may or may not have reached the venue (network error, timeout).
 
-    Never resend blindly: look the order up by its client order id.
+    Never resend blindly: look the order up by its client order id. ``order_id`` is
+    the venue's id when the venue did acknowledge the order (only what became of it
+    is unknown): such an order exists, and is never concluded absent.
     """
+
+    def __init__(self, message: str, *, order_id: str | None = None) -> None:
+        super().__init__(message)
+        self.order_id = order_id
 
 
 class UnknownPositionError(OrchestratorError, KeyError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 from orchestrator.models import Category, Holdings, Instrument, OrderRequest, OrderResult
 
@@ -24,6 +25,13 @@ class Executor(ABC):
     """
 
     late_arrival_seconds: float = 0.0
+
+    async def prepare(self, requests: Sequence[OrderRequest]) -> None:
+        """Called just before ``requests`` are placed together: whatever sending them
+        together needs (the live venue's request budgets) is taken here, for all of
+        them at once, so that none waits behind another once they leave. Nothing on
+        paper."""
+        return None
 
     @abstractmethod
     async def place_order(self, request: OrderRequest) -> OrderResult: ...

@@ -10,7 +10,7 @@ legs of a pair never compete for one budget, so they leave together.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import anyio
 
@@ -37,14 +37,23 @@ class RateLimiter:
         self._sent: dict[Key, deque[float]] = {}
 
     async def wait(self, endpoint: str, category: str = "") -> None:
-        key = (endpoint, category)
-        limit = self._limits.get(key, self._default)
-        sent = self._sent.setdefault(key, deque())
+        await self.wait_all([(endpoint, category)])
+
+    async def wait_all(self, keys: Sequence[Key]) -> None:
+        """Until every key has room, then take a slot of each at once: the two legs of
+        a pair wait together and leave together (never one now, the other a second
+        later because its budget ran out first)."""
         while True:
             now = anyio.current_time()
-            while sent and now - sent[0] >= 1.0:
-                sent.popleft()
-            if len(sent) < limit:
-                sent.append(now)  # no await between the check and this: one loop, no race
+            ready_at = now
+            for key in keys:
+                sent = self._sent.setdefault(key, deque())
+                while sent and now - sent[0] >= 1.0:
+                    sent.popleft()
+                if sent and len(sent) + keys.count(key) > self._limits.get(key, self._default):
+                    ready_at = max(ready_at, sent[0] + 1.0)
+            if ready_at <= now:
+                for key in keys:  # no await since the check: one loop, no race
+                    self._sent[key].append(now)
                 return
-            await anyio.sleep(sent[0] + 1.0 - now)
+            await anyio.sleep(ready_at - now)

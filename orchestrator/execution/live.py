@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import decimal
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -151,9 +151,16 @@ class LiveExecutor(Executor):
         self._timing = timing or VenueTiming()
         self._limits = limiter or RateLimiter()
         self.late_arrival_seconds = self._timing.late_arrival_seconds
+        self._prepaid: set[str] = set()  # client order ids whose create budget is taken
         self._fill_poll_interval = fill_poll_interval
         self._fill_poll_attempts = fill_poll_attempts
         self._read_attempts = read_attempts
+
+    async def prepare(self, requests: Sequence[OrderRequest]) -> None:
+        # Both legs' create budgets at once (spot and linear are separate budgets):
+        # they wait together, then neither waits again on its way out.
+        await self._limits.wait_all([("order/create", r.category.value) for r in requests])
+        self._prepaid.update(r.client_order_id for r in requests)
 
     async def place_order(self, request: OrderRequest) -> OrderResult:
         where = f"{request.symbol} order {request.client_order_id}"
@@ -170,7 +177,10 @@ class LiveExecutor(Executor):
             # Never abandon the request in flight (the client timeout bounds it), and keep
             # ccxt's precision code from changing the caller's decimal rounding and traps.
             with anyio.CancelScope(shield=True), decimal.localcontext():
-                await self._limits.wait("order/create", request.category.value)
+                if request.client_order_id in self._prepaid:
+                    self._prepaid.discard(request.client_order_id)
+                else:
+                    await self._limits.wait("order/create", request.category.value)
                 # No price: a spot market buy then states its qty in the base coin.
                 created = await self._exchange.create_order(
                     request.symbol, "market", request.side.value, qty, None, params
@@ -197,7 +207,8 @@ class LiveExecutor(Executor):
         except (ccxt.BaseError, *_UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: accepted as {order_id}, but reading its fill failed; "
-                f"look it up by client id: {self._describe(exc)}"
+                f"look it up by client id: {self._describe(exc)}",
+                order_id=order_id,
             ) from None
         return result
 
@@ -291,7 +302,8 @@ class LiveExecutor(Executor):
 
     async def _category_of(self, symbol: str, where: str) -> Category:
         """The symbol's category; a ccxt error from loading the markets is left to the caller."""
-        await self._read(self._exchange.load_markets, "market/instruments-info")
+        if not self._exchange.markets:  # loaded once; ccxt caches them
+            await self._read(self._exchange.load_markets, "market/instruments-info")
         try:
             market = self._exchange.market(symbol)
         except ccxt.BadSymbol:

@@ -96,6 +96,7 @@ class Leg:
     result: OrderResult | None = None
     error: BaseException | None = None  # the cause as the venue or the network gave it
     unknown: bool = False  # the venue may have it: only a lookup can tell
+    acknowledged: bool = False  # the venue answered with the order: it exists
     absent: bool = False  # looked for until the venue could no longer accept it: never placed
     lookup_error: BaseException | None = None  # why the last lookup could not be read
     sent_at: float | None = None  # perf_counter when place_order started
@@ -355,6 +356,7 @@ class PositionManager:
     async def _execute(self, entry: _Entry, legs: list[Leg]) -> bool:
         """Send the legs at once; settle every outcome. True if the deadline passed."""
         timed_out = False
+        await self._executor.prepare([leg.request for leg in legs])
         try:
             with anyio.fail_after(self._settings.order_timeout_seconds):
                 async with anyio.create_task_group() as tg:
@@ -381,8 +383,10 @@ class PositionManager:
             leg.sent_at = time.perf_counter()
             try:
                 leg.result = await self._executor.place_order(leg.request)
+                leg.acknowledged = True
             except OrderOutcomeUnknown as exc:
                 leg.error, leg.unknown = exc, True
+                leg.acknowledged = exc.order_id is not None
             except OrchestratorError as exc:  # refused before or by the venue: nothing filled
                 leg.error = exc
             except Exception as exc:  # a surprise: the order may be out, so ask the venue
@@ -418,7 +422,7 @@ class PositionManager:
         # An order the venue acknowledged exists even when a lookup misses it (order
         # search is eventually consistent); one never acknowledged may still land
         # until the venue's acceptance window has passed.
-        acknowledged = leg.result is not None
+        acknowledged = leg.acknowledged
         absent_after = (leg.left_by or anyio.current_time()) + self._executor.late_arrival_seconds
         cancelled = False
         while True:
@@ -435,7 +439,7 @@ class PositionManager:
                 await anyio.sleep(LOOKUP_INTERVAL)
             elif found.status is OrderStatus.OPEN:
                 leg.result = found
-                acknowledged = True
+                acknowledged = leg.acknowledged = True
                 if cancelled:  # the venue has not caught up with the cancel yet
                     await anyio.sleep(LOOKUP_INTERVAL)
                 try:

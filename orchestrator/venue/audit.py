@@ -90,25 +90,30 @@ class Audit:
     def live_overlaps(
         self, now_ms: int, intent: Callable[[str], str] = intent_of
     ) -> list[tuple[str, str, str]]:
-        """(intent, order id, order id) of two orders of one intent live at once.
-
-        An order is live from its creation until it was done; a filled market order
-        is live for an instant, so two of them that both filled count as well.
-        """
+        """(intent, order id, order id) of two orders of one intent that were live at
+        once (the later created before the earlier was done), or that together filled
+        more than the intent asked for (the later redid what the earlier had done). A
+        retry that only completes what an earlier attempt left is neither."""
         groups: dict[tuple[str, str], list[Order]] = defaultdict(list)
         for order in self.book.orders.values():
             if order.link_id:
                 groups[order.category, intent(order.link_id)].append(order)
         found = []
-        for (_, key), orders in groups.items():
+        for (_, key), unsorted in groups.items():
+            orders = sorted(unsorted, key=lambda o: o.created_ms)
+            asked = max((o.base_qty for o in orders), default=ZERO)
+            filled = ZERO
             for i, a in enumerate(orders):
+                filled += a.filled
                 for b in orders[i + 1 :]:
                     a_end = a.done_ms if a.done_ms is not None else now_ms
                     b_end = b.done_ms if b.done_ms is not None else now_ms
-                    overlap = a.created_ms <= b_end and b.created_ms <= a_end
-                    if overlap or (a.filled > 0 and b.filled > 0):
+                    if a.created_ms <= b_end and b.created_ms <= a_end:
                         found.append((key, a.order_id, b.order_id))
-        return found
+            if len(orders) > 1 and filled > asked:
+                first, *later = orders
+                found += [(key, first.order_id, o.order_id) for o in later if o.filled > 0]
+        return sorted(set(found))
 
     def oversold(self) -> dict[str, Decimal]:
         """Base coins of which the spot fills ever sold more than they had bought

@@ -1,0 +1,419 @@
+"""The journal store: ``RUN_DIR/journal.sqlite3``, one SQLite database per run.
+
+What it holds: the run's meta (id, mode, nonce, the config text, when it was
+created, and whatever a run adds, e.g. the replay's cursor); every Position
+record (msgspec JSON, Decimals as strings) with its state; every transition of
+every position's machine; every order request (the *intent*, recorded before the
+request leaves) and its outcome; the ledger; the paper executor's balances.
+
+Durability: WAL mode with ``synchronous=FULL``. With WAL, ``NORMAL`` syncs the
+WAL only at checkpoints: a commit survives the process dying, but the last
+commits can be lost on power loss or an OS crash. An intent must be on disk
+before its request leaves (an order the venue may have accepted and the journal
+forgot is exactly the restart bug this journal exists to prevent), so every
+commit that records an intent must be fsynced before the call returns. ``FULL``
+fsyncs the WAL at every commit, which does that; every write method commits, and
+returns only once the commit is durable. Money is Decimal, stored as TEXT
+(``str(Decimal)``) and read back exactly, exponent and trailing zeros included.
+
+Errors: whatever cannot be done (the disk is full, the file system is read-only,
+the database is locked by a process outside this protocol, the folder is gone,
+the file is corrupt, truncated, of another version or not a journal) raises
+JournalError naming the file and the reason, never a bare sqlite3 traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from orchestrator.journal.lock import JournalError, WriteLock
+from orchestrator.journal.reader import JournalView, Records, read_journal
+from orchestrator.journal.schema import (
+    BUSY_TIMEOUT,
+    DB_NAME,
+    FINAL_STATUSES,
+    IDENTITY_KEYS,
+    OPEN_STATUSES,
+    SCHEMA_VERSION,
+    SENT,
+    check_header,
+    check_journal,
+    connect,
+    create_schema,
+    encode,
+    existing_journal,
+    journal_files,
+    os_reason,
+    sqlite_reason,
+    unreadable,
+    uri,
+)
+from orchestrator.models import OrderRequest, OrderResult, Position
+from orchestrator.run.ledger import LedgerEntry
+
+
+class Journal(Records):
+    """The run's journal, open for writing (this process holds the run's lock).
+
+    Every write method commits before it returns, fsynced (``synchronous=FULL``);
+    what cannot be written raises JournalError and leaves the journal as it was.
+    The methods may be called from several threads (one at a time).
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock: WriteLock) -> None:
+        super().__init__(path, conn)
+        self._lock: WriteLock | None = lock
+        self._identity = _identity(path)
+
+    # -- opening
+
+    @classmethod
+    def create(
+        cls,
+        run_dir: Path | str,
+        *,
+        run_id: str,
+        mode: str,
+        run_nonce: str,
+        config_text: str,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> Journal:
+        """A new run's journal: takes the run's lock, creates ``journal.sqlite3`` (the
+        folder too, if missing) and stores the run's meta. Refuses a folder that
+        already has a journal (resume it with ``open``)."""
+        run_dir = Path(run_dir)
+        path = run_dir / DB_NAME
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(
+                f"{run_dir}: cannot create the run folder: {os_reason(exc)}"
+            ) from None
+        lock = WriteLock.acquire(run_dir)
+        conn: sqlite3.Connection | None = None
+        made = False
+        try:
+            if any(p.exists() for p in journal_files(path)):
+                raise JournalError(
+                    f"{path} already exists: a run folder has one journal (resume it, or "
+                    "start the run in a new folder)"
+                )
+            made = True
+            conn = connect(f"{uri(path)}?mode=rwc", busy_timeout)
+            mode_set = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode_set != "wal":
+                raise JournalError(f"{path}: the file system does not support WAL ({mode_set})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            create_schema(conn)
+            created = datetime.now(UTC).isoformat(timespec="milliseconds")
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("run_id", run_id),
+                    ("mode", mode),
+                    ("run_nonce", run_nonce),
+                    ("config", config_text),
+                    ("created_at", created),
+                ],
+            )
+            conn.execute("COMMIT")
+            _sync_folder(run_dir)
+            return cls(path, conn, lock)
+        except BaseException as exc:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            if made:  # nothing half-made may stay: it would refuse the next create
+                for p in journal_files(path):
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+            lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise JournalError(
+                    f"{path}: cannot create the journal: {sqlite_reason(exc)}"
+                ) from exc
+            if isinstance(exc, OSError):
+                raise JournalError(f"{path}: cannot create the journal: {os_reason(exc)}") from exc
+            raise
+
+    @classmethod
+    def open(cls, run_dir: Path | str, *, busy_timeout: float = BUSY_TIMEOUT) -> Journal:
+        """Resume a run: takes the run's lock, checks the journal's version and integrity."""
+        run_dir = Path(run_dir)
+        path = existing_journal(run_dir)
+        lock = WriteLock.acquire(run_dir)
+        conn: sqlite3.Connection | None = None
+        try:
+            check_header(path)
+            conn = connect(f"{uri(path)}?mode=rw", busy_timeout)
+            check_journal(conn, path)
+            conn.execute("PRAGMA synchronous = FULL")
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                raise JournalError(f"{path}: cannot be put in WAL mode")
+            _probe_write(conn, path)
+            return cls(path, conn, lock)
+        except BaseException as exc:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            lock.release()
+            if isinstance(exc, sqlite3.Error):
+                raise unreadable(path, exc, "opening") from exc
+            raise
+
+    @staticmethod
+    def read(run_dir: Path | str) -> JournalView:
+        """A snapshot of a run's journal, read without the lock and changing nothing
+        (see ``reader``): it works while a writer runs, and when the writer died."""
+        return read_journal(run_dir)
+
+    def close(self) -> None:
+        """Close the database (SQLite folds the WAL back into the file) and release the lock."""
+        with self._mutex:
+            super().close()
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.release()
+
+    # -- writes
+
+    @contextlib.contextmanager
+    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
+        with self._mutex:
+            conn = self._db()
+            self._check_in_place(what)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise JournalError(
+                    f"{self.path}: cannot record {what}: {sqlite_reason(exc)}"
+                ) from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _check_in_place(self, what: str) -> None:
+        """SQLite writes on into a file whose folder was removed; refuse that."""
+        try:
+            identity = _identity(self.path)
+        except OSError as exc:
+            raise JournalError(
+                f"{self.path}: cannot record {what}: the journal file is gone "
+                f"({os_reason(exc)}): was the run folder removed or moved?"
+            ) from None
+        if identity != self._identity:
+            raise JournalError(
+                f"{self.path}: cannot record {what}: the journal file was replaced by another"
+            )
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` (e.g. the replay's cursor); the run's identity
+        (run_id, mode, run_nonce, config, created_at) cannot be changed."""
+        if key in IDENTITY_KEYS:
+            raise ValueError(f"journal meta {key!r} is the run's identity: set once, at create")
+        with self._writing(f"meta {key!r}") as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def save_position(self, position: Position) -> None:
+        """Store the whole record (insert or replace)."""
+        with self._writing(f"position {position.id}") as conn:
+            _upsert_position(conn, position)
+
+    def transition(
+        self,
+        position_id: str,
+        event: str,
+        source: str,
+        target: str,
+        time_ms: int,
+        *,
+        position: Position | None = None,
+    ) -> None:
+        """Record one transition; with ``position``, its record is saved in the same commit."""
+        with self._writing(f"transition {event} of position {position_id}") as conn:
+            conn.execute(
+                "INSERT INTO transitions (position_id, event, source, target, time_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (position_id, event, source, target, time_ms),
+            )
+            if position is not None:
+                _upsert_position(conn, position)
+
+    def intents(self, position_id: str, requests: Sequence[OrderRequest], time_ms: int) -> None:
+        """Record the requests about to be sent together, in one commit, durable on return.
+
+        A client order id already recorded is refused: an order is never sent twice.
+        """
+        if not requests:
+            return
+        ids = [r.client_order_id for r in requests]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"intents: the same client order id twice in {ids}")
+        with self._writing(f"the intent of {', '.join(ids)}") as conn:
+            marks = ", ".join("?" * len(ids))
+            known = conn.execute(
+                f"SELECT client_order_id FROM orders WHERE client_order_id IN ({marks})", ids
+            ).fetchall()
+            if known:
+                raise JournalError(
+                    f"{self.path}: client order id {known[0][0]} is already recorded: "
+                    "an order request is never sent twice"
+                )
+            conn.executemany(
+                "INSERT INTO orders (client_order_id, position_id, symbol, side, quantity, "
+                "request, sent_ms, status, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                [
+                    (
+                        r.client_order_id,
+                        position_id,
+                        r.symbol,
+                        r.side.value,
+                        str(r.quantity),
+                        encode(r),
+                        time_ms,
+                        SENT,
+                    )
+                    for r in requests
+                ],
+            )
+
+    def outcome(
+        self,
+        client_order_id: str,
+        result: OrderResult | None,
+        status: str,
+        error: str | None = None,
+        *,
+        time_ms: int | None = None,
+    ) -> None:
+        """Record what became of a request: a final status (filled, partially_filled,
+        cancelled, rejected, absent) closes its intent; open or unknown leaves it open."""
+        if status not in FINAL_STATUSES and status not in OPEN_STATUSES:
+            allowed = ", ".join(sorted(FINAL_STATUSES | OPEN_STATUSES))
+            raise ValueError(f"outcome status {status!r}: one of {allowed}")
+        if result is not None and result.client_order_id != client_order_id:
+            raise ValueError(
+                f"outcome of {client_order_id}: the result is {result.client_order_id}'s"
+            )
+        with self._writing(f"the outcome of {client_order_id}") as conn:
+            cursor = conn.execute(
+                "UPDATE orders SET status = ?, final = ?, result = ?, error = ?, outcome_ms = ? "
+                "WHERE client_order_id = ?",
+                (
+                    status,
+                    int(status in FINAL_STATUSES),
+                    None if result is None else encode(result),
+                    error,
+                    time_ms,
+                    client_order_id,
+                ),
+            )
+            if cursor.rowcount == 0:
+                raise JournalError(
+                    f"{self.path}: no intent was recorded for client order id "
+                    f"{client_order_id}: its outcome has nothing to complete"
+                )
+
+    def ledger(self, run_label: str, entries: Sequence[LedgerEntry]) -> None:
+        """Append entries to a run's ledger (funding is entries of kind "funding")."""
+        if not entries:
+            return
+        with self._writing(f"{len(entries)} ledger entries of {run_label!r}") as conn:
+            conn.executemany(
+                "INSERT INTO ledger (run_label, time_ms, pair, position_id, kind, symbol, side, "
+                "quantity, price, amount, currency, note) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_label,
+                        e.time_ms,
+                        e.pair,
+                        e.position_id,
+                        e.kind,
+                        e.symbol,
+                        e.side,
+                        str(e.quantity),
+                        str(e.price),
+                        str(e.amount),
+                        e.currency,
+                        e.note,
+                    )
+                    for e in entries
+                ],
+            )
+
+    def balances(
+        self,
+        label: str,
+        balances: dict[str, Decimal],
+        perps: dict[str, tuple[Decimal, Decimal]],
+        *,
+        time_ms: int | None = None,
+    ) -> None:
+        """Replace ``label``'s snapshot: wallet by currency, perps by symbol as (size, entry)."""
+        with self._writing(f"the balances of {label!r}") as conn:
+            conn.execute(
+                "INSERT INTO balances (label, time_ms, wallet, perps) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (label) DO UPDATE SET time_ms = excluded.time_ms, "
+                "wallet = excluded.wallet, perps = excluded.perps",
+                (label, time_ms, encode(balances), encode(perps)),
+            )
+
+
+def _upsert_position(conn: sqlite3.Connection, position: Position) -> None:
+    conn.execute(
+        "INSERT INTO positions (id, state, record) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record",
+        (position.id, position.state, encode(position)),
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the new file's name durable too."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _probe_write(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse to resume on a journal that cannot be written (SQLite opens a file it may
+    not write read-only, and would say so only at the first intent)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # the value it has
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path} cannot be written: {sqlite_reason(exc)}") from exc
+    finally:
+        _rollback(conn)
