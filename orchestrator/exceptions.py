@@ -49,6 +49,10 @@ class OrderOutcomeUnknown(OrchestratorError):
         self.order_id = order_id
 
 
+class IntentNotRecorded(OrchestratorError):
+    """The journal could not record an order intent durably: the order was not sent."""
+
+
 class UnknownPositionError(OrchestratorError, KeyError):
     """No position with that id."""
 

@@ -73,6 +73,8 @@ def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
         "positions.csv",
         "chart.html",
         "traces.jsonl",
+        "journal.sqlite3",
+        "journal.lock",
     }
     assert (folder / "config.yaml").read_bytes() == (workdir / "config.yaml").read_bytes()
     summary = json.loads((folder / "summary.json").read_text())

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.journal import Journal
 from orchestrator.run import app, files
 from orchestrator.run.app import EXIT_WRITE_FAILED, ProgressBar
 from orchestrator.run.files import INCOMPLETE, PARTIAL_PREFIX
@@ -62,9 +63,21 @@ def the_run_folder(config: Path) -> Path:
     return folder
 
 
+JOURNAL_FILES = {"journal.sqlite3", "journal.lock", "journal.sqlite3-wal", "journal.sqlite3-shm"}
+
+
+def journal_whole(folder: Path, names: set[str]) -> set[str]:
+    """The run's journal, when it has one, opens and reads whole: its file names."""
+    present = names & JOURNAL_FILES
+    if "journal.sqlite3" in present:
+        Journal.read(folder).close()
+    return present
+
+
 def check_whole(folder: Path) -> set[str]:
     """Every file left in the folder is whole; returns their names."""
     names = {p.name for p in folder.iterdir()}
+    names -= journal_whole(folder, names)
     assert not [n for n in names if n.startswith(PARTIAL_PREFIX)], names
     if "summary.json" in names:
         assert json.loads((folder / "summary.json").read_text())["run_id"] == folder.name

@@ -24,6 +24,7 @@ from orchestrator.config import Config, Pair
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.retry import read_venue as read
+from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.account import LiveAccount
 from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.market.ticker import TickerService
@@ -115,10 +116,10 @@ class LiveRun(Trader):
         poll_seconds: float,
         run_nonce: str,
         skipped: list[str],
+        recorder: JournalRecorder | None = None,
     ) -> None:
         self.config = config
         self.poll_seconds = poll_seconds
-        self.label = label
         self.exchange = exchange
         self.clock = MarketClock(speed)
         ticker = TickerService(
@@ -126,12 +127,16 @@ class LiveRun(Trader):
             stale_after_seconds=max(60.0, 3 * poll_seconds * speed),
         )
         self.tracing = PositionTracer(tracer, clock=ticker.clock)
+        if recorder is not None:
+            recorder.clock = ticker.clock
         manager = PositionManager(
             LiveExecutor(exchange, timing=config.live.timing),
             ticker,
             config.trading,
             tracing=self.tracing,
             run_nonce=run_nonce,
+            journal=recorder,
+            listeners=[] if recorder is None else [recorder],
         )
         quote = pairs[0].spot.quote
         self.starting_balance = account.balance(quote)
@@ -142,6 +147,8 @@ class LiveRun(Trader):
             ticker,
             Ledger({quote: self.starting_balance}),
             leverage=config.live.leverage,
+            label=label,
+            journal=recorder,
         )
         self.live_account = account
         self.market = LiveMarket(exchange, pairs, ticker, self.clock)
@@ -159,6 +166,7 @@ class LiveRun(Trader):
         speed: float = 1.0,
         poll_seconds: float | None = None,
         run_nonce: str | None = None,
+        recorder: JournalRecorder | None = None,
     ) -> LiveRun:
         """Markets, pairs, account and leverage, in that order; StartupError if off."""
         await read(exchange.load_markets)
@@ -194,6 +202,7 @@ class LiveRun(Trader):
             poll_seconds=config.live.poll_seconds if poll_seconds is None else poll_seconds,
             run_nonce=run_nonce or new_run_nonce(),
             skipped=skipped,
+            recorder=recorder,
         )
 
     async def run(
@@ -261,6 +270,7 @@ class LiveRun(Trader):
         self.sample_equity(force=True)
         ending_equity = self.equity_now()
         self.mark_what_is_left()
+        self.journal_money()
         self.tracing.finish_all([run.position for run in self.pairs if run.position])
         return RunResult(
             label=self.label,
@@ -299,6 +309,7 @@ class LiveRun(Trader):
                     paid.received,
                 )
             if found:
+                self.journal_money()
                 del holders[i]
             elif last or self.clock_ms - since > 3_600_000:
                 self.notes.append(

@@ -16,6 +16,7 @@ from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config
 from orchestrator.execution.bybit import credentials, make_exchange
+from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.run import LiveRun
 from orchestrator.market.recorded import PairData
 from orchestrator.models import Instrument
@@ -27,7 +28,13 @@ Strategies = Callable[[Config], list[Strategy]]
 
 
 async def live_session(
-    config: Config, strategies: Strategies, stop: StopFlag, tracer: Tracer | None
+    config: Config,
+    strategies: Strategies,
+    stop: StopFlag,
+    tracer: Tracer | None,
+    *,
+    recorder: JournalRecorder | None = None,
+    run_nonce: str | None = None,
 ) -> RunResult:
     """Trade on Bybit (``config.network``) until stopped. Keys from the environment."""
     key, secret = credentials()  # a clear error before anything is sent
@@ -35,7 +42,14 @@ async def live_session(
         key, secret, config.live.timing, network=config.network, url=config.live.url
     )
     try:
-        run = await LiveRun.connect(config, exchange, strategies(config), tracer=tracer)
+        run = await LiveRun.connect(
+            config,
+            exchange,
+            strategies(config),
+            tracer=tracer,
+            recorder=recorder,
+            run_nonce=run_nonce,
+        )
         return await run.run(stop)
     finally:
         await exchange.close()
@@ -81,6 +95,9 @@ async def rehearse(
     rehearsal: Rehearsal,
     stop: StopFlag,
     tracer: Tracer | None,
+    *,
+    recorder: JournalRecorder | None = None,
+    run_nonce: str | None = None,
 ) -> tuple[RunResult, RunResult]:
     """The live path against the loopback venue replaying the recorded data, then the
     always-hedged baseline replayed on paper over the same window."""
@@ -109,6 +126,8 @@ async def rehearse(
                 label="rehearsal",
                 speed=0.0,  # the market's time stands still within a cycle
                 poll_seconds=0.0,
+                recorder=recorder,
+                run_nonce=run_nonce,
             )
             clock = venue.recorded
             assert clock is not None

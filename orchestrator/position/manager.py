@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, Protocol
 from uuid import uuid4
 
 import anyio
@@ -28,6 +28,7 @@ from orchestrator.exceptions import (
     DeltaHedgeError,
     DeltaHedgeTimeout,
     InsufficientSizeError,
+    IntentNotRecorded,
     InvalidOrderError,
     OrchestratorError,
     OrderOutcomeUnknown,
@@ -62,6 +63,17 @@ MAX_POSITION_ID = 20  # nonce, "-", id, "-", leg, action and up to 6 attempt dig
 # How often an order the venue has not shown yet is asked for again while it may
 # still land.
 LOOKUP_INTERVAL = 0.25
+
+
+class OrderJournal(Protocol):
+    """Where order intents and outcomes are made durable (the run's journal)."""
+
+    def record_intents(self, position: Position, requests: Sequence[OrderRequest]) -> None:
+        """Durable when it returns; raises when it cannot be (then nothing is sent)."""
+
+    def record_outcome(
+        self, request: OrderRequest, result: OrderResult | None, status: str, error: str | None
+    ) -> None: ...
 
 
 def new_run_nonce() -> str:
@@ -140,8 +152,10 @@ class PositionManager:
         listeners: Sequence[object] = (),
         tracing: PositionTracer | None = None,
         run_nonce: str | None = None,
+        journal: OrderJournal | None = None,
     ) -> None:
         self._executor = executor
+        self._journal = journal
         self.run_nonce = run_nonce or new_run_nonce()
         if len(self.run_nonce) != NONCE_LENGTH or not CLIENT_ORDER_ID.match(self.run_nonce):
             raise InvalidOrderError(
@@ -224,6 +238,11 @@ class PositionManager:
                 self._leg(entry, "spot", "open", 1, Side.BUY, qty),
                 self._leg(entry, "perp", "open", 1, Side.SELL, qty),
             ]
+            try:
+                self._record_intents(entry, legs)
+            except IntentNotRecorded as exc:
+                self._reject(entry, str(exc))
+                raise
             entry.send("send_legs")
             # From here on orders are out: finish what was started, whatever the caller
             # does. (Between the shielded blocks below nothing awaits, so no cancellation
@@ -375,6 +394,7 @@ class PositionManager:
         for leg in legs:
             if not leg.unknown:
                 self._apply(entry, leg)
+        self._record_outcomes(legs)
         entry.unresolved += [leg for leg in legs if leg.unknown]
         return timed_out
 
@@ -500,6 +520,7 @@ class PositionManager:
                     entry.unresolved.append(leg)
                 else:
                     self._apply(entry, leg)
+            self._record_outcomes(pending)
         position = entry.position
         attempt = entry.attempts[action] = entry.attempts.get(action, 0) + 1
         busy = {leg.name for leg in entry.unresolved}
@@ -523,6 +544,12 @@ class PositionManager:
         perp_qty = min(position.perp_qty, held.perp_short)
         if "perp" not in busy and perp_qty > 0:
             legs.append(self._leg(entry, "perp", action, attempt, Side.BUY, perp_qty))
+        if legs:
+            try:
+                self._record_intents(entry, legs)
+            except IntentNotRecorded as exc:
+                entry.blocked = str(exc)
+                return False, False, []
         timed_out = await self._execute(entry, legs) if legs else False
         return self._is_flat(entry), timed_out, legs
 
@@ -537,6 +564,38 @@ class PositionManager:
             and spot >= 0
             and round_down(spot, entry.spot.qty_step) < entry.spot.min_qty
         )
+
+    # -- the journal
+
+    def _record_intents(self, entry: _Entry, legs: list[Leg]) -> None:
+        """The legs about to leave, durable in the journal first; if they cannot be,
+        IntentNotRecorded and nothing is sent."""
+        if self._journal is None:
+            return
+        try:
+            self._journal.record_intents(entry.position, [leg.request for leg in legs])
+        except Exception as exc:
+            ids = ", ".join(leg.request.client_order_id for leg in legs)
+            raise IntentNotRecorded(
+                f"the intent of {ids} could not be recorded in the journal, so nothing was "
+                f"sent: {exc}"
+            ) from None
+
+    def _record_outcomes(self, legs: Sequence[Leg]) -> None:
+        if self._journal is None:
+            return
+        for leg in legs:
+            if leg.unknown:
+                working = leg.result is not None and leg.result.status is OrderStatus.OPEN
+                status = "open" if working else "unknown"
+            elif leg.absent:
+                status = "absent"
+            elif leg.result is None:
+                status = "rejected"
+            else:
+                status = leg.result.status.value
+            error = None if leg.error is None else str(leg.error)
+            self._journal.record_outcome(leg.request, leg.result, status, error)
 
     # -- helpers
 

@@ -37,11 +37,14 @@ import msgspec
 from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, ConfigError, Loaded, load, parse_time
+from orchestrator.journal import Journal, JournalError
+from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair, market_id
 from orchestrator.models import Instrument
+from orchestrator.position.manager import new_run_nonce
 from orchestrator.run import files
 from orchestrator.run.chart import write_chart
-from orchestrator.run.engine import Progress, Replay, RunResult, StopFlag
+from orchestrator.run.engine import REPLAY_NONCE, Progress, Replay, RunResult, StopFlag
 from orchestrator.run.files import INCOMPLETE, OutputError
 from orchestrator.run.ledger import write_ledgers
 from orchestrator.run.report import Summary, format_table, summarise, write_positions
@@ -227,11 +230,18 @@ async def replay_both(
     make_progress: Callable[[str], Progress],
     stop: StopFlag,
     tracer: Tracer | None = None,
+    recorder: JournalRecorder | None = None,
 ) -> tuple[RunResult, RunResult]:
-    """The strategy's run (traced), then the always-hedged baseline on the same data."""
+    """The strategy's run (traced and journaled), then the always-hedged baseline on the
+    same data (a comparison, recomputable: neither)."""
     config = prepared.loaded.config
     result = await Replay(
-        config, prepared.datasets, prepared.instruments, strategies(config), tracer=tracer
+        config,
+        prepared.datasets,
+        prepared.instruments,
+        strategies(config),
+        tracer=tracer,
+        recorder=recorder,
     ).run(progress=make_progress("strategy"), stop=stop)
     baseline = await Replay(
         config,
@@ -380,13 +390,13 @@ class RehearsalRequest(msgspec.Struct, frozen=True):
 
 
 Played = tuple[RunResult, RunResult | None]  # the run, and its baseline if it has one
-Play = Callable[[Signals, Tracer | None], Awaitable[Played]]
+Play = Callable[[Signals, Tracer | None, JournalRecorder | None], Awaitable[Played]]
 
 
 def _session(
     loaded: Loaded, rehearsal: RehearsalRequest | None, progress: Callable[[str], Progress]
-) -> tuple[str, list[str], Play]:
-    """What the run plays: (mode, warnings, the coroutine)."""
+) -> tuple[str, str, list[str], Play]:
+    """What the run plays: (mode, client order id nonce, warnings, the coroutine)."""
     config = loaded.config
     if rehearsal is None and config.mode == "live":
         from orchestrator.execution.bybit import credentials
@@ -394,17 +404,26 @@ def _session(
 
         credentials()  # a missing key is said now, before anything else
 
-        async def live(signals: Signals, tracer: Tracer | None) -> Played:
-            return await live_session(config, strategies, signals, tracer), None
+        nonce = new_run_nonce()
 
-        return "live", list(loaded.warnings), live
+        async def live(
+            signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+        ) -> Played:
+            result = await live_session(
+                config, strategies, signals, tracer, recorder=recorder, run_nonce=nonce
+            )
+            return result, None
+
+        return "live", nonce, list(loaded.warnings), live
     prepared = prepare(loaded)
     if rehearsal is None:
 
-        async def replay(signals: Signals, tracer: Tracer | None) -> Played:
-            return await replay_both(prepared, progress, signals, tracer)
+        async def replay(
+            signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+        ) -> Played:
+            return await replay_both(prepared, progress, signals, tracer, recorder)
 
-        return config.mode, prepared.warnings, replay
+        return config.mode, REPLAY_NONCE, prepared.warnings, replay
     from orchestrator.live.session import Rehearsal, rehearse
 
     first = min(
@@ -416,7 +435,11 @@ def _session(
     hours = rehearsal.hours if rehearsal.hours is not None else max((last - start) // HOUR_MS, 0)
     plan = Rehearsal(start, hours, rehearsal.faults)
 
-    async def rehearse_it(signals: Signals, tracer: Tracer | None) -> Played:
+    nonce = new_run_nonce()
+
+    async def rehearse_it(
+        signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+    ) -> Played:
         return await rehearse(
             config,
             prepared.loaded.data_dir(),
@@ -426,9 +449,11 @@ def _session(
             plan,
             signals,
             tracer,
+            recorder=recorder,
+            run_nonce=nonce,
         )
 
-    return "rehearsal", prepared.warnings, rehearse_it
+    return "rehearsal", nonce, prepared.warnings, rehearse_it
 
 
 def _run(
@@ -440,7 +465,7 @@ def _run(
     rehearsal: RehearsalRequest | None = None,
 ) -> int:
     loaded = load(config_path)
-    mode, warnings, play = _session(loaded, rehearsal, lambda label: ProgressBar(label, err))
+    mode, nonce, warnings, play = _session(loaded, rehearsal, lambda label: ProgressBar(label, err))
     for warning in warnings:
         print(f"warning: {warning}", file=err)
     output = loaded.output_dir()
@@ -466,11 +491,30 @@ def _run(
             )
         except OSError as exc:
             problem = f"could not open {TRACE_FILE}: {files.describe(exc)}"
+    journal: Journal | None = None
+    if problem is None:
+        try:
+            journal = Journal.create(
+                folder.path,
+                run_id=run_id,
+                mode=mode,
+                run_nonce=nonce,
+                config_text=loaded.path.read_text(encoding="utf-8"),
+            )
+        except (JournalError, OSError) as exc:
+            problem = f"could not create the journal: {exc}"
     if problem is not None:
         raise OutputError(f"{problem}; nothing ran; {folder.mark_incomplete([problem])}")
 
+    recorder = JournalRecorder(journal) if journal is not None else None
     started = time.perf_counter()
-    result, baseline = anyio.run(play, signals, folder.tracing.tracer() if folder.tracing else None)
+    try:
+        result, baseline = anyio.run(
+            play, signals, folder.tracing.tracer() if folder.tracing else None, recorder
+        )
+    finally:
+        if journal is not None:
+            journal.close()
     elapsed = time.perf_counter() - started
 
     # The results first, then the traces: a slow or unreachable collector delays
@@ -478,6 +522,8 @@ def _run(
     interrupted = result.interrupted or (baseline is not None and baseline.interrupted)
     summary = summarise(folder.path.name, result, baseline, warnings)
     problems = _write_results(folder, summary, result, baseline)
+    if recorder is not None and recorder.problems:
+        problems += [f"journal: {p}" for p in recorder.problems]
     _print_results(out, summary, result, elapsed, interrupted)
     if folder.tracing is not None:
         trace_problems = folder.tracing.shutdown()

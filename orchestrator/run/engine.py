@@ -20,6 +20,7 @@ from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config
 from orchestrator.execution.paper import PaperExecutor
+from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument
@@ -33,6 +34,9 @@ from orchestrator.tracing.position import PositionTracer
 __all__ = ["HOUR_MS", "Progress", "Replay", "RunResult", "StopFlag", "merged_events"]
 
 SPOT, PERP, FUNDING = 0, 1, 2
+# A replay's orders never leave the process: one nonce for every replay keeps two
+# replays of the same data identical to the last client order id.
+REPLAY_NONCE = "replay"
 Progress = Callable[[int, int], None]  # (events done, events in all)
 Event = tuple[int, int, int, int, Decimal]  # time ms, phase, pair index, kind, value
 
@@ -82,9 +86,9 @@ class Replay(Trader):
         label: str = "strategy",
         make_executor: Callable[[TickerService], PaperExecutor] | None = None,
         tracer: Tracer | None = None,
+        recorder: JournalRecorder | None = None,
     ) -> None:
         self.config = config
-        self.label = label
         self.datasets = list(datasets)
         ticker = TickerService(
             clock=lambda: self.clock_ms / 1000,
@@ -110,10 +114,16 @@ class Replay(Trader):
         for currency, amount in config.balances.items():
             self.executor.set_initial_balance(currency, amount)
         self.tracing = PositionTracer(tracer, clock=ticker.clock)
-        # A replay's orders never leave the process: one nonce for every replay keeps
-        # two replays of the same data identical to the last client order id.
+        if recorder is not None:
+            recorder.clock = ticker.clock
         manager = PositionManager(
-            self.executor, ticker, config.trading, tracing=self.tracing, run_nonce="replay"
+            self.executor,
+            ticker,
+            config.trading,
+            tracing=self.tracing,
+            run_nonce=REPLAY_NONCE,
+            journal=recorder,
+            listeners=[] if recorder is None else [recorder],
         )
         super().__init__(
             pairs,
@@ -122,6 +132,8 @@ class Replay(Trader):
             ticker,
             Ledger(config.balances),
             leverage=config.paper.leverage,
+            label=label,
+            journal=recorder,
         )
 
     # -- the loop
@@ -185,6 +197,7 @@ class Replay(Trader):
             progress(done, total)
         ending_equity = self.equity_now()
         self.mark_what_is_left()
+        self.journal_money()
         self.tracing.finish_all([run.position for run in self.pairs if run.position])
         return RunResult(
             label=self.label,
@@ -224,3 +237,4 @@ class Replay(Trader):
             rate,
             amount,
         )
+        self.journal_money()

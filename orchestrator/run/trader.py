@@ -28,7 +28,7 @@ from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument, Position
 from orchestrator.position.manager import PositionManager
-from orchestrator.run.ledger import Ledger
+from orchestrator.run.ledger import Ledger, LedgerEntry
 from orchestrator.strategy.funding import Strategy
 
 HOUR_MS = 3_600_000
@@ -38,6 +38,16 @@ class StopFlag(Protocol):
     """Set from outside (a signal handler) to end the run at the next instant."""
 
     def is_set(self) -> bool: ...
+
+
+class MoneyJournal(Protocol):
+    """Where the ledger and the paper balances are made durable (the run's journal)."""
+
+    def record_ledger(self, label: str, entries: Sequence[LedgerEntry]) -> None: ...
+
+    def record_balances(
+        self, label: str, wallet: dict[str, Decimal], perps: dict[str, tuple[Decimal, Decimal]]
+    ) -> None: ...
 
 
 class Account(Protocol):
@@ -122,7 +132,12 @@ class Trader:
         ledger: Ledger,
         *,
         leverage: Decimal,
+        label: str = "strategy",
+        journal: MoneyJournal | None = None,
     ) -> None:
+        self.label = label
+        self.journal = journal
+        self._journaled = 0  # ledger entries already in the journal
         self.pairs = pairs
         self.quote = quote_of(pairs)
         self.manager = manager
@@ -262,6 +277,21 @@ class Trader:
 
     # -- money
 
+    def journal_money(self) -> None:
+        """The ledger entries not yet in the journal, and the paper wallet."""
+        if self.journal is None or self._journaled == len(self.ledger.entries):
+            return
+        self.journal.record_ledger(self.label, self.ledger.entries[self._journaled :])
+        self._journaled = len(self.ledger.entries)
+        wallet = getattr(self.account, "get_virtual_balance", None)
+        if wallet is not None:  # the paper executor: its balances are the venue's truth
+            perps = {
+                run.perp.symbol: (held.size, held.entry_price)
+                for run in self.pairs
+                if (held := self.account.get_perp_position(run.perp.symbol)).size
+            }
+            self.journal.record_balances(self.label, wallet(), perps)
+
     def _record(self, run: PairRun, position: Position, since: int = 0) -> None:
         if since == 0:
             self.positions.append(position)
@@ -271,6 +301,7 @@ class Trader:
             run.cash += self.ledger.record_order(
                 self.clock_ms, run.name, position.id, result, reference
             )
+        self.journal_money()
 
     def sample_equity(self, *, force: bool = False) -> None:
         if not force and self.equity and self.clock_ms - self.equity[-1][0] < HOUR_MS:
