@@ -59,7 +59,6 @@ from orchestrator import Category, Instrument, OrderRequest, PositionManager, Si
 from orchestrator.execution.bybit import make_exchange
 from orchestrator.execution.limits import BYBIT_LIMITS, RateLimiter
 from orchestrator.execution.live import LiveExecutor
-from orchestrator.execution.retry import retry_network_errors
 from orchestrator.market.recorded import load_instruments
 from orchestrator.position.manager import Action, client_order_id
 from orchestrator.position.sizing import round_down
@@ -389,13 +388,6 @@ async def pre_send_costs(url: str, n: int) -> dict[str, float]:
         with contextlib.suppress(_Stop):
             await exchange.create_order(request.symbol, "market", "sell", "0.016", None, params)
 
-    async def markets() -> None:  # as place_order reads them: paced, through the retry helper
-        async def paced() -> object:
-            await limiter.wait("market/instruments-info")
-            return await exchange.load_markets()
-
-        await retry_network_errors(paced, attempts=3, base_delay=0.05, max_delay=1.0)
-
     async def precision() -> None:
         exchange.amount_to_precision(request.symbol, request.quantity)
 
@@ -405,9 +397,8 @@ async def pre_send_costs(url: str, n: int) -> dict[str, float]:
     steps: dict[str, Callable[[], Awaitable[None]]] = {
         "LiveExecutor.place_order, up to the HTTP call": place,
         "  of which ccxt create_order (build, sign)": create,
-        "  of which load_markets via retry_network_errors": markets,
         "  of which amount_to_precision": precision,
-        "  of which RateLimiter.wait (x2: markets, create)": wait,
+        "  of which RateLimiter.wait (the create's budget)": wait,
     }
     costs: dict[str, float] = {}
     for name, step in steps.items():
@@ -545,8 +536,8 @@ def report(
         f"  {spot_limit} spot, {linear_limit} linear creates/s); skew of each, ms:"
     )
     print("  " + " ".join(f"{s:.1f}" for s in b.skew_ms))
-    print("(a pair draws on two budgets: once the linear one is spent, the spot leg leaves and")
-    print(" the perp waits for the window to roll)")
+    print("(a pair draws on two budgets, spot and linear: the manager takes both at once")
+    print(" (Executor.prepare), so when one is spent the pair waits and leaves together)")
     print()
     seq, thr = pct(opens["sequential"].skew_ms, 0.5), pct(opens["throttled"].skew_ms, 0.5)
     print(f"target concurrent leg skew p99 < {TARGET_P99_MS:g} ms:  {base_p99:.3f} ms")
