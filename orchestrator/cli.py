@@ -39,6 +39,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from orchestrator.run.app import run
 
+    if args.resume is not None:
+        if not args.resume.is_dir():
+            raise OrchestratorError(f"--resume {args.resume}: not a run folder")
+        return run(args.resume)
+    if args.config.is_dir():
+        raise OrchestratorError(f"{args.config} is a folder: to resume that run, --resume it")
     return run(args.config)
 
 
@@ -180,8 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="replay the recorded data through the strategy (paper)")
+    run = commands.add_parser(
+        "run", help="replay the recorded data through the strategy (paper), or trade (live)"
+    )
     run.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="carry on a run that was stopped or killed, from its journal",
+    )
     run.set_defaults(handler=_run)
 
     rehearse = commands.add_parser(

@@ -49,6 +49,11 @@ class OrderOutcomeUnknown(OrchestratorError):
         self.order_id = order_id
 
 
+class RunMustStop(OrchestratorError):
+    """Nothing more may be done in this run (e.g. it disagrees with its journal):
+    raised through everything, never turned into a position's failure."""
+
+
 class IntentNotRecorded(OrchestratorError):
     """The journal could not record an order intent durably: the order was not sent."""
 

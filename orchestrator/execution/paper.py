@@ -11,10 +11,10 @@ position is netted per symbol with its average entry price; its margin
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from uuid import uuid4
 
 from orchestrator.exceptions import (
     InsufficientFundsError,
@@ -69,6 +69,7 @@ class PaperExecutor(Executor):
         self._balances: dict[str, Decimal] = {}
         self._perps: dict[str, PerpHolding] = {}
         self._orders: dict[str, OrderResult] = {}  # by client order id
+        self._ids = itertools.count(1)
 
     # -- balances
 
@@ -147,7 +148,7 @@ class PaperExecutor(Executor):
             self._fill_perp(instrument, request, fill_price, fee)
         result = OrderResult(
             client_order_id=request.client_order_id,
-            order_id=f"paper_{uuid4().hex[:12]}",
+            order_id=f"paper_{next(self._ids)}",  # deterministic: a replay repeats itself
             symbol=request.symbol,
             side=request.side,
             category=request.category,

@@ -32,7 +32,7 @@ from orchestrator.models import Category, Instrument
 from orchestrator.money import exact
 from orchestrator.position.manager import PositionManager, new_run_nonce
 from orchestrator.run.ledger import Ledger
-from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader
+from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader, stopping_whole
 from orchestrator.strategy.funding import Strategy
 from orchestrator.tracing.position import PositionTracer
 
@@ -215,7 +215,7 @@ class LiveRun(Trader):
         """Trade until ``stop`` is set (or the market's clock reaches ``until_ms``).
         ``after_cycle`` runs after each read-decide cycle (a rehearsal moves the
         venue's market clock there)."""
-        with exact():
+        with exact(), stopping_whole():
             return await self._run(stop, until_ms, after_cycle)
 
     async def _run(

@@ -35,6 +35,7 @@ from orchestrator.exceptions import (
     PositionStateError,
     PriceUnavailableError,
     RiskCheckFailed,
+    RunMustStop,
     UnknownPositionError,
 )
 from orchestrator.execution.base import Executor
@@ -574,6 +575,8 @@ class PositionManager:
             return
         try:
             self._journal.record_intents(entry.position, [leg.request for leg in legs])
+        except RunMustStop:
+            raise
         except Exception as exc:
             ids = ", ".join(leg.request.client_order_id for leg in legs)
             raise IntentNotRecorded(

@@ -37,8 +37,9 @@ import msgspec
 from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, ConfigError, Loaded, load, parse_time
+from orchestrator.exceptions import OrchestratorError
 from orchestrator.journal import Journal, JournalError
-from orchestrator.journal.recorder import JournalRecorder
+from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
 from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair, market_id
 from orchestrator.models import Instrument
 from orchestrator.position.manager import new_run_nonce
@@ -56,6 +57,7 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 CONFIG_FILE = "config.yaml"
+CONFIG_PATH = "config_path"  # journal meta: where the run's config was (its relative paths)
 RESULT_FILES = ["summary.json", "ledger.csv", "positions.csv"]
 CHART_FILE = "chart.html"
 
@@ -464,6 +466,8 @@ def _run(
     folders: list[RunFolder],
     rehearsal: RehearsalRequest | None = None,
 ) -> int:
+    if rehearsal is None and config_path.is_dir():
+        return _resume(config_path, out, err, signals, folders)
     loaded = load(config_path)
     mode, nonce, warnings, play = _session(loaded, rehearsal, lambda label: ProgressBar(label, err))
     for warning in warnings:
@@ -501,20 +505,80 @@ def _run(
                 run_nonce=nonce,
                 config_text=loaded.path.read_text(encoding="utf-8"),
             )
+            journal.set_meta(CONFIG_PATH, str(loaded.path))
         except (JournalError, OSError) as exc:
             problem = f"could not create the journal: {exc}"
     if problem is not None:
         raise OutputError(f"{problem}; nothing ran; {folder.mark_incomplete([problem])}")
+    assert journal is not None
+    return _play(out, err, signals, folder, warnings, play, JournalRecorder(journal))
 
-    recorder = JournalRecorder(journal) if journal is not None else None
+
+def _resume(
+    run_dir: Path, out: TextIO, err: TextIO, signals: Signals, folders: list[RunFolder]
+) -> int:
+    """``run --resume RUN_DIR``: a paper run on recorded data replays again from the
+    start, every write checked against its journal up to where the journal ends (the
+    replay is deterministic), then goes on: it ends as the run left uninterrupted would
+    have. The run's own config (its folder's config.yaml) is used, its relative paths
+    resolved where the original config was."""
+    copy = run_dir / CONFIG_FILE
+    journal = Journal.open(run_dir)  # the version, the file, and one writer at a time
+    try:
+        meta = journal.meta()
+        if not copy.is_file():
+            raise OrchestratorError(
+                f"{run_dir}: the run folder lacks its config ({CONFIG_FILE}); nothing was done"
+            )
+        if meta.get("mode") != "paper":
+            raise OrchestratorError(
+                f"{run_dir}: resuming a {meta.get('mode')} run is not available yet; "
+                f"`orchestrator journal {run_dir}` shows what it holds; nothing was sent"
+            )
+        loaded = load(copy)
+        original = Path(meta.get(CONFIG_PATH, str(copy)))
+        loaded = msgspec.structs.replace(loaded, path=original)
+        mode, nonce, warnings, play = _session(loaded, None, lambda label: ProgressBar(label, err))
+        if nonce != meta.get("run_nonce"):
+            raise OrchestratorError(f"{run_dir}: the journal's client order id nonce differs")
+    except BaseException:
+        journal.close()
+        raise
+    for warning in warnings:
+        print(f"warning: {warning}", file=err)
+    config = loaded.config
+    results = [*RESULT_FILES, *([CHART_FILE] if config.output.chart else [])]
+    traces = [TRACE_FILE] if config.tracing.enabled else []
+    folder = RunFolder(run_dir, [*results, *traces])
+    folders.append(folder)
+    (run_dir / INCOMPLETE).unlink(missing_ok=True)
+    if traces:
+        # The replay derives every position again: its traces replace the first attempt's.
+        (run_dir / TRACE_FILE).unlink(missing_ok=True)
+        folder.tracing = RunTracing(
+            run_dir.name, mode, run_dir / TRACE_FILE, config.tracing.otlp_endpoint
+        )
+    print(f"resuming {run_dir}: replaying it against its journal", file=err)
+    return _play(out, err, signals, folder, warnings, play, ResumingRecorder(journal))
+
+
+def _play(
+    out: TextIO,
+    err: TextIO,
+    signals: Signals,
+    folder: RunFolder,
+    warnings: list[str],
+    play: Play,
+    recorder: JournalRecorder,
+) -> int:
+    journal = recorder.journal
     started = time.perf_counter()
     try:
         result, baseline = anyio.run(
             play, signals, folder.tracing.tracer() if folder.tracing else None, recorder
         )
     finally:
-        if journal is not None:
-            journal.close()
+        journal.close()
     elapsed = time.perf_counter() - started
 
     # The results first, then the traces: a slow or unreachable collector delays
@@ -522,7 +586,7 @@ def _run(
     interrupted = result.interrupted or (baseline is not None and baseline.interrupted)
     summary = summarise(folder.path.name, result, baseline, warnings)
     problems = _write_results(folder, summary, result, baseline)
-    if recorder is not None and recorder.problems:
+    if recorder.problems:
         problems += [f"journal: {p}" for p in recorder.problems]
     _print_results(out, summary, result, elapsed, interrupted)
     if folder.tracing is not None:

@@ -27,7 +27,7 @@ from orchestrator.models import ZERO, Instrument
 from orchestrator.money import exact
 from orchestrator.position.manager import PositionManager
 from orchestrator.run.ledger import Ledger
-from orchestrator.run.trader import HOUR_MS, PairRun, RunResult, StopFlag, Trader
+from orchestrator.run.trader import HOUR_MS, PairRun, RunResult, StopFlag, Trader, stopping_whole
 from orchestrator.strategy.funding import Strategy
 from orchestrator.tracing.position import PositionTracer
 
@@ -141,7 +141,7 @@ class Replay(Trader):
     async def run(
         self, *, progress: Progress | None = None, stop: StopFlag | None = None
     ) -> RunResult:
-        with exact():  # every task started inside computes money in the same context
+        with exact(), stopping_whole():  # every task inside computes money in this context
             return await self._run(progress, stop)
 
     async def _run(self, progress: Progress | None, stop: StopFlag | None) -> RunResult:

@@ -13,7 +13,7 @@ close.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,7 +23,12 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from orchestrator.config import Pair
-from orchestrator.exceptions import DeltaHedgeError, InsufficientSizeError, OrchestratorError
+from orchestrator.exceptions import (
+    DeltaHedgeError,
+    InsufficientSizeError,
+    OrchestratorError,
+    RunMustStop,
+)
 from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument, Position
@@ -109,6 +114,22 @@ class RunResult:
     events: int
     interrupted: bool
     notes: list[str]  # what the run decided that a reader must know (said once each)
+
+
+@contextlib.contextmanager
+def stopping_whole() -> Iterator[None]:
+    """A RunMustStop raised in a position's task arrives in an ExceptionGroup from the
+    run's task group: it is raised as itself, to be told as it is."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        must = group.subgroup(RunMustStop)
+        if must is None:
+            raise
+        first: BaseException = must
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 def quote_of(pairs: Sequence[PairRun]) -> str:
@@ -219,6 +240,8 @@ class Trader:
                 return
             task_status.started()
             return
+        except RunMustStop:
+            raise
         except OrchestratorError as exc:
             rejected = self.manager.get_position(pid)
             if rejected is not None:
