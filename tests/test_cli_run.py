@@ -92,6 +92,16 @@ def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
         positions = [p for p in csv.DictReader(f) if p.get("run", "strategy") == "strategy"]
     assert len(positions) == sum(summary["positions"].values())
     assert {p["state"] for p in positions} == {"closed"}
+    # The baseline is reported the same way, marked as such.
+    with (folder / "positions.csv").open() as f:
+        hedged = [p for p in csv.DictReader(f) if p["run"] == "always hedged"]
+    assert [p["state"] for p in hedged] == ["closed", "closed"]
+    assert summary["baseline_positions"] == {"closed": 2}
+    assert summary["baseline_ledger_balances"] is True
+    with (folder / "ledger.csv").open() as f:
+        baseline_rows = [r for r in csv.DictReader(f) if r["run"] == "always hedged"]
+    assert {r["position_id"] for r in baseline_rows} == {p["id"] for p in hedged}
+    assert "warning: " not in out  # nothing ended unfinished
     assert "<svg" in (folder / "chart.html").read_text()
 
     # The console: the table per pair and in total, beside the baseline.
