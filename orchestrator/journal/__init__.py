@@ -1,6 +1,6 @@
 """The journal: a run's durable record in ``RUN_DIR/journal.sqlite3``.
 
-- ``store``: ``Journal``, the writer; why WAL with ``synchronous=FULL``.
+- ``store``: ``Journal``, the writer; WAL, and why the intents are fsynced.
 - ``schema``: the tables, the version, the records returned, the file checks.
 - ``reader``: ``Journal.read``, a snapshot taken without the lock, changing nothing.
 - ``lock``: one writer per run (``RUN_DIR/journal.lock``).
