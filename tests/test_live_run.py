@@ -234,3 +234,13 @@ def test_rehearse_runs_the_live_path_on_the_recorded_data(workdir: Path) -> None
     assert set(summary["positions"]) == {"closed"}
     assert "rehearsal" in out and "always hedged" in out
     assert (folder / "traces.jsonl").stat().st_size > 0
+
+
+def test_a_venue_out_of_reach_stops_the_start_with_a_clear_message(workdir: Path) -> None:
+    live_config(workdir, "http://127.0.0.1:9")  # nothing listens there
+    env = run_env(BYBIT_API_KEY="key-of-the-test", BYBIT_API_SECRET=SENTINEL)
+    proc = command("run", "config.yaml", cwd=workdir, env=env)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "live run not started, nothing sent: the venue could not be used" in err
+    assert "Traceback" not in err and SENTINEL not in err

@@ -406,3 +406,18 @@ _LISTS: dict[str, Callable[[Any], str | None]] = {
     "market/funding/history": _listed,
     "execution/list": _listed,
 }
+
+
+def describe(exchange: Any, exc: BaseException) -> str:
+    """What the venue said, without the credentials (Bybit echoes the key on bad
+    signatures, and ccxt puts the venue's answer in its messages)."""
+    return scrub(exchange, f"{type(exc).__name__}: {exc}")
+
+
+def scrub(exchange: Any, text: str) -> str:
+    """``text`` without the exchange's key and secret (a credential shorter than six
+    characters is no real one, and replacing it would garble the text)."""
+    for secret in (getattr(exchange, "apiKey", None), getattr(exchange, "secret", None)):
+        if secret and len(str(secret)) >= 6:
+            text = text.replace(str(secret), "***")
+    return text

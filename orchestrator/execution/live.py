@@ -20,7 +20,7 @@ from orchestrator.exceptions import (
     OrderRejected,
 )
 from orchestrator.execution.base import Executor
-from orchestrator.execution.bybit import order_id_problem
+from orchestrator.execution.bybit import order_id_problem, scrub
 from orchestrator.execution.limits import RateLimiter
 from orchestrator.execution.retry import retry_network_errors
 from orchestrator.models import (
@@ -351,11 +351,7 @@ class LiveExecutor(Executor):
     def _describe(self, exc: Exception) -> str:
         """What the venue said, without the credentials (Bybit echoes the key on bad signatures)."""
         kind = "unusable answer" if isinstance(exc, _Unusable) else type(exc).__name__
-        text = f"{kind}: {exc}"
-        for secret in (self._exchange.apiKey, self._exchange.secret):
-            if secret:
-                text = text.replace(str(secret), "***")
-        return text
+        return scrub(self._exchange, f"{kind}: {exc}")
 
     @staticmethod
     def _created_id(created: Any, client_order_id: str) -> str:

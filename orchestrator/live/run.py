@@ -22,6 +22,7 @@ from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, Pair
 from orchestrator.exceptions import OrchestratorError
+from orchestrator.execution.bybit import describe
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.retry import read_venue as read
 from orchestrator.journal.recorder import JournalRecorder
@@ -169,6 +170,38 @@ class LiveRun(Trader):
         recorder: JournalRecorder | None = None,
     ) -> LiveRun:
         """Markets, pairs, account and leverage, in that order; StartupError if off."""
+        try:
+            return await cls._connect(
+                config,
+                exchange,
+                strategies,
+                tracer=tracer,
+                label=label,
+                speed=speed,
+                poll_seconds=poll_seconds,
+                run_nonce=run_nonce,
+                recorder=recorder,
+            )
+        except ccxt.BaseError as exc:
+            raise StartupError(
+                f"live run not started, nothing sent: the venue could not be used: "
+                f"{describe(exchange, exc)}"
+            ) from None
+
+    @classmethod
+    async def _connect(
+        cls,
+        config: Config,
+        exchange: Any,
+        strategies: Sequence[Strategy],
+        *,
+        tracer: Tracer | None,
+        label: str,
+        speed: float,
+        poll_seconds: float | None,
+        run_nonce: str | None,
+        recorder: JournalRecorder | None,
+    ) -> LiveRun:
         await read(exchange.load_markets)
         instruments = check_markets(exchange, config.pairs)
         pairs = [
@@ -236,7 +269,14 @@ class LiveRun(Trader):
             while not stop.is_set():
                 # As in a replay: prices, then funding settled on what was held, then
                 # the decisions.
-                touched = await self.market.poll()
+                try:
+                    touched = await self.market.poll()
+                except ccxt.NetworkError as exc:
+                    # The venue is out of reach for now (reads were retried): what is
+                    # held stays hedged; try again next cycle.
+                    self._unreachable(exc)
+                    await self._wait(stop)
+                    continue
                 self.clock_ms = self.clock.now_ms()
                 for i, when, rate in await self.market.settlements():
                     run = self.pairs[i]
@@ -252,11 +292,7 @@ class LiveRun(Trader):
                 await self.decide(touched)
                 if after_cycle is not None:
                     await after_cycle()
-                with anyio.move_on_after(self.poll_seconds):
-                    # The stop flag is set from a signal handler (a threading.Event):
-                    # looked at every 0.1 s.
-                    while not stop.is_set():  # noqa: ASYNC110
-                        await anyio.sleep(min(0.1, self.poll_seconds))
+                await self._wait(stop)
             self.clock_ms = self.clock.now_ms()
             if not stop.is_set():
                 await self.close_all("end of data")
@@ -288,6 +324,18 @@ class LiveRun(Trader):
             interrupted=stop.is_set(),
             notes=[*self.skipped, *self.notes],
         )
+
+    async def _wait(self, stop: StopFlag) -> None:
+        with anyio.move_on_after(self.poll_seconds):
+            # The stop flag is set from a signal handler (a threading.Event): looked at
+            # every 0.1 s.
+            while not stop.is_set():  # noqa: ASYNC110
+                await anyio.sleep(min(0.1, self.poll_seconds))
+
+    def _unreachable(self, exc: BaseException) -> None:
+        note = f"the venue was out of reach at times: {describe(self.exchange, exc)}"
+        if note not in self.notes:
+            self.notes.append(note)
 
     async def _record_funding(
         self, holders: dict[int, tuple[str, int]], *, last: bool = False
