@@ -24,7 +24,15 @@ HOUR_MS = 3_600_000
 
 
 def _decimal(value: Any) -> Decimal | None:
-    return None if value is None or value == "" else Decimal(str(value))
+    """A number the venue sent, or None when it sent none or no number (a bad price
+    is then no price: nothing trades on it)."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (ArithmeticError, ValueError):
+        return None
+    return number if number.is_finite() else None
 
 
 class MarketClock:
@@ -65,6 +73,12 @@ class LiveMarket:
         self._next_funding: dict[int, int] = {}  # pair index -> the venue's next funding time
         self._settled: dict[int, int] = {}  # pair index -> last settlement fed to the strategy
         self._paid: set[str] = set()  # funding executions already recorded
+        # The venue's market ids (BTCUSDT names both legs: the category tells them apart).
+        self._ids = {
+            symbol: str(exchange.market(symbol)["id"])
+            for run in self._pairs
+            for symbol in (run.spot.symbol, run.perp.symbol)
+        }
         self.polls = 0
 
     async def warm_up(self, window: int) -> None:
@@ -90,24 +104,31 @@ class LiveMarket:
 
     async def poll(self) -> set[int]:
         """Read the venue's time, then every pair's prices (one request per category)
-        and return the pairs whose prices came."""
-        spots = [run.spot.symbol for run in self._pairs]
-        perps = [run.perp.symbol for run in self._pairs]
+        and return the pairs whose prices came.
+
+        Prices are read as Bybit's decimal text from the tickers' rows, by the venue's
+        market id: not through ccxt's parsed tickers, which carry floats and tell a
+        linear row from a spot one by a field a venue may leave out."""
         self.polls += 1
         self.clock.set(int(await read(self._exchange.fetch_time)))
-        spot_tickers = await read(lambda: self._exchange.fetch_tickers(spots))
-        perp_tickers = await read(lambda: self._exchange.fetch_tickers(perps))
+        rows: dict[str, dict[str, dict[str, Any]]] = {}
+        for category in ("spot", "linear"):
+            answer = await read(
+                partial(self._exchange.publicGetV5MarketTickers, {"category": category})
+            )
+            listed = ((answer or {}).get("result") or {}).get("list") or []
+            rows[category] = {str(r.get("symbol")): r for r in listed if isinstance(r, dict)}
         now = self.clock.now_ms()
         touched: set[int] = set()
         for i, run in enumerate(self._pairs):
-            spot, perp = spot_tickers.get(run.spot.symbol), perp_tickers.get(run.perp.symbol)
-            for symbol, ticker in ((run.spot.symbol, spot), (run.perp.symbol, perp)):
-                last = _decimal(ticker.get("last")) if ticker else None
+            spot = rows["spot"].get(self._ids[run.spot.symbol], {})
+            perp = rows["linear"].get(self._ids[run.perp.symbol], {})
+            for symbol, row in ((run.spot.symbol, spot), (run.perp.symbol, perp)):
+                last = _decimal(row.get("lastPrice"))
                 if last is not None:
                     self._ticker.update(symbol, last, now / 1000)
                     touched.add(i)
-            info = (perp or {}).get("info") or {}
-            next_time = info.get("nextFundingTime")
+            next_time = perp.get("nextFundingTime")
             if next_time:
                 self._next_funding.setdefault(i, int(next_time))
         return touched
