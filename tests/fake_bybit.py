@@ -72,9 +72,6 @@ class FakeBybit:
             order_id_prefix="fake-",
         )
         self.venue.synthetic.hours = history_hours
-        # The older fake answered a duplicate spot orderLinkId with the linear code;
-        # test_live_executor still expects it (Bybit's spot code is 170141).
-        self.venue.book.errors["duplicate_link_id"]["spot"] = (110072, "OrderLinkedID is duplicate")
         self.price = price
 
     async def __aenter__(self) -> Self:

@@ -204,9 +204,13 @@ async def test_duplicate_client_id_means_an_earlier_attempt_was_accepted(
     request = order(SPOT, Side.BUY, "0.01", "pos3-spot-open-0")
     await executor.place_order(request)
 
-    with pytest.raises(OrderOutcomeUnknown, match="110072"):
+    with pytest.raises(OrderOutcomeUnknown, match="170141"):  # Bybit's spot code
         await executor.place_order(request)
     assert len(fake.orders) == 1
+    perp = order(PERP, Side.SELL, "0.01", "pos3-perp-open-0")
+    await executor.place_order(perp)
+    with pytest.raises(OrderOutcomeUnknown, match="110072"):  # and its linear one
+        await executor.place_order(perp)
 
 
 async def test_bad_credentials_are_rejected_without_leaking_them(

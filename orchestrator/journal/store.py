@@ -60,6 +60,7 @@ from orchestrator.journal.schema import (
     uri,
 )
 from orchestrator.models import OrderRequest, OrderResult, Position
+from orchestrator.run.files import sync_folder
 from orchestrator.run.ledger import LedgerEntry
 
 
@@ -130,7 +131,7 @@ class Journal(Records):
                 ],
             )
             conn.execute("COMMIT")
-            _sync_folder(run_dir)
+            sync_folder(run_dir)  # the new file's name, durable too
             return cls(path, conn, lock)
         except BaseException as exc:
             if conn is not None:
@@ -402,20 +403,6 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the new file's name durable too."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _probe_write(conn: sqlite3.Connection, path: Path) -> None:

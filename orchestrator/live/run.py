@@ -127,14 +127,14 @@ class LiveRun(Trader):
             clock=lambda: self.clock.now_ms() / 1000,
             stale_after_seconds=max(60.0, 3 * poll_seconds * speed),
         )
-        self.tracing = PositionTracer(tracer, clock=ticker.clock)
+        tracing = PositionTracer(tracer, clock=ticker.clock)
         if recorder is not None:
             recorder.clock = ticker.clock
         manager = PositionManager(
             LiveExecutor(exchange, timing=config.live.timing),
             ticker,
             config.trading,
-            tracing=self.tracing,
+            tracing=tracing,
             run_nonce=run_nonce,
             journal=recorder,
             listeners=[] if recorder is None else [recorder],
@@ -304,25 +304,13 @@ class LiveRun(Trader):
             run.end_ms = self.clock_ms  # the window the figures cover ends here
         await self.live_account.refresh()
         self.sample_equity(force=True)
-        ending_equity = self.equity_now()
-        self.mark_what_is_left()
-        self.journal_money()
-        self.tracing.finish_all([run.position for run in self.pairs if run.position])
-        return RunResult(
-            label=self.label,
-            quote=self.quote,
+        self.notes[:0] = self.skipped
+        return self.finish(
             start_ms=start_ms,
-            end_ms=self.clock_ms,
             starting_balance=self.starting_balance,
             ending_balance=self.live_account.balance(self.quote),
-            ending_equity=ending_equity,
-            ledger=self.ledger,
-            positions=self.positions,
-            pairs=self.pairs,
-            equity=self.equity,
             events=self.market.polls,
             interrupted=stop.is_set(),
-            notes=[*self.skipped, *self.notes],
         )
 
     async def _wait(self, stop: StopFlag) -> None:

@@ -189,6 +189,10 @@ class PositionManager:
             e.position for e in self._positions.values() if e.position.state not in FINAL_STATES
         ]
 
+    def finish_traces(self, positions: Sequence[Position]) -> None:
+        """End the traces of positions left open when the run ends."""
+        self._tracing.finish_all(list(positions))
+
     # -- open
 
     async def open_position(

@@ -113,14 +113,14 @@ class Replay(Trader):
         )
         for currency, amount in config.balances.items():
             self.executor.set_initial_balance(currency, amount)
-        self.tracing = PositionTracer(tracer, clock=ticker.clock)
+        tracing = PositionTracer(tracer, clock=ticker.clock)
         if recorder is not None:
             recorder.clock = ticker.clock
         manager = PositionManager(
             self.executor,
             ticker,
             config.trading,
-            tracing=self.tracing,
+            tracing=tracing,
             run_nonce=REPLAY_NONCE,
             journal=recorder,
             listeners=[] if recorder is None else [recorder],
@@ -195,25 +195,12 @@ class Replay(Trader):
             tg.cancel_scope.cancel()  # positions that could not close stay in their state
         if progress is not None:
             progress(done, total)
-        ending_equity = self.equity_now()
-        self.mark_what_is_left()
-        self.journal_money()
-        self.tracing.finish_all([run.position for run in self.pairs if run.position])
-        return RunResult(
-            label=self.label,
-            quote=self.quote,
-            start_ms=max(start_ms, 0),
-            end_ms=max(self.clock_ms, 0),
+        return self.finish(
+            start_ms=start_ms,
             starting_balance=self.config.balances.get(self.quote, ZERO),
             ending_balance=self.executor.get_virtual_balance().get(self.quote, ZERO),
-            ending_equity=ending_equity,
-            ledger=self.ledger,
-            positions=self.positions,
-            pairs=self.pairs,
-            equity=self.equity,
             events=done,
             interrupted=interrupted,
-            notes=self.notes,
         )
 
     # -- money

@@ -44,7 +44,7 @@ def write_via(path: Path, write: Callable[[Path], object]) -> None:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
-    _sync_folder(path.parent)
+    sync_folder(path.parent)
 
 
 def _new_temp(path: Path) -> Path:
@@ -67,7 +67,7 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the rename itself durable; not every file system lets a folder be synced."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -300,6 +300,38 @@ class Trader:
 
     # -- money
 
+    def finish(
+        self,
+        *,
+        start_ms: int,
+        starting_balance: Decimal,
+        ending_balance: Decimal,
+        events: int,
+        interrupted: bool,
+    ) -> RunResult:
+        """The run is over: what is still held is valued and marked, the journal is
+        brought up to date, every position's trace is finished."""
+        ending_equity = self.equity_now()
+        self.mark_what_is_left()
+        self.journal_money()
+        self.manager.finish_traces([run.position for run in self.pairs if run.position])
+        return RunResult(
+            label=self.label,
+            quote=self.quote,
+            start_ms=max(start_ms, 0),
+            end_ms=max(self.clock_ms, 0),
+            starting_balance=starting_balance,
+            ending_balance=ending_balance,
+            ending_equity=ending_equity,
+            ledger=self.ledger,
+            positions=self.positions,
+            pairs=self.pairs,
+            equity=self.equity,
+            events=events,
+            interrupted=interrupted,
+            notes=self.notes,
+        )
+
     def journal_money(self) -> None:
         """The ledger entries not yet in the journal, and the paper wallet."""
         if self.journal is None or self._journaled == len(self.ledger.entries):
