@@ -60,7 +60,7 @@ from orchestrator.execution.bybit import make_exchange
 from orchestrator.execution.limits import BYBIT_LIMITS, RateLimiter
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.market.recorded import load_instruments
-from orchestrator.position.manager import Action, client_order_id
+from orchestrator.position.legs import Action, client_order_id
 from orchestrator.position.sizing import round_down
 from orchestrator.settings import TradingSettings, VenueTiming
 from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET

@@ -31,7 +31,8 @@ from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Instrument
 from orchestrator.money import exact
-from orchestrator.position.manager import PositionManager, new_run_nonce
+from orchestrator.position.legs import new_run_nonce
+from orchestrator.position.manager import PositionManager
 from orchestrator.run.ledger import Ledger
 from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader, stopping_whole
 from orchestrator.strategy.funding import Strategy

@@ -10,14 +10,11 @@ bounded by deadlines, so a Ctrl-C never strands a one-legged position.
 
 from __future__ import annotations
 
-import secrets
-import string
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal, Protocol
 from uuid import uuid4
 
 import anyio
@@ -46,79 +43,26 @@ from orchestrator.models import (
     Category,
     Instrument,
     OrderRequest,
-    OrderResult,
     OrderStatus,
     Position,
     Side,
 )
 from orchestrator.position.delta import DeltaValidator
+from orchestrator.position.legs import (
+    LOOKUP_INTERVAL,
+    MAX_POSITION_ID,
+    NONCE_LENGTH,
+    Action,
+    Leg,
+    LegName,
+    OrderJournal,
+    client_order_id,
+    new_run_nonce,
+)
 from orchestrator.position.sizing import PositionSizer, round_down
 from orchestrator.risk import RiskManager
 from orchestrator.settings import TradingSettings
 from orchestrator.tracing.position import PositionTracer
-
-LegName = Literal["spot", "perp"]
-Action = Literal["open", "close", "rollback"]
-NONCE_LENGTH = 6
-MAX_POSITION_ID = 20  # nonce, "-", id, "-", leg, action and up to 6 attempt digits: 36
-# How often an order the venue has not shown yet is asked for again while it may
-# still land.
-LOOKUP_INTERVAL = 0.25
-
-
-class OrderJournal(Protocol):
-    """Where order intents and outcomes are made durable (the run's journal)."""
-
-    def record_intents(self, position: Position, requests: Sequence[OrderRequest]) -> None:
-        """Durable when it returns; raises when it cannot be (then nothing is sent)."""
-
-    def record_outcome(
-        self, request: OrderRequest, result: OrderResult | None, status: str, error: str | None
-    ) -> None: ...
-
-
-def new_run_nonce() -> str:
-    """Six characters of a-z0-9, fresh for each run: ids of one run never meet another's."""
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(6))
-
-
-def client_order_id(
-    run_nonce: str, position_id: str, leg: LegName, action: Action, attempt: int
-) -> str:
-    """Deterministic within a run: the same (position, leg, action, attempt) always gives
-    the same id, so a resend after an unknown outcome can never become a second order;
-    the run's nonce keeps another run from taking this run's orders for its own."""
-    return f"{run_nonce}-{position_id}-{leg[0]}{action[0]}{attempt}"
-
-
-@dataclass(eq=False)
-class Leg:
-    """One order of a pair and what became of it.
-
-    Its outcome is known (``result`` done, or refused: ``error``) or ``unknown``: no
-    answer, or an answer saying it still works. Unknown ends only on the venue's own
-    answer (found done, or refused), or once the venue can no longer accept the
-    request (``left_by`` plus the executor's ``late_arrival_seconds``) and it was
-    still not found: ``absent``.
-    """
-
-    name: LegName
-    action: Action
-    instrument: Instrument
-    request: OrderRequest
-    result: OrderResult | None = None
-    error: BaseException | None = None  # the cause as the venue or the network gave it
-    unknown: bool = False  # the venue may have it: only a lookup can tell
-    acknowledged: bool = False  # the venue answered with the order: it exists
-    absent: bool = False  # looked for until the venue could no longer accept it: never placed
-    lookup_error: BaseException | None = None  # why the last lookup could not be read
-    sent_at: float | None = None  # perf_counter when place_order started
-    left_by: float | None = None  # anyio.current_time() when place_order ended: it was signed
-
-    @property
-    def failed(self) -> bool:
-        """Known to have filled nothing."""
-        return not self.unknown and (self.result is None or self.result.filled_qty == 0)
 
 
 @dataclass(eq=False)

@@ -22,7 +22,7 @@ from machines import FINAL_STATES
 from orchestrator.models import OrderResult, Position
 
 if TYPE_CHECKING:
-    from orchestrator.position.manager import Leg
+    from orchestrator.position.legs import Leg
 
 TRACER_NAME = "funding-orchestrator"
 
