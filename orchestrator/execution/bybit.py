@@ -265,7 +265,10 @@ def _has_non_finite(value: Any) -> bool:
 
 
 def _number_text(value: Any, *, blank: bool) -> bool:
-    """Bybit sends numbers as decimal text ("" where it has none, if ``blank``)."""
+    """Bybit sends numbers as decimal text ("" where it has none, if ``blank``); a
+    plain finite JSON number from a venue that writes them so is read as well."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return math.isfinite(value)
     if not isinstance(value, str):
         return False
     if value == "":
