@@ -85,7 +85,10 @@ def check_markets(exchange: Any, pairs: Sequence[Pair]) -> dict[str, Instrument]
             elif market.get("active") is False:
                 problems.append(f"{symbol}: not trading (the venue lists it inactive)")
             else:
-                found[symbol] = instrument(market)
+                try:
+                    found[symbol] = instrument(market)
+                except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                    problems.append(f"{symbol}: its limits cannot be read ({exc!r})")
     if problems:
         raise StartupError("live run not started, nothing sent: " + "; ".join(problems))
     return found
