@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.config import Config, Pair, StrategySettings
+from orchestrator.config import Config, Pair
 from orchestrator.exceptions import OrderRejected
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal import Journal
@@ -28,20 +28,13 @@ from orchestrator.models import OrderRequest, OrderResult
 from orchestrator.run.engine import REPLAY_NONCE, Replay
 from orchestrator.settings import TradingSettings
 from orchestrator.strategy.funding import FundingStrategy
-from tests.support import BTC_PERP, BTC_SPOT
+from tests.support import BTC_PERP, BTC_SPOT, QUICK
 
 D = Decimal
 HOUR = 3_600_000
 T0 = 1_704_067_200_000
 SETTLEMENTS = 40
-STRATEGY = StrategySettings(
-    funding_window=1,
-    entry_annualised=D("0.10"),
-    exit_annualised=D("0.02"),
-    negative_streak=3,
-    max_basis=D("0.005"),
-    min_hold_hours=720,
-)
+STRATEGY = QUICK
 CONFIG = Config(
     pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")],
     strategy=STRATEGY,

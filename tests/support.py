@@ -10,6 +10,7 @@ import anyio
 import anyio.lowlevel
 import msgspec
 
+from orchestrator.config import StrategySettings
 from orchestrator.exceptions import OrderOutcomeUnknown, OrderRejected
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.ticker import TickerService
@@ -75,6 +76,17 @@ ETH_PERP = Instrument(
     price_tick=D("0.01"),
 )
 INSTRUMENTS = (BTC_SPOT, BTC_PERP, ETH_SPOT, ETH_PERP)
+
+# A strategy that decides on every settlement: enter on the first one above 10 %/y
+# whose funding pays for the round trip within 30 days; leave below 2 %/y.
+QUICK = StrategySettings(
+    funding_window=1,
+    entry_annualised=D("0.10"),
+    exit_annualised=D("0.02"),
+    negative_streak=3,
+    max_basis=D("0.005"),
+    min_hold_hours=720,
+)
 
 
 class FakeClock:

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import Config, Pair, StrategySettings
+from orchestrator.config import Config, Pair
 from orchestrator.journal import DB_NAME, Journal
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.models import OrderRequest, Position
 from orchestrator.run.engine import Replay
 from orchestrator.strategy.funding import FundingStrategy
-from tests.support import BTC_PERP, BTC_SPOT, data_file
+from tests.support import BTC_PERP, BTC_SPOT, QUICK, data_file
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,14 +32,6 @@ DATA = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").paren
 D = Decimal
 HOUR = 3_600_000
 T0 = 1_704_067_200_000
-QUICK = StrategySettings(
-    funding_window=1,
-    entry_annualised=D("0.10"),
-    exit_annualised=D("0.02"),
-    negative_streak=3,
-    max_basis=D("0.005"),
-    min_hold_hours=720,
-)
 CONFIG = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")], strategy=QUICK)
 INSTRUMENTS = {BTC_SPOT.symbol: BTC_SPOT, BTC_PERP.symbol: BTC_PERP}
 

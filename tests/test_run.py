@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from orchestrator.config import Config, Pair, StrategySettings, load
+from orchestrator.config import Config, Pair, load
 from orchestrator.exceptions import OrderRejected
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.recorded import Candle, FundingRate, PairData
@@ -20,23 +20,13 @@ from orchestrator.run.app import prepare, strategies
 from orchestrator.run.engine import Replay, RunResult
 from orchestrator.run.report import ledger_identity
 from orchestrator.strategy.funding import FundingStrategy
-from tests.support import BTC_PERP, BTC_SPOT, data_file
+from tests.support import BTC_PERP, BTC_SPOT, QUICK, data_file
 
 pytestmark = pytest.mark.anyio
 D = Decimal
 HOUR = 3_600_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 INSTRUMENTS = {BTC_SPOT.symbol: BTC_SPOT, BTC_PERP.symbol: BTC_PERP}
-# Enter on the first settlement above 10 %/y whose funding pays for the round trip
-# within 30 days; leave below 2 %/y.
-QUICK = StrategySettings(
-    funding_window=1,
-    entry_annualised=D("0.10"),
-    exit_annualised=D("0.02"),
-    negative_streak=3,
-    max_basis=D("0.005"),
-    min_hold_hours=720,
-)
 CONFIG = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")], strategy=QUICK)
 
 

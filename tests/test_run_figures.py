@@ -10,7 +10,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from orchestrator.config import Config, Pair, StrategySettings
+from orchestrator.config import Config, Pair
 from orchestrator.exceptions import OrderRejected
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.recorded import Candle, FundingRate, PairData
@@ -19,7 +19,7 @@ from orchestrator.models import Category, Instrument, OrderRequest, OrderResult,
 from orchestrator.run.engine import Replay, RunResult
 from orchestrator.run.report import format_table, ledger_identity, summarise
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy
-from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT
+from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT, QUICK
 
 pytestmark = pytest.mark.anyio
 D = Decimal
@@ -27,14 +27,6 @@ HOUR = 3_600_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 INSTRUMENTS = {i.symbol: i for i in (BTC_SPOT, BTC_PERP, ETH_SPOT, ETH_PERP)}
 BOTH = [Pair("BTC/USDT", "BTC/USDT:USDT"), Pair("ETH/USDT", "ETH/USDT:USDT")]
-QUICK = StrategySettings(
-    funding_window=1,
-    entry_annualised=D("0.10"),
-    exit_annualised=D("0.02"),
-    negative_streak=3,
-    max_basis=D("0.005"),
-    min_hold_hours=720,
-)
 
 
 def series(
