@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.journal import DB_NAME, Journal, JournalError, Transition
+from orchestrator.journal.schema import SCHEMA_VERSION
 from orchestrator.models import (
     Category,
     OrderRequest,
@@ -340,7 +341,9 @@ def test_another_version_is_refused_naming_the_file_and_both_versions(tmp_path: 
     run_dir = tmp_path / "run"
     new_journal(run_dir).close()
     set_user_version(run_dir / DB_NAME, 7)
-    expected = rf"{run_dir / DB_NAME} is a journal of version 7; .* reads version 1 only"
+    expected = (
+        rf"{run_dir / DB_NAME} is a journal of version 7; .* reads version {SCHEMA_VERSION} only"
+    )
     with pytest.raises(JournalError, match=expected):
         Journal.open(run_dir)
     with pytest.raises(JournalError, match=expected):

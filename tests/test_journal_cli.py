@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.journal import DB_NAME, Journal
+from orchestrator.journal.schema import SCHEMA_VERSION
 from orchestrator.models import Category, OrderRequest, Position, Side
 from orchestrator.run.ledger import LedgerEntry
 from tests.test_journal_lock import kill_9, writer_process
@@ -93,7 +94,7 @@ def test_it_prints_the_meta_positions_open_intents_and_counts(
     sample(tmp_path / "run")
     assert main(["journal", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert f"journal {tmp_path / 'run' / DB_NAME} (version 1)" in out
+    assert f"journal {tmp_path / 'run' / DB_NAME} (version {SCHEMA_VERSION})" in out
     lines = out.splitlines()
 
     def row(label: str) -> list[str]:
@@ -145,7 +146,7 @@ def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert data["run_id"] == "20240101-run"
     assert data["mode"] == "paper"
     assert data["run_nonce"] == "abc123"
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == SCHEMA_VERSION
     assert data["config"]["lines"] == 3
     assert "text" not in data["config"]
     assert CONFIG not in json.dumps(data)
@@ -238,12 +239,13 @@ def test_errors_exit_2_with_a_clear_message(
 
     sample(tmp_path / "version")
     conn = sqlite3.connect(tmp_path / "version" / DB_NAME)
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")  # an older journal
     conn.commit()
     conn.close()
     assert main(["journal", str(tmp_path / "version")]) == 2
     err = capsys.readouterr().err
-    assert "is a journal of version 2; this orchestrator reads version 1 only" in err
+    older, now = SCHEMA_VERSION - 1, SCHEMA_VERSION
+    assert f"is a journal of version {older}; this orchestrator reads version {now} only" in err
 
     sample(tmp_path / "header")
     with (tmp_path / "header" / DB_NAME).open("r+b") as f:

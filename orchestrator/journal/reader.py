@@ -206,11 +206,13 @@ class Records:
             return dict(rows)
 
 
-_ORDER_SQL = "SELECT position_id, request, sent_ms, status, result, error, outcome_ms FROM orders"
+_ORDER_SQL = (
+    "SELECT position_id, request, sent_ms, status, result, error, outcome_ms, quote FROM orders"
+)
 
 
 def _intent(row: tuple[Any, ...]) -> Intent:
-    position_id, request, sent_ms, status, result, error, outcome_ms = row
+    position_id, request, sent_ms, status, result, error, outcome_ms, quote = row
     return Intent(
         position_id=position_id,
         request=REQUEST.decode(request),
@@ -219,6 +221,7 @@ def _intent(row: tuple[Any, ...]) -> Intent:
         result=None if result is None else RESULT.decode(result),
         error=error,
         outcome_ms=outcome_ms,
+        quote=None if quote is None else Decimal(quote),
     )
 
 

@@ -58,6 +58,12 @@ class JournalRecorder:
         if len(self.problems) < 20:  # the first ones say enough
             self.problems.append(str(exc))
 
+    def record_meta(self, key: str, value: str) -> None:
+        try:
+            self.journal.set_meta(key, value)
+        except Exception as exc:
+            self._say(exc)
+
     # -- a listener on the machines
 
     def after_transition(self, event: Any, source: Any, target: Any, model: Position) -> None:
@@ -74,14 +80,21 @@ class JournalRecorder:
 
     def record_intents(self, position: Position, requests: Sequence[OrderRequest]) -> None:
         """Durable when it returns; raises when it cannot be (then nothing is sent)."""
-        self.journal.intents(position.id, requests, self._ms())
+        self.journal.intents(position.id, requests, self._ms(), position=position)
         self._crash.after("intents")
 
     def record_outcome(
-        self, request: OrderRequest, result: OrderResult | None, status: str, error: str | None
+        self,
+        request: OrderRequest,
+        result: OrderResult | None,
+        status: str,
+        error: str | None,
+        quote: Decimal | None = None,
     ) -> None:
         try:
-            self.journal.outcome(request.client_order_id, result, status, error, time_ms=self._ms())
+            self.journal.outcome(
+                request.client_order_id, result, status, error, time_ms=self._ms(), quote=quote
+            )
         except Exception as exc:
             self._say(exc)
         self._crash.after("outcome")
@@ -162,7 +175,12 @@ class ResumingRecorder(JournalRecorder):
         self.replayed += 1
 
     def record_outcome(
-        self, request: OrderRequest, result: OrderResult | None, status: str, error: str | None
+        self,
+        request: OrderRequest,
+        result: OrderResult | None,
+        status: str,
+        error: str | None,
+        quote: Decimal | None = None,
     ) -> None:
         intent = self._orders.get(request.client_order_id)
         if intent is not None and intent.status in FINAL_STATUSES:
@@ -174,7 +192,7 @@ class ResumingRecorder(JournalRecorder):
                 )
             self.replayed += 1
             return
-        super().record_outcome(request, result, status, error)  # what the crash cut off
+        super().record_outcome(request, result, status, error, quote)  # what the crash cut off
 
     def record_ledger(self, label: str, entries: Sequence[LedgerEntry]) -> None:
         if label not in self._ledger:

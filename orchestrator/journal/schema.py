@@ -16,7 +16,7 @@ from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.run.ledger import Kind
 
 DB_NAME = "journal.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: an outcome keeps the price quoted when it came
 APPLICATION_ID = 0x464A524E  # "FJRN": tells a journal from any other SQLite file
 BUSY_TIMEOUT = 1.0  # seconds; only a process outside the lock protocol can hold the db
 
@@ -53,7 +53,8 @@ CREATE TABLE orders (
     final INTEGER NOT NULL,
     result TEXT,
     error TEXT,
-    outcome_ms INTEGER
+    outcome_ms INTEGER,
+    quote TEXT
 );
 CREATE INDEX orders_by_position ON orders (position_id, seq);
 CREATE INDEX orders_open ON orders (seq) WHERE final = 0;
@@ -101,6 +102,9 @@ class Intent(msgspec.Struct, frozen=True, kw_only=True):
     result: OrderResult | None = None
     error: str | None = None
     outcome_ms: int | None = None
+    # The price quoted when the outcome came: what its fill's slippage is measured
+    # against, when the ledger gets it only after a restart.
+    quote: Decimal | None = None
 
     @property
     def client_order_id(self) -> str:

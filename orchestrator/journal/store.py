@@ -265,8 +265,17 @@ class Journal(Records):
             if position is not None:
                 _upsert_position(conn, position)
 
-    def intents(self, position_id: str, requests: Sequence[OrderRequest], time_ms: int) -> None:
-        """Record the requests about to be sent together, in one commit, durable on return.
+    def intents(
+        self,
+        position_id: str,
+        requests: Sequence[OrderRequest],
+        time_ms: int,
+        *,
+        position: Position | None = None,
+    ) -> None:
+        """Record the requests about to be sent together, in one commit, durable on return;
+        with ``position``, its record too (a restart finds the position they are for even
+        when it crashed before its first transition).
 
         A client order id already recorded is refused: an order is never sent twice.
         """
@@ -302,6 +311,8 @@ class Journal(Records):
                     for r in requests
                 ],
             )
+            if position is not None:
+                _upsert_position(conn, position)
 
     def outcome(
         self,
@@ -311,9 +322,11 @@ class Journal(Records):
         error: str | None = None,
         *,
         time_ms: int | None = None,
+        quote: Decimal | None = None,
     ) -> None:
         """Record what became of a request: a final status (filled, partially_filled,
-        cancelled, rejected, absent) closes its intent; open or unknown leaves it open."""
+        cancelled, rejected, absent) closes its intent; open or unknown leaves it open.
+        ``quote``: the price quoted for its symbol then."""
         if status not in FINAL_STATUSES and status not in OPEN_STATUSES:
             allowed = ", ".join(sorted(FINAL_STATUSES | OPEN_STATUSES))
             raise ValueError(f"outcome status {status!r}: one of {allowed}")
@@ -323,14 +336,15 @@ class Journal(Records):
             )
         with self._writing(f"the outcome of {client_order_id}") as conn:
             cursor = conn.execute(
-                "UPDATE orders SET status = ?, final = ?, result = ?, error = ?, outcome_ms = ? "
-                "WHERE client_order_id = ?",
+                "UPDATE orders SET status = ?, final = ?, result = ?, error = ?, outcome_ms = ?, "
+                "quote = ? WHERE client_order_id = ?",
                 (
                     status,
                     int(status in FINAL_STATUSES),
                     None if result is None else encode(result),
                     error,
                     time_ms,
+                    None if quote is None else str(quote),
                     client_order_id,
                 ),
             )

@@ -11,7 +11,7 @@ record what the venue paid, read the account, decide.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +29,7 @@ from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.account import LiveAccount
 from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.market.ticker import TickerService
-from orchestrator.models import Category, Instrument
+from orchestrator.models import Category, Instrument, Position
 from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
@@ -38,6 +38,9 @@ from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader, stoppi
 from orchestrator.strategy.funding import Strategy
 from orchestrator.tracing.position import PositionTracer
 
+# Journal meta a live run writes when it starts: what its figures count from.
+STARTING_BALANCE = "starting_balance"
+START_MS = "start_ms"
 LEVERAGE_UNCHANGED = "110043"  # Bybit: "leverage not modified" is success
 FOREVER_MS = 2**62  # a live pair's data never ends
 
@@ -124,6 +127,15 @@ class LiveRun(Trader):
         recorder: JournalRecorder | None = None,
     ) -> None:
         self.config = config
+        self.recorder = recorder
+        # A resumed run: positions taken back from the journal, carried on once the
+        # first prices are in; and the client order ids its ledger already has.
+        self.restored: list[tuple[PairRun, Position]] = []
+        self.ledgered: set[str] = set()
+        self.quotes: dict[str, Decimal] = {}  # their fills' quoted prices, by client order id
+        self.start_ms: int | None = None
+        # Told once, when the first cycle is done (its positions carried on, if resumed).
+        self.say: Callable[[str], None] = lambda line: None
         self.poll_seconds = poll_seconds
         self.exchange = exchange
         self.clock = MarketClock(speed)
@@ -172,8 +184,11 @@ class LiveRun(Trader):
         poll_seconds: float | None = None,
         run_nonce: str | None = None,
         recorder: JournalRecorder | None = None,
+        own_perps: Collection[str] = (),
     ) -> LiveRun:
-        """Markets, pairs, account and leverage, in that order; StartupError if off."""
+        """Markets, pairs, account and leverage, in that order; StartupError if off.
+        ``own_perps``: perp symbols whose positions a resumed run's journal holds (its
+        own, not another's)."""
         try:
             return await cls._connect(
                 config,
@@ -185,6 +200,7 @@ class LiveRun(Trader):
                 poll_seconds=poll_seconds,
                 run_nonce=run_nonce,
                 recorder=recorder,
+                own_perps=own_perps,
             )
         except ccxt.BaseError as exc:
             raise StartupError(
@@ -205,6 +221,7 @@ class LiveRun(Trader):
         poll_seconds: float | None,
         run_nonce: str | None,
         recorder: JournalRecorder | None,
+        own_perps: Collection[str],
     ) -> LiveRun:
         await read(exchange.load_markets)
         instruments = check_markets(exchange, config.pairs)
@@ -217,7 +234,7 @@ class LiveRun(Trader):
         skipped = []
         for run in pairs:
             foreign = account.get_perp_position(run.perp.symbol)
-            if foreign.size:
+            if foreign.size and run.perp.symbol not in own_perps:
                 # Not this run's: reported and left alone, and so is its pair.
                 run.ended = True
                 skipped.append(
@@ -264,7 +281,12 @@ class LiveRun(Trader):
         strategy = self.config.strategy
         self.clock.set(int(await read(self.exchange.fetch_time)))
         await self.market.warm_up(max(strategy.funding_window, strategy.negative_streak))
-        start_ms = self.clock.now_ms()
+        if self.start_ms is None:
+            self.start_ms = self.clock.now_ms()
+            if self.recorder is not None:
+                self.recorder.record_meta(START_MS, str(self.start_ms))
+                self.recorder.record_meta(STARTING_BALANCE, str(self.starting_balance))
+        start_ms = self.start_ms
         for run in self.pairs:
             run.first_ms, run.end_ms = start_ms, FOREVER_MS
         holders: dict[int, tuple[str, int]] = {}  # pair -> (position id, since ms): funding due
@@ -282,6 +304,10 @@ class LiveRun(Trader):
                     await self._wait(stop)
                     continue
                 self.clock_ms = self.clock.now_ms()
+                if self.restored:
+                    await self._carry_on()
+                if self.market.polls == 1:
+                    self.say(self._trading())
                 for i, when, rate in await self.market.settlements():
                     run = self.pairs[i]
                     if run.position is not None and run.position.perp_qty > 0:
@@ -316,6 +342,42 @@ class LiveRun(Trader):
             events=self.market.polls,
             interrupted=stop.is_set(),
         )
+
+    def _trading(self) -> str:
+        pairs = ", ".join(run.name for run in self.pairs if not run.ended) or "no pair"
+        held = [f"{run.position.id} {run.position.state}" for run in self.pairs if run.position]
+        return f"trading {pairs}" + (f"; holding {', '.join(held)}" if held else "")
+
+    async def _carry_on(self) -> None:
+        """The positions a resumed run took back: each finished where it stood, and
+        what the venue paid them while the run was away recorded."""
+        restored, self.restored = self.restored, []
+        for run, position in restored:
+            with anyio.CancelScope(shield=True):
+                await self.carry_on(run, position, self.ledgered, self.quotes)
+            if run.position is not position or position.perp_qty == 0:
+                continue
+            recorded = [
+                e.time_ms
+                for e in self.ledger.entries
+                if e.kind == "funding" and e.position_id == position.id
+            ]
+            opened = position.opened_at or position.created_at
+            first = int(opened.timestamp() * 1000) if opened else self.start_ms or 0
+            since = max(recorded, default=first) + 1
+            paid = await self.market.funding_paid(run, since)
+            for payment in paid:
+                run.cash += self.ledger.record_funding(
+                    payment.time_ms,
+                    run.name,
+                    position.id,
+                    run.perp.symbol,
+                    payment.quantity,
+                    payment.price,
+                    payment.rate,
+                    payment.received,
+                )
+            self.journal_money()
 
     async def _wait(self, stop: StopFlag) -> None:
         with anyio.move_on_after(self.poll_seconds):

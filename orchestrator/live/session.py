@@ -17,6 +17,7 @@ from opentelemetry.trace import Tracer
 from orchestrator.config import Config
 from orchestrator.execution.bybit import credentials, make_exchange
 from orchestrator.journal.recorder import JournalRecorder
+from orchestrator.live.resume import Journaled, reconcile
 from orchestrator.live.run import LiveRun
 from orchestrator.market.recorded import PairData
 from orchestrator.models import Instrument
@@ -35,8 +36,12 @@ async def live_session(
     *,
     recorder: JournalRecorder | None = None,
     run_nonce: str | None = None,
+    resumed: Journaled | None = None,
+    say: Callable[[str], None] = lambda line: None,
 ) -> RunResult:
-    """Trade on Bybit (``config.network``) until stopped. Keys from the environment."""
+    """Trade on Bybit (``config.network``) until stopped. Keys from the environment.
+    ``resumed``: what the journal of the run being resumed holds, reconciled with the
+    venue before anything is sent."""
     key, secret = credentials()  # a clear error before anything is sent
     exchange = make_exchange(
         key, secret, config.live.timing, network=config.network, url=config.live.url
@@ -49,7 +54,15 @@ async def live_session(
             tracer=tracer,
             recorder=recorder,
             run_nonce=run_nonce,
+            own_perps={p.perp_symbol for p in resumed.unfinished} if resumed else (),
         )
+        run.say = say
+        if resumed is not None:
+            await reconcile(run, resumed)
+            taken = ", ".join(f"{p.id} ({p.state})" for _, p in run.restored) or "none"
+            say(
+                f"reconciled with the venue: journal and venue agree; unfinished positions: {taken}"
+            )
         return await run.run(stop)
     finally:
         await exchange.close()

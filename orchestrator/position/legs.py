@@ -3,13 +3,15 @@ and the journal they are recorded in before they leave."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal, Protocol
 
-from orchestrator.models import Instrument, OrderRequest, OrderResult, Position
+from orchestrator.models import Instrument, OrderRequest, OrderResult, OrderStatus, Position
 
 LegName = Literal["spot", "perp"]
 Action = Literal["open", "close", "rollback"]
@@ -27,8 +29,14 @@ class OrderJournal(Protocol):
         """Durable when it returns; raises when it cannot be (then nothing is sent)."""
 
     def record_outcome(
-        self, request: OrderRequest, result: OrderResult | None, status: str, error: str | None
-    ) -> None: ...
+        self,
+        request: OrderRequest,
+        result: OrderResult | None,
+        status: str,
+        error: str | None,
+        quote: Decimal | None = None,
+    ) -> None:
+        """``quote``: the price quoted for the symbol when the outcome came."""
 
 
 def new_run_nonce() -> str:
@@ -43,6 +51,19 @@ def client_order_id(
     the same id, so a resend after an unknown outcome can never become a second order;
     the run's nonce keeps another run from taking this run's orders for its own."""
     return f"{run_nonce}-{position_id}-{leg[0]}{action[0]}{attempt}"
+
+
+_SUFFIX = re.compile(r"^(?P<leg>[sp])(?P<action>[ocr])(?P<attempt>[0-9]{1,6})$")
+_LEGS: dict[str, LegName] = {"s": "spot", "p": "perp"}
+_ACTIONS: dict[str, Action] = {"o": "open", "c": "close", "r": "rollback"}
+
+
+def parse_client_order_id(cid: str) -> tuple[LegName, Action, int] | None:
+    """(leg, action, attempt) of an id ``client_order_id`` made; None for any other."""
+    match = _SUFFIX.match(cid.rpartition("-")[2])
+    if match is None:
+        return None
+    return _LEGS[match["leg"]], _ACTIONS[match["action"]], int(match["attempt"])
 
 
 @dataclass(eq=False)
@@ -73,3 +94,36 @@ class Leg:
     def failed(self) -> bool:
         """Known to have filled nothing."""
         return not self.unknown and (self.result is None or self.result.filled_qty == 0)
+
+    @property
+    def status(self) -> str:
+        """Its outcome as the journal records it."""
+        if self.unknown:
+            working = self.result is not None and self.result.status is OrderStatus.OPEN
+            return "open" if working else "unknown"
+        if self.absent:
+            return "absent"
+        if self.result is None:
+            return "rejected"
+        return self.result.status.value
+
+
+def describe(legs: Sequence[Leg]) -> str:
+    """What became of each leg, with the cause the venue or the network gave."""
+    parts = []
+    for leg in legs:
+        cause = f": {leg.error}" if leg.error is not None else ""
+        if leg.unknown:
+            working = leg.result is not None and leg.result.status is OrderStatus.OPEN
+            what = "still working" if working else "outcome unknown"
+            if leg.lookup_error is not None:
+                cause += f"; looking it up failed: {leg.lookup_error}"
+            parts.append(f"{leg.name} leg {what}{cause}")
+        elif leg.absent:
+            parts.append(f"{leg.name} leg never reached the venue{cause}")
+        elif leg.failed:
+            parts.append(f"{leg.name} leg failed{cause or ': nothing filled'}")
+        else:
+            assert leg.result is not None
+            parts.append(f"{leg.name} leg filled {leg.result.filled_qty}")
+    return "; ".join(parts)

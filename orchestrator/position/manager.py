@@ -43,6 +43,7 @@ from orchestrator.models import (
     Category,
     Instrument,
     OrderRequest,
+    OrderResult,
     OrderStatus,
     Position,
     Side,
@@ -57,7 +58,9 @@ from orchestrator.position.legs import (
     LegName,
     OrderJournal,
     client_order_id,
+    describe,
     new_run_nonce,
+    parse_client_order_id,
 )
 from orchestrator.position.sizing import PositionSizer, round_down
 from orchestrator.risk import RiskManager
@@ -73,6 +76,7 @@ class _Entry:
     perp: Instrument
     attempts: dict[Action, int] = field(default_factory=dict)
     unresolved: list[Leg] = field(default_factory=list)  # outcome still unknown
+    opening: list[Leg] = field(default_factory=list)  # the open's legs, once restored
     blocked: str | None = None  # why the last unwind could send nothing
 
     def send(self, event: str) -> None:
@@ -201,7 +205,13 @@ class PositionManager:
         failure = self._judge_open(entry, legs, timed_out)
         if failure is None:
             return position
+        await self._roll_back(entry, failure)
+        raise AssertionError("unreachable")  # _roll_back raises
+
+    async def _roll_back(self, entry: _Entry, failure: tuple[type[DeltaHedgeError], str]) -> None:
+        """Unwind a failed open (the machine is ``rolling_back``); raise the failure."""
         error_type, why = failure
+        position = entry.position
         with anyio.CancelScope(shield=True), self._tracing.phase(position, "rollback"):
             flat, _, unwound = await self._unwind(entry, "rollback")
             if flat:
@@ -211,7 +221,7 @@ class PositionManager:
                 exposure = self._exposure(entry, unwound)
                 position.reason = f"{why}; rollback left exposure: {exposure}"
                 entry.send("rollback_failed")
-        raise error_type(f"position {pid}: {position.reason}", position)
+        raise error_type(f"position {position.id}: {position.reason}", position)
 
     def _size(self, entry: _Entry, available_balance: Decimal) -> Decimal:
         """The hedge quantity, or the position is rejected and the reason raised."""
@@ -248,13 +258,16 @@ class PositionManager:
         if timed_out:
             entry.send("timed_out")
             return DeltaHedgeTimeout, (
-                f"legs not done within {self._settings.order_timeout_seconds} s "
-                f"({self._describe(legs)})"
+                f"legs not done within {self._settings.order_timeout_seconds} s ({describe(legs)})"
             )
         if any(leg.failed or leg.unknown for leg in legs):
             entry.send("leg_failed")
-            return DeltaHedgeError, self._describe(legs)
+            return DeltaHedgeError, describe(legs)
         entry.send("legs_filled")
+        return self._validate(entry)
+
+    def _validate(self, entry: _Entry) -> tuple[type[DeltaHedgeError], str] | None:
+        """Check the filled legs' delta (the machine is ``filled``)."""
         position = entry.position
         with self._tracing.phase(position, "validate") as span:
             status = self._delta.validate_position(position, position.spot_qty, position.perp_qty)
@@ -289,7 +302,11 @@ class PositionManager:
                     "position or one that needs attention can be closed"
                 )
             entry.send("close")  # under the lock: a second close is refused
-        position = entry.position
+        return await self._close(entry)
+
+    async def _close(self, entry: _Entry) -> Position:
+        """Take a ``closing`` position to flat; raise if it could not be."""
+        position, position_id = entry.position, entry.position.id
         with anyio.CancelScope(shield=True), self._tracing.phase(position, "close"):
             flat, timed_out, legs = await self._unwind(entry, "close")
             if flat:
@@ -514,6 +531,95 @@ class PositionManager:
             and round_down(spot, entry.spot.qty_step) < entry.spot.min_qty
         )
 
+    # -- after a restart
+
+    def restore(
+        self,
+        position: Position,
+        spot: Instrument,
+        perp: Instrument,
+        orders: Sequence[tuple[OrderRequest, OrderResult | None, bool]],
+    ) -> None:
+        """Take back a position its journal left unfinished: its machine at the recorded
+        state (a value that names no state is refused), its holdings worked out again
+        from its orders' recorded fills. ``orders`` are (request, result, settled) in the
+        order they were sent; those not settled are asked about by ``settle_restored``.
+        Nothing is sent here."""
+        if position.id in self._positions:
+            raise InvalidOrderError(f"position id {position.id!r} is already in use")
+        if position.state is None or position.state in FINAL_STATES:
+            raise PositionStateError(f"position {position.id} is {position.state}: not unfinished")
+        try:
+            machine = PositionMachine(model=position, listeners=self._listeners)
+        except ValueError as exc:
+            raise PositionStateError(f"position {position.id}: {exc}") from None
+        entry = _Entry(position, machine, spot, perp)
+        position.spot_qty = position.perp_qty = position.entry_fees = position.exit_fees = ZERO
+        position.orders = []
+        for request, result, settled in orders:
+            parsed = parse_client_order_id(request.client_order_id)
+            if parsed is None:
+                raise PositionStateError(
+                    f"position {position.id}: {request.client_order_id} is not an id of its legs"
+                )
+            name, action, attempt = parsed
+            entry.attempts[action] = max(entry.attempts.get(action, 0), attempt)
+            instrument = spot if name == "spot" else perp
+            leg = Leg(name, action, instrument, request, result=result)
+            leg.acknowledged = result is not None
+            if settled:
+                self._apply(entry, leg)
+            else:
+                leg.unknown = True
+                entry.unresolved.append(leg)
+            if action == "open":
+                entry.opening.append(leg)
+            if request.client_order_id not in position.client_order_ids:
+                position.client_order_ids.append(request.client_order_id)
+        self._positions[position.id] = entry
+
+    async def settle_restored(self) -> list[OrderRequest]:
+        """Ask the venue about every restored order whose outcome the journal lacks (an
+        order not found is absent only once the venue can no longer accept it, counted
+        from now: the journal cannot tell when the run stopped). Returns those the venue
+        could not tell about."""
+        pending = [(e, leg) for e in self._positions.values() for leg in e.unresolved]
+        with anyio.CancelScope(shield=True):
+            await self._resolve([leg for _, leg in pending])
+        for entry in {e for e, _ in pending}:
+            found = [leg for leg in entry.unresolved if not leg.unknown]
+            entry.unresolved = [leg for leg in entry.unresolved if leg.unknown]
+            for leg in found:
+                self._apply(entry, leg)
+            self._record_outcomes(found)
+        return [leg.request for _, leg in pending if leg.unknown]
+
+    async def resume(self, position_id: str) -> Position:
+        """Carry a restored position on from its state: an open, a rollback or a close
+        caught midway is finished as it would have been; an open position (validated)
+        or one needing attention is returned as it is. Raises as open and close do."""
+        entry = self._positions.get(position_id)
+        if entry is None:
+            raise UnknownPositionError(position_id)
+        position = entry.position
+        if position.state == "pending":
+            if not any(leg.result is not None or leg.unknown for leg in entry.opening):
+                self._reject(entry, "the run stopped before its orders left")
+                return position
+            entry.send("send_legs")  # they left (the venue has them) before the record said
+        failure: tuple[type[DeltaHedgeError], str] | None = None
+        if position.state == "legs_sent":
+            failure = self._judge_open(entry, entry.opening, timed_out=False)
+        elif position.state == "filled":
+            failure = self._validate(entry)
+        elif position.state == "rolling_back":
+            failure = DeltaHedgeError, position.reason or "an open that failed before a restart"
+        elif position.state == "closing":
+            return await self._close(entry)
+        if failure is not None:
+            await self._roll_back(entry, failure)
+        return position
+
     # -- the journal
 
     def _record_intents(self, entry: _Entry, legs: list[Leg]) -> None:
@@ -536,17 +642,11 @@ class PositionManager:
         if self._journal is None:
             return
         for leg in legs:
-            if leg.unknown:
-                working = leg.result is not None and leg.result.status is OrderStatus.OPEN
-                status = "open" if working else "unknown"
-            elif leg.absent:
-                status = "absent"
-            elif leg.result is None:
-                status = "rejected"
-            else:
-                status = leg.result.status.value
             error = None if leg.error is None else str(leg.error)
-            self._journal.record_outcome(leg.request, leg.result, status, error)
+            quote = self._ticker.get_quote(leg.request.symbol)
+            self._journal.record_outcome(
+                leg.request, leg.result, leg.status, error, None if quote is None else quote[0]
+            )
 
     # -- helpers
 
@@ -556,27 +656,6 @@ class PositionManager:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._ticker.clock(), UTC)
-
-    @staticmethod
-    def _describe(legs: list[Leg]) -> str:
-        """What became of each leg, with the cause the venue or the network gave."""
-        parts = []
-        for leg in legs:
-            cause = f": {leg.error}" if leg.error is not None else ""
-            if leg.unknown:
-                working = leg.result is not None and leg.result.status is OrderStatus.OPEN
-                what = "still working" if working else "outcome unknown"
-                if leg.lookup_error is not None:
-                    cause += f"; looking it up failed: {leg.lookup_error}"
-                parts.append(f"{leg.name} leg {what}{cause}")
-            elif leg.absent:
-                parts.append(f"{leg.name} leg never reached the venue{cause}")
-            elif leg.failed:
-                parts.append(f"{leg.name} leg failed{cause or ': nothing filled'}")
-            else:
-                assert leg.result is not None
-                parts.append(f"{leg.name} leg filled {leg.result.filled_qty}")
-        return "; ".join(parts)
 
     @staticmethod
     def _exposure(entry: _Entry, legs: Sequence[Leg] = ()) -> str:
@@ -591,5 +670,5 @@ class PositionManager:
             text += f"; {entry.blocked}"
         failed = [leg for leg in legs if leg.error is not None]
         if failed:
-            text += f" ({PositionManager._describe(failed)})"
+            text += f" ({describe(failed)})"
         return text

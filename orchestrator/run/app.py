@@ -317,7 +317,10 @@ Play = Callable[[Signals, Tracer | None, JournalRecorder | None], Awaitable[Play
 
 
 def _session(
-    loaded: Loaded, rehearsal: RehearsalRequest | None, progress: Callable[[str], Progress]
+    loaded: Loaded,
+    rehearsal: RehearsalRequest | None,
+    progress: Callable[[str], Progress],
+    err: TextIO,
 ) -> tuple[str, str, list[str], Play]:
     """What the run plays: (mode, client order id nonce, warnings, the coroutine)."""
     config = loaded.config
@@ -328,12 +331,13 @@ def _session(
         credentials()  # a missing key is said now, before anything else
 
         nonce = new_run_nonce()
+        say = _teller(err)
 
         async def live(
             signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
         ) -> Played:
             result = await live_session(
-                config, strategies, signals, tracer, recorder=recorder, run_nonce=nonce
+                config, strategies, signals, tracer, recorder=recorder, run_nonce=nonce, say=say
             )
             return result, None
 
@@ -390,7 +394,9 @@ def _run(
     if rehearsal is None and config_path.is_dir():
         return _resume(config_path, out, err, signals, folders)
     loaded = load(config_path)
-    mode, nonce, warnings, play = _session(loaded, rehearsal, lambda label: ProgressBar(label, err))
+    mode, nonce, warnings, play = _session(
+        loaded, rehearsal, lambda label: ProgressBar(label, err), err
+    )
     for warning in warnings:
         print(f"warning: {warning}", file=err)
     output = loaded.output_dir()
@@ -438,11 +444,14 @@ def _run(
 def _resume(
     run_dir: Path, out: TextIO, err: TextIO, signals: Signals, folders: list[RunFolder]
 ) -> int:
-    """``run --resume RUN_DIR``: a paper run on recorded data replays again from the
-    start, every write checked against its journal up to where the journal ends (the
-    replay is deterministic), then goes on: it ends as the run left uninterrupted would
-    have. The run's own config (its folder's config.yaml) is used, its relative paths
-    resolved where the original config was."""
+    """``run --resume RUN_DIR``, with the run's own config (its folder's config.yaml;
+    relative paths resolved where the original config was).
+
+    A paper run on recorded data replays again from the start, every write checked
+    against its journal up to where the journal ends (the replay is deterministic),
+    then goes on: it ends as the run left uninterrupted would have. A live run takes
+    back its journal's positions, reconciles them with the venue (live/resume.py) and
+    carries on trading."""
     copy = run_dir / CONFIG_FILE
     journal = Journal.open(run_dir)  # the version, the file, and one writer at a time
     try:
@@ -451,15 +460,33 @@ def _resume(
             raise OrchestratorError(
                 f"{run_dir}: the run folder lacks its config ({CONFIG_FILE}); nothing was done"
             )
-        if meta.get("mode") != "paper":
+        mode = meta.get("mode")
+        if mode not in ("paper", "live"):
+            why = (
+                "a rehearsal's venue ran inside its process and ended with it; rehearse again"
+                if mode == "rehearsal"
+                else f"runs of mode {mode!r} cannot be resumed"
+            )
             raise OrchestratorError(
-                f"{run_dir}: resuming a {meta.get('mode')} run is not available yet; "
-                f"`orchestrator journal {run_dir}` shows what it holds; nothing was sent"
+                f"{run_dir}: {why}; `orchestrator journal {run_dir}` shows what it holds; "
+                "nothing was sent"
             )
         loaded = load(copy)
         original = Path(meta.get(CONFIG_PATH, str(copy)))
         loaded = msgspec.structs.replace(loaded, path=original)
-        mode, nonce, warnings, play = _session(loaded, None, lambda label: ProgressBar(label, err))
+        if loaded.config.mode != mode:
+            raise OrchestratorError(
+                f"{run_dir}: its {CONFIG_FILE} says mode {loaded.config.mode}, its journal "
+                f"{mode}; nothing was done"
+            )
+        if mode == "live":
+            nonce, warnings, play = _resumed_live(loaded, journal, meta, err)
+            recorder = JournalRecorder(journal)
+        else:
+            mode, nonce, warnings, play = _session(
+                loaded, None, lambda label: ProgressBar(label, err), err
+            )
+            recorder = ResumingRecorder(journal)
         if nonce != meta.get("run_nonce"):
             raise OrchestratorError(f"{run_dir}: the journal's client order id nonce differs")
     except BaseException:
@@ -474,13 +501,56 @@ def _resume(
     folders.append(folder)
     (run_dir / INCOMPLETE).unlink(missing_ok=True)
     if traces:
-        # The replay derives every position again: its traces replace the first attempt's.
-        (run_dir / TRACE_FILE).unlink(missing_ok=True)
+        if mode == "paper":
+            # The replay derives every position again: its traces replace the first
+            # attempt's. A live run's traces are history: the resumed run's follow them.
+            (run_dir / TRACE_FILE).unlink(missing_ok=True)
         folder.tracing = RunTracing(
             run_dir.name, mode, run_dir / TRACE_FILE, config.tracing.otlp_endpoint
         )
-    print(f"resuming {run_dir}: replaying it against its journal", file=err)
-    return _play(out, err, signals, folder, warnings, play, ResumingRecorder(journal))
+    how = "replaying it against its journal" if mode == "paper" else "reconciling with the venue"
+    print(f"resuming {run_dir}: {how}", file=err)
+    return _play(out, err, signals, folder, warnings, play, recorder)
+
+
+def _teller(err: TextIO) -> Callable[[str], None]:
+    """A live run's status lines, on stderr."""
+
+    def say(line: str) -> None:
+        print(f"live: {line}", file=err, flush=True)
+
+    return say
+
+
+def _resumed_live(
+    loaded: Loaded, journal: Journal, meta: dict[str, str], err: TextIO
+) -> tuple[str, list[str], Play]:
+    """A live run carried on: same nonce, the journal's positions and ledger."""
+    from orchestrator.execution.bybit import credentials
+    from orchestrator.live.resume import Journaled
+    from orchestrator.live.session import live_session
+
+    credentials()  # a missing key is said now, before anything else
+    config, nonce = loaded.config, meta.get("run_nonce", "")
+    journaled = Journaled.read(journal, "strategy")
+    say = _teller(err)
+
+    async def live(
+        signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+    ) -> Played:
+        result = await live_session(
+            config,
+            strategies,
+            signals,
+            tracer,
+            recorder=recorder,
+            run_nonce=nonce,
+            resumed=journaled,
+            say=say,
+        )
+        return result, None
+
+    return nonce, list(loaded.warnings), live
 
 
 def _play(

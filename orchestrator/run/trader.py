@@ -13,7 +13,7 @@ close.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +22,7 @@ from typing import Protocol
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from machines import FINAL_STATES
 from orchestrator.config import Pair
 from orchestrator.exceptions import (
     DeltaHedgeError,
@@ -31,7 +32,7 @@ from orchestrator.exceptions import (
 )
 from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
-from orchestrator.models import ZERO, Instrument, Position
+from orchestrator.models import ZERO, Instrument, OrderResult, Position
 from orchestrator.position.manager import PositionManager
 from orchestrator.run.ledger import Ledger, LedgerEntry
 from orchestrator.strategy.funding import Strategy
@@ -272,6 +273,52 @@ class Trader:
             run.close_requested = anyio.Event()
             run.released.set()
 
+    # -- after a restart
+
+    def take_back(self, positions: Sequence[Position], entries: Sequence[LedgerEntry]) -> None:
+        """A resumed run: the positions and ledger its journal holds, as if made here.
+        Marks are left out: they valued what was held when a run stopped, and this run
+        values what it holds when it stops."""
+        entries = [e for e in entries if e.kind != "mark"]
+        self.positions[:0] = positions
+        self.ledger.entries[:0] = entries
+        self._journaled += len(entries)
+        by_name = {run.name: run for run in self.pairs}
+        for entry in entries:
+            pair = by_name.get(entry.pair)
+            if pair is not None and entry.kind in ("fill", "fee", "funding"):
+                pair.cash += entry.amount
+        for position in positions:
+            for run in self.pairs:
+                if (position.spot_symbol, position.perp_symbol) == (
+                    run.spot.symbol,
+                    run.perp.symbol,
+                ):
+                    number = position.id.rpartition("-")[2]
+                    run.opened = max(run.opened, int(number) if number.isdigit() else 0)
+
+    async def carry_on(
+        self,
+        run: PairRun,
+        position: Position,
+        ledgered: Collection[str],
+        quotes: Mapping[str, Decimal],
+    ) -> None:
+        """A position taken back after a restart (the manager has restored it, unless it
+        is finished): finish what it was doing, put the fills the ledger lacks (orders
+        not in ``ledgered``; their slippage against ``quotes``, the prices quoted when
+        they came) in it, and hold it as if it had been opened here."""
+        assert self._tg is not None
+        if position.state not in FINAL_STATES:
+            with contextlib.suppress(DeltaHedgeError):
+                await self.manager.resume(position.id)
+        missing = [r for r in position.orders if r.client_order_id not in ledgered]
+        self._record_orders(run, position, missing, quotes)
+        if position.state in ("validated", "needs_attention"):
+            run.position = position
+            run.close_requested = anyio.Event()
+            self._tg.start_soon(self._closing_loop, run, position)
+
     def _starved(self, run: PairRun) -> bool:
         """True while the balance that could size no position is unchanged."""
         if run.starved_at is None:
@@ -350,9 +397,20 @@ class Trader:
     def _record(self, run: PairRun, position: Position, since: int = 0) -> None:
         if since == 0:
             self.positions.append(position)
-        for result in position.orders[since:]:
+        self._record_orders(run, position, position.orders[since:])
+
+    def _record_orders(
+        self,
+        run: PairRun,
+        position: Position,
+        results: Sequence[OrderResult],
+        quotes: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        for result in results:
             quote = self.ticker.get_quote(result.symbol)
             reference = quote[0] if quote else result.avg_price or ZERO
+            if quotes is not None:
+                reference = quotes.get(result.client_order_id, reference)
             run.cash += self.ledger.record_order(
                 self.clock_ms, run.name, position.id, result, reference
             )

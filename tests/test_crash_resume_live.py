@@ -1,0 +1,364 @@
+"""kill -9 a live run at every transition of the position machine, at the journal's
+other writes and at random instants, then ``orchestrator run --resume``: 0 naked
+legs, 0 lost orders, 0 duplicate orders, the journal equal to the venue, and the
+final ledger equal to the same scenario's uninterrupted run.
+
+Everything runs as a user runs it: ``orchestrator venue`` (the loopback Bybit v5
+venue, recorded prices at a standing clock) and ``orchestrator run`` (mode live,
+real ccxt) each in its own process. The test steers the strategy through the venue's
+admin prices: once a position is held, it moves the perp 1.1 % above the spot (beyond
+``max_basis``), and the run closes it. Venue faults make the scenarios that take the
+machine's other branches. The crash points are read off the machine itself, and each
+is taken in the first scenario whose uninterrupted run takes it, so a new transition
+is covered as soon as a scenario takes it (a test fails if none does).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from machines import FINAL_STATES, PositionMachine
+from orchestrator.journal import Journal
+from orchestrator.journal.recorder import CRASH_ENV
+from orchestrator.journal.schema import DB_NAME
+from tests.support import data_file
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").parent
+KEY, SECRET = "crash-key", "crash-secret"
+TRANSITIONS = sorted(
+    {(t.event, state.id) for state in PositionMachine.states for t in state.transitions}
+)
+OTHER_POINTS = ["intents:1", "intents:2", "outcome:1", "outcome:4", "ledger:1", "ledger:2"]
+RANDOM_KILLS = 3  # kill -9 at instants drawn (seeded) over the plain scenario's life
+
+SLOW_READS = {"kind": "timeout_after", "endpoint": "order/realtime", "delay_ms": 300, "times": None}
+# Venue faults by scenario (client order ids end in -<position>-<leg><action><attempt>),
+# and the USDT the account starts with.
+SCENARIOS: dict[str, tuple[list[dict[str, Any]], str]] = {
+    "plain": ([], "100000"),
+    # No money: the first open is refused before anything is sent (reject); the
+    # test then funds the account and the next one opens.
+    "no_money": ([], "5"),
+    "perp_open_refused": (
+        [{"kind": "reject", "link_id": "*-0001-po1", "error": "insufficient_balance"}],
+        "100000",
+    ),
+    "perp_open_partial": (
+        [{"kind": "partial", "link_id": "*-0001-po1", "fill_ratio": "0.5"}],
+        "100000",
+    ),
+    "rollback_refused": (
+        [
+            {"kind": "reject", "link_id": "*-0001-po1", "error": "insufficient_balance"},
+            {"kind": "reject", "link_id": "*-0001-sr1", "error": "insufficient_balance"},
+        ],
+        "100000",
+    ),
+    "close_refused": (
+        [{"kind": "reject", "link_id": "*-0001-sc1", "error": "insufficient_balance"}],
+        "100000",
+    ),
+    # The perp order works on past the open's deadline: timed out, then unwound.
+    "open_times_out": (
+        [{"kind": "fill_late", "link_id": "*-0001-po1", "hold_ms": 6000}, SLOW_READS],
+        "100000",
+    ),
+    "close_times_out": (
+        [{"kind": "fill_late", "link_id": "*-0001-pc1", "hold_ms": 6000}, SLOW_READS],
+        "100000",
+    ),
+    # No answer to the perp create: its outcome is unknown until looked up.
+    "open_unanswered": (
+        [
+            {
+                "kind": "timeout_before",
+                "endpoint": "order/create",
+                "link_id": "*-0001-po1",
+                "delay_ms": 2500,
+            }
+        ],
+        "100000",
+    ),
+}
+WIDE = {"spot:BTCUSDT": "44000", "linear:BTCUSDT": "44484"}  # basis 1.1 %: leave
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_") and k != CRASH_ENV}
+    return {
+        **base,
+        "ORCHESTRATOR_DATA": str(DATA),
+        "PYTHONUNBUFFERED": "1",
+        "BYBIT_API_KEY": KEY,
+        "BYBIT_API_SECRET": SECRET,
+        **extra,
+    }
+
+
+def orchestrator(*args: str, cwd: Path, crash: str | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env=env(**({CRASH_ENV: crash} if crash else {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class VenueProcess:
+    def __init__(self, workdir: Path, faults: list[dict[str, Any]], usdt: str) -> None:
+        spec = workdir / "faults.json"
+        spec.write_text(json.dumps({"rules": faults}))
+        self.process = orchestrator(
+            "venue", "--recorded", "--start", "2024-01-05", "--speed", "0",
+            "--key", KEY, "--secret", SECRET, "--data-dir", str(DATA), "--faults", str(spec),
+            "--balance", f"USDT={usdt}", cwd=workdir,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.stop()
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{self.url}/admin/{path}", data=data), timeout=10
+        ) as answer:
+            return json.loads(answer.read())
+
+    def stop(self) -> str:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            _, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return err
+
+
+def write_config(workdir: Path, url: str) -> None:
+    text = (ROOT / "config.yaml").read_text()
+    text = text.replace("mode: paper", "mode: live")
+    text = text.replace(
+        "  - spot: ETH/USDT\n    perp: ETH/USDT:USDT\n", ""
+    )  # one pair: one position at a time
+    text = text.replace("order_timeout_seconds: 10", "order_timeout_seconds: 2")
+    text += (
+        f"\nlive:\n  url: {url}\n  poll_seconds: 0.5\n  request_timeout_ms: 1000\n"
+        "  recv_window_ms: 1000\n  clock_skew_ms: 100\n  on_stop: close\n"
+    )
+    (workdir / "config.yaml").write_text(text)
+
+
+def journal_state(run_dir: Path) -> tuple[list[str], int]:
+    """(position states, open intents) as the journal says now."""
+    if not (run_dir / DB_NAME).is_file():
+        return [], 0
+    try:
+        with Journal.read(run_dir) as view:
+            return [p.state or "" for p in view.positions()], len(view.open_intents())
+    except Exception:  # being created: look again
+        return [], 0
+
+
+class Watched:
+    """A run's process, its stderr read as it comes (the run says when it trades)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    @property
+    def trading(self) -> bool:
+        return any(line.startswith("live: trading") for line in self.lines)
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            self.reader.join(10)
+            raise AssertionError("the run did not stop:\n" + "".join(self.lines)) from None
+        self.reader.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.read()
+        return self.process.returncode, "".join(self.lines)
+
+
+def drive(
+    process: subprocess.Popen[str], workdir: Path, venue: VenueProcess, *, deposit: bool
+) -> tuple[int, str]:
+    """Steer a run until it is killed (a crash point) or its positions are done and it
+    trades on; then stop it with SIGTERM. ``deposit``: fund the account once a
+    position was refused for want of money. Returns (exit code, stderr)."""
+    run = Watched(process)
+    deadline = time.monotonic() + 90
+    widened = funded = False
+    while process.poll() is None and time.monotonic() < deadline:
+        folders = sorted((workdir / "runs").glob("*"))
+        states, open_intents = journal_state(folders[-1]) if folders else ([], 0)
+        if deposit and "rejected" in states and not funded:
+            venue.admin("balances", {"USDT": "100000"})
+            funded = True
+        held = {"validated", "needs_attention"} & set(states)
+        if held and not widened:
+            venue.admin("prices", WIDE)
+            widened = True
+        done = "closed" in states and set(states) <= FINAL_STATES and not open_intents
+        if done and run.trading:
+            break
+        time.sleep(0.05)
+    late = process.poll() is None and time.monotonic() >= deadline
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    code, err = run.finish(timeout=60)
+    assert not late, f"the positions were not done in time:\n{err}"
+    return code, err
+
+
+class Outcome:
+    """What a scenario left: the run's ledger, the journal and the venue."""
+
+    def __init__(self, run_dir: Path, venue: VenueProcess, transcript: str) -> None:
+        self.run_dir = run_dir
+        self.transcript = transcript
+        with (run_dir / "ledger.csv").open() as f:
+            self.ledger = Counter(
+                (r["kind"], r["symbol"], r["side"], r["quantity"], r["price"], r["amount"])
+                for r in csv.DictReader(f)
+            )
+        self.summary = json.loads((run_dir / "summary.json").read_text())
+        with Journal.read(run_dir) as view:
+            self.transitions = {(t.event, t.source) for t in view.transitions()}
+            self.states = [p.state for p in view.positions()]
+            self.open_intents = view.open_intents()
+            self.orders = view.orders()
+        self.state = venue.admin("state")
+        self.creates = venue.admin("requests")["creates"]
+
+    def coins(self, coin: str) -> str:
+        for account in self.state["wallet"]["list"]:
+            for row in account["coin"]:
+                if row["coin"] == coin:
+                    return str(row["walletBalance"])
+        return "0"
+
+
+def play(workdir: Path, scenario: str, crash: str | None = None,
+         kill_after: float | None = None) -> Outcome:  # fmt: skip
+    """Run the scenario; if it was killed, resume it until it is done."""
+    workdir.mkdir(parents=True)
+    venue = VenueProcess(workdir, *SCENARIOS[scenario])
+    try:
+        write_config(workdir, venue.url)
+        first = orchestrator("run", "config.yaml", cwd=workdir, crash=crash)
+        if kill_after is not None:
+            time.sleep(kill_after)
+            first.kill()
+        code, err = drive(first, workdir, venue, deposit=scenario == "no_money")
+        transcript = f"run: exit {code}\n{err}"
+        (run_dir,) = (workdir / "runs").glob("*")
+        if code == -signal.SIGKILL:
+            resumed = orchestrator("run", "--resume", str(run_dir), cwd=workdir)
+            code, err = drive(resumed, workdir, venue, deposit=scenario == "no_money")
+            transcript += f"\nresume: exit {code}\n{err}"
+        assert code == 128 + signal.SIGTERM, transcript
+        return Outcome(run_dir, venue, transcript)
+    finally:
+        venue.stop()
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """Every scenario left uninterrupted."""
+    root = tmp_path_factory.mktemp("live-whole")
+    return {name: play(root / name, name) for name in SCENARIOS}
+
+
+def test_the_scenarios_take_every_transition_of_the_machine(
+    references: dict[str, Outcome],
+) -> None:
+    taken = set().union(*(r.transitions for r in references.values()))
+    assert set(TRANSITIONS) <= taken, f"not taken: {sorted(set(TRANSITIONS) - taken)}"
+    for name, outcome in references.items():
+        # no_money's deposit is money the ledger never saw: its identity cannot hold.
+        assert outcome.summary["ledger_balances"] is (name != "no_money"), name
+        assert set(outcome.states) <= FINAL_STATES, (name, outcome.states)
+
+
+def scenario_for(point: str, references: dict[str, Outcome]) -> str:
+    event, _, source = point.partition(":")[0].partition("@")
+    for name, outcome in references.items():
+        if any(e == event and (not source or s == source) for e, s in outcome.transitions):
+            return name
+    return "plain"
+
+
+def check(outcome: Outcome, reference: Outcome) -> None:
+    why = outcome.transcript
+    # The venue's audit: nothing placed twice, no two orders of a leg working at once,
+    # nothing sold that was not held.
+    assert outcome.state["checks"] == {"placed_twice": [], "live_overlaps": [], "oversold": {}}, why
+    # 0 naked legs: flat on the venue, the spot dust as the uninterrupted run left it.
+    assert [p for p in outcome.state["positions"] if p["size"] not in ("0", 0)] == [], why
+    assert outcome.coins("BTC") == reference.coins("BTC"), why
+    # The journal equals the venue: every order the venue received is in it, once;
+    # every order it does not hold as absent reached the venue; none is left open.
+    assert outcome.open_intents == [], why
+    sent = Counter(c["order_link_id"] for c in outcome.creates)
+    assert all(n == 1 for n in sent.values()), why
+    journaled = {o.client_order_id: o.status for o in outcome.orders}
+    assert set(sent) <= set(journaled), why
+    assert {cid for cid, status in journaled.items() if status != "absent"} == set(sent), why
+    assert set(outcome.states) <= FINAL_STATES, why
+    # The money: the same fills, fees and slippage as the run left uninterrupted.
+    assert outcome.ledger == reference.ledger, why
+    assert outcome.summary["ledger_balances"] == reference.summary["ledger_balances"], why
+    assert outcome.summary["ending_balance"] == reference.summary["ending_balance"], why
+
+
+CRASH_POINTS = [f"{event}@{source}:1" for event, source in TRANSITIONS] + OTHER_POINTS
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_killed_at_a_crash_point_and_resumed_it_ends_as_if_never_stopped(
+    point: str, references: dict[str, Outcome], tmp_path: Path
+) -> None:
+    name = scenario_for(point, references)
+    outcome = play(tmp_path / "run", name, crash=point)
+    assert "resume: exit" in outcome.transcript, f"{point} was never reached in {name}"
+    check(outcome, references[name])
+
+
+@pytest.mark.parametrize("seed", range(RANDOM_KILLS))
+def test_killed_at_a_random_instant_and_resumed_it_ends_as_if_never_stopped(
+    seed: int, references: dict[str, Outcome], tmp_path: Path
+) -> None:
+    # Between the start and the close: the process takes about 2 s to import and
+    # start, then opens within a poll, and closes a poll after the prices move.
+    delay = random.Random(seed).uniform(1.5, 4.0)
+    outcome = play(tmp_path / "run", "plain", kill_after=delay)
+    check(outcome, references["plain"])
