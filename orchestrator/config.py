@@ -292,8 +292,9 @@ class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     clock_skew_ms: int = 1000  # how far this machine's clock may be from Bybit's
     poll_seconds: float = 5.0  # tickers and funding are read this often
     leverage: Decimal = Decimal(1)  # set on each perp at startup
-    # On Ctrl-C / SIGTERM: close the open positions, or leave them open on the venue.
-    on_stop: Literal["close", "leave"] = "close"
+    # On Ctrl-C / SIGTERM / SIGHUP: leave the open positions open on the venue (hedged,
+    # journaled: ``run --resume`` carries them on), or close them.
+    on_stop: Literal["close", "leave"] = "leave"
     # A Bybit v5 compatible venue to trade with instead of Bybit's own (``network``),
     # e.g. the loopback venue of ``orchestrator venue``: http://127.0.0.1:8999
     url: str | None = None

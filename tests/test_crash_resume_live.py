@@ -19,6 +19,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from machines import FINAL_STATES, PositionMachine
@@ -134,10 +136,13 @@ class VenueProcess:
         self.url = self.process.stdout.readline().strip()
         assert self.url.startswith("http://127.0.0.1:"), self.stop()
 
-    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    def admin(
+        self, path: str, body: dict[str, Any] | None = None, method: str | None = None
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         with urllib.request.urlopen(
-            urllib.request.Request(f"{self.url}/admin/{path}", data=data), timeout=10
+            urllib.request.Request(f"{self.url}/admin/{path}", data=data, method=method),
+            timeout=10,
         ) as answer:
             return json.loads(answer.read())
 
@@ -151,7 +156,7 @@ class VenueProcess:
         return err
 
 
-def write_config(workdir: Path, url: str) -> None:
+def write_config(workdir: Path, url: str, on_stop: str = "close") -> None:
     text = (ROOT / "config.yaml").read_text()
     text = text.replace("mode: paper", "mode: live")
     text = text.replace(
@@ -160,7 +165,7 @@ def write_config(workdir: Path, url: str) -> None:
     text = text.replace("order_timeout_seconds: 10", "order_timeout_seconds: 2")
     text += (
         f"\nlive:\n  url: {url}\n  poll_seconds: 0.5\n  request_timeout_ms: 1000\n"
-        "  recv_window_ms: 1000\n  clock_skew_ms: 100\n  on_stop: close\n"
+        f"  recv_window_ms: 1000\n  clock_skew_ms: 100\n  on_stop: {on_stop}\n"
     )
     (workdir / "config.yaml").write_text(text)
 
@@ -326,13 +331,17 @@ def check(outcome: Outcome, reference: Outcome) -> None:
     assert [p for p in outcome.state["positions"] if p["size"] not in ("0", 0)] == [], why
     assert outcome.coins("BTC") == reference.coins("BTC"), why
     # The journal equals the venue: every order the venue received is in it, once;
-    # every order it does not hold as absent reached the venue; none is left open.
+    # those the venue placed, and only those, it holds as placed (an order the venue
+    # refused is "rejected", or "absent" when the answer was lost in the crash: the
+    # venue has no such order); none is left open.
     assert outcome.open_intents == [], why
     sent = Counter(c["order_link_id"] for c in outcome.creates)
     assert all(n == 1 for n in sent.values()), why
+    placed = {c["order_link_id"] for c in outcome.creates if c["outcome"] == "placed"}
     journaled = {o.client_order_id: o.status for o in outcome.orders}
     assert set(sent) <= set(journaled), why
-    assert {cid for cid, status in journaled.items() if status != "absent"} == set(sent), why
+    never = {"absent", "rejected"}
+    assert {cid for cid, status in journaled.items() if status not in never} == placed, why
     assert set(outcome.states) <= FINAL_STATES, why
     # The money: the same fills, fees and slippage as the run left uninterrupted.
     assert outcome.ledger == reference.ledger, why
@@ -362,3 +371,125 @@ def test_killed_at_a_random_instant_and_resumed_it_ends_as_if_never_stopped(
     delay = random.Random(seed).uniform(1.5, 4.0)
     outcome = play(tmp_path / "run", "plain", kill_after=delay)
     check(outcome, references["plain"])
+
+
+# -- stopped with its position left open; the venue changed behind the journal's back
+
+
+def stop_holding(workdir: Path, venue: VenueProcess) -> Path:
+    """A run with ``on_stop: leave``, stopped by SIGTERM once its position is open."""
+    write_config(workdir, venue.url, on_stop="leave")
+    run = Watched(orchestrator("run", "config.yaml", cwd=workdir))
+    deadline = time.monotonic() + 60
+    states: list[str] = []
+    while time.monotonic() < deadline and run.process.poll() is None:
+        folders = sorted((workdir / "runs").glob("*"))
+        states = journal_state(folders[-1])[0] if folders else []
+        if states == ["validated"] and run.trading:
+            break
+        time.sleep(0.05)
+    run.process.send_signal(signal.SIGTERM)
+    code, err = run.finish(timeout=60)
+    assert code == 128 + signal.SIGTERM, err
+    (run_dir,) = (workdir / "runs").glob("*")
+    return run_dir
+
+
+def resume(workdir: Path, run_dir: Path) -> tuple[int, str]:
+    return Watched(orchestrator("run", "--resume", str(run_dir), cwd=workdir)).finish(60)
+
+
+def test_sigterm_leaves_the_position_open_and_journaled_and_resume_carries_it_on(
+    references: dict[str, Outcome], tmp_path: Path
+) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    venue = VenueProcess(tmp_path, *SCENARIOS["plain"])
+    try:
+        run_dir = stop_holding(tmp_path, venue)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["positions"] == {"validated": 1}
+        assert summary["ledger_balances"] is True  # what is held is valued (marked)
+        with Journal.read(run_dir) as view:
+            assert view.open_intents() == []
+        held = venue.admin("state")["positions"]
+        assert [(p["symbol"], p["side"], p["size"]) for p in held] == [("BTCUSDT", "Sell", "0.452")]
+
+        resumed = orchestrator("run", "--resume", str(run_dir), cwd=tmp_path)
+        code, err = drive(resumed, tmp_path, venue, deposit=False)
+        assert code == 128 + signal.SIGTERM, err
+        assert "unfinished positions: BTCUSDT-0001 (validated)" in err
+        # The marks of the first stop are not counted again: the same ledger as the
+        # run that was never stopped.
+        check(Outcome(run_dir, venue, err), references["plain"])
+    finally:
+        venue.stop()
+
+
+@pytest.mark.parametrize("change", ["spot sold", "perp bought back"])
+def test_resume_refuses_to_trade_when_the_venue_disagrees_with_the_journal(
+    change: str, tmp_path: Path
+) -> None:
+    venue = VenueProcess(tmp_path, *SCENARIOS["plain"])
+    try:
+        run_dir = stop_holding(tmp_path, venue)
+        if change == "spot sold":
+            venue.admin("balances", {"BTC": "0.2"})
+            expected = r"spot BTC held\s+0\.451548\s+0\.2\s+<- differs"
+        else:
+            # Someone bought back part of the short by hand, on the venue itself.
+            from orchestrator.execution.bybit import make_exchange
+            from orchestrator.settings import VenueTiming
+
+            async def buy_back() -> None:
+                exchange = make_exchange(KEY, SECRET, VenueTiming(), url=venue.url)
+                try:
+                    await exchange.load_markets()
+                    await exchange.create_order(
+                        "BTC/USDT:USDT", "market", "buy", 0.2, None, {"reduceOnly": True}
+                    )
+                finally:
+                    await exchange.close()
+
+            anyio.run(buy_back)
+            expected = r"perp BTC/USDT:USDT short\s+0\.452\s+0\.252\s+<- differs"
+        creates = len(venue.admin("requests")["creates"])
+        code, err = resume(tmp_path, run_dir)
+        assert code == 2, err
+        assert "the venue and the journal disagree; nothing was sent" in err
+        assert re.search(expected, err), err
+        assert "Traceback" not in err
+        assert len(venue.admin("requests")["creates"]) == creates  # nothing sent
+        with Journal.read(run_dir) as view:
+            assert [p.state for p in view.positions()] == ["validated"]  # as it was
+    finally:
+        venue.stop()
+
+
+def test_resume_waits_for_a_venue_that_cannot_say_what_became_of_an_order(
+    references: dict[str, Outcome], tmp_path: Path
+) -> None:
+    venue = VenueProcess(tmp_path, *SCENARIOS["plain"])
+    try:
+        write_config(tmp_path, venue.url)
+        first = orchestrator("run", "config.yaml", cwd=tmp_path, crash="intents:1")
+        code, _ = drive(first, tmp_path, venue, deposit=False)
+        assert code == -signal.SIGKILL
+        (run_dir,) = (tmp_path / "runs").glob("*")
+        # Every order lookup fails: the fate of the recorded orders cannot be known.
+        venue.admin("faults", {"rules": [{"kind": "http", "endpoint": "order/*", "times": None}]})
+        code, err = resume(tmp_path, run_dir)
+        assert code == 2, err
+        assert "the venue could not tell what became of" in err and "nothing was sent" in err
+        assert venue.admin("requests")["creates"] == []
+        # Once the venue answers again, the same resume carries the run on.
+        venue.admin("faults", method="DELETE")
+        code, err = drive(
+            orchestrator("run", "--resume", str(run_dir), cwd=tmp_path),
+            tmp_path,
+            venue,
+            deposit=False,
+        )
+        assert code == 128 + signal.SIGTERM, err
+        check(Outcome(run_dir, venue, err), references["plain"])
+    finally:
+        venue.stop()

@@ -100,6 +100,11 @@ async def test_an_intent_that_cannot_be_recorded_is_never_sent(tmp_path: Path) -
         finally:
             other.execute("ROLLBACK")
             other.close()
+        # The transitions waited (grouped writes are kept while the database is held)
+        # and are written once it is free: nothing of the run is lost.
+        recorder.flush()
+        assert recorder.problems == []
+        rejects = [(t.event, t.position_id) for t in journal.transitions()]
     # Every open was refused before anything was sent, and says why.
     assert result.positions and {p.state for p in result.positions} == {"rejected"}
     for position in result.positions:
@@ -110,7 +115,7 @@ async def test_an_intent_that_cannot_be_recorded_is_never_sent(tmp_path: Path) -
         assert position.orders == []
     assert result.ledger.entries == []
     assert result.ending_balance == CONFIG.balances["USDT"]
-    assert recorder.problems  # the transitions it could not write are said too
+    assert rejects == [("reject", p.id) for p in result.positions]
 
 
 async def test_a_close_whose_intent_cannot_be_recorded_waits_and_says_why(

@@ -140,7 +140,7 @@ def workdir(tmp_path: Path) -> Path:
 def live_config(workdir: Path, url: str) -> Path:
     path = workdir / "config.yaml"
     text = path.read_text().replace("mode: paper", "mode: live")
-    text += f"\nlive:\n  url: {url}\n  poll_seconds: 0.5\n"
+    text += f"\nlive:\n  url: {url}\n  poll_seconds: 0.5\n  on_stop: close\n"
     path.write_text(text)
     return path
 

@@ -25,7 +25,8 @@ from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.run.ledger import LedgerEntry
 
 # Fault injection for crash tests: ORCHESTRATOR_CRASH_AT=<point>:<n> kills the process
-# (SIGKILL, as a power cut would) right after the n-th write at <point> is durable.
+# (SIGKILL, as a power cut would) right after the n-th write at <point>: durable for
+# intents, still waiting for a grouped commit for the others (lost, as in a crash).
 # Points: a transition (its event, or event@source: timed_out@closing), "intents",
 # "outcome", "ledger".
 CRASH_ENV = "ORCHESTRATOR_CRASH_AT"
@@ -46,10 +47,20 @@ class _Crash:
 class JournalRecorder:
     def __init__(self, journal: Journal, clock: Callable[[], float] = time.time) -> None:
         self.journal = journal
+        # A replay's writes are grouped: committed with the next intents, at the end and
+        # every GROUP_LIMIT writes (store.py says why that is safe); a live run's not.
+        journal.group_writes()
         # Epoch seconds on the run's clock (the data's, in a replay): the run sets it.
         self.clock = clock
         self.problems: list[str] = []
         self._crash = _Crash(os.environ.get(CRASH_ENV))
+
+    def flush(self) -> None:
+        """Commit the grouped writes now (what cannot be is said in ``problems``)."""
+        try:
+            self.journal.flush()
+        except Exception as exc:
+            self._say(exc)
 
     def _ms(self) -> int:
         return int(self.clock() * 1000)

@@ -39,7 +39,6 @@ CREATE TABLE transitions (
     target TEXT NOT NULL,
     time_ms INTEGER NOT NULL
 );
-CREATE INDEX transitions_by_position ON transitions (position_id, seq);
 CREATE TABLE orders (
     seq INTEGER PRIMARY KEY,
     client_order_id TEXT NOT NULL UNIQUE,
@@ -56,8 +55,6 @@ CREATE TABLE orders (
     outcome_ms INTEGER,
     quote TEXT
 );
-CREATE INDEX orders_by_position ON orders (position_id, seq);
-CREATE INDEX orders_open ON orders (seq) WHERE final = 0;
 CREATE TABLE ledger (
     seq INTEGER PRIMARY KEY,
     run_label TEXT NOT NULL,
@@ -73,7 +70,6 @@ CREATE TABLE ledger (
     currency TEXT NOT NULL,
     note TEXT NOT NULL
 );
-CREATE INDEX ledger_by_label ON ledger (run_label, seq);
 CREATE TABLE balances (
     label TEXT PRIMARY KEY,
     time_ms INTEGER,

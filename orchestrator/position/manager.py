@@ -1,4 +1,5 @@
-"""Opens and closes delta-neutral positions, one PositionMachine each (EXEC-01).
+"""Opens and closes delta-neutral positions, one position machine each (EXEC-01): the
+PositionMachine's transitions, run from the table derived from it (machines/lifecycle.py).
 
 The manager does the I/O; the machine holds the truth of where a position is.
 Both legs leave from one anyio task group at the same moment. Each leg catches
@@ -19,7 +20,8 @@ from uuid import uuid4
 
 import anyio
 
-from machines import FINAL_STATES, PositionMachine
+from machines import FINAL_STATES, PositionLifecycle
+from machines.lifecycle import Listener
 from orchestrator.exceptions import (
     DeltaDriftExceeded,
     DeltaHedgeError,
@@ -71,7 +73,7 @@ from orchestrator.tracing.position import PositionTracer
 @dataclass(eq=False)
 class _Entry:
     position: Position
-    machine: PositionMachine | None  # None once final: a finished position takes no events
+    machine: PositionLifecycle | None  # None once final: a finished position takes no events
     spot: Instrument
     perp: Instrument
     attempts: dict[Action, int] = field(default_factory=dict)
@@ -84,7 +86,7 @@ class _Entry:
             raise PositionStateError(f"position {self.position.id} is {self.position.state}")
         self.machine.send(event)
         if self.position.state in FINAL_STATES:
-            # Machines are heavy and cyclic; the record keeps the final state.
+            # A finished position takes no events; the record keeps the final state.
             self.machine = None
 
 
@@ -98,7 +100,7 @@ class PositionManager:
         sizer: PositionSizer | None = None,
         risk: RiskManager | None = None,
         delta: DeltaValidator | None = None,
-        listeners: Sequence[object] = (),
+        listeners: Sequence[Listener] = (),
         tracing: PositionTracer | None = None,
         run_nonce: str | None = None,
         journal: OrderJournal | None = None,
@@ -117,7 +119,9 @@ class PositionManager:
         self._delta = delta or DeltaValidator(settings)
         self._tracing = tracing or PositionTracer(None)
         # The tracer hangs on the machines as a listener: transitions become events.
-        self._listeners = [*listeners, self._tracing] if self._tracing.enabled else list(listeners)
+        self._listeners: list[Listener] = [*listeners]
+        if self._tracing.enabled:
+            self._listeners.append(self._tracing)
         # Looking up legs whose outcome is unknown may take until the venue can no
         # longer accept them: the order deadline plus the venue's late-arrival window.
         self._resolve_deadline = settings.order_timeout_seconds + executor.late_arrival_seconds
@@ -176,9 +180,7 @@ class PositionManager:
         position = Position(
             id=pid, spot_symbol=spot.symbol, perp_symbol=perp.symbol, created_at=self._now()
         )
-        entry = _Entry(
-            position, PositionMachine(model=position, listeners=self._listeners), spot, perp
-        )
+        entry = _Entry(position, PositionLifecycle(position, self._listeners), spot, perp)
         async with self._lock:
             if pid in self._positions:
                 raise InvalidOrderError(f"position id {pid!r} is already in use")
@@ -550,7 +552,7 @@ class PositionManager:
         if position.state is None or position.state in FINAL_STATES:
             raise PositionStateError(f"position {position.id} is {position.state}: not unfinished")
         try:
-            machine = PositionMachine(model=position, listeners=self._listeners)
+            machine = PositionLifecycle(position, self._listeners)
         except ValueError as exc:
             raise PositionStateError(f"position {position.id}: {exc}") from None
         entry = _Entry(position, machine, spot, perp)

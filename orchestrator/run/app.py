@@ -568,6 +568,7 @@ def _play(
         result, baseline = anyio.run(
             play, signals, folder.tracing.tracer() if folder.tracing else None, recorder
         )
+        recorder.flush()
     finally:
         journal.close()
     elapsed = time.perf_counter() - started
