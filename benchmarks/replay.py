@@ -1,7 +1,8 @@
-"""How fast the replay goes: market events per second through Replay.run, in one run.
+"""How fast the replay goes, and in how much memory: market events per second through
+Replay.run, on the recorded data and on a generated series written to disk.
 
-    python benchmarks/replay.py [--events N] [--pairs N] [--seed N] [--repeat N]
-                                [--cli-repeat N] [--top N] [--config PATH]
+    python benchmarks/replay.py [--quick] [--config PATH] [--pairs N] [--days D,D]
+                                [--seed N] [--repeat N] [--cli-repeat N] [--top N]
 
 Prints, in order:
 1. `orchestrator run config.yaml` end to end as a subprocess (interpreter start,
@@ -10,20 +11,23 @@ Prints, in order:
    run folder each writes is deleted afterwards.
 2. On the recorded data (prepare(load(config))): loading time, market events per
    second through the strategy's Replay(...).run() (no progress callback; timed
-   around anyio.run, as the command pays it, with the part spent after run()
-   returned shown apart), and through merged_events alone (the event merge with no
-   engine work), best of --repeat each; then the memory the loaded data holds and
-   the replay's peak above it, measured with tracemalloc in a separate pass
-   (tracemalloc slows the run, so the timed passes run without it).
+   around anyio.run, as the command pays it) and the always-hedged baseline's, best
+   of --repeat each; reading every event's columns alone (no engine work); then the
+   memory the loaded data holds and the replay's peak above it (tracemalloc, a
+   separate pass: tracemalloc slows the run).
 3. A cProfile of that replay: the --top functions by own time (tottime).
-4. On a generated series of about --events market events (hourly candles of the
-   config's pairs, then synthetic pairs if --pairs asks for more, going forward in
-   time for as many years as it takes; deterministic from --seed): generation time,
-   events per second through Replay.run (one pass), peak RSS (getrusage maxrss,
-   which only grows: the figures are its rise during generation and during the
-   replay), and how many positions were opened and closed.
-Then one line against the target of 1,000,000 events per second on one core.
-Figures, not asserts.
+4. A generated series of --pairs pairs of 1-minute spot and perp candles plus funding
+   every 8 h, for each length in --days (50 pairs x 365 days: about 53 million
+   events), written in the recorded format (plain CSV, the loader's own
+   file names, an instruments file and a config) to a temporary folder as it is
+   generated (a day of one pair at a time: bounded memory), then loaded and replayed
+   by `prepare(load(config))` and the strategy's Replay in a child process of its own,
+   so that its peak RSS (VmHWM) is that run's alone: after loading, and
+   at the end of the replay. The folder is deleted afterwards.
+5. Every figure beside its target and its baseline (before issue 11).
+
+--quick is the profile CI runs (tests/test_benchmarks_quick.py): every section on
+small sizes in a few seconds, so the benchmark cannot rot. Figures, not asserts.
 """
 
 from __future__ import annotations
@@ -31,37 +35,49 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import json
 import math
+import os
 import random
 import re
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import msgspec
 
-from orchestrator.config import Config, Pair, load
-from orchestrator.market.recorded import Candle, FundingRate, PairData
-from orchestrator.models import Category, Instrument
+from orchestrator.config import Config, load
+from orchestrator.market.columns import columns_of
+from orchestrator.market.recorded import PairData
+from orchestrator.models import Instrument
 from orchestrator.run.app import Prepared, prepare, strategies
-from orchestrator.run.engine import HOUR_MS, Replay, RunResult, merged_events
+from orchestrator.run.engine import Replay, RunResult
+from orchestrator.strategy.funding import AlwaysHedged, Strategy
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1_000_000  # events per second on one core
-FUNDING_MS = 8 * HOUR_MS
-START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a multiple of 8 h
-EVENTS_PER_PAIR_HOUR = 2 + HOUR_MS / FUNDING_MS  # two candles, an eighth of a settlement
+RSS_TARGET_MIB = 1024
+# Before issue 11 (commit 2836eb4, this machine, best of 3): the recorded data; the
+# issue's own figures for a generated 10-million-event hourly series held in memory.
+BASELINE_RECORDED = 517_392
+BASELINE_GENERATED = 375_000
+BASELINE_RSS_MIB = 2048
+MINUTE_MS = 60_000
+FUNDING_MINUTES = 8 * 60
+START = datetime(2024, 1, 1, tzinfo=UTC)
 MIB = 2**20
 T = TypeVar("T")
+Figures = dict[str, Any]
 
 
 def best_of(n: int, work: Callable[[], T]) -> tuple[float, T]:
@@ -76,39 +92,56 @@ def best_of(n: int, work: Callable[[], T]) -> tuple[float, T]:
 
 
 def row(label: str, seconds: float, rest: str = "") -> None:
-    print(f"  {label:34}{seconds:8.3f} s   {rest}".rstrip())
+    print(f"  {label:38}{seconds:8.3f} s   {rest}".rstrip())
 
 
 def max_rss_mib() -> float:
+    """This process's peak RSS. Linux: VmHWM, which a new program starts afresh (maxrss
+    would carry the parent's peak across exec); elsewhere getrusage's maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def replay(
-    config: Config, datasets: Sequence[PairData], inst: dict[str, Instrument]
-) -> tuple[RunResult, float]:
-    """The strategy's replay as `orchestrator run` does it, without the progress bar: its
-    result, and the seconds anyio.run took after Replay.run had returned (the event
-    loop's teardown; on CPython 3.11 that formats repr(result) twice, see below)."""
-    returned = 0.0
+    config: Config,
+    datasets: Sequence[PairData],
+    inst: dict[str, Instrument],
+    plays: Sequence[Strategy] | None = None,
+) -> RunResult:
+    """The strategy's replay (or ``plays``) as `orchestrator run` does it, without the
+    progress bar."""
 
     async def main() -> RunResult:
-        nonlocal returned
-        result = await Replay(config, datasets, inst, strategies(config)).run()
-        returned = time.perf_counter()
-        return result
+        chosen = strategies(config) if plays is None else plays
+        return await Replay(config, datasets, inst, chosen).run()
 
-    result = anyio.run(main)
-    return result, time.perf_counter() - returned
+    return anyio.run(main)
 
 
 def events_in(datasets: Sequence[PairData]) -> int:
     return sum(len(d.spot) + len(d.perp) + len(d.funding) for d in datasets)
 
 
+def read_columns(datasets: Sequence[PairData]) -> int:
+    """Every event's time and value, as the replay reads them, and nothing else."""
+    n = 0
+    for data in datasets:
+        for series, candles in ((data.spot, True), (data.perp, True), (data.funding, False)):
+            reader = columns_of(series, candles=candles).reader()
+            while reader.peek() is not None:
+                n += len(reader.take(2**62)[0])
+    return n
+
+
 # -- 1. the command, end to end
 
 
-def run_command(config: Path, repeat: int) -> None:
+def run_command(config: Path, repeat: int) -> float:
     output_dir = load(config).output_dir().resolve()
     walls: list[float] = []
     reported: list[float] = []
@@ -126,7 +159,7 @@ def run_command(config: Path, repeat: int) -> None:
         if done.returncode != 0 or not lines or not lines[-1].startswith("written to "):
             print(f"  `orchestrator run` exited {done.returncode}; stderr ends:")
             print("  " + "\n  ".join(done.stderr.strip().splitlines()[-5:]))
-            return
+            return math.nan
         folder = Path(lines[-1].removeprefix("written to ").strip()).resolve()
         if folder.parent == output_dir and folder.is_dir():
             shutil.rmtree(folder)
@@ -148,24 +181,28 @@ def run_command(config: Path, repeat: int) -> None:
     row("of which interpreter + imports", imports, "(python -c 'import orchestrator.cli, ...')")
     if reported:
         row("of which both replays", min(reported), "(as the command reports it)")
+    return min(walls)
 
 
 # -- 2 and 3. the recorded data
 
 
-def run_recorded(config_path: Path, repeat: int, top: int) -> float:
+def run_recorded(config_path: Path, repeat: int, top: int) -> Figures:
     load_s, prepared = best_of(repeat, lambda: prepare(load(config_path)))
     config, datasets, inst = prepared.loaded.config, prepared.datasets, prepared.instruments
     n = events_in(datasets)
-    replay_s, (result, teardown) = best_of(repeat, lambda: replay(config, datasets, inst))
-    merge_s, _ = best_of(repeat, lambda: sum(1 for _ in merged_events(datasets)))
+    replay(config, datasets, inst)  # the columns of the loaded data are made once, here
+    replay_s, result = best_of(repeat, lambda: replay(config, datasets, inst))
+    hedged = [AlwaysHedged() for _ in config.pairs]
+    base_s, _ = best_of(repeat, lambda: replay(config, datasets, inst, hedged))
+    read_s, _ = best_of(repeat, lambda: read_columns(datasets))
     rate = result.events / replay_s
     pairs = ", ".join(p.name for p in config.pairs)
     print(f"  {n:,} market events ({pairs}), {len(result.positions)} positions")
     row("loading (prepare(load(config)))", load_s, f"best of {repeat}")
-    row("Replay.run (anyio.run of it)", replay_s, f"{rate:12,.0f} events/s, best of {repeat}")
-    row("of which loop teardown", teardown, "(asyncio formats the result's repr here: kept ~0)")
-    row("merged_events alone", merge_s, f"{n / merge_s:12,.0f} events/s, no engine work")
+    row("Replay.run, the strategy", replay_s, f"{rate:12,.0f} events/s, best of {repeat}")
+    row("Replay.run, always hedged", base_s, f"{n / base_s:12,.0f} events/s, best of {repeat}")
+    row("reading the columns alone", read_s, f"{n / read_s:12,.0f} events/s, no engine work")
 
     del prepared, datasets, result
     gc.collect()
@@ -177,12 +214,12 @@ def run_recorded(config_path: Path, repeat: int, top: int) -> float:
     replay(config, datasets, inst)
     peak = tracemalloc.get_traced_memory()[1] - held
     tracemalloc.stop()
-    print(f"  {'data held (tracemalloc)':34}{held / MIB:8.1f} MiB   separate pass")
-    print(f"  {'replay peak above it (tracemalloc)':34}{peak / MIB:8.1f} MiB   same pass")
+    print(f"  {'data held (tracemalloc)':38}{held / MIB:8.1f} MiB   separate pass")
+    print(f"  {'replay peak above it (tracemalloc)':38}{peak / MIB:8.1f} MiB   same pass")
 
     print(f"\n3. profile of Replay.run on the recorded data (cProfile, top {top} by own time)")
     profile(prepared, top)
-    return rate
+    return {"rate": rate, "load_s": load_s}
 
 
 def profile(prepared: Prepared, top: int) -> None:
@@ -218,157 +255,164 @@ def where(code: object) -> str:
     return f"{name} ({path}:{getattr(code, 'co_firstlineno', 0)})"
 
 
-# -- 4. a generated series
+# -- 4. a generated series, on disk
+
+KLINE_HEADER = "timestamp,open,high,low,close,volume,source,symbol,data_type,turnover\n"
+FUNDING_HEADER = "funding_timestamp,funding_rate,symbol,source\n"
+# Funding regimes per 8 h, in millionths: (lowest, highest, next regimes). High clears
+# the 10 %/y entry (0.0000913 per 8 h), low sits around the 2 %/y exit, negative
+# leaves. Negative spells follow low ones, as on a real market (a sudden turn from
+# high to negative makes the strategy enter and leave at every instant until the
+# average falls: a run of position lifecycles, not of the replay).
+REGIMES = {
+    "high": (80, 300, ("low",)),
+    "low": (-5, 25, ("high", "negative")),
+    "negative": (-100, -5, ("low",)),
+}
+VOLUMES = [f"{1 + i * 37 % 5000}.{i % 100:02d}" for i in range(1024)]
+MINUTES = [f"{m // 60:02d}:{m % 60:02d}:00Z" for m in range(1440)]
 
 
-class DecimalCache(dict[int, Decimal]):
-    """Integers to Decimal(n) * 10**exponent, each made once and then shared."""
-
-    def __init__(self, exponent: int) -> None:
-        super().__init__()
-        self.exponent = exponent
-
-    def __missing__(self, n: int) -> Decimal:
-        value = self[n] = Decimal(n).scaleb(self.exponent)
-        return value
-
-
-def synthetic_instruments(k: int, quote: str) -> tuple[Instrument, Instrument]:
-    base = f"SYN{k}"
-    spot, perp = (
-        Instrument(
-            symbol=symbol,
-            category=category,
-            base=base,
-            quote=quote,
-            qty_step=Decimal("0.01"),
-            min_qty=Decimal("0.01"),
-            min_notional=Decimal(5),
-            price_tick=Decimal("0.01"),
-        )
-        for symbol, category in (
-            (f"{base}/{quote}", Category.SPOT),
-            (f"{base}/{quote}:{quote}", Category.LINEAR),
-        )
-    )
-    return spot, perp
+def instruments_file(n_pairs: int) -> dict[str, dict[str, Any]]:
+    spot: dict[str, Any] = {}
+    linear: dict[str, Any] = {}
+    for k in range(n_pairs):
+        base = f"SYN{k}"
+        spot[f"{base}USDT"] = {
+            "baseCoin": base,
+            "quoteCoin": "USDT",
+            "lotSizeFilter": {"basePrecision": "0.01", "minOrderQty": "0.01", "minOrderAmt": "5"},
+            "priceFilter": {"tickSize": "0.01"},
+        }
+        linear[f"{base}USDT"] = {
+            "baseCoin": base,
+            "quoteCoin": "USDT",
+            "settleCoin": "USDT",
+            "contractType": "LinearPerpetual",
+            "lotSizeFilter": {"qtyStep": "0.01", "minOrderQty": "0.01", "minNotionalValue": "5"},
+            "priceFilter": {"tickSize": "0.01"},
+        }
+    return {"spot": spot, "linear": linear}
 
 
-def candles(
-    rng: random.Random, times: list[int], level: int, exponent: int, volumes: list[Decimal]
-) -> tuple[list[Candle], list[Candle]]:
-    """Hourly spot and perp candles: a mean-reverting random walk around ``level`` (in
-    price ticks), 0.4 % an hour; the perp's close within 5 bps of the spot's."""
-    price = DecimalCache(exponent)
-    sigma = level * 0.004
-    wick = level * 0.002
-    floor = max(level // 4, 10)
+class Prices(dict[int, str]):
+    """Price ticks (hundredths) to their text, each made once."""
+
+    def __missing__(self, n: int) -> str:
+        text = self[n] = f"{n // 100}.{n % 100:02d}"
+        return text
+
+
+def pair_days(rng: random.Random, k: int, days: int) -> Iterator[tuple[list[str], list[str]]]:
+    """Per day, the spot and perp rows of pair k: a mean-reverting random walk around its
+    level (in ticks of 0.01), 0.05 % a minute; the perp's close within 5 bps of the spot's."""
+    level = 1000 + 700 * k
+    sigma, wick, floor = level * 0.0005, level * 0.0003, max(level // 4, 10)
     gauss, rand, bits = rng.gauss, rng.random, rng.getrandbits
-    spot: list[Candle] = []
-    perp: list[Candle] = []
-    add_spot, add_perp = spot.append, perp.append
+    text = Prices()
+    symbol = f"SYN{k}USDT"
     s_close = p_close = level
-    for t in times:
-        s_open, p_open = s_close, p_close
-        s_close = max(floor, s_open + round(gauss(0.0, sigma)) + (level - s_open) // 300)
-        p_close = s_close + s_close * (int(rand() * 11) - 5) // 10_000
-        s_high = max(s_open, s_close) + int(rand() * wick)
-        s_low = max(1, min(s_open, s_close) - int(rand() * wick))
-        p_high = max(p_open, p_close) + int(rand() * wick)
-        p_low = max(1, min(p_open, p_close) - int(rand() * wick))
-        add_spot(
-            Candle(t, price[s_open], price[s_high], price[s_low], price[s_close], volumes[bits(10)])
-        )
-        add_perp(
-            Candle(t, price[p_open], price[p_high], price[p_low], price[p_close], volumes[bits(10)])
-        )
-    return spot, perp
+    for day in range(days):
+        date = (START + timedelta(days=day)).strftime("%Y-%m-%dT")
+        spot: list[str] = []
+        perp: list[str] = []
+        for minute in MINUTES:
+            s_open, p_open = s_close, p_close
+            s_close = max(floor, s_open + round(gauss(0.0, sigma)) + (level - s_open) // 3000)
+            p_close = s_close + s_close * (int(rand() * 11) - 5) // 10_000
+            s_high = max(s_open, s_close) + int(rand() * wick)
+            s_low = max(1, min(s_open, s_close) - int(rand() * wick))
+            p_high = max(p_open, p_close) + int(rand() * wick)
+            p_low = max(1, min(p_open, p_close) - int(rand() * wick))
+            stamp = date + minute
+            spot.append(
+                f"{stamp},{text[s_open]},{text[s_high]},{text[s_low]},{text[s_close]},"
+                f"{VOLUMES[bits(10)]},bybit,{symbol},spot,0\n"
+            )
+            perp.append(
+                f"{stamp},{text[p_open]},{text[p_high]},{text[p_low]},{text[p_close]},"
+                f"{VOLUMES[bits(10)]},bybit,{symbol},futures,0\n"
+            )
+        yield spot, perp
 
 
-# Funding regimes per 8 h, in millionths: (weight, lowest, highest). High clears the
-# 10 %/y entry (0.0000913 per 8 h), low sits around the 2 %/y exit, negative leaves.
-REGIMES = ((0.35, 80, 300), (0.40, -5, 25), (0.25, -100, -5))
-
-
-def funding(rng: random.Random, times: list[int]) -> list[FundingRate]:
+def funding_rows(rng: random.Random, k: int, days: int) -> Iterator[str]:
     """A settlement every 8 h, in regimes of 5 to 40 days."""
-    rate = DecimalCache(-6)
-    weights = [w for w, _, _ in REGIMES]
-    rows: list[FundingRate] = []
+    regime = "low"
     left, low, high = 0, 0, 0
-    for t in times:
+    for i in range(days * 3):
         if left == 0:
-            _, low, high = rng.choices(REGIMES, weights)[0]
+            regime = rng.choice(REGIMES[regime][2])
+            low, high = REGIMES[regime][:2]
             left = rng.randint(15, 120)
         left -= 1
-        rows.append(FundingRate(t, rate[rng.randint(low, high)]))
-    return rows
+        stamp = (START + timedelta(hours=8 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rate = rng.randint(low, high)
+        yield f"{stamp},{'-' if rate < 0 else ''}0.{abs(rate):06d},SYN{k}USDT,bybit\n"
 
 
-def generate(
-    prepared: Prepared, n_events: int, n_pairs: int, seed: int
-) -> tuple[Config, dict[str, Instrument], list[PairData]]:
-    """About n_events over n_pairs: the config's pairs (around their last recorded
-    close), then synthetic ones, all on one hourly clock from 2024 onwards."""
-    config = prepared.loaded.config
-    quote = config.pairs[0].spot.split("/")[1]
-    pairs = list(config.pairs[:n_pairs])
-    inst = dict(prepared.instruments)
-    levels = [d.spot[-1].close for d in prepared.datasets[: len(pairs)]]
-    for k in range(len(pairs), n_pairs):
-        spot, perp = synthetic_instruments(k, quote)
-        inst[spot.symbol], inst[perp.symbol] = spot, perp
-        pairs.append(Pair(spot.symbol, perp.symbol))
-        levels.append(Decimal(10 + 7 * k))
-    hours = max(1, math.ceil(n_events / (n_pairs * EVENTS_PER_PAIR_HOUR)))
-    times = list(range(START_MS, START_MS + hours * HOUR_MS, HOUR_MS))
-    settlements = times[:: FUNDING_MS // HOUR_MS]
-    volumes = [Decimal(1 + i * 37 % 5000).scaleb(-2) for i in range(1024)]
-    datasets = []
-    for i, pair in enumerate(pairs):
-        rng = random.Random(seed * 1_000_003 + i)
-        tick = inst[pair.spot].price_tick
-        exponent = int(tick.as_tuple().exponent)
-        level = int(levels[i] / tick)
-        spot_rows, perp_rows = candles(rng, times, level, exponent, volumes)
-        rates = funding(rng, settlements)
-        datasets.append(PairData(pair.spot, pair.perp, spot_rows, perp_rows, rates, warnings=[]))
-    return msgspec.structs.replace(config, pairs=pairs), inst, datasets
+def generate(folder: Path, n_pairs: int, days: int, seed: int, config_path: Path) -> Path:
+    """The series, the instruments and a config using them, written to ``folder`` a day
+    of one pair at a time; the config's path."""
+    window = f"{START:%Y-%m-%d}_{START + timedelta(days=days):%Y-%m-%d}"
+    (folder / "bybit_instruments_info_synthetic.json").write_text(
+        json.dumps(instruments_file(n_pairs), indent=1)
+    )
+    for k in range(n_pairs):
+        rng = random.Random(seed * 1_000_003 + k)
+        market = f"SYN{k}USDT"
+        with (
+            (folder / f"bybit_{market}_spot_1m_{window}.csv").open("w") as spot,
+            (folder / f"bybit_{market}_perp_1m_{window}.csv").open("w") as perp,
+        ):
+            spot.write(KLINE_HEADER)
+            perp.write(KLINE_HEADER)
+            for spot_rows, perp_rows in pair_days(rng, k, days):
+                spot.writelines(spot_rows)
+                perp.writelines(perp_rows)
+        with (folder / f"bybit_{market}_funding_rates_{window}.csv").open("w") as funding:
+            funding.write(FUNDING_HEADER)
+            funding.writelines(funding_rows(rng, k, days))
+    document = msgspec.yaml.decode(config_path.read_bytes())
+    document["pairs"] = [
+        {"spot": f"SYN{k}/USDT", "perp": f"SYN{k}/USDT:USDT"} for k in range(n_pairs)
+    ]
+    document["data"] = {**document.get("data", {}), "dir": ".", "start": None, "end": None}
+    document["output"] = {**document.get("output", {}), "dir": "runs"}
+    config = folder / "config.yaml"
+    config.write_bytes(msgspec.yaml.encode(document))
+    return config
 
 
-def run_generated(prepared: Prepared, n_events: int, n_pairs: int, seed: int) -> float:
-    gc.collect()
+def child(config_path: Path) -> None:
+    """Load and replay a generated series in this process; its figures as one JSON line."""
+    os.environ.pop("ORCHESTRATOR_DATA", None)
     rss0 = max_rss_mib()
     t0 = time.perf_counter()
-    config, inst, datasets = generate(prepared, n_events, n_pairs, seed)
-    gen_s = time.perf_counter() - t0
-    rss1 = max_rss_mib()
+    prepared = prepare(load(config_path))
+    load_s = time.perf_counter() - t0
+    rss_loaded = max_rss_mib()
+    config, datasets, inst = prepared.loaded.config, prepared.datasets, prepared.instruments
     n = events_in(datasets)
-    first, last = datasets[0].spot[0].open_time_ms, datasets[0].spot[-1].open_time_ms
-    years = (last - first) / (365.25 * 24 * HOUR_MS)
-    names = ", ".join(p.name for p in config.pairs)
-    print(f"  {n:,} market events: {len(datasets)} pairs ({names}), {years:,.0f} years hourly")
-    row("generation", gen_s, f"peak RSS {rss1:7,.0f} MiB (+{rss1 - rss0:,.0f})")
-    gc.collect()
     t0 = time.perf_counter()
-    result, teardown = replay(config, datasets, inst)
+    result = replay(config, datasets, inst)
     replay_s = time.perf_counter() - t0
-    rss2 = max_rss_mib()
-    rate = result.events / replay_s
-    row("Replay.run (anyio.run of it)", replay_s, f"{rate:12,.0f} events/s, one pass")
-    row("of which loop teardown", teardown, "(asyncio formats the result's repr here: kept ~0)")
-    print(f"  {'peak RSS during the replay':34}{rss2:8,.0f} MiB (+{rss2 - rss1:,.0f})")
-    merge_s, _ = best_of(1, lambda: sum(1 for _ in merged_events(datasets)))
-    row("merged_events alone", merge_s, f"{n / merge_s:12,.0f} events/s, no engine work")
-    entries = sum(len(run.entries) for run in result.pairs)
-    exits = sum(len(run.exits) for run in result.pairs)
-    states = dict(Counter(p.state for p in result.positions))
-    reasons = Counter(exit_kind(reason) for run in result.pairs for _, reason in run.exits)
-    print(
-        f"  positions: {entries:,} opened, {exits:,} closed (by state: {states}); "
-        f"exits by reason: {dict(reasons)}"
-    )
-    return rate
+    rss_end = max_rss_mib()
+    exits = Counter(exit_kind(reason) for run in result.pairs for _, reason in run.exits)
+    figures = {
+        "events": n,
+        "replayed": result.events,
+        "load_s": load_s,
+        "replay_s": replay_s,
+        "rss_start": rss0,
+        "rss_loaded": rss_loaded,
+        "rss_end": rss_end,
+        "opened": sum(len(run.entries) for run in result.pairs),
+        "states": dict(Counter(p.state or "pending" for p in result.positions)),
+        "exits": dict(exits),
+        "equity_samples": len(result.equity),
+    }
+    print(json.dumps(figures))
 
 
 def exit_kind(reason: str) -> str:
@@ -378,17 +422,113 @@ def exit_kind(reason: str) -> str:
     return reason
 
 
+def run_generated(config_path: Path, n_pairs: int, days: int, seed: int) -> Figures:
+    folder = Path(tempfile.mkdtemp(prefix="replay-bench-"))
+    try:
+        rss0 = max_rss_mib()
+        t0 = time.perf_counter()
+        generated = generate(folder, n_pairs, days, seed, config_path)
+        gen_s = time.perf_counter() - t0
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        row(
+            "generation (written to disk)",
+            gen_s,
+            f"{size / MIB:,.0f} MiB of CSV; this process's peak RSS rose "
+            f"{max_rss_mib() - rss0:,.0f} MiB",
+        )
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(generated)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if done.returncode != 0:
+        print(f"  the child exited {done.returncode}; stderr ends:")
+        print("  " + "\n  ".join(done.stderr.strip().splitlines()[-8:]))
+        return {}
+    figures: Figures = json.loads(done.stdout.strip().splitlines()[-1])
+    n, rate = figures["events"], figures["replayed"] / figures["replay_s"]
+    print(f"  {n:,} market events: {n_pairs} pairs x {days} days of 1-minute candles + funding")
+    row(
+        "loading (prepare(load(config)))", figures["load_s"], f"{n / figures['load_s']:,.0f} rows/s"
+    )
+    row("Replay.run, the strategy", figures["replay_s"], f"{rate:12,.0f} events/s, one pass")
+    print(
+        f"  {'peak RSS (child process)':38}{figures['rss_end']:8,.0f} MiB   "
+        f"(at start {figures['rss_start']:,.0f}, after loading {figures['rss_loaded']:,.0f}; "
+        f"the replay added {figures['rss_end'] - figures['rss_loaded']:,.0f})"
+    )
+    print(
+        f"  positions: {figures['opened']:,} opened (by state: {figures['states']}); "
+        f"exits by reason: {figures['exits']}; {figures['equity_samples']:,} hourly samples"
+    )
+    print(f"  (the folder {folder} is deleted)")
+    return {**figures, "rate": rate, "days": days}
+
+
+def summary(recorded: Figures, generated: list[Figures], n_pairs: int) -> None:
+    print("\n5. against the targets (issue 11) and the baseline before it")
+    print(f"  {'figure':46}{'now':>14}{'target':>14}   baseline")
+
+    def line(label: str, now: str, target: str, baseline: str) -> None:
+        print(f"  {label:46}{now:>14}{target:>14}   {baseline}")
+
+    line(
+        "recorded data, strategy, events/s",
+        f"{recorded.get('rate', math.nan):,.0f}",
+        f">= {TARGET:,}",
+        f"{BASELINE_RECORDED:,}",
+    )
+    for g in generated:
+        if not g:
+            continue
+        label = f"generated {n_pairs} pairs x {g['days']} d ({g['events'] / 1e6:,.1f} M)"
+        line(
+            f"{label}, events/s",
+            f"{g['rate']:,.0f}",
+            f">= {TARGET:,}",
+            f"{BASELINE_GENERATED:,} (10 M hourly, held in memory)",
+        )
+        line(
+            f"{label}, peak RSS MiB",
+            f"{g['rss_end']:,.0f}",
+            f"< {RSS_TARGET_MIB:,}",
+            f"{BASELINE_RSS_MIB:,} (10 M hourly, held in memory)",
+        )
+    done = [g for g in generated if g]
+    if len(done) >= 2:
+        small, large = min(done, key=lambda g: g["days"]), max(done, key=lambda g: g["days"])
+        grew = large["rss_end"] - small["rss_end"]
+        line(
+            f"peak RSS, {large['days']} d less {small['days']} d, MiB",
+            f"{grew:,.0f}",
+            "~0",
+            "grew with the series (held in memory)",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
-    parser.add_argument("--events", type=int, default=10_000_000, help="generated; 0 skips")
-    parser.add_argument("--pairs", type=int, default=0, help="generated; 0: the config's")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds (CI)")
+    parser.add_argument("--pairs", type=int, default=50, help="generated pairs")
+    parser.add_argument("--days", default="91,365", help="generated lengths in days; 0 skips")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="best of, recorded data")
+    parser.add_argument("--repeat", type=int, default=5, help="best of, recorded data")
     parser.add_argument("--cli-repeat", type=int, default=3, help="best of, the command")
     parser.add_argument("--top", type=int, default=15, help="functions in the profile")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+    if args.quick:
+        args.pairs, args.days, args.repeat, args.cli_repeat, args.top = 3, "1,2", 1, 1, 8
     config_path = args.config.resolve()
+    lengths = [int(d) for d in args.days.split(",") if int(d) > 0]
 
     print(f"1. `orchestrator run {config_path.name}` end to end (subprocess)")
     run_command(config_path, args.cli_repeat)
@@ -396,17 +536,12 @@ def main() -> None:
     print("\n2. the strategy's replay on the recorded data")
     recorded = run_recorded(config_path, args.repeat, args.top)
 
-    generated = math.nan
-    if args.events > 0:
-        prepared = prepare(load(config_path))
-        n_pairs = args.pairs or len(prepared.loaded.config.pairs)
-        print(f"\n4. the strategy's replay on about {args.events:,} generated events")
-        generated = run_generated(prepared, args.events, n_pairs, args.seed)
+    generated = []
+    for days in lengths:
+        print(f"\n4. a generated series: {args.pairs} pairs x {days} days of 1-minute candles")
+        generated.append(run_generated(config_path, args.pairs, days, args.seed))
 
-    print(
-        f"\ntarget: {TARGET:,} events/s on one core; reached: {recorded:,.0f} events/s "
-        f"(recorded), {generated:,.0f} events/s (generated)"
-    )
+    summary(recorded, generated, args.pairs)
 
 
 if __name__ == "__main__":

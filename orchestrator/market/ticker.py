@@ -21,7 +21,9 @@ class TickerService:
             raise ValueError(f"stale_after_seconds must be > 0, got {stale_after_seconds}")
         self.clock = clock
         self.stale_after_seconds = stale_after_seconds
-        self._prices: dict[str, tuple[Decimal, float]] = {}
+        # symbol -> (price, when seen): a replay writes its prices here directly, one
+        # store per event, as update() would.
+        self.quotes: dict[str, tuple[Decimal, float]] = {}
 
     def update(self, symbol: str, price: Decimal, timestamp: float | None = None) -> None:
         """Record ``price`` as seen at ``timestamp`` (now, on the clock, if omitted).
@@ -29,16 +31,16 @@ class TickerService:
         Bad prices are stored as they came: refusing them is get_price's job, so
         that a bad tick also hides the good one before it.
         """
-        self._prices[symbol] = (price, self.clock() if timestamp is None else timestamp)
+        self.quotes[symbol] = (price, self.clock() if timestamp is None else timestamp)
 
     def get_quote(self, symbol: str) -> tuple[Decimal, float] | None:
         """The latest price and its timestamp, whatever its quality."""
-        return self._prices.get(symbol)
+        return self.quotes.get(symbol)
 
     def get_price(self, symbol: str) -> Decimal | None:
         """The latest price if it is usable: present, fresh, finite and positive."""
         # The replay asks on every instant: the same rules as unusable_reason, inline.
-        quote = self._prices.get(symbol)
+        quote = self.quotes.get(symbol)
         if quote is None:
             return None
         price, ts = quote
@@ -46,15 +48,34 @@ class TickerService:
             return price
         return None
 
+    def get_prices(self, first: str, second: str) -> tuple[Decimal, Decimal] | None:
+        """Both usable prices (as get_price gives each), or None if either is not."""
+        quotes = self.quotes
+        one, two = quotes.get(first), quotes.get(second)
+        if one is None or two is None:
+            return None
+        (a, a_ts), (b, b_ts) = one, two
+        now, limit = self.clock(), self.stale_after_seconds
+        if (
+            a.is_finite()
+            and a > 0
+            and now - a_ts <= limit
+            and b.is_finite()
+            and b > 0
+            and now - b_ts <= limit
+        ):
+            return a, b
+        return None
+
     def require_price(self, symbol: str) -> Decimal:
         """The usable price, or PriceUnavailableError saying why there is none."""
         reason = self.unusable_reason(symbol)
         if reason:
             raise PriceUnavailableError(f"{symbol}: {reason}")
-        return self._prices[symbol][0]
+        return self.quotes[symbol][0]
 
     def unusable_reason(self, symbol: str) -> str | None:
-        quote = self._prices.get(symbol)
+        quote = self.quotes.get(symbol)
         if quote is None:
             return "no price received"
         price, ts = quote

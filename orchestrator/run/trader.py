@@ -34,6 +34,7 @@ from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument, OrderResult, Position
 from orchestrator.position.manager import PositionManager
+from orchestrator.run.curve import Curve
 from orchestrator.run.ledger import Ledger, LedgerEntry
 from orchestrator.strategy.funding import Strategy
 
@@ -84,7 +85,7 @@ class PairRun:
     exits: list[tuple[int, str]] = field(default_factory=list)
     funding_rates: list[tuple[int, Decimal]] = field(default_factory=list)
     cash: Decimal = ZERO  # fills, fees and funding so far: the pair's PnL when flat
-    pnl: list[tuple[int, Decimal]] = field(default_factory=list)  # hourly, held legs at price
+    pnl: Curve = field(default_factory=Curve)  # hourly, held legs at price
     # The pair's own window: from its first event to the last instant both its
     # prices are known. Its positions are closed there, not when the run ends.
     first_ms: int = -1
@@ -111,7 +112,7 @@ class RunResult:
     ledger: Ledger
     positions: list[Position]
     pairs: list[PairRun]
-    equity: list[tuple[int, Decimal]]  # hourly: wallet plus what is held, at its price
+    equity: Curve  # hourly: wallet plus what is held, at its price
     events: int
     interrupted: bool
     notes: list[str]  # what the run decided that a reader must know (said once each)
@@ -169,7 +170,18 @@ class Trader:
         self.leverage = leverage
         self.clock_ms = 0
         self.positions: list[Position] = []
-        self.equity: list[tuple[int, Decimal]] = []
+        # Hourly samples, compact: at most about 2**16 values of all curves together
+        # are held as Decimal objects before they are stored as text (curve.py).
+        compact_after = max(1024, 2**16 // (len(pairs) + 1))
+        self.equity = Curve(compact_after)
+        for run in pairs:
+            run.pnl = self.equity.follow()
+        # Per pair: its strategy's quiet(holding), when it has one (strategy/funding.py),
+        # and its symbols.
+        self._deciders = [
+            (run, getattr(run.strategy, "quiet", None), run.spot.symbol, run.perp.symbol)
+            for run in pairs
+        ]
         self.notes: list[str] = []
         self._tg: TaskGroup | None = None
 
@@ -179,7 +191,28 @@ class Trader:
 
     # -- decisions
 
-    async def decide(self, touched: set[int]) -> None:
+    def would_act(self, touched: Sequence[int]) -> bool:
+        """Whether ``decide(touched)`` could do anything: some pair not ended whose
+        strategy, asked about its usable prices, gives a reason. Changes nothing; a
+        replay asks it at every instant and calls decide only then."""
+        deciders, prices = self._deciders, self.ticker.get_prices
+        for i in touched:
+            run, quiet, spot, perp = deciders[i]
+            if run.ended:
+                continue
+            holding = run.position is not None
+            if quiet is not None and quiet(holding):
+                continue
+            found = prices(spot, perp)
+            if found is None:
+                continue
+            strategy = run.strategy
+            reason = strategy.exit_reason(*found) if holding else strategy.entry_reason(*found)
+            if reason is not None:
+                return True
+        return False
+
+    async def decide(self, touched: Collection[int]) -> None:
         for i in sorted(touched):
             run = self.pairs[i]
             if run.ended:
@@ -417,14 +450,32 @@ class Trader:
         self.journal_money()
 
     def sample_equity(self, *, force: bool = False) -> None:
-        if not force and self.equity and self.clock_ms - self.equity[-1][0] < HOUR_MS:
-            return
-        if self.clock_ms <= 0:
-            return
+        """An hourly sample of the equity (equity_now) and of each pair's PnL (pair_pnl),
+        computed as those compute them, in one pass over the pairs."""
         t = self.clock_ms
-        self.equity.append((t, self.equity_now()))
-        for run in self.pairs:
-            run.pnl.append((t, self.pair_pnl(run)))
+        if not force and t - self.equity.last_ms < HOUR_MS:
+            return
+        if t <= 0:
+            return
+        quotes, perp_position = self.ticker.quotes, self.account.get_perp_position
+        equity = self.account.balance(self.quote)
+        for run, _, spot_symbol, perp_symbol in self._deciders:
+            position = run.position
+            if position is None:  # flat: nothing held beyond the wallet
+                run.pnl.add(run.cash)
+                continue
+            spot = quotes.get(spot_symbol)
+            perp = quotes.get(perp_symbol)
+            spot_last = spot[0] if spot else ZERO
+            perp_last = perp[0] if perp else ZERO
+            held = position.spot_qty
+            run.pnl.add(run.cash + held * spot_last - position.perp_qty * perp_last)
+            if held:
+                equity += held * spot_last
+            short = perp_position(perp_symbol)
+            if short.size:
+                equity += short.size * (perp_last - short.entry_price)
+        self.equity.append(t, equity)
 
     def pair_pnl(self, run: PairRun) -> Decimal:
         """The pair's PnL so far: its cash plus its open legs at their last prices."""
@@ -451,7 +502,7 @@ class Trader:
         return equity
 
     def _last(self, symbol: str) -> Decimal:
-        quote = self.ticker.get_quote(symbol)
+        quote = self.ticker.quotes.get(symbol)
         return quote[0] if quote else ZERO
 
     def mark_what_is_left(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal
+from itertools import islice
 from typing import Protocol
 
 from orchestrator.config import StrategySettings
@@ -17,6 +18,10 @@ HOURS_PER_YEAR = Decimal(365 * 24)
 
 
 class Strategy(Protocol):
+    """What a run asks a pair's strategy. A strategy may also have ``quiet(holding)``:
+    True when no price could make it act now (entry_reason while flat, exit_reason while
+    holding, would be None whatever the prices), so that a run need not ask it."""
+
     def on_funding(self, rate: Decimal) -> None:
         """A funding settlement at this rate has just happened."""
 
@@ -63,8 +68,13 @@ class FundingStrategy:
         # Funding changes only here; prices change every hour. Work out once what
         # the rates say, so the hourly checks only look at the basis.
         n, k = self._s.funding_window, self._s.negative_streak
-        recent = list(self._rates)
-        self._average = sum(recent[-n:], Decimal(0)) / n if len(recent) >= n else None
+        recent = self._rates
+        size = len(recent)
+        if size >= n:
+            window = recent if size == n else islice(recent, size - n, None)
+            self._average = sum(window, Decimal(0)) / n
+        else:
+            self._average = None
         annual = None if self._average is None else self._average * self._per_year
         self._entry_case = (
             f"funding {annual:.2%}/y above {self._s.entry_annualised:.2%}/y"
@@ -74,12 +84,18 @@ class FundingStrategy:
             and self._average * self._periods_held > self.round_trip_cost
             else None
         )
-        if len(recent) >= k and all(r < 0 for r in recent[-k:]):
+        # The newest first: a streak usually ends at once.
+        if size >= k and all(recent[-i] < 0 for i in range(1, k + 1)):
             self._exit_case = f"funding negative {k} settlements in a row"
         elif annual is not None and annual < self._s.exit_annualised:
             self._exit_case = f"funding {annual:.2%}/y below {self._s.exit_annualised:.2%}/y"
         else:
             self._exit_case = None
+
+    def quiet(self, holding: bool) -> bool:
+        """No price can make it act: flat while funding gives no reason to enter. (Holding,
+        the basis can always call for an exit.)"""
+        return not holding and self._entry_case is None
 
     def average_rate(self) -> Decimal | None:
         """Mean of the last ``funding_window`` settled rates; None until there are that many."""
@@ -106,6 +122,10 @@ class AlwaysHedged:
 
     def on_funding(self, rate: Decimal) -> None:
         pass
+
+    def quiet(self, holding: bool) -> bool:
+        """Once in, nothing makes it leave before the end of the data."""
+        return holding
 
     def entry_reason(self, spot_price: Decimal, perp_price: Decimal) -> str | None:
         return "baseline: always hedged"
