@@ -41,10 +41,13 @@ from orchestrator.settings import FeeSettings
 DEFAULT_SLIPPAGE = Decimal("0.0005")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PerpHolding:
     size: Decimal = ZERO  # signed: negative is short
     entry_price: Decimal = ZERO
+
+
+NOTHING_HELD = PerpHolding()
 
 
 class PaperExecutor(Executor):
@@ -85,8 +88,7 @@ class PaperExecutor(Executor):
 
     def get_perp_position(self, symbol: str) -> PerpHolding:
         """Net perp position: size (negative = short) and average entry price."""
-        held = self._perps.get(symbol, PerpHolding())
-        return PerpHolding(held.size, held.entry_price)
+        return self._perps.get(symbol, NOTHING_HELD)  # frozen: no copy needed
 
     def margin_in_use(self, currency: str) -> Decimal:
         return sum(

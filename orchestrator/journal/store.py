@@ -406,6 +406,8 @@ class Journal(Records):
             )
             for r in requests
         ]
+        if position is not None:  # written with what waits: one record per commit
+            self._pending.positions[position.id] = position
         durable = self._durable_intents
         with self._writing(f"the intent of {', '.join(ids)}", durable=durable) as conn:
             before = conn.total_changes
@@ -417,8 +419,6 @@ class Journal(Records):
                     f"{self.path}: client order id {first} is already recorded: "
                     "an order request is never sent twice"
                 ) from None
-            if position is not None:
-                _upsert_position(conn, position)
 
     def outcome(
         self,

@@ -19,6 +19,7 @@ from decimal import Decimal
 from uuid import uuid4
 
 import anyio
+import anyio.lowlevel
 
 from machines import FINAL_STATES, PositionLifecycle
 from machines.lifecycle import Listener
@@ -125,9 +126,8 @@ class PositionManager:
         # Looking up legs whose outcome is unknown may take until the venue can no
         # longer accept them: the order deadline plus the venue's late-arrival window.
         self._resolve_deadline = settings.order_timeout_seconds + executor.late_arrival_seconds
+        # The registry: changed only between awaits (one event loop), so no lock.
         self._positions: dict[str, _Entry] = {}
-        # Guards the registry only; never held across I/O.
-        self._lock = anyio.Lock()
 
     # -- queries
 
@@ -181,10 +181,12 @@ class PositionManager:
             id=pid, spot_symbol=spot.symbol, perp_symbol=perp.symbol, created_at=self._now()
         )
         entry = _Entry(position, PositionLifecycle(position, self._listeners), spot, perp)
-        async with self._lock:
-            if pid in self._positions:
-                raise InvalidOrderError(f"position id {pid!r} is already in use")
-            self._positions[pid] = entry
+        # A caller already cancelled sends nothing (this is the open's one checkpoint
+        # before its orders leave).
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if pid in self._positions:
+            raise InvalidOrderError(f"position id {pid!r} is already in use")
+        self._positions[pid] = entry
 
         with self._tracing.phase(position, "open"):
             qty = self._size(entry, available_balance)  # rejects and raises if there is none
@@ -294,16 +296,16 @@ class PositionManager:
         Returns it ``closed``; raises DeltaHedgeError / DeltaHedgeTimeout with the
         position in ``needs_attention`` and the exposure left recorded on it.
         """
-        async with self._lock:
-            entry = self._positions.get(position_id)
-            if entry is None:
-                raise UnknownPositionError(position_id)
-            if entry.position.state not in ("validated", "needs_attention"):
-                raise PositionStateError(
-                    f"position {position_id} is {entry.position.state}; only a validated "
-                    "position or one that needs attention can be closed"
-                )
-            entry.send("close")  # under the lock: a second close is refused
+        await anyio.lowlevel.checkpoint_if_cancelled()  # a caller already cancelled: nothing
+        entry = self._positions.get(position_id)
+        if entry is None:
+            raise UnknownPositionError(position_id)
+        if entry.position.state not in ("validated", "needs_attention"):
+            raise PositionStateError(
+                f"position {position_id} is {entry.position.state}; only a validated "
+                "position or one that needs attention can be closed"
+            )
+        entry.send("close")  # with no await since the check: a second close is refused
         return await self._close(entry)
 
     async def _close(self, entry: _Entry) -> Position:
