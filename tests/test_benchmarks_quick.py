@@ -33,3 +33,26 @@ def test_replay_benchmark_quick_profile_prints_every_figure() -> None:
     assert re.search(r"peak RSS, 2 d less 1 d, MiB\s+-?[\d,]+", out)
     # The generated series were written to temporary folders, and deleted.
     assert set(Path(tempfile.gettempdir()).glob("replay-bench-*")) <= before
+
+
+def test_lifecycle_benchmark_quick_profile_prints_every_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "lifecycle.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for label, target in (
+        ("lifecycle, ours / bare", r"<= 1\.5x"),
+        ("lifecycle, journaled / bare", "<= 2x"),
+        ("journal adds to a lifecycle", r"<= \+50 %"),
+        ("open -> both sent p99, / bare", "<= 2x"),
+        ("leg skew p99", "< 1 ms"),
+        ("10,000 open positions, traced", "< 300 MiB"),
+    ):
+        assert re.search(rf"{re.escape(label)}\s+[+\-\d.,]+(x|%| ms| MiB)\s+{target}", out), label
+    assert re.search(r"python-statemachine [\d.]+ us, the derived table the manager runs", out)

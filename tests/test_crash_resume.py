@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from machines import PositionMachine
-from orchestrator.journal import Journal
+from orchestrator.journal import DB_NAME, Journal
 from orchestrator.journal.recorder import CRASH_ENV
 from tests.support import data_file
 
@@ -96,6 +98,35 @@ def test_killed_anywhere_and_resumed_it_ends_as_if_never_stopped(
     assert [(t.position_id, t.event, t.source, t.target) for t in view.transitions()] == [
         (t.position_id, t.event, t.source, t.target) for t in reference.transitions()
     ]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_killed_at_a_random_instant_and_resumed_it_ends_as_if_never_stopped(
+    tmp_path: Path, uninterrupted: tuple[str, Path], seed: int
+) -> None:
+    expected, _ = uninterrupted
+    run_dir = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_scenario", "run", str(run_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Once the journal exists (the imports are done), kill -9 within the next 1.8 s:
+    # the replay (about 2 s, its faults wait out order deadlines) is under way there.
+    while not (run_dir / DB_NAME).exists() and process.poll() is None:
+        time.sleep(0.005)
+        assert time.monotonic() - started < 60
+    time.sleep(random.Random(seed).uniform(0.0, 1.8))
+    process.kill()
+    assert process.wait() == -signal.SIGKILL  # killed in the middle, not after the end
+    resumed = scenario("resume", run_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == expected
+    assert Journal.read(run_dir).open_intents() == []
 
 
 def test_a_second_process_cannot_resume_a_run_another_holds(

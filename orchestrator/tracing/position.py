@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     from orchestrator.position.legs import Leg
 
 TRACER_NAME = "funding-orchestrator"
+_OFF: AbstractContextManager[Span] = nullcontext(trace.INVALID_SPAN)  # reusable, stateless
 
 
 class PositionTracer:
-    """``PositionTracer(None)`` traces nothing, at almost no cost: the manager then
-    does not attach it to the machines (a listener costs every machine ~28 KiB)."""
+    """``PositionTracer(None)`` traces nothing, at almost no cost: the manager does not
+    attach it to the machines, and its spans are one shared no-op context."""
 
     def __init__(
         self, tracer: Tracer | None = None, clock: Callable[[], float] = time.time
@@ -57,13 +58,20 @@ class PositionTracer:
 
     # -- spans the manager opens
 
-    @contextmanager
-    def phase(self, position: Position, name: str) -> Iterator[Span]:
+    def phase(self, position: Position, name: str) -> AbstractContextManager[Span]:
         """A child of the position's root span, current while the phase runs, so the
         order tasks started inside become its children."""
-        if not self.enabled:  # not even a no-op span: this is on every position's path
-            yield trace.INVALID_SPAN
-            return
+        # Disabled, not even a no-op span: this is on every position's path.
+        return self._phase(position, name) if self.enabled else _OFF
+
+    def order(self, leg: Leg) -> AbstractContextManager[Span]:
+        return self._order(leg) if self.enabled else _OFF
+
+    def lookup(self, leg: Leg) -> AbstractContextManager[Span]:
+        return self._lookup(leg) if self.enabled else _OFF
+
+    @contextmanager
+    def _phase(self, position: Position, name: str) -> Iterator[Span]:
         context = trace.set_span_in_context(self._root(position))
         with self._tracer.start_as_current_span(
             f"position.{name}", context=context, attributes={"fo.position.id": position.id}
@@ -71,10 +79,7 @@ class PositionTracer:
             yield span
 
     @contextmanager
-    def order(self, leg: Leg) -> Iterator[Span]:
-        if not self.enabled:
-            yield trace.INVALID_SPAN
-            return
+    def _order(self, leg: Leg) -> Iterator[Span]:
         request = leg.request
         with self._tracer.start_as_current_span(
             "order",
@@ -113,10 +118,7 @@ class PositionTracer:
             span.set_status(Status(StatusCode.ERROR, str(leg.error)))
 
     @contextmanager
-    def lookup(self, leg: Leg) -> Iterator[Span]:
-        if not self.enabled:
-            yield trace.INVALID_SPAN
-            return
+    def _lookup(self, leg: Leg) -> Iterator[Span]:
         with self._tracer.start_as_current_span(
             "order.lookup",
             attributes={
