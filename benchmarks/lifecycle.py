@@ -287,15 +287,18 @@ async def main(n_lifecycles: int, n_open: int, repeat: int) -> None:
         ("traced", OursTraced),
         ("bare", Bare),
     )
-    for name, make in makers:
+    for name, make in makers:  # every timing first: the memory passes leave garbage
         await lifecycles(make(), min(200, n_lifecycles))  # warm up
         best: dict[str, float] | None = None
         for _ in range(repeat):  # best of N: the machine is shared and noisy
+            gc.collect()
             figures = await lifecycles(make(), n_lifecycles)
             if best is None or figures["us/lifecycle"] < best["us/lifecycle"]:
                 best = figures
         assert best is not None
-        runs[name] = best | await memory(make, n_open)
+        runs[name] = best
+    for name, make in makers:
+        runs[name] |= await memory(make, n_open)
 
     print(
         f"{n_lifecycles} open->validate->close lifecycles (best of {repeat}), {n_open} open at once"

@@ -23,13 +23,14 @@ resume (run the replay again). Measured here: a ``FULL`` commit about 250 us, a
 ``NORMAL`` one about 12 us; per paper lifecycle (two commits), ``OFF`` saves about
 40 us against ``NORMAL``.
 
-Grouped writes (``group_writes``, as a replay's recorder uses the journal): the other
-writes (transitions, outcomes, position records, the ledger, balances) wait and are
-committed together with the next intents, at ``flush``, once ``GROUP_LIMIT`` are
-waiting, and at ``close``. A crash loses at most the writes since the last commit,
-never an intent, and a resumed replay derives them again. A live journal never
-groups: every write commits as it is made, so a restart resumes from exactly where
-the run was (a rollback that had failed is not tried again as if it had not).
+Grouped writes (``group_writes``, as a replay's recorder uses the journal): intents
+are committed alone, at once; the other writes (transitions, outcomes, position
+records, the ledger, balances) wait and are committed together at ``flush``, once
+``GROUP_LIMIT`` are waiting, and at ``close``. A crash loses at most the writes
+since the last commit, never an intent, and a resumed replay derives them again.
+A live journal never groups: every write commits as it is made, so a restart
+resumes from exactly where the run was (a rollback that had failed is not tried
+again as if it had not).
 
 Money is Decimal, stored as TEXT (``str(Decimal)``) and read back exactly,
 exponent and trailing zeros included.
@@ -294,9 +295,12 @@ class Journal(Records):
     # -- writes
 
     @contextlib.contextmanager
-    def _writing(self, what: str, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction, carrying the grouped writes that wait; ``durable``: fsynced
-        before it returns (power-cut safe). If it fails, they wait on."""
+    def _writing(
+        self, what: str, *, durable: bool = False, alone: bool = False
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction, carrying the writes that wait (unless ``alone``: they wait
+        on); ``durable``: fsynced before it returns (power-cut safe). If it fails, the
+        writes that wait wait on."""
         with self._mutex:
             conn = self._db()
             self._check_in_place(what)
@@ -305,10 +309,12 @@ class Journal(Records):
                 if durable:
                     conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("BEGIN IMMEDIATE")
-                self._commit_pending(conn)
+                if not alone:
+                    self._commit_pending(conn)
                 yield conn
                 conn.execute("COMMIT")
-                self._pending = _Pending()
+                if not alone:
+                    self._pending = _Pending()
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")  # a live journal's level
             except sqlite3.Error as exc:
@@ -414,8 +420,13 @@ class Journal(Records):
         ]
         if position is not None:  # written with what waits: one record per commit
             self._pending.positions[position.id] = position
-        durable = self._durable_intents
-        with self._writing(f"the intent of {', '.join(ids)}", durable=durable) as conn:
+        # Grouped, the intents are committed alone: nothing else need be before the
+        # orders leave, and the small commit is what every open and close pays.
+        alone = self._group_limit > 0
+        if alone:
+            self._pending.count += 1
+        what, durable = f"the intent of {', '.join(ids)}", self._durable_intents
+        with self._writing(what, durable=durable, alone=alone) as conn:
             before = conn.total_changes
             try:
                 conn.executemany(_INTENT, rows)
