@@ -84,8 +84,9 @@ class JournalRecorder:
             )
         except Exception as exc:
             self._say(exc)
-        self._crash.after(str(event))
-        self._crash.after(f"{event}@{source.id}")
+        if self._crash.point:  # only when a crash test asks for one
+            self._crash.after(str(event))
+            self._crash.after(f"{event}@{source.id}")
 
     # -- the manager's order journal
 

@@ -344,15 +344,14 @@ class PositionManager:
 
     async def _execute(self, entry: _Entry, legs: list[Leg]) -> bool:
         """Send the legs at once; settle every outcome. True if the deadline passed."""
-        timed_out = False
         await self._executor.prepare([leg.request for leg in legs])
-        try:
-            with anyio.fail_after(self._settings.order_timeout_seconds):
-                async with anyio.create_task_group() as tg:
-                    for leg in legs:
-                        tg.start_soon(self._place, leg)
-        except TimeoutError:
-            timed_out = True
+        async with anyio.create_task_group() as tg:
+            # The group's own scope is the deadline (one cancel scope less than a
+            # fail_after around it, on every open and close).
+            tg.cancel_scope.deadline = anyio.current_time() + self._settings.order_timeout_seconds
+            for leg in legs:
+                tg.start_soon(self._place, leg)
+        timed_out = tg.cancel_scope.cancelled_caught
         self._tracing.legs_sent(legs)
         for leg in legs:
             if leg.result is None and leg.error is None:
