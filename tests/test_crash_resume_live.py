@@ -495,3 +495,34 @@ def test_resume_waits_for_a_venue_that_cannot_say_what_became_of_an_order(
         check(Outcome(run_dir, venue, err), references["plain"])
     finally:
         venue.stop()
+
+
+def test_a_resume_stopped_as_soon_as_it_reconciled_keeps_the_position_held_and_valued(
+    tmp_path: Path,
+) -> None:
+    venue = VenueProcess(tmp_path, *SCENARIOS["plain"])
+    try:
+        run_dir = stop_holding(tmp_path, venue)
+        # The funding history the run reads before its first cycle answers late: the
+        # stop below lands before that cycle.
+        slow = {"kind": "timeout_after", "endpoint": "market/funding/history", "delay_ms": 700}
+        venue.admin("faults", {"rules": [{**slow, "times": None}]})
+        resumed = Watched(orchestrator("run", "--resume", str(run_dir), cwd=tmp_path))
+        deadline = time.monotonic() + 60
+        while not any("live: reconciled" in line for line in resumed.lines):
+            assert resumed.process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        resumed.process.send_signal(signal.SIGTERM)
+        code, err = resumed.finish(60)
+        assert code == 128 + signal.SIGTERM, err
+        assert "live: trading" not in err  # stopped before its first cycle
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["positions"] == {"validated": 1}
+        assert summary["ledger_balances"] is True  # what is held is valued, not lost
+        with Journal.read(run_dir) as view:
+            assert [p.state for p in view.positions()] == ["validated"]
+            assert view.open_intents() == []
+        held = venue.admin("state")["positions"]
+        assert [(p["symbol"], p["size"]) for p in held] == [("BTCUSDT", "0.452")]
+    finally:
+        venue.stop()

@@ -89,6 +89,9 @@ async def reconcile(run: LiveRun, journaled: Journaled) -> None:
         orders = [(o.request, o.result, o.is_final) for o in journaled.orders.get(position.id, [])]
         run.manager.restore(position, pair.spot, pair.perp, orders)
         restored.append((pair, position))
+        # The pair holds it from now on: valued and marked even if the run stops
+        # before its first cycle carries it on.
+        pair.position = position
     unknown = await run.manager.settle_restored()
     if unknown:
         ids = ", ".join(r.client_order_id for r in unknown)

@@ -351,6 +351,8 @@ class Trader:
             run.position = position
             run.close_requested = anyio.Event()
             self._tg.start_soon(self._closing_loop, run, position)
+        elif run.position is position:  # finished now: the pair is flat
+            run.position = None
 
     def _starved(self, run: PairRun) -> bool:
         """True while the balance that could size no position is unchanged."""
