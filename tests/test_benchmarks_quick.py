@@ -12,10 +12,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_replay_benchmark_quick_profile_prints_every_figure() -> None:
-    before = set(Path(tempfile.gettempdir()).glob("replay-bench-*"))
+def quick(script: str) -> str:
+    """What ``benchmarks/<script> --quick`` prints; it must exit 0."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "replay.py"), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -23,7 +23,12 @@ def test_replay_benchmark_quick_profile_prints_every_figure() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
+    return done.stdout
+
+
+def test_replay_benchmark_quick_profile_prints_every_figure() -> None:
+    before = set(Path(tempfile.gettempdir()).glob("replay-bench-*"))
+    out = quick("replay.py")
     for section in ("1. `orchestrator run", "2. the strategy's replay", "3. profile", "5. against"):
         assert section in out
     assert out.count("4. a generated series") == 2  # two lengths
@@ -36,16 +41,7 @@ def test_replay_benchmark_quick_profile_prints_every_figure() -> None:
 
 
 def test_lifecycle_benchmark_quick_profile_prints_every_figure() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "lifecycle.py"), "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
+    out = quick("lifecycle.py")
     for label, target in (
         ("lifecycle, ours / bare", r"<= 1\.5x"),
         ("lifecycle, journaled / bare", "<= 2x"),
