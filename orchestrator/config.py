@@ -17,7 +17,6 @@ values (a "billion laughs"), an integer of over 100 digits.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -27,7 +26,7 @@ import types
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 import msgspec
@@ -36,6 +35,13 @@ import yaml
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.models import require_positive
 from orchestrator.settings import FeeSettings, TradingSettings, VenueTiming
+from orchestrator.yaml_errors import (
+    describe_value,
+    is_struct,
+    struct_fields,
+    union_members,
+    unknown_key,
+)
 
 DATA_ENV = "ORCHESTRATOR_DATA"
 API_KEY_ENV = "BYBIT_API_KEY"
@@ -557,7 +563,7 @@ def _decode(text: str) -> Config:
         raise _Invalid(
             "",
             "the top level must be a mapping of settings (mode, pairs, trading, ...), "
-            f"found {_describe_value(data)}",
+            f"found {describe_value(data)}",
         )
     _check_shape(data, Config, "", loader.float_text)
     try:
@@ -739,12 +745,12 @@ def _check_shape(value: Any, typ: Any, path: str, float_text: dict[int, str]) ->
     """What msgspec cannot say well: unknown keys (with a suggestion), floats given for
     decimals, and the real key of a bad mapping entry (msgspec prints ``[...]``)."""
     typ = _bare(typ)
-    if _is_struct(typ) and isinstance(value, dict):
-        fields = _fields(typ)
+    if is_struct(typ) and isinstance(value, dict):
+        fields = struct_fields(typ)
         for key, item in value.items():
             where = _join(path, key)
             if key not in fields:
-                raise _Invalid(where, _unknown_key(key, list(fields)))
+                raise _Invalid(where, unknown_key(key, list(fields)))
             _check_shape(item, fields[key], where, float_text)
     elif get_origin(typ) is list and isinstance(value, list):
         (item_type,) = get_args(typ)
@@ -755,7 +761,7 @@ def _check_shape(value: Any, typ: Any, path: str, float_text: dict[int, str]) ->
         for key, item in value.items():
             where = _join(path, key)
             if not isinstance(key, str):
-                raise _Invalid(where, f"expected a text key, got {_describe_value(key)}")
+                raise _Invalid(where, f"expected a text key, got {describe_value(key)}")
             _check_shape(item, item_type, where, float_text)
             try:
                 msgspec.convert(item, item_type)
@@ -767,13 +773,6 @@ def _check_shape(value: Any, typ: Any, path: str, float_text: dict[int, str]) ->
     elif typ is Decimal and isinstance(value, float):
         written = float_text.get(id(value), repr(value))
         raise _Invalid(path, f'write decimals as quoted strings, e.g. "{written}"')
-
-
-def _unknown_key(key: object, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(key).lower().replace("-", "_"), known, n=1)
-    if close:
-        return f"unknown key; did you mean {close[0]!r}?"
-    return f"unknown key; expected one of: {', '.join(known)}"
 
 
 # A msgspec error: "<message>" or "<message> - at `$.pairs[1].perp`".
@@ -796,7 +795,7 @@ def _translate(exc: msgspec.ValidationError, path: str, value: Any, typ: Any) ->
     for field, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", match["path"] or ""):
         if field:
             where = _join(where, field)
-            typ = _bare(_fields(typ)[field])
+            typ = _bare(struct_fields(typ)[field])
             value = value[field]
         else:
             where = f"{where}[{index}]"
@@ -813,7 +812,7 @@ def _translate(exc: msgspec.ValidationError, path: str, value: Any, typ: Any) ->
 def _from_post_init(where: str, typ: Any, message: str) -> _Invalid:
     """Move the field a ``__post_init__`` message starts with into the path:
     "delta_drift_tolerance must be ..." at trading -> trading.delta_drift_tolerance."""
-    fields = _fields(typ) if _is_struct(typ) else {}
+    fields = struct_fields(typ) if is_struct(typ) else {}
     # "field: ...", "field[1]: ...", "field.sub: ..." (config.py's form)
     lead = re.match(r"(?P<field>\w+)(?P<tail>(?:\[\d+\]|\.\w+)*): (?P<rest>.+)", message, re.S)
     if lead and lead["field"] in fields:
@@ -826,15 +825,15 @@ def _from_post_init(where: str, typ: Any, message: str) -> _Invalid:
 
 
 def _expected(typ: Any, value: Any) -> str:
-    text = f"expected {_describe_type(typ)}, got {_describe_value(value)}"
-    accepts = set(_union_members(typ))
+    text = f"expected {_describe_type(typ)}, got {describe_value(value)}"
+    accepts = set(union_members(typ))
     if accepts & {int, float} and isinstance(value, str) and _is_number(value):
         if re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
             return text + "; YAML reads 1e-4 as text: write 1.0e-4"
         return text + "; write the number without quotes"
     if str in accepts and isinstance(value, bool):
         return text + "; YAML reads yes, no, on, off, true and false as booleans: quote the text"
-    if value is None and _is_struct(typ):
+    if value is None and is_struct(typ):
         return text + "; remove the key to keep the defaults"
     return text
 
@@ -842,7 +841,7 @@ def _expected(typ: Any, value: Any) -> str:
 def _describe_type(typ: Any) -> str:
     if get_origin(typ) is Literal:
         return " or ".join(repr(v) for v in get_args(typ))
-    members = _union_members(typ)
+    members = union_members(typ)
     if len(members) > 1:
         return " or ".join(_describe_type(m) for m in members)
     names: dict[Any, str] = {
@@ -858,33 +857,12 @@ def _describe_type(typ: Any) -> str:
     return "a list" if get_origin(typ) is list else "a mapping"
 
 
-def _describe_value(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {json.dumps(shown, ensure_ascii=False)}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def _is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
-
-
-def _union_members(typ: Any) -> tuple[Any, ...]:
-    return get_args(typ) if get_origin(typ) in (Union, types.UnionType) else (typ,)
 
 
 def _join(path: str, key: object) -> str:
@@ -895,14 +873,6 @@ def _join(path: str, key: object) -> str:
 
 def _bare(typ: Any) -> Any:
     return get_args(typ)[0] if get_origin(typ) is Annotated else typ
-
-
-def _is_struct(typ: Any) -> bool:
-    return isinstance(typ, type) and issubclass(typ, msgspec.Struct)
-
-
-def _fields(struct: Any) -> dict[str, Any]:
-    return {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
 
 
 if __name__ == "__main__":

@@ -24,11 +24,8 @@ import msgspec
 from orchestrator.config import Config
 from orchestrator.sweep.paths import Setting, resolve
 from orchestrator.sweep.spec import Values, values_of
-from orchestrator.sweep.yamlfile import (
-    Invalid,
-    describe_value,
-    join,
-)
+from orchestrator.sweep.yamlfile import Invalid, join
+from orchestrator.yaml_errors import describe_value
 
 MAX_SETS = 10_000  # parameter sets in one sweep
 MAX_CHECKED_CORNERS = 4096  # a random search's value checks, combinations of range ends

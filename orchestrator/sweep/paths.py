@@ -16,16 +16,8 @@ from typing import Any, Literal, get_args, get_origin
 import msgspec
 
 from orchestrator.config import Config
-from orchestrator.sweep.yamlfile import (
-    Invalid,
-    bare,
-    describe_type,
-    describe_value,
-    is_struct,
-    join,
-    struct_fields,
-    union_members,
-)
+from orchestrator.sweep.yamlfile import Invalid, bare, describe_type, join
+from orchestrator.yaml_errors import describe_value, is_struct, struct_fields, union_members
 
 Kind = Literal["decimal", "int", "float"]
 # Sections whose settings a replay never reads.

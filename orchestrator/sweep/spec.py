@@ -18,17 +18,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from orchestrator.sweep.paths import resolve
-from orchestrator.sweep.yamlfile import (
-    Document,
-    Invalid,
-    SweepError,
-    convert,
-    describe_value,
-    join,
-    read_yaml,
-    struct_fields,
-    unknown_key,
-)
+from orchestrator.sweep.yamlfile import Document, Invalid, SweepError, convert, join, read_yaml
+from orchestrator.yaml_errors import describe_value, struct_fields, unknown_key
 
 SCHEMA_FILE = "sweep.schema.json"
 MAX_MONTHS = 240  # twenty years

@@ -10,18 +10,23 @@ number as written.
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 import types
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 import yaml
 
 from orchestrator.exceptions import OrchestratorError
+from orchestrator.yaml_errors import (
+    describe_value,
+    is_struct,
+    struct_fields,
+    union_members,
+    unknown_key,
+)
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -181,25 +186,6 @@ def bare(typ: Any) -> Any:
     return members[0] if len(members) == 1 else typ
 
 
-def union_members(typ: Any) -> tuple[Any, ...]:
-    return get_args(typ) if get_origin(typ) in (Union, types.UnionType) else (typ,)
-
-
-def is_struct(typ: Any) -> bool:
-    return isinstance(typ, type) and issubclass(typ, msgspec.Struct)
-
-
-def struct_fields(struct: Any) -> dict[str, Any]:
-    return {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
-
-
-def unknown_key(key: object, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(key).lower().replace("-", "_"), known, n=1)
-    if close:
-        return f"unknown key; did you mean {close[0]!r}?"
-    return f"unknown key; expected one of: {', '.join(known)}"
-
-
 def convert(data: Any, typ: Any, path: str) -> Any:
     """msgspec.convert, its error raised as Invalid at the YAML path, in plain words."""
     try:
@@ -280,20 +266,3 @@ def describe_type(typ: Any) -> str:
     if get_origin(typ) is list:
         return "a list"
     return "a mapping"
-
-
-def describe_value(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {json.dumps(shown, ensure_ascii=False)}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__

@@ -1,0 +1,48 @@
+"""The words both YAML files (the run config, the sweep file) use in their errors:
+what a value is, the members of a type, a struct's keys, an unknown key's likely
+meaning."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+from typing import Any, Union, get_args, get_origin
+
+import msgspec
+
+
+def describe_value(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"the string {json.dumps(shown, ensure_ascii=False)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def union_members(typ: Any) -> tuple[Any, ...]:
+    return get_args(typ) if get_origin(typ) in (Union, types.UnionType) else (typ,)
+
+
+def is_struct(typ: Any) -> bool:
+    return isinstance(typ, type) and issubclass(typ, msgspec.Struct)
+
+
+def struct_fields(struct: Any) -> dict[str, Any]:
+    return {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
+
+
+def unknown_key(key: object, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(key).lower().replace("-", "_"), known, n=1)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key; expected one of: {', '.join(known)}"
