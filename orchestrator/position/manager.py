@@ -201,11 +201,9 @@ class PositionManager:
                 self._reject(entry, str(exc))
                 raise
             entry.send("send_legs")
-            # From here on orders are out: finish what was started, whatever the caller
-            # does. (Between the shielded blocks below nothing awaits, so no cancellation
-            # can land there.)
-            with anyio.CancelScope(shield=True):
-                timed_out = await self._execute(entry, legs)
+            # From here on orders are out: _execute finishes what it starts, whatever
+            # the caller does (it is shielded).
+            timed_out = await self._execute(entry, legs)
         failure = self._judge_open(entry, legs, timed_out)
         if failure is None:
             return position
@@ -343,14 +341,19 @@ class PositionManager:
         return Leg(name, action, instrument, request)
 
     async def _execute(self, entry: _Entry, legs: list[Leg]) -> bool:
-        """Send the legs at once; settle every outcome. True if the deadline passed."""
-        await self._executor.prepare([leg.request for leg in legs])
+        """Send the legs at once; settle every outcome, whatever the caller does (the
+        caller's cancellation waits until this returns). True if the deadline passed."""
         async with anyio.create_task_group() as tg:
-            # The group's own scope is the deadline (one cancel scope less than a
-            # fail_after around it, on every open and close).
+            # The group's own scope is the shield and, once the legs' budgets are
+            # taken, their deadline: no cancel scope around it on every open and close.
+            tg.cancel_scope.shield = True
+            await self._executor.prepare([leg.request for leg in legs])
             tg.cancel_scope.deadline = anyio.current_time() + self._settings.order_timeout_seconds
-            for leg in legs:
+            # The first leg is placed by this task, the others by tasks of their own:
+            # all leave together (each runs until its request is out), one task fewer.
+            for leg in legs[1:]:
                 tg.start_soon(self._place, leg)
+            await self._place(legs[0])
         timed_out = tg.cancel_scope.cancelled_caught
         self._tracing.legs_sent(legs)
         for leg in legs:
@@ -397,7 +400,7 @@ class PositionManager:
             return
         for leg in legs:
             leg.unknown = True
-        with anyio.move_on_after(self._resolve_deadline):
+        with anyio.move_on_after(self._resolve_deadline, shield=True):
             async with anyio.create_task_group() as tg:
                 for leg in legs:
                     tg.start_soon(self._lookup, leg)
