@@ -228,6 +228,33 @@ def test_intents_refuse_what_would_send_an_order_twice_or_complete_nothing(
     assert journal.open_intents()[0].status == "sent"
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["each write", "grouped"])
+def test_an_orders_outcome_is_its_latest_and_a_restart_refuses_every_id_recorded(
+    tmp_path: Path, grouped: bool
+) -> None:
+    run_dir = tmp_path / "run"
+    spot, perp = request("abc123-p1-so1"), request("abc123-p1-po1", "BTC/USDT:USDT", Side.SELL)
+    with new_journal(run_dir) as j:
+        if grouped:
+            j.group_writes()  # as a replay writes it
+        j.intents("p1", [spot, perp], 1)
+        j.outcome("abc123-p1-so1", result(spot, OrderStatus.OPEN), "open", time_ms=2)
+        j.outcome("abc123-p1-po1", None, "unknown", "RequestTimeout", time_ms=2)
+        j.outcome("abc123-p1-so1", result(spot), "filled", time_ms=3)
+    with Journal.open(run_dir) as j:
+        for again in (spot, perp):  # the restart knows every id, settled or not
+            with pytest.raises(JournalError, match=f"{again.client_order_id} is already recorded"):
+                j.intents("p1", [request("abc123-p1-so2"), again], 4)
+        assert [(o.client_order_id, o.status, o.outcome_ms) for o in j.orders()] == [
+            ("abc123-p1-so1", "filled", 3),
+            ("abc123-p1-po1", "unknown", 2),
+        ]
+        assert [i.client_order_id for i in j.open_intents()] == ["abc123-p1-po1"]
+        assert j.counts()["orders"] == 2 and j.counts()["open_intents"] == 1
+        j.outcome("abc123-p1-po1", None, "absent", time_ms=5)
+        assert j.open_intents() == [] and j.counts()["open_intents"] == 0
+
+
 def test_ledger_appends_per_run_and_reads_back_exact(tmp_path: Path) -> None:
     def entry(kind: str, amount: Decimal, note: str = "") -> LedgerEntry:
         return msgspec.convert(

@@ -136,17 +136,17 @@ class Records:
         """Requests with no final outcome ("sent", "open" or "unknown"), oldest first:
         on resume, each is looked up at the venue by its client order id."""
         with self._reading("reading the open intents") as conn:
-            rows = conn.execute(f"{_ORDER_SQL} WHERE final = 0 ORDER BY seq").fetchall()
+            rows = conn.execute(f"{_ORDER_SQL} WHERE {_OPEN} ORDER BY o.seq").fetchall()
             return [_intent(row) for row in rows]
 
     def orders(self, position_id: str | None = None) -> list[Intent]:
         """Every request of a position (of the run with None) and its outcome, as sent."""
         with self._reading("reading the orders") as conn:
             if position_id is None:
-                rows = conn.execute(f"{_ORDER_SQL} ORDER BY seq").fetchall()
+                rows = conn.execute(f"{_ORDER_SQL} ORDER BY o.seq").fetchall()
             else:
                 rows = conn.execute(
-                    f"{_ORDER_SQL} WHERE position_id = ? ORDER BY seq", (position_id,)
+                    f"{_ORDER_SQL} WHERE o.position_id = ? ORDER BY o.seq", (position_id,)
                 ).fetchall()
             return [_intent(row) for row in rows]
 
@@ -193,7 +193,7 @@ class Records:
                 "positions": count("SELECT count(*) FROM positions"),
                 "transitions": count("SELECT count(*) FROM transitions"),
                 "orders": count("SELECT count(*) FROM orders"),
-                "open_intents": count("SELECT count(*) FROM orders WHERE final = 0"),
+                "open_intents": count(f"SELECT count(*) FROM ({_ORDER_SQL} WHERE {_OPEN})"),
                 "ledger_entries": count("SELECT count(*) FROM ledger"),
             }
 
@@ -206,9 +206,15 @@ class Records:
             return dict(rows)
 
 
+# Every intent with its latest outcome ("sent" while it has none). SQLite documents that
+# with max(), the other columns come from the row holding the maximum.
 _ORDER_SQL = (
-    "SELECT position_id, request, sent_ms, status, result, error, outcome_ms, quote FROM orders"
+    "SELECT o.position_id, o.request, o.sent_ms, coalesce(x.status, 'sent'), x.result, "
+    "x.error, x.outcome_ms, x.quote FROM orders o LEFT JOIN (SELECT client_order_id, status, "
+    "final, result, error, outcome_ms, quote, max(seq) FROM outcomes GROUP BY client_order_id) "
+    "x USING (client_order_id)"
 )
+_OPEN = "coalesce(x.final, 0) = 0"
 
 
 def _intent(row: tuple[Any, ...]) -> Intent:

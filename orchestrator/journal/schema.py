@@ -16,7 +16,9 @@ from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.run.ledger import Kind
 
 DB_NAME = "journal.sqlite3"
-SCHEMA_VERSION = 2  # 2: an outcome keeps the price quoted when it came
+# 2: an outcome keeps the price quoted when it came; 3: outcomes are appended beside
+# their intents, not written into them (an order's outcome is its latest)
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x464A524E  # "FJRN": tells a journal from any other SQLite file
 BUSY_TIMEOUT = 1.0  # seconds; only a process outside the lock protocol can hold the db
 
@@ -41,13 +43,17 @@ CREATE TABLE transitions (
 );
 CREATE TABLE orders (
     seq INTEGER PRIMARY KEY,
-    client_order_id TEXT NOT NULL UNIQUE,
+    client_order_id TEXT NOT NULL,
     position_id TEXT NOT NULL,
     symbol TEXT NOT NULL,
     side TEXT NOT NULL,
     quantity TEXT NOT NULL,
     request TEXT NOT NULL,
-    sent_ms INTEGER NOT NULL,
+    sent_ms INTEGER NOT NULL
+);
+CREATE TABLE outcomes (
+    seq INTEGER PRIMARY KEY,
+    client_order_id TEXT NOT NULL,
     status TEXT NOT NULL,
     final INTEGER NOT NULL,
     result TEXT,

@@ -4,7 +4,9 @@ What it holds: the run's meta (id, mode, nonce, the config text, when it was
 created, and whatever a run adds, e.g. the replay's cursor); every Position
 record (msgspec JSON, Decimals as strings) with its state; every transition of
 every position's machine; every order request (the *intent*, recorded before the
-request leaves) and its outcome; the ledger; the paper executor's balances.
+request leaves) and its outcomes (appended beside it: an order's outcome is its
+latest, and an intent's commit writes one table's last page, no index); the
+ledger; the paper executor's balances.
 
 Durability: WAL mode. With WAL, ``synchronous=NORMAL`` writes every commit to the
 WAL (it survives the process dying: ``kill -9``, a crash) but syncs it to disk
@@ -60,7 +62,6 @@ from orchestrator.journal.schema import (
     IDENTITY_KEYS,
     OPEN_STATUSES,
     SCHEMA_VERSION,
-    SENT,
     check_header,
     check_journal,
     connect,
@@ -100,11 +101,11 @@ _TRANSITION = (
 )
 _INTENT = (
     "INSERT INTO orders (client_order_id, position_id, symbol, side, quantity, request, "
-    "sent_ms, status, final) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)"
+    "sent_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _OUTCOME = (
-    "UPDATE orders SET status = ?, final = ?, result = ?, error = ?, outcome_ms = ?, quote = ? "
-    "WHERE client_order_id = ?"
+    "INSERT INTO outcomes (status, final, result, error, outcome_ms, quote, client_order_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _LEDGER = (
     "INSERT INTO ledger (run_label, time_ms, pair, position_id, kind, symbol, side, "
@@ -139,6 +140,12 @@ class Journal(Records):
         self._durable_intents = durable_intents
         self._group_limit = 0  # 0: every write commits before it returns
         self._pending = _Pending()
+        # Every client order id recorded: an id is refused a second time from this set,
+        # not from a UNIQUE index (whose page each intent's commit would write too);
+        # the run's lock makes this process the journal's only writer.
+        self._client_ids: set[str] = {
+            cid for (cid,) in conn.execute("SELECT client_order_id FROM orders")
+        }
         # A replay's journal is not synced at all (see the module docstring).
         conn.execute(f"PRAGMA synchronous = {'NORMAL' if durable_intents else 'OFF'}")
 
@@ -295,12 +302,9 @@ class Journal(Records):
     # -- writes
 
     @contextlib.contextmanager
-    def _writing(
-        self, what: str, *, durable: bool = False, alone: bool = False
-    ) -> Iterator[sqlite3.Connection]:
-        """One transaction, carrying the writes that wait (unless ``alone``: they wait
-        on); ``durable``: fsynced before it returns (power-cut safe). If it fails, the
-        writes that wait wait on."""
+    def _writing(self, what: str, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction, carrying the writes that wait; ``durable``: fsynced before it
+        returns (power-cut safe). If it fails, the writes that wait wait on."""
         with self._mutex:
             conn = self._db()
             self._check_in_place(what)
@@ -309,12 +313,10 @@ class Journal(Records):
                 if durable:
                     conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("BEGIN IMMEDIATE")
-                if not alone:
-                    self._commit_pending(conn)
+                self._commit_pending(conn)
                 yield conn
                 conn.execute("COMMIT")
-                if not alone:
-                    self._pending = _Pending()
+                self._pending = _Pending()
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")  # a live journal's level
             except sqlite3.Error as exc:
@@ -326,6 +328,25 @@ class Journal(Records):
             except BaseException:
                 _rollback(conn)
                 self._pending = waiting
+                raise
+
+    def _insert_alone(self, sql: str, rows: Sequence[tuple[object, ...]], what: str) -> None:
+        """``rows`` in a transaction of their own (the writes that wait, wait on): what
+        _writing does, without its generator, on the path every open and close takes."""
+        with self._mutex:
+            conn = self._db()
+            self._check_in_place(what)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise JournalError(
+                    f"{self.path}: cannot record {what}: {sqlite_reason(exc)}"
+                ) from exc
+            except BaseException:
+                _rollback(conn)
                 raise
 
     def _check_in_place(self, what: str) -> None:
@@ -405,6 +426,12 @@ class Journal(Records):
         ids = [r.client_order_id for r in requests]
         if len(set(ids)) != len(ids):
             raise ValueError(f"intents: the same client order id twice in {ids}")
+        for cid in ids:
+            if cid in self._client_ids:
+                raise JournalError(
+                    f"{self.path}: client order id {cid} is already recorded: "
+                    "an order request is never sent twice"
+                )
         rows = [
             (
                 r.client_order_id,
@@ -414,28 +441,23 @@ class Journal(Records):
                 str(r.quantity),
                 encode(r),
                 time_ms,
-                SENT,
             )
             for r in requests
         ]
-        if position is not None:  # written with what waits: one record per commit
-            self._pending.positions[position.id] = position
-        # Grouped, the intents are committed alone: nothing else need be before the
-        # orders leave, and the small commit is what every open and close pays.
-        alone = self._group_limit > 0
-        if alone:
+        what = f"the intent of {', '.join(ids)}"
+        if self._group_limit:
+            # Grouped, the intents are committed alone: nothing else need be before the
+            # orders leave, and this small commit is what every open and close pays.
+            self._insert_alone(_INTENT, rows, what)
             self._pending.count += 1
-        what, durable = f"the intent of {', '.join(ids)}", self._durable_intents
-        with self._writing(what, durable=durable, alone=alone) as conn:
-            before = conn.total_changes
-            try:
+            if position is not None:  # written with what waits: one record per commit
+                self._pending.positions[position.id] = position
+        else:
+            with self._writing(what, durable=self._durable_intents) as conn:
                 conn.executemany(_INTENT, rows)
-            except sqlite3.IntegrityError:  # the client order id is UNIQUE
-                first = ids[conn.total_changes - before]  # the rows before it went in
-                raise JournalError(
-                    f"{self.path}: client order id {first} is already recorded: "
-                    "an order request is never sent twice"
-                ) from None
+                if position is not None:
+                    _upsert_position(conn, position)
+        self._client_ids.update(ids)
 
     def outcome(
         self,
@@ -453,6 +475,11 @@ class Journal(Records):
         if status not in FINAL_STATUSES and status not in OPEN_STATUSES:
             allowed = ", ".join(sorted(FINAL_STATUSES | OPEN_STATUSES))
             raise ValueError(f"outcome status {status!r}: one of {allowed}")
+        if client_order_id not in self._client_ids:
+            raise JournalError(
+                f"{self.path}: no intent was recorded for client order id "
+                f"{client_order_id}: its outcome has nothing to complete"
+            )
         if result is not None and result.client_order_id != client_order_id:
             raise ValueError(
                 f"outcome of {client_order_id}: the result is {result.client_order_id}'s"
@@ -467,17 +494,11 @@ class Journal(Records):
             client_order_id,
         )
         if self._group_limit:
-            # Its intent was committed before its order left: the row is there.
             self._pending.outcomes.append(row)
             self._waiting()
             return
         with self._writing(f"the outcome of {client_order_id}") as conn:
-            cursor = conn.execute(_OUTCOME, row)
-            if cursor.rowcount == 0:
-                raise JournalError(
-                    f"{self.path}: no intent was recorded for client order id "
-                    f"{client_order_id}: its outcome has nothing to complete"
-                )
+            conn.execute(_OUTCOME, row)
 
     def ledger(self, run_label: str, entries: Sequence[LedgerEntry]) -> None:
         """Append entries to a run's ledger (funding is entries of kind "funding")."""
