@@ -26,7 +26,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.market.recorded import DataError
 
 if TYPE_CHECKING:
-    from orchestrator.tracing import inspect
+    from orchestrator.tracing import trace_file
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -120,18 +120,18 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _trace_file(args: argparse.Namespace) -> Path:
-    from orchestrator.tracing import inspect
+    from orchestrator.tracing import trace_file
 
     if args.file is not None:
         path: Path = args.file
         return path
-    return inspect.latest_trace_file(args.runs)
+    return trace_file.latest_trace_file(args.runs)
 
 
-def _read_traces(path: Path) -> list[inspect.SpanRecord]:
-    from orchestrator.tracing import inspect
+def _read_traces(path: Path) -> list[trace_file.SpanRecord]:
+    from orchestrator.tracing import trace_file
 
-    spans, problems = inspect.read_spans(path)
+    spans, problems = trace_file.read_spans(path)
     for problem in problems:
         print(f"warning: {path}: {problem}", file=sys.stderr)
     return spans

@@ -131,9 +131,9 @@ def test_ctrl_c_stops_cleanly_writes_everything_and_exits_130(workdir: Path) -> 
     assert set(summary["positions"]) <= {"closed"}  # nothing left half-open
     assert summary["end"] < "2025-09"  # it stopped early
     # Every position's trace was flushed on the way out.
-    from orchestrator.tracing import inspect
+    from orchestrator.tracing import inspect, trace_file
 
-    spans, problems = inspect.read_spans(folder / "traces.jsonl")
+    spans, problems = trace_file.read_spans(folder / "traces.jsonl")
     assert problems == []
     traced = inspect.positions(spans)
     assert len(traced) == sum(summary["positions"].values())

@@ -15,12 +15,12 @@ from orchestrator.config import (
     DATA_ENV,
     Config,
     ConfigError,
-    _refuse_secrets,
     config_schema,
     load,
     load_config,
     write_schema,
 )
+from orchestrator.config_file import _refuse_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-VALUE-never-shown"

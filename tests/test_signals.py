@@ -351,9 +351,9 @@ def test_ctrl_c_with_the_collector_down_exits_promptly_with_the_results_written(
     assert summary["interrupted"] is True
     assert summary["total"]["positions"] > 100
     # The file has every span, the collector's failure notwithstanding.
-    from orchestrator.tracing import inspect
+    from orchestrator.tracing import inspect, trace_file
 
-    spans, problems = inspect.read_spans(folder / TRACES)
+    spans, problems = trace_file.read_spans(folder / TRACES)
     assert problems == []
     assert len(inspect.positions(spans)) == summary["total"]["positions"]
 

@@ -25,18 +25,20 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer, set_span_in_co
 from orchestrator.exceptions import InsufficientFundsError, UnknownPositionError
 from orchestrator.tracing.inspect import (
     PositionNotInTraceError,
-    SpanRecord,
-    TraceFileError,
     detail_json,
     format_detail,
     format_positions,
-    latest_trace_file,
     position_detail,
     positions,
     positions_json,
-    read_spans,
 )
 from orchestrator.tracing.otlp_json import OtlpJsonFileExporter, encode_request
+from orchestrator.tracing.trace_file import (
+    SpanRecord,
+    TraceFileError,
+    latest_trace_file,
+    read_spans,
+)
 
 T0 = 1_795_000_000_000_000_000  # 2026-11-18 11:06:40 UTC, in ns
 RUN_ID = "20261118-110640-abcdef"
