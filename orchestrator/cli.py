@@ -76,7 +76,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from orchestrator.run.app import check
+    from orchestrator.run.check import check
 
     return check(args.config)
 

@@ -24,8 +24,9 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.journal import Journal
 from orchestrator.run import app, files
-from orchestrator.run.app import EXIT_WRITE_FAILED, ProgressBar
+from orchestrator.run.app import EXIT_WRITE_FAILED
 from orchestrator.run.files import INCOMPLETE, PARTIAL_PREFIX
+from orchestrator.run.progress import ProgressBar
 from tests.support import data_file
 
 ROOT = Path(__file__).resolve().parents[1]

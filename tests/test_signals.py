@@ -44,15 +44,15 @@ import time
 _progress = float(os.environ.get("FO_TEST_PROGRESS_SLEEP") or 0)
 _replace = float(os.environ.get("FO_TEST_REPLACE_SLEEP") or 0)
 if _progress:
-    from orchestrator.run import app
+    from orchestrator.run import progress
 
-    _call = app.ProgressBar.__call__
+    _call = progress.ProgressBar.__call__
 
     def _slow_call(self, done, total):
         _call(self, done, total)
         time.sleep(_progress)
 
-    app.ProgressBar.__call__ = _slow_call
+    progress.ProgressBar.__call__ = _slow_call
 if _replace:
     _os_replace = os.replace
 

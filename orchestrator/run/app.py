@@ -19,16 +19,13 @@ Exit codes of ``run``:
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import signal
 import sys
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import TextIO
 from uuid import uuid4
 
@@ -49,13 +46,13 @@ from orchestrator.run.coverage import coverage_warnings
 from orchestrator.run.engine import REPLAY_NONCE, Progress, Replay, RunResult, StopFlag
 from orchestrator.run.files import INCOMPLETE, OutputError
 from orchestrator.run.ledger import write_ledgers
+from orchestrator.run.progress import ProgressBar
 from orchestrator.run.report import Summary, format_table, summarise, write_positions
+from orchestrator.run.signals import Signals, exit_code, stop_on_signals
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
 from orchestrator.tracing.setup import TRACE_FILE, RunTracing
 
 EXIT_WRITE_FAILED = 3
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 CONFIG_FILE = "config.yaml"
 CONFIG_PATH = "config_path"  # journal meta: where the run's config was (its relative paths)
@@ -63,11 +60,6 @@ RESULT_FILES = ["summary.json", "ledger.csv", "positions.csv"]
 CHART_FILE = "chart.html"
 
 HOUR_MS = 3_600_000
-
-
-def exit_code(signum: int) -> int:
-    """The shell's convention for a process ended by a signal: 128 + its number."""
-    return 128 + signum
 
 
 def _ms(text: str | None) -> int | None:
@@ -122,32 +114,6 @@ def strategies(config: Config) -> list[Strategy]:
     ]
 
 
-class ProgressBar:
-    """One line on stderr, redrawn in place on a terminal, every 10 % otherwise."""
-
-    def __init__(self, label: str, out: TextIO) -> None:
-        self._label, self._out = label, out
-        self._tty = out.isatty()
-        self._last_decile = -1
-        self._started = time.perf_counter()
-
-    def __call__(self, done: int, total: int) -> None:
-        frac = done / total if total else 1.0
-        decile = int(frac * 10)
-        if not self._tty and decile == self._last_decile:
-            return
-        self._last_decile = decile
-        bar = "#" * int(frac * 30)
-        elapsed = time.perf_counter() - self._started
-        line = (
-            f"{self._label:14} [{bar:<30}] {frac:6.1%}  {done:,}/{total:,} events  {elapsed:5.1f} s"
-        )
-        self._out.write(("\r" + line) if self._tty else line + "\n")
-        if self._tty and done >= total:
-            self._out.write("\n")
-        self._out.flush()
-
-
 async def replay_both(
     prepared: Prepared,
     make_progress: Callable[[str], Progress],
@@ -174,55 +140,6 @@ async def replay_both(
         label="always hedged",
     ).run(progress=make_progress("always hedged"), stop=stop)
     return result, baseline
-
-
-class StoppedAtOnce(BaseException):
-    """Raised by the second signal's handler: unwinds the run from wherever it is.
-
-    A BaseException, so no ``except Exception`` on the way swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class Signals:
-    """The replay's stop flag, set by the first SIGINT, SIGTERM or SIGHUP; the
-    second raises StoppedAtOnce; any later one is ignored (already stopping)."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self.first: int | None = None
-        self.second: int | None = None
-
-    def is_set(self) -> bool:
-        return self._stop.is_set()
-
-    def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.first is None:
-            self.first = signum
-            self._stop.set()
-        elif self.second is None:
-            self.second = signum
-            raise StoppedAtOnce(signum)
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[Signals]:
-    """Ctrl-C, SIGTERM or SIGHUP ask the replay to stop at the next instant: no new
-    positions, open ones closed on the last prices, everything written. A second
-    one stops at once. A signal ignored when the process started (``nohup``, a
-    background job) stays ignored."""
-    signals = Signals()
-    previous = {}
-    for s in HANDLED_SIGNALS:
-        if signal.getsignal(s) is not signal.SIG_IGN:
-            previous[s] = signal.signal(s, signals.handle)
-    try:
-        yield signals
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 class RunFolder:
@@ -638,43 +555,3 @@ def _print_results(
         f"always hedged: {summary.baseline_positions}",
         file=out,
     )
-
-
-def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Validate the config and its data, and that the output folder can be written:
-    the warnings a run would print, on stderr; nothing created."""
-    out, err = out or sys.stdout, err or sys.stderr
-    loaded = load(config_path)
-    if loaded.config.mode == "live":
-        return _check_live(config_path, loaded, out, err)
-    prepared = prepare(loaded)
-    for warning in prepared.warnings:
-        print(f"warning: {warning}", file=err)
-    files.ensure_writable(prepared.loaded.output_dir(), create=False)
-    config = prepared.loaded.config
-    rows = sum(len(d.spot) + len(d.perp) + len(d.funding) for d in prepared.datasets)
-    print(
-        f"{config_path}: OK: {config.mode} on {config.venue}, "
-        f"{len(config.pairs)} pairs, {rows:,} market events in {prepared.loaded.data_dir()}",
-        file=out,
-    )
-    return 0
-
-
-def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> int:
-    """A live config: the settings, the keys in the environment, the output folder.
-    Nothing is sent (the venue is first asked by ``run``, in its startup checks)."""
-    from orchestrator.execution.bybit import credentials
-
-    for warning in loaded.warnings:
-        print(f"warning: {warning}", file=err)
-    credentials()
-    files.ensure_writable(loaded.output_dir(), create=False)
-    config = loaded.config
-    where = config.live.url or f"Bybit {config.network}"
-    print(
-        f"{config_path}: OK: live on {where}, {len(config.pairs)} pairs; "
-        "API key and secret found in the environment",
-        file=out,
-    )
-    return 0

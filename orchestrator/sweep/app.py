@@ -27,7 +27,7 @@ import msgspec
 
 from orchestrator.config import load
 from orchestrator.run import files
-from orchestrator.run.app import StoppedAtOnce, exit_code, stop_on_signals
+from orchestrator.run.signals import StoppedAtOnce, exit_code, stop_on_signals
 from orchestrator.sweep.chart import chart_html
 from orchestrator.sweep.engine import Engine, InProcess, open_dask
 from orchestrator.sweep.plan import Plan, make_plan

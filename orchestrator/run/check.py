@@ -1,0 +1,51 @@
+"""`orchestrator check`: a config, its data and its output folder checked; nothing run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from orchestrator.config import Loaded, load
+from orchestrator.run import files
+from orchestrator.run.app import prepare
+
+
+def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Validate the config and its data, and that the output folder can be written:
+    the warnings a run would print, on stderr; nothing created."""
+    out, err = out or sys.stdout, err or sys.stderr
+    loaded = load(config_path)
+    if loaded.config.mode == "live":
+        return _check_live(config_path, loaded, out, err)
+    prepared = prepare(loaded)
+    for warning in prepared.warnings:
+        print(f"warning: {warning}", file=err)
+    files.ensure_writable(prepared.loaded.output_dir(), create=False)
+    config = prepared.loaded.config
+    rows = sum(len(d.spot) + len(d.perp) + len(d.funding) for d in prepared.datasets)
+    print(
+        f"{config_path}: OK: {config.mode} on {config.venue}, "
+        f"{len(config.pairs)} pairs, {rows:,} market events in {prepared.loaded.data_dir()}",
+        file=out,
+    )
+    return 0
+
+
+def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> int:
+    """A live config: the settings, the keys in the environment, the output folder.
+    Nothing is sent (the venue is first asked by ``run``, in its startup checks)."""
+    from orchestrator.execution.bybit import credentials
+
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=err)
+    credentials()
+    files.ensure_writable(loaded.output_dir(), create=False)
+    config = loaded.config
+    where = config.live.url or f"Bybit {config.network}"
+    print(
+        f"{config_path}: OK: live on {where}, {len(config.pairs)} pairs; "
+        "API key and secret found in the environment",
+        file=out,
+    )
+    return 0

@@ -1,0 +1,66 @@
+"""Stopping on SIGINT, SIGTERM or SIGHUP: the first asks to stop at the next instant,
+the second stops at once. Exit codes follow the shell's 128 + the signal's number."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def exit_code(signum: int) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number."""
+    return 128 + signum
+
+
+class StoppedAtOnce(BaseException):
+    """Raised by the second signal's handler: unwinds the run from wherever it is.
+
+    A BaseException, so no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class Signals:
+    """The replay's stop flag, set by the first SIGINT, SIGTERM or SIGHUP; the
+    second raises StoppedAtOnce; any later one is ignored (already stopping)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.first: int | None = None
+        self.second: int | None = None
+
+    def is_set(self) -> bool:
+        return self._stop.is_set()
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.first is None:
+            self.first = signum
+            self._stop.set()
+        elif self.second is None:
+            self.second = signum
+            raise StoppedAtOnce(signum)
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Signals]:
+    """Ctrl-C, SIGTERM or SIGHUP ask the replay to stop at the next instant: no new
+    positions, open ones closed on the last prices, everything written. A second
+    one stops at once. A signal ignored when the process started (``nohup``, a
+    background job) stays ignored."""
+    signals = Signals()
+    previous = {}
+    for s in HANDLED_SIGNALS:
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            previous[s] = signal.signal(s, signals.handle)
+    try:
+        yield signals
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
