@@ -171,7 +171,7 @@ class CandleList(list[Candle]):
     @property
     def columns(self) -> MemoryColumns:
         if self._columns is None or self._columns.count != len(self):
-            self._columns = candle_columns(self)
+            self._columns = packed(candle_columns(self))
         return self._columns
 
 
@@ -183,8 +183,18 @@ class FundingList(list[FundingRate]):
     @property
     def columns(self) -> MemoryColumns:
         if self._columns is None or self._columns.count != len(self):
-            self._columns = funding_columns(self)
+            self._columns = packed(funding_columns(self))
         return self._columns
+
+
+def packed(columns: MemoryColumns) -> MemoryColumns:
+    """The columns with their values copied side by side in memory, for the columns a
+    loaded series keeps for every replay of it. A loaded value lies among its row's
+    other fields (five Decimals a candle): a replay reading a column in order then missed
+    the cache at nearly every value (measured: about a tenth of a replay's time, for
+    about 110 bytes a row). ``v.copy_sign(v)`` is an exact copy (digits, exponent and
+    sign), a new object."""
+    return MemoryColumns(columns.times, [value.copy_sign(value) for value in columns.values])
 
 
 class StreamedSeries(Sequence[T]):

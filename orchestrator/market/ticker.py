@@ -11,6 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from orchestrator.exceptions import PriceUnavailableError
+from orchestrator.models import ZERO
 
 Clock = Callable[[], float]
 
@@ -44,7 +45,7 @@ class TickerService:
         if quote is None:
             return None
         price, ts = quote
-        if price.is_finite() and price > 0 and self.clock() - ts <= self.stale_after_seconds:
+        if price.is_finite() and price > ZERO and self.clock() - ts <= self.stale_after_seconds:
             return price
         return None
 
@@ -56,12 +57,12 @@ class TickerService:
             return None
         (a, a_ts), (b, b_ts) = one, two
         now, limit = self.clock(), self.stale_after_seconds
-        if (
+        if (  # > ZERO, not > 0: no int made into a Decimal on every ask
             a.is_finite()
-            and a > 0
+            and a > ZERO
             and now - a_ts <= limit
             and b.is_finite()
-            and b > 0
+            and b > ZERO
             and now - b_ts <= limit
         ):
             return a, b

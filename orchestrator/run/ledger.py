@@ -11,6 +11,7 @@ again.
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -182,6 +183,7 @@ def _rows(entries: Iterable[LedgerEntry], fields: list[str]) -> Iterable[list[ob
         yield [getattr(e, name) for name in fields]
 
 
+@functools.cache  # a handful of symbols, asked at every settlement and fill
 def _quote(symbol: str) -> str:
     """Quote currency of a ccxt unified symbol: BTC/USDT -> USDT, BTC/USDT:USDT -> USDT."""
     return symbol.split("/")[1].split(":")[0]

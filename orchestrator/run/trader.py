@@ -176,12 +176,21 @@ class Trader:
         self.equity = Curve(compact_after)
         for run in pairs:
             run.pnl = self.equity.follow()
-        # Per pair: its strategy's quiet(holding), when it has one (strategy/funding.py),
-        # and its symbols.
+        # Per pair, looked up once (a replay asks at every instant): its strategy's
+        # quiet(holding) when it has one (strategy/funding.py), entry and exit rules, and
+        # its symbols.
         self._deciders = [
-            (run, getattr(run.strategy, "quiet", None), run.spot.symbol, run.perp.symbol)
+            (
+                run,
+                getattr(run.strategy, "quiet", None),
+                run.strategy.entry_reason,
+                run.strategy.exit_reason,
+                run.spot.symbol,
+                run.perp.symbol,
+            )
             for run in pairs
         ]
+        self._valued = [(run, run.spot.symbol, run.perp.symbol) for run in pairs]
         self.notes: list[str] = []
         self._tg: TaskGroup | None = None
 
@@ -197,18 +206,14 @@ class Trader:
         replay asks it at every instant and calls decide only then."""
         deciders, prices = self._deciders, self.ticker.get_prices
         for i in touched:
-            run, quiet, spot, perp = deciders[i]
+            run, quiet, enter, leave, spot, perp = deciders[i]
             if run.ended:
                 continue
             holding = run.position is not None
             if quiet is not None and quiet(holding):
                 continue
             found = prices(spot, perp)
-            if found is None:
-                continue
-            strategy = run.strategy
-            reason = strategy.exit_reason(*found) if holding else strategy.entry_reason(*found)
-            if reason is not None:
+            if found is not None and (leave if holding else enter)(*found) is not None:
                 return True
         return False
 
@@ -455,13 +460,11 @@ class Trader:
         """An hourly sample of the equity (equity_now) and of each pair's PnL (pair_pnl),
         computed as those compute them, in one pass over the pairs."""
         t = self.clock_ms
-        if not force and t - self.equity.last_ms < HOUR_MS:
-            return
-        if t <= 0:
+        if t <= 0 or (not force and t - self.equity.last_ms < HOUR_MS):
             return
         quotes, perp_position = self.ticker.quotes, self.account.get_perp_position
         equity = self.account.balance(self.quote)
-        for run, _, spot_symbol, perp_symbol in self._deciders:
+        for run, spot_symbol, perp_symbol in self._valued:
             position = run.position
             if position is None:  # flat: nothing held beyond the wallet
                 run.pnl.add(run.cash)
@@ -471,9 +474,10 @@ class Trader:
             spot_last = spot[0] if spot else ZERO
             perp_last = perp[0] if perp else ZERO
             held = position.spot_qty
-            run.pnl.add(run.cash + held * spot_last - position.perp_qty * perp_last)
+            spot_value = held * spot_last  # once, for the PnL and the equity alike
+            run.pnl.add(run.cash + spot_value - position.perp_qty * perp_last)
             if held:
-                equity += held * spot_last
+                equity += spot_value
             short = perp_position(perp_symbol)
             if short.size:
                 equity += short.size * (perp_last - short.entry_price)

@@ -12,9 +12,11 @@ from itertools import islice
 from typing import Protocol
 
 from orchestrator.config import StrategySettings
+from orchestrator.models import ZERO
 from orchestrator.settings import FeeSettings
 
 HOURS_PER_YEAR = Decimal(365 * 24)
+ONE = Decimal(1)  # a Decimal (as ZERO), so that no int is made into one on every use
 
 
 class Strategy(Protocol):
@@ -34,7 +36,7 @@ class Strategy(Protocol):
 
 def basis(spot_price: Decimal, perp_price: Decimal) -> Decimal:
     """Perp premium over spot, a fraction: perp / spot - 1."""
-    return perp_price / spot_price - 1
+    return perp_price / spot_price - ONE
 
 
 class FundingStrategy:
@@ -72,7 +74,7 @@ class FundingStrategy:
         size = len(recent)
         if size >= n:
             window = recent if size == n else islice(recent, size - n, None)
-            self._average = sum(window, Decimal(0)) / n
+            self._average = sum(window, ZERO) / n
         else:
             self._average = None
         annual = None if self._average is None else self._average * self._per_year
@@ -84,8 +86,9 @@ class FundingStrategy:
             and self._average * self._periods_held > self.round_trip_cost
             else None
         )
-        # The newest first: a streak usually ends at once.
-        if size >= k and all(recent[-i] < 0 for i in range(1, k + 1)):
+        # The newest first: a streak usually ends at once (k >= 1), so the newest is
+        # looked at before any generator is made.
+        if size >= k and recent[-1] < ZERO and all(recent[-i] < ZERO for i in range(2, k + 1)):
             self._exit_case = f"funding negative {k} settlements in a row"
         elif annual is not None and annual < self._s.exit_annualised:
             self._exit_case = f"funding {annual:.2%}/y below {self._s.exit_annualised:.2%}/y"
@@ -106,12 +109,13 @@ class FundingStrategy:
         # slippage within the minimum hold.
         if self._entry_case is None:
             return None
-        if abs(basis(spot_price, perp_price)) > self._s.max_basis:
+        if abs(perp_price / spot_price - ONE) > self._s.max_basis:  # basis(), inline
             return None  # would leave again at once
         return self._entry_case
 
     def exit_reason(self, spot_price: Decimal, perp_price: Decimal) -> str | None:
-        b = basis(spot_price, perp_price)
+        # A replay asks at every instant it holds: basis(), inline.
+        b = perp_price / spot_price - ONE
         if abs(b) > self._s.max_basis:
             return f"basis {b:.3%} beyond {self._s.max_basis:.3%}"
         return self._exit_case
