@@ -2,16 +2,15 @@
 PositionMachine's transitions, run from the table derived from it (machines/lifecycle.py).
 
 The manager does the I/O; the machine holds the truth of where a position is.
-Both legs leave from one anyio task group at the same moment. Each leg catches
-its own errors and records an outcome, so one leg failing never cancels the other
-in flight. Once orders have left, the rest of the open or close (looking up legs
-whose outcome is unknown, unwinding) runs shielded from outside cancellation and
-bounded by deadlines, so a Ctrl-C never strands a one-legged position.
+Both legs leave together (sending.py: one task group, each leg settling its own
+outcome, so one failing never cancels the other in flight). Once orders have
+left, the rest of the open or close (looking up legs whose outcome is unknown,
+unwinding) runs shielded from outside cancellation and bounded by deadlines, so a
+Ctrl-C never strands a one-legged position.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,8 +29,6 @@ from orchestrator.exceptions import (
     InsufficientSizeError,
     IntentNotRecorded,
     InvalidOrderError,
-    OrchestratorError,
-    OrderOutcomeUnknown,
     PositionStateError,
     PriceUnavailableError,
     RiskCheckFailed,
@@ -47,13 +44,11 @@ from orchestrator.models import (
     Instrument,
     OrderRequest,
     OrderResult,
-    OrderStatus,
     Position,
     Side,
 )
 from orchestrator.position.delta import DeltaValidator
 from orchestrator.position.legs import (
-    LOOKUP_INTERVAL,
     MAX_POSITION_ID,
     NONCE_LENGTH,
     Action,
@@ -65,6 +60,7 @@ from orchestrator.position.legs import (
     new_run_nonce,
     parse_client_order_id,
 )
+from orchestrator.position.sending import LegSender
 from orchestrator.position.sizing import PositionSizer, round_down
 from orchestrator.risk import RiskManager
 from orchestrator.settings import TradingSettings
@@ -123,9 +119,7 @@ class PositionManager:
         self._listeners: list[Listener] = [*listeners]
         if self._tracing.enabled:
             self._listeners.append(self._tracing)
-        # Looking up legs whose outcome is unknown may take until the venue can no
-        # longer accept them: the order deadline plus the venue's late-arrival window.
-        self._resolve_deadline = settings.order_timeout_seconds + executor.late_arrival_seconds
+        self._sender = LegSender(executor, settings, self._tracing)
         # The registry: changed only between awaits (one event loop), so no lock.
         self._positions: dict[str, _Entry] = {}
 
@@ -341,107 +335,16 @@ class PositionManager:
         return Leg(name, action, instrument, request)
 
     async def _execute(self, entry: _Entry, legs: list[Leg]) -> bool:
-        """Send the legs at once; settle every outcome, whatever the caller does (the
-        caller's cancellation waits until this returns). True if the deadline passed."""
-        async with anyio.create_task_group() as tg:
-            # The group's own scope is the shield and, once the legs' budgets are
-            # taken, their deadline: no cancel scope around it on every open and close.
-            tg.cancel_scope.shield = True
-            await self._executor.prepare([leg.request for leg in legs])
-            tg.cancel_scope.deadline = anyio.current_time() + self._settings.order_timeout_seconds
-            # The first leg is placed by this task, the others by tasks of their own:
-            # all leave together (each runs until its request is out), one task fewer.
-            for leg in legs[1:]:
-                tg.start_soon(self._place, leg)
-            await self._place(legs[0])
-        timed_out = tg.cancel_scope.cancelled_caught
-        self._tracing.legs_sent(legs)
-        for leg in legs:
-            if leg.result is None and leg.error is None:
-                leg.unknown = True  # cut off by the deadline while in flight
-                leg.error = OrderOutcomeUnknown(
-                    f"no answer within {self._settings.order_timeout_seconds} s"
-                )
-        await self._resolve([leg for leg in legs if self._needs_lookup(leg)])
+        """Send the legs at once and settle every outcome, whatever the caller does (the
+        sending is shielded); move what filled into the position. True if the deadline
+        passed."""
+        timed_out = await self._sender.send(legs)
         for leg in legs:
             if not leg.unknown:
                 self._apply(entry, leg)
         self._record_outcomes(legs)
         entry.unresolved += [leg for leg in legs if leg.unknown]
         return timed_out
-
-    async def _place(self, leg: Leg) -> None:
-        with self._tracing.order(leg):
-            leg.sent_at = time.perf_counter()
-            try:
-                leg.result = await self._executor.place_order(leg.request)
-                leg.acknowledged = True
-            except OrderOutcomeUnknown as exc:
-                leg.error, leg.unknown = exc, True
-                leg.acknowledged = exc.order_id is not None
-            except OrchestratorError as exc:  # refused before or by the venue: nothing filled
-                leg.error = exc
-            except Exception as exc:  # a surprise: the order may be out, so ask the venue
-                leg.error, leg.unknown = exc, True
-            finally:
-                # Whatever happened, the request was signed by now: the venue's window
-                # to accept it runs from here at the latest (on the loop's clock).
-                leg.left_by = anyio.current_time()
-
-    @staticmethod
-    def _needs_lookup(leg: Leg) -> bool:
-        return leg.unknown or (leg.result is not None and leg.result.status is OrderStatus.OPEN)
-
-    async def _resolve(self, legs: list[Leg]) -> None:
-        """Ask the venue, by client order id, what became of each leg; cancel what still
-        works. A leg stays unknown unless the venue answers: a lookup cut off by the
-        deadline (or failing) leaves it unknown, never failed."""
-        if not legs:
-            return
-        for leg in legs:
-            leg.unknown = True
-        with anyio.move_on_after(self._resolve_deadline, shield=True):
-            async with anyio.create_task_group() as tg:
-                for leg in legs:
-                    tg.start_soon(self._lookup, leg)
-
-    async def _lookup(self, leg: Leg) -> None:
-        with self._tracing.lookup(leg):
-            await self._ask_venue(leg)
-
-    async def _ask_venue(self, leg: Leg) -> None:
-        symbol, cid = leg.request.symbol, leg.request.client_order_id
-        # An order the venue acknowledged exists even when a lookup misses it (order
-        # search is eventually consistent); one never acknowledged may still land
-        # until the venue's acceptance window has passed.
-        acknowledged = leg.acknowledged
-        absent_after = (leg.left_by or anyio.current_time()) + self._executor.late_arrival_seconds
-        cancelled = False
-        while True:
-            try:
-                found = await self._executor.fetch_order_by_client_id(cid, symbol)
-            except Exception as exc:  # the venue could not be asked: ask again, until the deadline
-                leg.lookup_error = exc
-                await anyio.sleep(LOOKUP_INTERVAL)
-                continue
-            if found is None:
-                if not acknowledged and anyio.current_time() >= absent_after:
-                    leg.unknown, leg.absent, leg.result = False, True, None
-                    return
-                await anyio.sleep(LOOKUP_INTERVAL)
-            elif found.status is OrderStatus.OPEN:
-                leg.result = found
-                acknowledged = leg.acknowledged = True
-                if cancelled:  # the venue has not caught up with the cancel yet
-                    await anyio.sleep(LOOKUP_INTERVAL)
-                try:
-                    await self._executor.cancel_order(found.order_id, symbol, leg.request.category)
-                except Exception as exc:  # read it again, and cancel again if it still works
-                    leg.lookup_error = exc
-                cancelled = True  # then read what the cancel left
-            else:
-                leg.result, leg.unknown = found, False
-                return
 
     def _apply(self, entry: _Entry, leg: Leg) -> None:
         """Move the leg's fill into what the position holds, and its fee into its costs."""
@@ -486,7 +389,7 @@ class PositionManager:
         """
         if entry.unresolved:  # an earlier leg's fate is still open: ask again first
             pending, entry.unresolved = entry.unresolved, []
-            await self._resolve(pending)
+            await self._sender.resolve(pending)
             for leg in pending:
                 if leg.unknown:
                     entry.unresolved.append(leg)
@@ -591,7 +494,7 @@ class PositionManager:
         could not tell about."""
         pending = [(e, leg) for e in self._positions.values() for leg in e.unresolved]
         with anyio.CancelScope(shield=True):
-            await self._resolve([leg for _, leg in pending])
+            await self._sender.resolve([leg for _, leg in pending])
         for entry in {e for e, _ in pending}:
             found = [leg for leg in entry.unresolved if not leg.unknown]
             entry.unresolved = [leg for leg in entry.unresolved if leg.unknown]
