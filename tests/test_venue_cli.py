@@ -99,3 +99,24 @@ async def test_a_bad_fault_file_is_refused_before_listening(tmp_path: Path) -> N
     assert out == ""
     assert str(faults) in err
     assert "reject needs an error name or a ret_code" in err
+
+
+def test_the_recorded_venue_refuses_candles_that_are_not_hourly(tmp_path: Path) -> None:
+    # Its market steps an hour at a time: minute candles would be read an hour late.
+    from tests.test_replay_streaming import minute_files
+
+    minute_files(tmp_path, 600)
+    (tmp_path / INSTRUMENTS.name).write_bytes(INSTRUMENTS.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "venue", "--recorded", "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: {tmp_path}: BTCUSDT: the venue replays hourly candles; "
+        "its spot candles are 1-minute ones"
+    )

@@ -134,6 +134,11 @@ class _Series:
     funding_times: list[int]
 
 
+def _interval(ms: int) -> str:
+    minutes = ms // 60_000
+    return f"{minutes}-minute" if minutes % 60 else f"{minutes // 60}-hour"
+
+
 class RecordedMarket:
     """The recorded pairs of ``data_dir`` on a market clock (epoch ms) moved by ``advance_to``."""
 
@@ -146,6 +151,13 @@ class RecordedMarket:
                 data = load_pair(data_dir, spot, perp)
             except DataMissing:
                 continue
+            for name, candles in (("spot", data.spot), ("perp", data.perp)):
+                # Every step of this market is an hour (its klines, its clock, a bar's close).
+                if candles and candles[0].interval_ms != HOUR_MS:
+                    raise DataError(
+                        f"{data_dir}: {market_id}: the venue replays hourly candles; its "
+                        f"{name} candles are {_interval(candles[0].interval_ms)} ones"
+                    )
             self.series[market_id] = _Series(
                 data,
                 [c.open_time_ms for c in data.spot],
