@@ -236,6 +236,31 @@ def test_rehearse_runs_the_live_path_on_the_recorded_data(workdir: Path) -> None
     assert (folder / "traces.jsonl").stat().st_size > 0
 
 
+def test_rehearse_refuses_candles_that_are_not_hourly_before_making_a_run_folder(
+    workdir: Path,
+) -> None:
+    from tests.test_replay_streaming import minute_files
+
+    data = workdir / "data"
+    data.mkdir()
+    minute_files(data, 3000)
+    instruments = "bybit_instruments_info_BTC_ETH_ccxt_static_subset.json"
+    shutil.copyfile(DATA / instruments, data / instruments)
+    config = workdir / "config.yaml"
+    config.write_text(
+        config.read_text().replace("  - spot: ETH/USDT\n    perp: ETH/USDT:USDT\n", "")
+    )
+    proc = command("rehearse", "config.yaml", cwd=workdir, env=run_env(ORCHESTRATOR_DATA=str(data)))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        f"error: {data}: BTCUSDT: the venue replays hourly candles; "
+        "its spot candles are 1-minute ones"
+    )
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+
+
 def test_a_venue_out_of_reach_stops_the_start_with_a_clear_message(workdir: Path) -> None:
     live_config(workdir, "http://127.0.0.1:9")  # nothing listens there
     env = run_env(BYBIT_API_KEY="key-of-the-test", BYBIT_API_SECRET=SENTINEL)

@@ -269,7 +269,10 @@ def _session(
 
         return config.mode, REPLAY_NONCE, prepared.warnings, replay
     from orchestrator.live.session import Rehearsal, rehearse
+    from orchestrator.venue.market import require_hourly
 
+    for data in prepared.datasets:  # said now, before the run's folder is made
+        require_hourly(data, f"{loaded.data_dir()}: {data.spot_symbol.replace('/', '')}")
     first = min(
         (c.open_time_ms for d in prepared.datasets for c in (d.spot[:1] + d.perp[:1])),
         default=0,

@@ -134,9 +134,16 @@ class _Series:
     funding_times: list[int]
 
 
-def _interval(ms: int) -> str:
-    minutes = ms // 60_000
-    return f"{minutes}-minute" if minutes % 60 else f"{minutes // 60}-hour"
+def require_hourly(data: PairData, where: str) -> None:
+    """Refuse a pair whose candles are not hourly: every step of this market is an hour
+    (its klines, its clock, a bar's close), so other candles would be read an hour late."""
+    for name, candles in (("spot", data.spot), ("perp", data.perp)):
+        if candles and candles[0].interval_ms != HOUR_MS:
+            minutes = candles[0].interval_ms // 60_000
+            size = f"{minutes}-minute" if minutes % 60 else f"{minutes // 60}-hour"
+            raise DataError(
+                f"{where}: the venue replays hourly candles; its {name} candles are {size} ones"
+            )
 
 
 class RecordedMarket:
@@ -151,13 +158,7 @@ class RecordedMarket:
                 data = load_pair(data_dir, spot, perp)
             except DataMissing:
                 continue
-            for name, candles in (("spot", data.spot), ("perp", data.perp)):
-                # Every step of this market is an hour (its klines, its clock, a bar's close).
-                if candles and candles[0].interval_ms != HOUR_MS:
-                    raise DataError(
-                        f"{data_dir}: {market_id}: the venue replays hourly candles; its "
-                        f"{name} candles are {_interval(candles[0].interval_ms)} ones"
-                    )
+            require_hourly(data, f"{data_dir}: {market_id}")
             self.series[market_id] = _Series(
                 data,
                 [c.open_time_ms for c in data.spot],
