@@ -11,15 +11,15 @@ YAML path, what was expected and what was found.
 from __future__ import annotations
 
 import re
-import types
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 import msgspec
 import yaml
 
 from orchestrator.yaml_errors import (
+    describe_type,
     describe_value,
     is_struct,
     struct_fields,
@@ -368,7 +368,7 @@ def _from_post_init(where: str, typ: Any, message: str) -> Invalid:
 
 
 def _expected(typ: Any, value: Any) -> str:
-    text = f"expected {_describe_type(typ)}, got {describe_value(value)}"
+    text = f"expected {describe_type(typ)}, got {describe_value(value)}"
     accepts = set(union_members(typ))
     if accepts & {int, float} and isinstance(value, str) and _is_number(value):
         if re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
@@ -379,25 +379,6 @@ def _expected(typ: Any, value: Any) -> str:
     if value is None and is_struct(typ):
         return text + "; remove the key to keep the defaults"
     return text
-
-
-def _describe_type(typ: Any) -> str:
-    if get_origin(typ) is Literal:
-        return " or ".join(repr(v) for v in get_args(typ))
-    members = union_members(typ)
-    if len(members) > 1:
-        return " or ".join(_describe_type(m) for m in members)
-    names: dict[Any, str] = {
-        Decimal: 'a decimal (a quoted string such as "0.02")',
-        bool: "true or false",
-        int: "a whole number",
-        float: "a number",
-        str: "a string",
-        types.NoneType: "null",
-    }
-    if typ in names:
-        return names[typ]
-    return "a list" if get_origin(typ) is list else "a mapping"
 
 
 def _is_number(text: str) -> bool:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import difflib
 import json
 import types
-from typing import Any, Union, get_args, get_origin
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
@@ -46,3 +48,25 @@ def unknown_key(key: object, known: list[str]) -> str:
     if close:
         return f"unknown key; did you mean {close[0]!r}?"
     return f"unknown key; expected one of: {', '.join(known)}"
+
+
+def describe_type(typ: Any, bare: Callable[[Any], Any] = lambda typ: typ) -> str:
+    """What a value of ``typ`` is, in words; ``bare`` is applied to it and to each union
+    member first (the sweep file drops an optional None, the config says "or null")."""
+    typ = bare(typ)
+    if get_origin(typ) is Literal:
+        return " or ".join(repr(v) for v in get_args(typ))
+    members = union_members(typ)
+    if len(members) > 1:
+        return " or ".join(describe_type(m, bare) for m in members)
+    names: dict[Any, str] = {
+        Decimal: 'a decimal (a quoted string such as "0.02")',
+        bool: "true or false",
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        types.NoneType: "null",
+    }
+    if typ in names:
+        return names[typ]
+    return "a list" if get_origin(typ) is list else "a mapping"

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 import types
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 import yaml
 
+from orchestrator import yaml_errors
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.yaml_errors import (
     describe_value,
@@ -247,22 +247,4 @@ def expected(typ: Any, value: Any) -> str:
 
 
 def describe_type(typ: Any) -> str:
-    typ = bare(typ)
-    if get_origin(typ) is Literal:
-        return " or ".join(repr(v) for v in get_args(typ))
-    members = union_members(typ)
-    if len(members) > 1:
-        return " or ".join(describe_type(m) for m in members)
-    names: dict[Any, str] = {
-        Decimal: 'a decimal (a quoted string such as "0.02")',
-        bool: "true or false",
-        int: "a whole number",
-        float: "a number",
-        str: "a string",
-        types.NoneType: "null",
-    }
-    if typ in names:
-        return names[typ]
-    if get_origin(typ) is list:
-        return "a list"
-    return "a mapping"
+    return yaml_errors.describe_type(typ, bare)
