@@ -132,6 +132,8 @@ def _read_json(path: Path, notes: list[str]) -> Any:
         raise DataError(f"{path}: {exc}") from None
     except RecursionError:
         raise DataError(_too_deep(path)) from None
+    # The shape first: the depth walk below only looks inside objects and arrays.
+    check_sections(path, document)
     _check_depth(path, document)
     if repeated:
         notes.append(
@@ -147,28 +149,58 @@ def _too_deep(path: Path) -> str:
 
 
 def _check_depth(path: Path, document: Any) -> None:
-    stack = [(document, 1)]
+    stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > _JSON_DEPTH:
             raise DataError(_too_deep(path))
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        if isinstance(value, dict):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:  # a number, text, true/false or null holds nothing to walk
+            continue
+        stack.extend((child, depth + 1) for child in children)
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "text"}
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in the file's words (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    for typ, name in _JSON_TYPES.items():
+        if isinstance(value, typ):
+            return name
+    return "a number"
+
+
+def check_sections(path: Path, document: Any) -> None:
+    """Refuse a document that is not {"spot": {id: {...}}, "linear": {id: {...}}}
+    (either section may be absent), naming the place and what was found there."""
+    if not isinstance(document, dict):
+        raise DataError(
+            f"{path}: expected an object with 'spot' and 'linear' sections, "
+            f"found {json_kind(document)}"
+        )
+    for category in (Category.SPOT.value, Category.LINEAR.value):
+        section = document.get(category, {})
+        if not isinstance(section, dict):
+            raise DataError(f"{path}: {category} is {json_kind(section)}, not an object")
+        for market, entry in section.items():
+            if not isinstance(entry, dict):
+                raise DataError(f"{path}: {category}.{market} is {json_kind(entry)}, not an object")
 
 
 def _listed_instruments(path: Path, notes: list[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(unified symbol, place in the file, raw entry) of each spot pair and linear perpetual."""
-    document = _read_json(path, notes)
-    if not isinstance(document, dict):
-        raise DataError(f"{path}: expected an object with 'spot' and 'linear' sections")
+    document = _read_json(path, notes)  # its shape is checked (check_sections)
     for category in (Category.SPOT, Category.LINEAR):
-        section = document.get(category.value, {})
-        if not isinstance(section, dict):
-            raise DataError(f"{path}: {category.value} is not an object")
-        for market, entry in section.items():
+        for market, entry in document.get(category.value, {}).items():
             where = f"{category.value}.{market}"
-            if not isinstance(entry, dict):
-                raise DataError(f"{path}: {where} is not an object")
             base, quote = (
                 _text(path, where, entry, "baseCoin"),
                 _text(path, where, entry, "quoteCoin"),

@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from orchestrator.market.instruments import check_sections
 from orchestrator.market.recorded import (
     Candle,
     DataError,
@@ -44,9 +45,11 @@ def load_instrument_entries(data_dir: Path) -> dict[str, dict[str, dict[str, Any
             document = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot read instruments: {exc}") from None
+        except RecursionError:
+            raise DataError(f"{path}: cannot read instruments: nested too deep") from None
+        check_sections(path, document)  # the same shape the run's reader refuses
         for category in merged:
-            section = document.get(category, {}) if isinstance(document, dict) else {}
-            for market, entry in section.items():
+            for market, entry in document.get(category, {}).items():
                 if category == "linear" and entry.get("contractType") != "LinearPerpetual":
                     continue
                 merged[category][market] = entry
