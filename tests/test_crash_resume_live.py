@@ -142,7 +142,12 @@ class VenueProcess:
     ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         with urllib.request.urlopen(
-            urllib.request.Request(f"{self.url}/admin/{path}", data=data, method=method),
+            urllib.request.Request(
+                f"{self.url}/admin/{path}",
+                data=data,
+                method=method,
+                headers={"Content-Type": "application/json"},  # the admin API takes JSON only
+            ),
             timeout=10,
         ) as answer:
             return json.loads(answer.read())

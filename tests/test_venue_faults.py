@@ -336,8 +336,19 @@ def test_fault_spec_loads_from_yaml_and_json(tmp_path: Path) -> None:
         ('{"rules": [{"kind": "fill_late"}]}', "needs hold_reads or hold_ms"),
         ('{"rules": [{"kind": "land_late", "endpoint": "order/cancel"}]}', "order/create only"),
         ('{"rules": [{"kind": "http", "oops": 1}]}', "unknown field `oops`"),
-        ('{"rules": [{"kind": "http", "times": 0}]}', "times >= 1"),
+        ('{"rules": [{"kind": "http", "times": 0}]}', "times must be 1 to"),
         ('{"rules": [{"kind": "teleport"}]}', "$.rules[0].kind"),
+        # bounds: a rule that would hold an answer for 30 years, count past any run, ...
+        ('{"rules": [{"kind": "timeout_after", "delay_ms": 1000000000000}]}', "delay_ms must be"),
+        ('{"rules": [{"kind": "fill_late", "hold_ms": 3600001}]}', "hold_ms must be 0 to"),
+        ('{"rules": [{"kind": "partial", "hold_reads": 10000000000}]}', "hold_reads must be"),
+        ('{"rules": [{"kind": "http", "after": -1}]}', "after must be 0 to"),
+        ('{"rules": [{"kind": "http", "times": 10000000000}]}', "times must be 1 to"),
+        ('{"rules": [{"kind": "http", "start_s": 1e12}]}', "start_s and until_s must be"),
+        ('{"rules": [{"kind": "http", "until_s": -1}]}', "start_s and until_s must be"),
+        ('{"rules": [{"kind": "reject", "ret_code": 0}]}', "ret_code must be"),
+        ('{"rules": [{"kind": "http", "endpoint": "' + "x" * 501 + '"}]}', "at most 500"),
+        ('{"rules": [' + ", ".join(['{"kind": "http"}'] * 1001) + "]}", "at most 1,000 rules"),
     ],
 )
 def test_fault_spec_errors_name_the_problem(text: str, message: str) -> None:

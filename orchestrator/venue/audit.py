@@ -17,6 +17,11 @@ from typing import Any
 from orchestrator.venue.state import ZERO, Book, Order
 
 _ATTEMPT = re.compile(r"\d+$")
+# Creates refused before they were read (no valid key or signature, a body that is not
+# a JSON object) are kept up to this many; later ones are only counted, so anyone who
+# can reach the port cannot grow the record without bound.
+MAX_REFUSED = 1000
+_FIELD_CHARS = 200  # of each summary field: an orderLinkId is at most 36
 
 
 def intent_of(link_id: str) -> str:
@@ -51,21 +56,42 @@ class CreateRecord:
         return asdict(self)
 
 
+def _field(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _FIELD_CHARS else text[:_FIELD_CHARS] + "..."
+
+
 @dataclass
 class Audit:
     book: Book
     creates: list[CreateRecord] = field(default_factory=list)
+    refused_kept: int = 0
+    refused_dropped: int = 0  # refused creates beyond MAX_REFUSED, counted only
+
+    def refuse(self, entry: CreateRecord, outcome: str, ret_code: int) -> None:
+        """Mark ``entry`` refused before it was read; beyond MAX_REFUSED such entries
+        it is taken out of the record again and counted in ``refused_dropped``."""
+        entry.outcome, entry.ret_code = outcome, ret_code
+        entry.body = {}  # not read, so not kept: it can be as large as a request
+        if self.refused_kept < MAX_REFUSED:
+            self.refused_kept += 1
+            return
+        self.refused_dropped += 1
+        if self.creates and self.creates[-1] is entry:
+            self.creates.pop()
+        else:
+            self.creates.remove(entry)
 
     def record(self, body: dict[str, Any], arrival_ns: int, arrival_perf_ns: int) -> CreateRecord:
         entry = CreateRecord(
             seq=len(self.creates) + 1,
             arrival_ns=arrival_ns,
             arrival_perf_ns=arrival_perf_ns,
-            category=str(body.get("category", "")),
-            symbol=str(body.get("symbol", "")),
-            side=str(body.get("side", "")),
-            qty=str(body.get("qty", "")),
-            order_link_id=str(body.get("orderLinkId", "")),
+            category=_field(body.get("category", "")),
+            symbol=_field(body.get("symbol", "")),
+            side=_field(body.get("side", "")),
+            qty=_field(body.get("qty", "")),
+            order_link_id=_field(body.get("orderLinkId", "")),
             reduce_only=body.get("reduceOnly") is True,
             body=body,
         )

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -106,6 +107,13 @@ _ERROR_HOME = {
     ),
     "order_not_found": "order/cancel",
 }
+# Bounds of a rule: a fault holds an answer at most an hour (a 10^12 ms hold would
+# outlive everything), counts at most a billion requests, lasts at most a week.
+MAX_DELAY_MS = 3_600_000
+MAX_COUNT = 1_000_000_000
+MAX_WINDOW_S = 7 * 24 * 3600
+MAX_TEXT = 500
+MAX_RULES = 1000
 _CREATE_ONLY = frozenset({"land_late", "partial", "fill_late"})
 _PLACES_BY_DEFAULT = frozenset({"timeout_after", "drop_after", "malformed"})
 
@@ -136,10 +144,27 @@ class FaultRule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     accept: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.after < 0 or (self.times is not None and self.times < 1):
-            raise ValueError("after must be >= 0 and times >= 1 (or null)")
-        if self.delay_ms < 0 or self.hold_reads < 0 or self.hold_ms < 0:
-            raise ValueError("delay_ms, hold_reads and hold_ms must be >= 0")
+        if not 0 <= self.after <= MAX_COUNT:
+            raise ValueError(f"after must be 0 to {MAX_COUNT:,}, got {self.after}")
+        if self.times is not None and not 1 <= self.times <= MAX_COUNT:
+            raise ValueError(f"times must be 1 to {MAX_COUNT:,} (or null), got {self.times}")
+        for name in ("delay_ms", "hold_ms"):
+            if not 0 <= getattr(self, name) <= MAX_DELAY_MS:
+                raise ValueError(f"{name} must be 0 to {MAX_DELAY_MS:,} (an hour)")
+        if not 0 <= self.hold_reads <= MAX_COUNT:
+            raise ValueError(f"hold_reads must be 0 to {MAX_COUNT:,}")
+        windows = [self.start_s] + ([] if self.until_s is None else [self.until_s])
+        if not all(math.isfinite(w) and 0 <= w <= MAX_WINDOW_S for w in windows):
+            raise ValueError(f"start_s and until_s must be 0 to {MAX_WINDOW_S:,} seconds")
+        if self.ret_code is not None and not 0 < self.ret_code < 2**31:
+            raise ValueError("ret_code must be a Bybit retCode (a positive whole number)")
+        texts = (self.endpoint, self.link_id or "", self.ret_msg)
+        if any(len(text) > MAX_TEXT for text in texts):
+            raise ValueError(f"endpoint, link_id and ret_msg are at most {MAX_TEXT} characters")
+        if not self.fill_ratio.is_finite() or (
+            self.fill_qty is not None and not self.fill_qty.is_finite()
+        ):
+            raise ValueError("partial: fill_ratio and fill_qty must be finite numbers")
         if self.endpoint == "*" and self.kind in _HOME:
             self.endpoint = _HOME[self.kind]
         if self.endpoint == "*" and self.kind == "reject" and self.error in _ERROR_HOME:
@@ -175,6 +200,10 @@ def endpoint_matches(endpoint: str, patterns: str) -> bool:
 
 class FaultSpec(msgspec.Struct, forbid_unknown_fields=True):
     rules: list[FaultRule] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.rules) > MAX_RULES:
+            raise ValueError(f"at most {MAX_RULES:,} rules, got {len(self.rules):,}")
 
 
 class FaultSpecError(OrchestratorError, ValueError):
@@ -224,6 +253,13 @@ class FaultBook:
     """The rules in force, and how often each matched and fired."""
 
     rules: list[ActiveRule] = field(default_factory=list)
+
+    def extend(self, spec: FaultSpec) -> None:
+        """Add the rules of ``spec`` to those in force: all of them, or none past MAX_RULES."""
+        if len(self.rules) + len(spec.rules) > MAX_RULES:
+            raise FaultSpecError(f"at most {MAX_RULES:,} rules in force at once")
+        for rule in spec.rules:
+            self.add(rule)
 
     def add(self, rule: FaultRule) -> ActiveRule:
         active = ActiveRule(rule, time.monotonic())

@@ -7,17 +7,89 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from orchestrator.venue.checks import COIN, MAX_AMOUNT
 
 KEY_ENV = "BYBIT_API_KEY"  # the variables the orchestrator reads its credentials from
 SECRET_ENV = "BYBIT_API_SECRET"
 DATA_ENV = "ORCHESTRATOR_DATA"
 
 
+TOKEN_ENV = "ORCHESTRATOR_VENUE_TOKEN"  # when set, the admin API needs it (X-Venue-Token)
+MAX_SPEED = 1_000_000  # market seconds per wall second: a year in half a minute
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535; 0: any free port)")
+    return port
+
+
+def _number(text: str, what: str) -> Decimal:
+    try:
+        value = Decimal(text.strip()) if len(text) <= 100 else Decimal("NaN")
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: expected a finite number ({what})")
+    return value
+
+
+def _speed(text: str) -> Decimal:
+    value = _number(text, "market seconds per wall second")
+    if not 0 <= value <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"{value} is not from 0 (still) to {MAX_SPEED:,}")
+    return value
+
+
+def _slippage(text: str) -> Decimal:
+    value = _number(text, "a fraction of the price")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a fraction from 0 to below 1")
+    return value
+
+
+def _start(text: str) -> int:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r} is not a date or time, e.g. 2024-06-01 or 2024-06-01T08:00Z"
+        ) from None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _pair(kind: str) -> Callable[[str], tuple[str, Decimal]]:
+    def parse(item: str) -> tuple[str, Decimal]:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise argparse.ArgumentTypeError(f"{item[:40]!r}: expected NAME=NUMBER")
+        if kind == "a balance" and not COIN.fullmatch(name.strip()):
+            raise argparse.ArgumentTypeError(
+                f"{item[:40]!r}: the coin is capital letters and digits, e.g. USDT=100000"
+            )
+        amount = _number(value, f"{kind} in {item[:40]!r}")
+        low_ok = amount >= 0 if kind == "a balance" else amount > 0
+        if not low_ok or amount > MAX_AMOUNT:
+            lowest = "from 0" if kind == "a balance" else "above 0"
+            raise argparse.ArgumentTypeError(
+                f"{item[:40]!r}: {kind} must be {lowest} to {MAX_AMOUNT:,f}"
+            )
+        return name.strip(), amount
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=0, help="default: any free port")
+    parser.add_argument("--port", type=_port, default=0, help="default: any free port")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -33,56 +105,85 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recorded", action="store_true", help="prices and funding from the recorded data"
     )
-    parser.add_argument("--start", help="recorded: market time to start at, e.g. 2024-06-01")
+    parser.add_argument(
+        "--start", type=_start, help="recorded: market time to start at, e.g. 2024-06-01"
+    )
     parser.add_argument(
         "--speed",
-        type=float,
-        default=0.0,
+        type=_speed,
+        default=Decimal(0),
         help="recorded: market seconds per wall second (0: still)",
     )
     parser.add_argument(
-        "--price", action="append", default=[], metavar="SYMBOL=PRICE", help="e.g. BTCUSDT=60000"
+        "--price",
+        type=_pair("a price"),
+        action="append",
+        default=[],
+        metavar="SYMBOL=PRICE",
+        help="e.g. BTCUSDT=60000",
     )
     parser.add_argument(
-        "--balance", action="append", default=[], metavar="COIN=AMOUNT", help="default USDT=100000"
+        "--balance",
+        type=_pair("a balance"),
+        action="append",
+        default=[],
+        metavar="COIN=AMOUNT",
+        help="default USDT=100000",
     )
-    parser.add_argument("--slippage", default="0", help="fraction of the price, e.g. 0.0005")
+    parser.add_argument(
+        "--slippage", type=_slippage, default=Decimal(0), help="fraction of the price, e.g. 0.0005"
+    )
 
 
-def _pairs(items: list[str], what: str) -> dict[str, Decimal]:
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        try:
-            out[name.strip()] = Decimal(value)
-        except InvalidOperation:
-            raise SystemExit(f"error: --{what} {item!r}: expected NAME=NUMBER") from None
-    return out
+def _credentials(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(key, secret, where they come from, in words that never include them)."""
+    from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET
+
+    key_from = "--key" if args.key else f"${KEY_ENV}" if os.environ.get(KEY_ENV) else None
+    secret_from = (
+        "--secret" if args.secret else f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else None
+    )
+    key = args.key or os.environ.get(KEY_ENV) or DEFAULT_API_KEY
+    secret = args.secret or os.environ.get(SECRET_ENV) or DEFAULT_SECRET
+    if key_from is None and secret_from is None:
+        return key, secret, f"the defaults {DEFAULT_API_KEY}/{DEFAULT_SECRET}"
+    where = f"API key from {key_from or 'the default'}, secret from {secret_from or 'the default'}"
+    return key, secret, where
 
 
 def main(args: argparse.Namespace) -> int:
-    from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET
+    from orchestrator.market.recorded import DataMissing
     from orchestrator.venue.faults import load_faults
     from orchestrator.venue.server import Venue
 
     data_dir = args.data_dir or Path(os.environ.get(DATA_ENV) or "../shared/data")
-    key = args.key or os.environ.get(KEY_ENV) or DEFAULT_API_KEY
-    secret = args.secret or os.environ.get(SECRET_ENV) or DEFAULT_SECRET
-    start_ms = None
-    if args.start:
-        when = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
-        start_ms = int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
-    venue = Venue(
-        data_dir=data_dir,
-        keys={key: secret},
-        balances=_pairs(args.balance, "balance") or None,
-        prices=_pairs(args.price, "price"),
-        slippage=_pairs([f"slippage={args.slippage}"], "slippage")["slippage"],
-        recorded=args.recorded,
-        start_ms=start_ms,
-        faults=load_faults(args.faults) if args.faults else None,
-        port=args.port,
-    )
+    key, secret, credentials = _credentials(args)
+    if args.start is not None and not args.recorded:
+        return _refuse("--start: only with --recorded (the market time of the recorded data)")
+    if args.speed and not args.recorded:
+        return _refuse("--speed: only with --recorded (it runs the recorded market's clock)")
+    token = os.environ.get(TOKEN_ENV) or None
+    try:
+        venue = Venue(
+            data_dir=data_dir,
+            keys={key: secret},
+            balances=dict(args.balance) or None,
+            recorded=args.recorded,
+            start_ms=args.start,
+            faults=load_faults(args.faults) if args.faults else None,
+            port=args.port,
+            slippage=args.slippage,
+            admin_token=token,
+        )
+    except (DataMissing, ValueError) as exc:
+        message = str(exc)
+        return _refuse(f"--start: {message}" if message.startswith("the market start") else message)
+    for name, price in args.price:
+        try:
+            venue.set_price(name, price)
+        except (KeyError, ValueError) as exc:
+            return _refuse(f"--price {name}={price}: {exc.args[0]}")
+    admin = f" (needs the {TOKEN_ENV} token in the X-Venue-Token header)" if token else ""
 
     stopped_by: list[int] = []
 
@@ -97,12 +198,14 @@ def main(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_on, sig)
         url = await venue.start()
-        clock = asyncio.ensure_future(venue.run_clock(args.speed)) if args.speed else None
+        speed = float(args.speed)  # a pace, not money
+        clock = asyncio.ensure_future(venue.run_clock(speed)) if speed else None
         try:
             print(url, flush=True)
+            # Never the key or the secret: say where they come from (they may be live).
             print(
-                f"loopback Bybit v5 venue on {url} (API key {key}); admin: {url}/admin/state; "
-                "Ctrl-C stops it",
+                f"loopback Bybit v5 venue on {url} ({credentials}); "
+                f"admin: {url}/admin/state{admin}; Ctrl-C stops it",
                 file=sys.stderr,
                 flush=True,
             )
@@ -121,3 +224,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     # Stopped as asked: 128 + the signal's number, as the other commands report it.
     return 128 + stopped_by[0] if stopped_by else 0
+
+
+def _refuse(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -14,6 +14,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from orchestrator.venue import auth, codes, endpoints
 from orchestrator.venue.audit import Audit, CreateRecord
+from orchestrator.venue.checks import COIN, checked_amount, read_body
 from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET
 from orchestrator.venue.codes import VenueError
 from orchestrator.venue.endpoints import Ctx, Handler, to_int
@@ -32,7 +34,7 @@ from orchestrator.venue.market import (
     SyntheticHistory,
     load_instrument_entries,
 )
-from orchestrator.venue.state import Book, Execution, Fill, Instrument, Order
+from orchestrator.venue.state import ZERO, Book, Execution, Fill, Instrument, Order
 
 _PRE = frozenset({"reject", "timeout_before", "drop_before"})
 _ALL_KINDS = frozenset(
@@ -58,6 +60,10 @@ _GATEWAY_PAGE = (
 )
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
 class Venue:
     """A stateful Bybit v5 venue on 127.0.0.1 for real ccxt (see the module docstring).
 
@@ -65,7 +71,8 @@ class Venue:
     the instruments files of ``data_dir``. With ``recorded=True`` prices and funding
     come from the recorded data of ``data_dir`` on a market clock (``advance_to``);
     otherwise set them with ``set_price`` and ``settle_funding``. ``keys`` maps API
-    keys to secrets. Times are the wall clock plus ``clock_offset_ms``.
+    keys to secrets. Times are the wall clock plus ``clock_offset_ms``. With
+    ``admin_token`` the admin API answers only requests that carry it.
     """
 
     def __init__(
@@ -86,6 +93,7 @@ class Venue:
         port: int = 0,
         order_id_prefix: str = "",
         clock_offset_ms: int = 0,
+        admin_token: str | None = None,
     ) -> None:
         if instruments is None:
             if data_dir is None:
@@ -104,7 +112,12 @@ class Venue:
             default_leverage=leverage,
             order_id_prefix=order_id_prefix,
         )
-        self.book.wallet.update(balances if balances is not None else {"USDT": Decimal(100_000)})
+        for coin, amount in (balances if balances is not None else {"USDT": 100_000}).items():
+            self.set_balance(coin, Decimal(amount))
+        if not slippage.is_finite() or not ZERO <= slippage < 1:
+            raise ValueError(f"slippage must be a fraction from 0 to below 1, got {slippage}")
+        if not leverage.is_finite() or not 1 <= leverage <= 100:
+            raise ValueError(f"leverage must be from 1 to 100, got {leverage}")
         for symbol, price in (prices or {}).items():
             self.set_price(symbol, price)
         self.keys = dict(keys if keys is not None else {DEFAULT_API_KEY: DEFAULT_SECRET})
@@ -115,6 +128,7 @@ class Venue:
         self.synthetic = SyntheticHistory()
         self.funding_rates: dict[str, Decimal] = {}  # predicted rates the tickers show
         self.clock_offset_ms = clock_offset_ms
+        self.admin_token = admin_token or None  # when set, /admin/* needs it (admin.py)
         self.port = port
         self.url = ""
         # What arrived, for tests: request counts per endpoint, unknown paths,
@@ -131,7 +145,13 @@ class Venue:
                 (i.symbol, f"{i.base}/{i.quote}") for (c, _), i in listed.items() if c == "spot"
             ]
             self.recorded = RecordedMarket(data_dir, spots)
-            self.advance_to(start_ms if start_ms is not None else self.recorded.start_ms)
+            first, last = self.recorded.start_ms, self.recorded.end_ms
+            if start_ms is not None and not first <= start_ms <= last:
+                raise ValueError(
+                    f"the market start {_iso(start_ms)} is outside the recorded data "
+                    f"({_iso(first)} to {_iso(last)})"
+                )
+            self.advance_to(start_ms if start_ms is not None else first)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -190,10 +210,14 @@ class Venue:
         if "/" in symbol:
             category = "linear" if ":" in symbol else "spot"
             symbol = symbol.split(":")[0].replace("/", "")
-        self.book.set_price(symbol, Decimal(price), category)
+        self.book.set_price(symbol, checked_amount(Decimal(price), symbol), category)
 
     def set_balance(self, coin: str, amount: Decimal | str) -> None:
-        self.book.wallet[coin] = Decimal(amount)
+        """Set a wallet balance: a coin name and a finite amount from 0 to MAX_AMOUNT
+        (a NaN or negative balance would break the next order's margin check)."""
+        if not COIN.fullmatch(coin):
+            raise ValueError(f"{coin[:40]!r} is not a coin name (capital letters and digits)")
+        self.book.wallet[coin] = checked_amount(Decimal(amount), coin, minimum=ZERO)
 
     @property
     def orders(self) -> dict[str, Order]:
@@ -278,18 +302,12 @@ class Venue:
         arrival_ns, arrival_perf_ns = time.time_ns(), time.perf_counter_ns()
         self.hits[endpoint] = self.hits.get(endpoint, 0) + 1
         if request.method == "POST":
-            payload = await request.text()
-            try:
-                params = json.loads(payload) if payload else {}
-            except ValueError:
-                params = None
-            if not isinstance(params, dict):
+            payload, params, problem = read_body(await request.read())
+            if params is None:
                 if endpoint == "order/create":  # still a create that arrived
                     record = self.audit.record({}, arrival_ns, arrival_perf_ns)
-                    record.outcome, record.ret_code = "rejected", codes.PARAMS_ERROR
-                return self._reply(
-                    {}, codes.PARAMS_ERROR, "params error: body is not a JSON object"
-                )
+                    self.audit.refuse(record, "rejected", codes.PARAMS_ERROR)
+                return self._reply({}, codes.PARAMS_ERROR, f"params error: {problem}")
         else:
             payload = request.rel_url.raw_query_string
             params = dict(request.query)
@@ -327,7 +345,7 @@ class Venue:
             if exc.code == codes.INVALID_SIGN:
                 self.bad_signatures += 1
             if ctx.record is not None:
-                ctx.record.outcome, ctx.record.ret_code = "auth", exc.code
+                self.audit.refuse(ctx.record, "auth", exc.code)
             raise
         if ctx.record is not None:
             ctx.record.signed_ms, ctx.record.recv_window = ctx.signed_ms, ctx.recv_window
