@@ -19,9 +19,12 @@ import msgspec
 import yaml
 
 from orchestrator.yaml_errors import (
+    could_be_secret,
     describe_type,
     describe_value,
     is_struct,
+    scrubbed,
+    shown_key,
     struct_fields,
     union_members,
     unknown_key,
@@ -223,7 +226,8 @@ class _Loader(yaml.SafeLoader):
             key = self.construct_object(key_node)
             if key in first_line:
                 raise yaml.constructor.ConstructorError(
-                    problem=f"the key {key!r} appears twice (first at line {first_line[key]})",
+                    problem=f"the key {shown_key(key)!r} appears twice "
+                    f"(first at line {first_line[key]})",
                     problem_mark=key_node.start_mark,
                 )
             first_line[key] = key_node.start_mark.line + 1
@@ -250,7 +254,7 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> Invalid:
     elif exc.context and exc.context_mark and exc.problem:
         context = exc.context_mark
         problem += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
-    return Invalid(where, f"not valid YAML: {problem}")
+    return Invalid(where, f"not valid YAML: {scrubbed(problem)}")
 
 
 _SECRET_KEY = re.compile(
@@ -390,6 +394,8 @@ def _is_number(text: str) -> bool:
 
 
 def _join(path: str, key: object) -> str:
+    if could_be_secret(str(key)):
+        return f"{path}[{shown_key(key)}]"
     if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][\w-]*", key):
         return f"{path}.{key}" if path else key
     return f"{path}[{key!r}]"

@@ -6,12 +6,48 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
+
+# A file named by mistake (a .env, a key file) must not have its secrets echoed in an
+# error: text is quoted only when it is short and looks like a setting (a word, a
+# symbol, a number, a date), never a run of letters and digits like a key or token.
+_SHOWN_MAX = 32
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9+/_=-]{16,}")
+_MIXED_RUN = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{8,}")
+
+
+def could_be_secret(text: str) -> bool:
+    """Whether ``text`` might be a credential, so that no message may quote it."""
+    return (
+        len(text) > _SHOWN_MAX
+        or "=" in text
+        or not text.isprintable()
+        or _TOKEN_RUN.search(text) is not None
+        or _MIXED_RUN.search(text) is not None
+    )
+
+
+def shown_key(key: object) -> str:
+    """A mapping key as an error may show it: itself, or its length if it could be a secret."""
+    text = str(key)
+    return f"<a key of {len(text)} characters>" if could_be_secret(text) else text
+
+
+def scrubbed(message: str) -> str:
+    """A parser's message with each quoted fragment that could be a secret replaced by
+    its length (PyYAML quotes tags, escapes and tokens from the file)."""
+
+    def one(match: re.Match[str]) -> str:
+        inner = match[2]
+        return f"<{len(inner)} characters>" if could_be_secret(inner) else match[0]
+
+    return re.sub(r"(['\"])(.*?)\1", one, message)
 
 
 def describe_value(value: Any) -> str:
@@ -22,8 +58,9 @@ def describe_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the string {json.dumps(shown, ensure_ascii=False)}"
+        if could_be_secret(value):
+            return f"a string of {len(value):,} characters (not shown: it could be a secret)"
+        return f"the string {json.dumps(value, ensure_ascii=False)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

@@ -21,8 +21,11 @@ import yaml
 from orchestrator import yaml_errors
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.yaml_errors import (
+    could_be_secret,
     describe_value,
     is_struct,
+    scrubbed,
+    shown_key,
     struct_fields,
     union_members,
     unknown_key,
@@ -102,7 +105,7 @@ class StrictLoader(yaml.SafeLoader):
             if key in first_line:
                 raise Invalid(
                     _at(key_node.start_mark),
-                    f"the key {key!r} appears twice (first at line {first_line[key]})",
+                    f"the key {shown_key(key)!r} appears twice (first at line {first_line[key]})",
                 )
             first_line[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
@@ -153,7 +156,7 @@ def read_yaml(path: Path, what: str = "sweep file") -> Document:
         problem = exc.problem or exc.context or "cannot parse"
         if "'\\t'" in problem:
             problem = "a tab character where YAML allows only spaces"
-        raise Invalid(_at(mark), f"not valid YAML: {problem}") from None
+        raise Invalid(_at(mark), f"not valid YAML: {scrubbed(problem)}") from None
     except RecursionError:
         raise Invalid("", f"values nested more than {MAX_DEPTH} deep") from None
     finally:
@@ -173,6 +176,8 @@ _MISMATCH = re.compile(
 
 def join(path: str, key: object) -> str:
     """``path.key`` (or ``path['odd key']``): a YAML path as messages show it."""
+    if could_be_secret(str(key)):
+        return f"{path}[{shown_key(key)}]"
     if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][\w.-]*", key):
         return f"{path}.{key}" if path else key
     return f"{path}[{key!r}]"
@@ -235,7 +240,7 @@ def _struct_in(typ: Any) -> Any:
 def expected(typ: Any, value: Any) -> str:
     text = f"expected {describe_type(typ)}, got {describe_value(value)}"
     if get_origin(bare(typ)) is Literal and isinstance(value, str):
-        return f"{value!r} is not one of {describe_type(typ)}"
+        return f"{describe_value(value)} is not one of {describe_type(typ)}"
     accepts = set(union_members(bare(typ)))
     if accepts & {int, float} and isinstance(value, str):
         try:
