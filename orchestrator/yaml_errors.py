@@ -19,11 +19,14 @@ import msgspec
 # symbol, a number, a date), never a run of letters and digits like a key or token.
 _SHOWN_MAX = 32
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9+/_=-]{16,}")
+_SETTING_NAME = re.compile(r"[a-z]{1,30}(?:[_.-][a-z]{1,30}){0,5}")
 _MIXED_RUN = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{8,}")
 
 
 def could_be_secret(text: str) -> bool:
     """Whether ``text`` might be a credential, so that no message may quote it."""
+    if _SETTING_NAME.fullmatch(text):  # order_timeout_seconds, strategy.entry_annualised
+        return False
     return (
         len(text) > _SHOWN_MAX
         or "=" in text

@@ -240,7 +240,8 @@ def _struct_in(typ: Any) -> Any:
 def expected(typ: Any, value: Any) -> str:
     text = f"expected {describe_type(typ)}, got {describe_value(value)}"
     if get_origin(bare(typ)) is Literal and isinstance(value, str):
-        return f"{describe_value(value)} is not one of {describe_type(typ)}"
+        shown = describe_value(value) if could_be_secret(value) else repr(value)
+        return f"{shown} is not one of {describe_type(typ)}"
     accepts = set(union_members(bare(typ)))
     if accepts & {int, float} and isinstance(value, str):
         try:
