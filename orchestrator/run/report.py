@@ -14,6 +14,7 @@ from machines import FINAL_STATES
 from orchestrator.models import ZERO, Position
 from orchestrator.money import exact
 from orchestrator.run.engine import RunResult
+from orchestrator.run.trader import PairRun
 
 YEAR_MS = Decimal(365 * 24 * 3_600_000)
 
@@ -72,7 +73,7 @@ def _figures(result: RunResult, pair: str | None) -> Figures:
                 continue
             held += 1
             hours += Decimal(((p.closed_at or end) - p.opened_at).total_seconds()) / 3600
-    windows = sum(max(r.end_ms - r.first_ms, 0) for r in runs)
+    windows = sum(replayed_ms(result, r) for r in runs)
     span = max(result.end_ms - result.start_ms, 1) if pair is None else max(windows, 1)
     start = result.starting_balance
     ret = totals["net_pnl"] / start if start else ZERO
@@ -92,6 +93,13 @@ def _figures(result: RunResult, pair: str | None) -> Figures:
         cost_per_position=(totals["fees"] + totals["slippage"]) / held if held else ZERO,
         funding_per_position=totals["funding"] / held if held else ZERO,
     )
+
+
+def replayed_ms(result: RunResult, run: PairRun) -> int:
+    """How much of a pair's own window the run replayed: all of it, or up to where a
+    signal stopped the run. Returns, time in market and the annualised return are
+    all over this window (the total's, over the run's), never over data not played."""
+    return max(min(run.end_ms, result.end_ms) - max(run.first_ms, result.start_ms), 0)
 
 
 class Summary(msgspec.Struct):
