@@ -576,7 +576,7 @@ def _write_results(
     writes: dict[str, Callable[[Path], object]] = {
         "summary.json": lambda path: path.write_bytes(summary_json),
         "ledger.csv": lambda path: write_ledgers(path, [(r.label, r.ledger) for r in runs]),
-        "positions.csv": lambda path: write_positions(path, [(r.label, r.positions) for r in runs]),
+        "positions.csv": lambda path: write_positions(path, runs),
         CHART_FILE: lambda path: write_chart(path, result, baseline),
     }
     problems = [folder.write(name, writes[name]) for name in folder.expected if name in writes]
