@@ -514,13 +514,21 @@ def test_format_positions_is_an_aligned_table(trace_file: Path) -> None:
         "SPOT",
         "PERP",
         "OUTCOME",
+        "FUNDING",
+        "FEES",
+        "NET",
+        "PNL",
+        "HELD_H",
+        "ENTRY",
+        "SPOT/PERP",
+        "EXIT",
+        "SPOT/PERP",
         "MARKET",
         "TIME",
         "START",
         "(UTC)",
         "DURATION_MS",
         "SKEW_MS",
-        "FEES",
         "RUN",
         "TRACE",
     ]
@@ -533,8 +541,10 @@ def test_format_positions_is_an_aligned_table(trace_file: Path) -> None:
     ]
     assert rows[0].startswith(f"{CLOSED}  BTC/USDT  BTC/USDT:USDT  closed ")
     assert "2026-11-18 11:06:40.000" in rows[0]
-    assert "1500.000    1.250  1.15" in rows[0]
-    assert "99.500    4.000     -" in rows[2]
+    # Fees beside the funding and net PnL (none recorded in these older spans).
+    assert "closed                               -  1.15        -" in rows[0]
+    assert "1500.000    1.250  " in rows[0]
+    assert "99.500    4.000  " in rows[2]
     assert format_positions([]) == "no positions"
 
 

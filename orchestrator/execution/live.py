@@ -71,9 +71,16 @@ class _Unusable(Exception):
 _UNREADABLE: tuple[type[Exception], ...] = (_Unusable, *_PARSE_ERRORS)
 
 
-def _number(value: Any, name: str) -> Decimal | None:
-    """ccxt hands out floats; their shortest repr is the venue's decimal text. None stays
-    None; anything but a finite number is unusable."""
+def _number(value: Any, name: str, *texts: Any) -> Decimal | None:
+    """ccxt's number as a Decimal. None stays None; anything but a finite number is
+    unusable.
+
+    ccxt hands out floats, and a float keeps only 15 to 17 significant digits: a fee
+    of 19.95556475317653 USDT comes back 1e-15 off, and the ledger no longer adds up
+    to the wallet the venue keeps. ``texts`` are the venue's own strings for the same
+    figure (the order's ``info``): the first that reads as this very float is the
+    exact value ccxt rounded, and is used instead. ccxt still decides what the figure
+    is; the text only restores the digits its float dropped."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
@@ -84,7 +91,22 @@ def _number(value: Any, name: str) -> Decimal | None:
         raise _Unusable(f"{name} {value!r} is not a number") from None
     if not number.is_finite():
         raise _Unusable(f"{name} {value!r} is not a number")
+    for text in texts:
+        exact = _text_number(text)
+        if exact is not None and float(exact) == float(number):
+            return exact
     return number
+
+
+def _text_number(text: Any) -> Decimal | None:
+    """A decimal string of the venue's answer, or None when it is not one."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        number = Decimal(text)
+    except decimal.InvalidOperation:
+        return None
+    return number if number.is_finite() else None
 
 
 def _ret_code(exc: Exception) -> str | None:
@@ -393,9 +415,11 @@ class LiveExecutor(Executor):
             raise _Unusable(f"order {order['id']} has status {status!r}")
         if side not in ("buy", "sell"):
             raise _Unusable(f"order {order['id']} has side {side!r}")
-        filled = _number(order.get("filled"), "filled")
-        amount = _number(order.get("amount"), "amount")
-        average = _number(order.get("average"), "average")
+        info = order.get("info")
+        info = info if isinstance(info, dict) else {}
+        filled = _number(order.get("filled"), "filled", info.get("cumExecQty"))
+        amount = _number(order.get("amount"), "amount", info.get("qty"))
+        average = _number(order.get("average"), "average", info.get("avgPrice"))
         if filled is None or filled < 0:
             raise _Unusable(f"order {order['id']} has filled {order.get('filled')!r}")
         if amount is not None and amount <= 0:
@@ -416,8 +440,11 @@ class LiveExecutor(Executor):
         fee = order.get("fee") or {}
         if not isinstance(fee, dict):
             raise _Unusable(f"order {order['id']} has fee {fee!r}")
-        fee_cost = _number(fee.get("cost"), "fee")
         fee_currency = fee.get("currency")
+        detail = info.get("cumFeeDetail")
+        detail = detail if isinstance(detail, dict) else {}
+        in_detail = detail.get(fee_currency) if isinstance(fee_currency, str) else None
+        fee_cost = _number(fee.get("cost"), "fee", in_detail, info.get("cumExecFee"))
         if fee_cost is None or (fee_cost == 0 and not fee_currency):
             fee_cost, fee_currency = ZERO, str(self._exchange.market(symbol)["quote"])
         elif not isinstance(fee_currency, str) or not fee_currency:

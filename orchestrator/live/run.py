@@ -162,7 +162,7 @@ class LiveRun(Trader):
             manager,
             account,
             ticker,
-            Ledger({quote: self.starting_balance}),
+            Ledger({quote: self.starting_balance}, on_money=tracing.money),
             leverage=config.live.leverage,
             label=label,
             journal=recorder,

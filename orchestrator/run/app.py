@@ -8,6 +8,10 @@ Exit codes of ``run``:
 - 3: the run completed and its table was printed, but some of its files could
   not be written (disk full, read-only, folder deleted): the folder holds an
   ``INCOMPLETE`` file saying what is missing, when it can hold anything at all.
+- 4: the run completed and wrote everything, but its ledger does not balance
+  (starting balance + funding - fees + price PnL differs from the ending equity):
+  both sides and the difference are printed, and said again on stderr. Its
+  figures cannot be trusted.
 - 128 + the signal's number (130 SIGINT, 143 SIGTERM, 129 SIGHUP): stopped by a
   signal. The first SIGINT, SIGTERM or SIGHUP stops the replay at the next
   instant, closes what is open on the last prices and writes everything (the
@@ -39,6 +43,7 @@ from orchestrator.journal import Journal, JournalError
 from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
 from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair
 from orchestrator.models import Instrument
+from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.run import files
 from orchestrator.run.chart import write_chart
@@ -46,13 +51,20 @@ from orchestrator.run.coverage import coverage_warnings
 from orchestrator.run.engine import REPLAY_NONCE, Progress, Replay, RunResult, StopFlag
 from orchestrator.run.files import INCOMPLETE, OutputError
 from orchestrator.run.ledger import write_ledgers
-from orchestrator.run.progress import ProgressBar
-from orchestrator.run.report import Summary, format_table, summarise, write_positions
+from orchestrator.run.progress import ProgressBar, ProgressBars
+from orchestrator.run.report import (
+    Summary,
+    format_table,
+    ledger_identity,
+    summarise,
+    write_positions,
+)
 from orchestrator.run.signals import Signals, exit_code, stop_on_signals
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
 from orchestrator.tracing.setup import TRACE_FILE, RunTracing
 
 EXIT_WRITE_FAILED = 3
+EXIT_UNBALANCED = 4
 
 CONFIG_FILE = "config.yaml"
 CONFIG_PATH = "config_path"  # journal meta: where the run's config was (its relative paths)
@@ -122,7 +134,13 @@ async def replay_both(
     recorder: JournalRecorder | None = None,
 ) -> tuple[RunResult, RunResult]:
     """The strategy's run (traced and journaled), then the always-hedged baseline on the
-    same data (a comparison, recomputable: neither)."""
+    same data (a comparison, recomputable: neither).
+
+    The baseline replays exactly the instants the strategy's run replayed: all of
+    them, or, when a signal stopped the run, up to the instant it stopped at (and it
+    is then stopped there the same way). A signal during the baseline does not cut
+    it short: it takes seconds, and a comparison over another window would mislead.
+    """
     config = prepared.loaded.config
     result = await Replay(
         config,
@@ -132,14 +150,27 @@ async def replay_both(
         tracer=tracer,
         recorder=recorder,
     ).run(progress=make_progress("strategy"), stop=stop)
-    baseline = await Replay(
+    replay = Replay(
         config,
         prepared.datasets,
         prepared.instruments,
         [AlwaysHedged() for _ in config.pairs],
         label="always hedged",
-    ).run(progress=make_progress("always hedged"), stop=stop)
+    )
+    until = _ReplayedTo(replay, result.end_ms) if result.interrupted else None
+    baseline = await replay.run(progress=make_progress("always hedged"), stop=until)
     return result, baseline
+
+
+class _ReplayedTo:
+    """A stop flag set once ``replay`` has decided the instant ``last_ms``: the replay
+    checks it before each instant, so it stops where the strategy's run stopped."""
+
+    def __init__(self, replay: Replay, last_ms: int) -> None:
+        self._replay, self._last_ms = replay, last_ms
+
+    def is_set(self) -> bool:
+        return self._replay.clock_ms >= self._last_ms
 
 
 class RunFolder:
@@ -314,9 +345,8 @@ def _run(
     if rehearsal is None and config_path.is_dir():
         return _resume(config_path, out, err, signals, folders)
     loaded = load(config_path)
-    mode, nonce, warnings, play = _session(
-        loaded, rehearsal, lambda label: ProgressBar(label, err), err
-    )
+    bars = _bars(err)
+    mode, nonce, warnings, play = _session(loaded, rehearsal, bars, err)
     for warning in warnings:
         print(f"warning: {warning}", file=err)
     output = loaded.output_dir()
@@ -358,7 +388,12 @@ def _run(
     if problem is not None:
         raise OutputError(f"{problem}; nothing ran; {folder.mark_incomplete([problem])}")
     assert journal is not None
-    return _play(out, err, signals, folder, warnings, play, JournalRecorder(journal))
+    return _play(out, err, signals, folder, warnings, play, JournalRecorder(journal), bars)
+
+
+def _bars(err: TextIO) -> ProgressBars:
+    # ProgressBar looked up here at each bar: tests replace it to act mid-run.
+    return ProgressBars(lambda label: ProgressBar(label, err))
 
 
 def _resume(
@@ -373,6 +408,7 @@ def _resume(
     back its journal's positions, reconciles them with the venue (live/resume.py) and
     carries on trading."""
     copy = run_dir / CONFIG_FILE
+    bars = _bars(err)
     journal = Journal.open(run_dir)  # the version, the file, and one writer at a time
     try:
         meta = journal.meta()
@@ -403,9 +439,7 @@ def _resume(
             nonce, warnings, play = _resumed_live(loaded, journal, meta, err)
             recorder = JournalRecorder(journal)
         else:
-            mode, nonce, warnings, play = _session(
-                loaded, None, lambda label: ProgressBar(label, err), err
-            )
+            mode, nonce, warnings, play = _session(loaded, None, bars, err)
             recorder = ResumingRecorder(journal)
         if nonce != meta.get("run_nonce"):
             raise OrchestratorError(f"{run_dir}: the journal's client order id nonce differs")
@@ -430,7 +464,7 @@ def _resume(
         )
     how = "replaying it against its journal" if mode == "paper" else "reconciling with the venue"
     print(f"resuming {run_dir}: {how}", file=err)
-    return _play(out, err, signals, folder, warnings, play, recorder)
+    return _play(out, err, signals, folder, warnings, play, recorder, bars)
 
 
 def _teller(err: TextIO) -> Callable[[str], None]:
@@ -481,6 +515,7 @@ def _play(
     warnings: list[str],
     play: Play,
     recorder: JournalRecorder,
+    bars: ProgressBars,
 ) -> int:
     journal = recorder.journal
     started = time.perf_counter()
@@ -491,6 +526,7 @@ def _play(
         recorder.flush()
     finally:
         journal.close()
+        bars.end()  # a bar stopped short of 100 % ends its line before anything prints
     elapsed = time.perf_counter() - started
 
     # The results first, then the traces: a slow or unreachable collector delays
@@ -500,7 +536,7 @@ def _play(
     problems = _write_results(folder, summary, result, baseline)
     if recorder.problems:
         problems += [f"journal: {p}" for p in recorder.problems]
-    _print_results(out, summary, result, elapsed, interrupted)
+    unbalanced = _print_results(out, summary, result, baseline, elapsed, interrupted)
     if folder.tracing is not None:
         trace_problems = folder.tracing.shutdown()
         if not (folder.path / TRACE_FILE).is_file():  # written all along to a deleted file
@@ -518,7 +554,17 @@ def _play(
         print(f"error: the run is incomplete: {folder.mark_incomplete(problems)}", file=err)
         return EXIT_WRITE_FAILED
     print(f"written to {folder.path}", file=out)
-    return exit_code(signals.first) if signals.first is not None else 0
+    return _exit(err, unbalanced, signals.first)
+
+
+def _exit(err: TextIO, unbalanced: list[str], signum: int | None) -> int:
+    """The exit code of a run whose files were all written: a signal's, else 4 when a
+    ledger does not balance (said on stderr), else 0."""
+    for line in unbalanced:
+        print(f"error: {line}", file=err)
+    if signum is not None:
+        return exit_code(signum)
+    return EXIT_UNBALANCED if unbalanced else 0
 
 
 def _write_results(
@@ -530,7 +576,7 @@ def _write_results(
     writes: dict[str, Callable[[Path], object]] = {
         "summary.json": lambda path: path.write_bytes(summary_json),
         "ledger.csv": lambda path: write_ledgers(path, [(r.label, r.ledger) for r in runs]),
-        "positions.csv": lambda path: write_positions(path, [(r.label, r.positions) for r in runs]),
+        "positions.csv": lambda path: write_positions(path, runs),
         CHART_FILE: lambda path: write_chart(path, result, baseline),
     }
     problems = [folder.write(name, writes[name]) for name in folder.expected if name in writes]
@@ -538,8 +584,15 @@ def _write_results(
 
 
 def _print_results(
-    out: TextIO, summary: Summary, result: RunResult, elapsed: float, interrupted: bool
-) -> None:
+    out: TextIO,
+    summary: Summary,
+    result: RunResult,
+    baseline: RunResult | None,
+    elapsed: float,
+    interrupted: bool,
+) -> list[str]:
+    """The table and the ledger's balance line; returns a line for each run whose
+    ledger does not balance."""
     span = f"{summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC"
     status = (
         "INTERRUPTED: stopped early, open positions closed at the last prices; "
@@ -551,10 +604,33 @@ def _print_results(
         file=out,
     )
     print(format_table(summary), file=out)
-    check = "balances" if summary.ledger_balances else "DOES NOT BALANCE"
+    unbalanced: list[str] = []
+    for run in [result] if baseline is None else [result, baseline]:
+        line, balances = balance_line(run)
+        print(line, file=out)
+        if not balances:
+            unbalanced.append(f"{run.label}: {line}")
     print(
-        f"ledger {check}: {summary.starting_balance} + funding - fees + price PnL = "
-        f"{summary.ending_equity} {summary.quote}; positions by state: {summary.positions}, "
-        f"always hedged: {summary.baseline_positions}",
+        f"positions by state: {summary.positions}, always hedged: {summary.baseline_positions}",
         file=out,
+    )
+    return unbalanced
+
+
+def balance_line(result: RunResult) -> tuple[str, bool]:
+    """Whether a run's ledger balances, with both sides (and the difference when not)."""
+    ledger, equity = ledger_identity(result)
+    quote, start = result.quote, result.starting_balance
+    if ledger == equity:
+        return (
+            f"{result.label} ledger balances: {start} + funding - fees + price PnL = "
+            f"{ledger} {quote} = ending equity",
+            True,
+        )
+    with exact():
+        difference = ledger - equity
+    return (
+        f"{result.label} ledger DOES NOT BALANCE: {start} + funding - fees + price PnL = "
+        f"{ledger} {quote}, ending equity {equity} {quote}, difference {difference} {quote}",
+        False,
     )

@@ -149,7 +149,7 @@ class Replay(Trader):
             manager,
             self.executor,
             ticker,
-            Ledger(config.balances),
+            Ledger(config.balances, on_money=tracing.money),
             leverage=config.paper.leverage,
             label=label,
             journal=recorder,

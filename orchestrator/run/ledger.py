@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
+from orchestrator.fills import fill_money, quote_of
 from orchestrator.models import ZERO, OrderResult, Side
 from orchestrator.money import exact
 
@@ -40,9 +41,16 @@ class LedgerEntry(msgspec.Struct, frozen=True, gc=False):
 
 
 class Ledger:
-    def __init__(self, starting: dict[str, Decimal]) -> None:
+    def __init__(
+        self,
+        starting: dict[str, Decimal],
+        on_money: Callable[[str, Kind, Decimal], None] | None = None,
+    ) -> None:
+        """``on_money(position id, kind, amount)`` hears of every funding and mark entry
+        as it is written: the position traces carry the same figures as the ledger."""
         self.starting = dict(starting)
         self.entries: list[LedgerEntry] = []
+        self._on_money = on_money
 
     def record_order(
         self, time_ms: int, pair: str, position_id: str, result: OrderResult, reference: Decimal
@@ -60,10 +68,8 @@ class Ledger:
         buy = result.side is Side.BUY
         quote = _quote(result.symbol)
         note = result.client_order_id
-        moved, fee_amount = qty, -result.fee
-        if result.fee and result.fee_currency != quote:
-            moved = qty - result.fee if buy else qty + result.fee
-            fee_amount = -result.fee * price
+        moved, cash, fee_amount = fill_money(result)
+        if moved != qty:
             note += f" (filled {qty}, fee {result.fee} {result.fee_currency})"
         fill = LedgerEntry(
             time_ms=time_ms,
@@ -74,7 +80,7 @@ class Ledger:
             side=result.side.value,
             quantity=moved,
             price=price,
-            amount=-moved * price if buy else moved * price,
+            amount=cash,
             currency=quote,
             note=note,
         )
@@ -121,12 +127,16 @@ class Ledger:
                 note=f"rate {rate}",
             )
         )
+        if self._on_money is not None:
+            self._on_money(position_id, "funding", amount)
         return amount
 
     def record_mark(
         self, time_ms: int, pair: str, position_id: str, symbol: str, held: Decimal, price: Decimal
     ) -> None:
         """Value of ``held`` (negative for a short) at the last price, for what is still open."""
+        if self._on_money is not None:
+            self._on_money(position_id, "mark", held * price)
         self.entries.append(
             LedgerEntry(
                 time_ms=time_ms,
@@ -183,7 +193,4 @@ def _rows(entries: Iterable[LedgerEntry], fields: list[str]) -> Iterable[list[ob
         yield [getattr(e, name) for name in fields]
 
 
-@functools.cache  # a handful of symbols, asked at every settlement and fill
-def _quote(symbol: str) -> str:
-    """Quote currency of a ccxt unified symbol: BTC/USDT -> USDT, BTC/USDT:USDT -> USDT."""
-    return symbol.split("/")[1].split(":")[0]
+_quote = functools.cache(quote_of)  # a handful of symbols, asked at every settlement and fill

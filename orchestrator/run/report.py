@@ -11,9 +11,11 @@ from pathlib import Path
 import msgspec
 
 from machines import FINAL_STATES
+from orchestrator.fills import exit_prices, hours_held
 from orchestrator.models import ZERO, Position
 from orchestrator.money import exact
 from orchestrator.run.engine import RunResult
+from orchestrator.run.trader import PairRun
 
 YEAR_MS = Decimal(365 * 24 * 3_600_000)
 
@@ -65,14 +67,12 @@ def _figures(result: RunResult, pair: str | None) -> Figures:
     hours = ZERO
     held = 0
     for run in runs:
-        # A position still open is counted up to the end of its pair's data only.
-        end = datetime.fromtimestamp(max(run.end_ms, 0) / 1000, UTC)
         for p in result.positions:
             if p.opened_at is None or p.id.rsplit("-", 1)[0] != run.name:
                 continue
             held += 1
-            hours += Decimal(((p.closed_at or end) - p.opened_at).total_seconds()) / 3600
-    windows = sum(max(r.end_ms - r.first_ms, 0) for r in runs)
+            hours += _held(p, run)
+    windows = sum(replayed_ms(result, r) for r in runs)
     span = max(result.end_ms - result.start_ms, 1) if pair is None else max(windows, 1)
     start = result.starting_balance
     ret = totals["net_pnl"] / start if start else ZERO
@@ -92,6 +92,13 @@ def _figures(result: RunResult, pair: str | None) -> Figures:
         cost_per_position=(totals["fees"] + totals["slippage"]) / held if held else ZERO,
         funding_per_position=totals["funding"] / held if held else ZERO,
     )
+
+
+def replayed_ms(result: RunResult, run: PairRun) -> int:
+    """How much of a pair's own window the run replayed: all of it, or up to where a
+    signal stopped the run. Returns, time in market and the annualised return are
+    all over this window (the total's, over the run's), never over data not played."""
+    return max(min(run.end_ms, result.end_ms) - max(run.first_ms, result.start_ms), 0)
 
 
 class Summary(msgspec.Struct):
@@ -185,16 +192,35 @@ def summarise(
     )
 
 
+def _held(position: Position, run: PairRun) -> Decimal:
+    """Market hours a position was open; one still open counts up to the end of its
+    pair's data only."""
+    end = datetime.fromtimestamp(max(run.end_ms, 0) / 1000, UTC)
+    return hours_held(position, end) or ZERO
+
+
+# What a trader reads first, per position, from the ledger (so they add up to the
+# table's and summary.json's totals to the last digit), then the position record.
+FIGURE_FIELDS = [
+    "funding",
+    "fees",
+    "price_pnl",
+    "net_pnl",
+    "hours_held",
+    "spot_entry_price",
+    "perp_entry_price",
+    "spot_exit_price",
+    "perp_exit_price",
+]
 POSITION_FIELDS = [
     "id",
     "spot_symbol",
     "perp_symbol",
     "state",
+    *FIGURE_FIELDS,
     "quantity",
     "spot_qty",
     "perp_qty",
-    "spot_entry_price",
-    "perp_entry_price",
     "entry_fees",
     "exit_fees",
     "created_at",
@@ -205,16 +231,51 @@ POSITION_FIELDS = [
 ]
 
 
-def write_positions(path: Path, runs: Sequence[tuple[str, Sequence[Position]]]) -> None:
-    """Every position of each (run label, positions); the first column says whose."""
+def position_figures(result: RunResult) -> dict[str, dict[str, Decimal | None]]:
+    """Per position id: funding, fees, price PnL (fills and marks) and net PnL summed
+    from the ledger, its market hours held, and its entry and exit prices."""
+    with exact():
+        sums: dict[str, dict[str, Decimal]] = {}
+        for e in result.ledger.entries:
+            s = sums.setdefault(e.position_id, {"funding": ZERO, "fees": ZERO, "price_pnl": ZERO})
+            if e.kind == "funding":
+                s["funding"] += e.amount
+            elif e.kind == "fee":
+                s["fees"] -= e.amount
+            elif e.kind in ("fill", "mark"):
+                s["price_pnl"] += e.amount
+        runs = {run.name: run for run in result.pairs}
+        figures: dict[str, dict[str, Decimal | None]] = {}
+        for p in result.positions:
+            s = sums.get(p.id, {"funding": ZERO, "fees": ZERO, "price_pnl": ZERO})
+            run = runs.get(p.id.rsplit("-", 1)[0])
+            spot_exit, perp_exit = exit_prices(p)
+            figures[p.id] = {
+                **s,
+                "net_pnl": s["funding"] - s["fees"] + s["price_pnl"],
+                "hours_held": None if run is None or p.opened_at is None else _held(p, run),
+                "spot_entry_price": p.spot_entry_price,
+                "perp_entry_price": p.perp_entry_price,
+                "spot_exit_price": spot_exit,
+                "perp_exit_price": perp_exit,
+            }
+        return figures
+
+
+def write_positions(path: Path, runs: Sequence[RunResult]) -> None:
+    """Every position of each run; the first column says whose (its label)."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["run", *POSITION_FIELDS])
-        for label, positions in runs:
-            for p in positions:
-                row = [getattr(p, name) for name in POSITION_FIELDS]
+        for result in runs:
+            figures = position_figures(result)
+            for p in result.positions:
+                values = figures[p.id]
+                row = [
+                    values[name] if name in values else getattr(p, name) for name in POSITION_FIELDS
+                ]
                 row[-1] = " ".join(p.client_order_ids)
-                writer.writerow([label, *("" if v is None else v for v in row)])
+                writer.writerow([result.label, *("" if v is None else v for v in row)])
 
 
 def _pct(x: Decimal) -> str:

@@ -40,6 +40,18 @@ class PositionNotInTraceError(UnknownPositionError):
 
 
 @dataclass(frozen=True, slots=True)
+class PositionFigures:
+    funding: Decimal | None
+    price_pnl: Decimal | None
+    net_pnl: Decimal | None
+    hours_held: Decimal | None  # market time, open to close; None while still open
+    spot_entry_price: Decimal | None
+    perp_entry_price: Decimal | None
+    spot_exit_price: Decimal | None
+    perp_exit_price: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
 class PositionSummary:
     position_id: str | None  # None: the root span is missing and no other span names it
     spot_symbol: str | None
@@ -50,10 +62,13 @@ class PositionSummary:
     start_ns: int
     duration_ms: float
     leg_skew_ms: float | None  # the largest over the position's phases
-    fees: Decimal | None  # entry + exit, quote currency
+    fees: Decimal | None  # every order's fee, quote currency
     trace_id: str
     run_id: str | None
     incomplete: bool  # the root span never arrived: only some of its children did
+    # What a trader reads first, as the run's ledger has them (positions.csv agrees to
+    # the last digit); None in traces written before they were recorded.
+    figures: PositionFigures | None = None
 
     @property
     def outcome(self) -> str:
@@ -195,6 +210,7 @@ def _summary(group: _Group) -> PositionSummary:
             for name in ("fo.position.entry_fees", "fo.position.exit_fees")
         ]
         known_fees = [fee for fee in fees if fee is not None]
+        paid = _decimal(attrs.get("fo.position.fees_paid"))  # rollbacks' fees included
         return PositionSummary(
             position_id=_str(attrs.get("fo.position.id")),
             spot_symbol=_str(attrs.get("fo.position.spot_symbol")),
@@ -205,10 +221,11 @@ def _summary(group: _Group) -> PositionSummary:
             start_ns=root.start_ns,
             duration_ms=root.duration_ms,
             leg_skew_ms=leg_skew,
-            fees=sum(known_fees, Decimal(0)) if known_fees else None,
+            fees=paid if paid is not None else sum(known_fees, Decimal(0)) if known_fees else None,
             trace_id=root.trace_id,
             run_id=_str(root.resource.get("fo.run.id")),
             incomplete=False,
+            figures=_figures(attrs) if paid is not None else None,
         )
     start = min(span.start_ns for span in group.spans)
     symbols = {
@@ -291,6 +308,39 @@ def _decimal(value: AttrValue) -> Decimal | None:
 # -- text
 
 
+def _figures(attrs: dict[str, AttrValue]) -> PositionFigures:
+    def get(name: str) -> Decimal | None:
+        return _decimal(attrs.get(f"fo.position.{name}"))
+
+    opened, closed = (_str(attrs.get(f"fo.position.{n}")) for n in ("opened_at", "closed_at"))
+    hours = None
+    if opened and closed:
+        try:
+            held = datetime.fromisoformat(closed) - datetime.fromisoformat(opened)
+        except ValueError:
+            held = None
+        if held is not None:
+            hours = Decimal(held // timedelta(microseconds=1)) / 3_600_000_000
+    return PositionFigures(
+        funding=get("funding"),
+        price_pnl=get("price_pnl"),
+        net_pnl=get("net_pnl"),
+        hours_held=hours,
+        spot_entry_price=get("spot_entry_price"),
+        perp_entry_price=get("perp_entry_price"),
+        spot_exit_price=get("spot_exit_price"),
+        perp_exit_price=get("perp_exit_price"),
+    )
+
+
+def _money(x: Decimal | None) -> str:
+    return "-" if x is None else f"{x:,.2f}"
+
+
+def _price(x: Decimal | None) -> str:
+    return "-" if x is None else f"{x.normalize():f}"
+
+
 def format_positions(summaries: Sequence[PositionSummary]) -> str:
     """An aligned table, one position per row."""
     if not summaries:
@@ -300,31 +350,43 @@ def format_positions(summaries: Sequence[PositionSummary]) -> str:
         "SPOT",
         "PERP",
         "OUTCOME",
+        "FUNDING",
+        "FEES",
+        "NET PNL",
+        "HELD_H",
+        "ENTRY SPOT/PERP",
+        "EXIT SPOT/PERP",
         "MARKET TIME",
         "START (UTC)",
         "DURATION_MS",
         "SKEW_MS",
-        "FEES",
         "RUN",
         "TRACE",
     )
+    none = PositionFigures(None, None, None, None, None, None, None, None)
     rows = [
         (
             s.position_id or "?",
             s.spot_symbol or "-",
             s.perp_symbol or "-",
             s.outcome,
+            _money(f.funding),
+            _money(s.fees),
+            _money(f.net_pnl),
+            "-" if f.hours_held is None else f"{f.hours_held:.2f}",
+            f"{_price(f.spot_entry_price)}/{_price(f.perp_entry_price)}",
+            f"{_price(f.spot_exit_price)}/{_price(f.perp_exit_price)}",
             (s.market_time or "-")[:16],
             _utc(s.start_ns),
             f"{s.duration_ms:.3f}",
             "-" if s.leg_skew_ms is None else f"{s.leg_skew_ms:.3f}",
-            "-" if s.fees is None else str(s.fees),
             s.run_id or "-",
             s.trace_id,
         )
         for s in summaries
+        for f in [s.figures or none]
     ]
-    numeric = {6, 7, 8}
+    numeric = {4, 5, 6, 7, 12, 13}
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     return "\n".join(
         "  ".join(
@@ -478,6 +540,19 @@ def _summary_json(s: PositionSummary) -> dict[str, Any]:
         "duration_ms": s.duration_ms,
         "leg_skew_ms": s.leg_skew_ms,
         "fees": None if s.fees is None else str(s.fees),
+        **{
+            name: None if value is None else str(value)
+            for name, value in (
+                ("funding", s.figures and s.figures.funding),
+                ("price_pnl", s.figures and s.figures.price_pnl),
+                ("net_pnl", s.figures and s.figures.net_pnl),
+                ("hours_held", s.figures and s.figures.hours_held),
+                ("spot_entry_price", s.figures and s.figures.spot_entry_price),
+                ("perp_entry_price", s.figures and s.figures.perp_entry_price),
+                ("spot_exit_price", s.figures and s.figures.spot_exit_price),
+                ("perp_exit_price", s.figures and s.figures.perp_exit_price),
+            )
+        },
         "trace_id": s.trace_id,
         "run_id": s.run_id,
     }

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -19,7 +20,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from machines import FINAL_STATES
-from orchestrator.models import OrderResult, Position
+from orchestrator.fills import exit_prices, orders_money
+from orchestrator.models import ZERO, OrderResult, Position
+from orchestrator.money import exact
 
 if TYPE_CHECKING:
     from orchestrator.position.legs import Leg
@@ -39,6 +42,21 @@ class PositionTracer:
         self._tracer = tracer or trace.NoOpTracer()
         self._clock = clock  # the market's clock: the data's time in a replay
         self._roots: dict[str, Span] = {}
+        # Per position: funding received and the value of what was left held at the end,
+        # as the ledger wrote them (its on_money): the root span ends with them.
+        self._money: dict[str, tuple[Decimal, Decimal]] = {}
+
+    def money(self, position_id: str, kind: str, amount: Decimal) -> None:
+        """A ledger entry of a position: "funding" or "mark" (what it still holds)."""
+        if not self.enabled:
+            return
+        funding, marked = self._money.get(position_id, (ZERO, ZERO))
+        with exact():
+            if kind == "funding":
+                funding += amount
+            else:
+                marked += amount
+        self._money[position_id] = (funding, marked)
 
     # -- the machine's listener
 
@@ -147,6 +165,26 @@ class PositionTracer:
         root = self._roots.pop(position.id, None)
         if root is None:
             return
+        funding, marked = self._money.pop(position.id, (ZERO, ZERO))
+        with exact():
+            fees, cash = orders_money(position)
+            price_pnl = cash + marked
+            net_pnl = funding - fees + price_pnl
+            spot_exit, perp_exit = exit_prices(position)
+        figures = {
+            "fo.position.funding": funding,
+            "fo.position.fees_paid": fees,
+            "fo.position.price_pnl": price_pnl,
+            "fo.position.net_pnl": net_pnl,
+            "fo.position.spot_entry_price": position.spot_entry_price,
+            "fo.position.perp_entry_price": position.perp_entry_price,
+            "fo.position.spot_exit_price": spot_exit,
+            "fo.position.perp_exit_price": perp_exit,
+        }
+        root.set_attributes({k: str(v) for k, v in figures.items() if v is not None})
+        for name, when in (("opened_at", position.opened_at), ("closed_at", position.closed_at)):
+            if when is not None:  # market time: the data's in a replay
+                root.set_attribute(f"fo.position.{name}", when.isoformat())
         root.set_attributes(
             {
                 "fo.position.final_state": position.state or "",
