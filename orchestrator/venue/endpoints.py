@@ -107,6 +107,8 @@ async def executions(v: Venue, ctx: Ctx) -> dict[str, Any]:
         if e.category == q.get("category")
         and q.get("symbol", e.symbol) == e.symbol
         and q.get("execType", e.exec_type) == e.exec_type
+        and q.get("orderId", e.order_id) == e.order_id
+        and q.get("orderLinkId", e.link_id) == e.link_id
         and start <= e.time_ms <= end
     ]
     limit = min(to_int(q.get("limit"), 50), 100)

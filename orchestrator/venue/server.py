@@ -49,6 +49,7 @@ _ALL_KINDS = frozenset(
         "empty",
         "hide_closed",
         "malformed",
+        "no_fee_detail",
     }
 )
 _MARKET_HISTORY = frozenset({"market/kline", "market/funding/history"})
@@ -518,5 +519,8 @@ class Venue:
             shown = order.is_open or (by_id and not hide_closed)
             if (not order.is_open) if history else shown:
                 found.append(self.book.read(order, now))
+        if rule is not None and rule.kind == "no_fee_detail":
+            for entry in found:  # as Bybit answered before it added the field
+                entry.pop("cumFeeDetail", None)
         limit = to_int(q.get("limit"), 20)
         return {"category": category, "list": found[:limit], "nextPageCursor": ""}
