@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.venue import auth, codes, endpoints
+from orchestrator.venue.account import Account
 from orchestrator.venue.audit import Audit, CreateRecord
 from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET
 from orchestrator.venue.codes import VenueError
@@ -87,6 +88,7 @@ class Venue:
         port: int = 0,
         order_id_prefix: str = "",
         clock_offset_ms: int = 0,
+        account: Account | None = None,
     ) -> None:
         if instruments is None:
             if data_dir is None:
@@ -105,6 +107,8 @@ class Venue:
             default_leverage=leverage,
             order_id_prefix=order_id_prefix,
         )
+        if account is not None:
+            self.book.account = account
         self.book.wallet.update(balances if balances is not None else {"USDT": Decimal(100_000)})
         for symbol, price in (prices or {}).items():
             self.set_price(symbol, price)
@@ -263,6 +267,10 @@ class Venue:
             ("GET", "position/list"): (partial(endpoints.positions, self), True),
             ("POST", "position/set-leverage"): (partial(endpoints.set_leverage, self), True),
             ("GET", "execution/list"): (partial(endpoints.executions, self), True),
+            ("POST", "position/switch-mode"): (partial(endpoints.switch_mode, self), True),
+            ("GET", "account/info"): (partial(endpoints.account_info, self), True),
+            ("GET", "account/fee-rate"): (partial(endpoints.fee_rate, self), True),
+            ("GET", "user/query-api"): (partial(endpoints.api_key, self), True),
         }
 
     def _route(
@@ -479,6 +487,10 @@ class Venue:
     async def _cancel(self, ctx: Ctx) -> dict[str, Any]:
         p = ctx.params
         category = str(p.get("category", ""))
+        if category == "spot":
+            self.book.account.may("Spot", "SpotTrade")
+        else:
+            self.book.account.may("ContractTrade", "Order")
         order = self.book.cancel(
             category, p.get("orderId") or None, p.get("orderLinkId") or None, self.server_ms()
         )
