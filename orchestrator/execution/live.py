@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import decimal
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
@@ -38,6 +38,7 @@ from orchestrator.models import (
 from orchestrator.settings import VenueTiming
 
 T = TypeVar("T")
+SHORT_SIDE = 2  # hedge mode's positionIdx of the short side
 
 # ccxt's unified statuses of an order that is done (Bybit's Filled, PartiallyFilledCanceled,
 # Cancelled, Deactivated, Rejected), and of one that may still fill. ccxt passes a
@@ -147,8 +148,10 @@ class LiveExecutor(Executor):
         fill_poll_interval: float = 0.2,
         fill_poll_attempts: int = 5,
         read_attempts: int = 3,
+        hedged: Collection[str] = (),
     ) -> None:
         self._exchange = exchange
+        self._hedged = frozenset(hedged)  # perp symbols in hedge mode
         self._timing = timing or VenueTiming()
         self._limits = limiter or RateLimiter()
         self.late_arrival_seconds = self._timing.late_arrival_seconds
@@ -174,6 +177,10 @@ class LiveExecutor(Executor):
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
         if request.reduce_only:
             params["reduceOnly"] = True
+        if request.symbol in self._hedged:
+            # Hedge mode: every order names its side; the short side, which the hedge
+            # holds, opens with a sell and closes with a reduce-only buy.
+            params["positionIdx"] = SHORT_SIDE
         try:
             # Never abandon the request in flight (the client timeout bounds it), and keep
             # ccxt's precision code from changing the caller's decimal rounding and traps.

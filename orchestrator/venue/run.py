@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from orchestrator.venue.account import Account
+
 KEY_ENV = "BYBIT_API_KEY"  # the variables the orchestrator reads its credentials from
 SECRET_ENV = "BYBIT_API_SECRET"
 DATA_ENV = "ORCHESTRATOR_DATA"
@@ -47,6 +49,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--balance", action="append", default=[], metavar="COIN=AMOUNT", help="default USDT=100000"
     )
     parser.add_argument("--slippage", default="0", help="fraction of the price, e.g. 0.0005")
+    account = parser.add_argument_group("the account's settings (Bybit's: see venue/account.py)")
+    account.add_argument(
+        "--account",
+        choices=["unified", "classic"],
+        default="unified",
+        help="a Unified Trading Account (default), or a classic one",
+    )
+    account.add_argument(
+        "--position-mode",
+        choices=["one-way", "hedge"],
+        default="one-way",
+        help="the USDT perps' position mode: one-way (default) or hedge (both sides)",
+    )
+    account.add_argument(
+        "--key-permissions",
+        choices=sorted(KEY_PERMISSIONS),
+        default="trade",
+        help="what the API key may do: trade (default), read-only, no-spot, no-contract",
+    )
+
+
+# What ``--key-permissions`` gives the key: (read only, products it may not trade).
+KEY_PERMISSIONS: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "trade": (False, ()),
+    "read-only": (True, ()),
+    "no-spot": (False, ("Spot",)),
+    "no-contract": (False, ("ContractTrade",)),
+}
+
+
+def account_of(args: argparse.Namespace) -> Account:
+    read_only, barred = KEY_PERMISSIONS[args.key_permissions]
+    account = Account(
+        unified=args.account == "unified", mode=args.position_mode, read_only=read_only
+    )
+    for product in barred:
+        account.permissions[product] = []
+    return account
 
 
 def _pairs(items: list[str], what: str) -> dict[str, Decimal]:
@@ -82,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
         start_ms=start_ms,
         faults=load_faults(args.faults) if args.faults else None,
         port=args.port,
+        account=account_of(args),
     )
 
     stopped_by: list[int] = []
