@@ -139,3 +139,43 @@ def test_hedge_mode_opens_and_closes_with_the_short_sides_position_idx(
     assert all(Decimal(p["size"]) == 0 for p in state["positions"]), state["positions"]
     summary = json.loads(next((tmp_path / "runs").glob("*/summary.json")).read_text())
     assert summary["ledger_balances"] is True
+
+
+def test_a_venue_that_refuses_every_perp_order_gets_one_then_the_pair_pauses(
+    tmp_path: Path, venue_factory: Any
+) -> None:
+    """Bybit refuses the perp leg as hedge mode refuses an order without positionIdx: the
+    run pauses the pair after one rolled-back open instead of buying and selling the spot
+    leg every poll, says so at once, and ends cleanly on SIGTERM."""
+    rules = {
+        "rules": [
+            {
+                "kind": "reject",
+                "endpoint": "order/create",
+                "category": "linear",
+                "ret_code": 10001,
+                "ret_msg": "position idx not match position mode",
+                "times": None,
+            }
+        ]
+    }
+    (tmp_path / "faults.json").write_text(json.dumps(rules))
+    venue = venue_factory("--faults", str(tmp_path / "faults.json"))
+    write_config(tmp_path, venue.url, on_stop="leave")
+    run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
+    deadline = time.monotonic() + 60
+    while run.process.poll() is None and time.monotonic() < deadline:
+        if any("paused" in line for line in run.lines):
+            break
+        time.sleep(0.05)
+    time.sleep(2)  # four more polls: nothing more is sent
+    run.process.send_signal(signal.SIGTERM)
+    code, err = run.finish(timeout=60)
+    assert code == 143, err
+    assert "Traceback" not in err
+    paused = [line for line in err.splitlines() if "paused" in line]
+    assert len(paused) == 1 and "position idx not match position mode" in paused[0], err
+    creates = venue.admin("requests")["creates"]
+    # the spot buy, the refused perp sell, the spot sold back: and nothing after
+    assert len(creates) == 3, creates
+    assert venue.admin("state")["checks"]["oversold"] == {}

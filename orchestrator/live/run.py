@@ -134,8 +134,6 @@ class LiveRun(Trader):
         self.ledgered: set[str] = set()
         self.quotes: dict[str, Decimal] = {}  # their fills' quoted prices, by client order id
         self.start_ms: int | None = None
-        # Told once, when the first cycle is done (its positions carried on, if resumed).
-        self.say: Callable[[str], None] = lambda line: None
         self.poll_seconds = poll_seconds
         self.exchange = exchange
         self.clock = MarketClock(speed)
@@ -166,6 +164,7 @@ class LiveRun(Trader):
             leverage=config.live.leverage,
             label=label,
             journal=recorder,
+            risk=config.risk,
         )
         self.live_account = account
         self.market = LiveMarket(exchange, pairs, ticker, self.clock)
