@@ -243,6 +243,30 @@ def _count(number: int) -> str:
     return "a number of thousands of digits"
 
 
+class RiskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The breaker: what repeated failure pauses (a pair) or stops (all opening)."""
+
+    # A pair whose opens fail this many times in a row opens nothing more this run.
+    max_failed_opens: int = 2
+    # A pair whose closes fail this many times in a row is left to the operator: its
+    # exposure is reported, the close is not tried again blindly.
+    max_failed_closes: int = 3
+    # Opening stops for the whole run once failed opens have cost more than this
+    # fraction of the starting balance (fees and slippage paid to roll them back).
+    failed_open_budget: Decimal = Decimal("0.005")
+
+    def __post_init__(self) -> None:
+        for name in ("max_failed_opens", "max_failed_closes"):
+            count: int = getattr(self, name)
+            if not 1 <= count <= 100:
+                raise ValueError(f"{name}: must be between 1 and 100, got {_count(count)}")
+        budget = self.failed_open_budget
+        if not budget.is_finite() or not 0 <= budget <= Decimal("0.1"):
+            raise ValueError(
+                f"failed_open_budget: must be a fraction of the balance in [0, 0.1], got {budget}"
+            )
+
+
 class OutputSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a run writes its record."""
 
@@ -327,6 +351,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fees: FeeSettings = FeeSettings()
     paper: PaperSettings = PaperSettings()
     strategy: StrategySettings = StrategySettings()
+    risk: RiskSettings = RiskSettings()
     data: DataSettings = DataSettings()
     output: OutputSettings = OutputSettings()
     tracing: TracingSettings = TracingSettings()

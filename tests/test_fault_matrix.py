@@ -171,6 +171,9 @@ FAULTS: dict[str, Fault] = {
         lookups("hide_closed", endpoint="order/realtime"), lands=True, armed=True
     ),
     "lookups_malformed": Fault(lookups("malformed", body="missing_fields"), lands=True, armed=True),
+    # Order answers without the fee detail (ccxt then reads no fee): the fee is read from
+    # the order's executions, so the position holds what the fill left and sells no more.
+    "no_fee_detail": Fault(lookups("no_fee_detail", until_s=None), lands=True, armed=True),
     # Lookups down beyond every deadline: the order's outcome stays unknown.
     "lookups_down": Fault(lookups("http", status=503, until_s=None), lands=None, armed=True),
 }

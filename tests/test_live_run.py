@@ -21,7 +21,8 @@ import pytest
 
 from orchestrator.config import Config, Pair, load
 from orchestrator.execution.bybit import make_exchange
-from orchestrator.live.run import LiveRun, StartupError
+from orchestrator.live.preflight import StartupError
+from orchestrator.live.run import LiveRun
 from orchestrator.live.session import Rehearsal, rehearse
 from orchestrator.run.app import Prepared, prepare
 from orchestrator.run.report import ledger_identity

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from orchestrator.config import Config, Pair, load
+from orchestrator.config import Config, Pair, RiskSettings, load
 from orchestrator.exceptions import OrderRejected
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.recorded import Candle, FundingRate, PairData
@@ -131,6 +131,9 @@ async def test_ledger_balances_on_a_run_with_rollbacks(
     recorded: tuple[Config, list[PairData], dict[str, Instrument]],
 ) -> None:
     config, datasets, instruments = recorded
+    # Many rollbacks on purpose: the breaker is set not to pause the pairs.
+    lenient = RiskSettings(max_failed_opens=100, failed_open_budget=D("0.1"))
+    config = msgspec.structs.replace(config, risk=lenient)
     result = await Replay(
         config,
         datasets,
@@ -144,6 +147,84 @@ async def test_ledger_balances_on_a_run_with_rollbacks(
     rollbacks = [e for e in result.ledger.entries if e.note.endswith("-sr1")]
     assert rollbacks  # the spot legs sold back, each with its fill, fee and slippage
     assert_balances(result)
+
+
+class PerpAlwaysRefused(PaperExecutor):
+    """A venue that refuses every perp open, as a mode or parameter error would."""
+
+    def __init__(
+        self, ticker: TickerService, config: Config, instruments: dict[str, Instrument]
+    ) -> None:
+        super().__init__(ticker, config.fees, instruments.values(), slippage=config.paper.slippage)
+
+    async def place_order(self, request: OrderRequest) -> OrderResult:
+        if request.client_order_id.endswith("-po1"):
+            raise OrderRejected(self.refusal)
+        return await super().place_order(request)
+
+    refusal = "test venue: perp leg refused"
+
+
+async def test_repeated_failed_opens_pause_the_pair(
+    recorded: tuple[Config, list[PairData], dict[str, Instrument]],
+) -> None:
+    """Every open fails: each pair tries max_failed_opens times, then opens nothing more
+    and says why; the money lost is only those rollbacks'."""
+    config, datasets, instruments = recorded
+    result = await Replay(
+        config,
+        datasets,
+        instruments,
+        strategies(config),
+        make_executor=lambda ticker: PerpAlwaysRefused(ticker, config, instruments),
+    ).run()
+    for pair in config.pairs:
+        tried = [p for p in result.positions if p.spot_symbol == pair.spot]
+        assert [p.state for p in tried] == ["rolled_back"] * config.risk.max_failed_opens
+        assert any(f"{pair.name}: paused, opens nothing more" in n for n in result.notes)
+    assert_balances(result)
+
+
+async def test_a_refusal_the_venue_repeats_pauses_the_pair_at_once(
+    recorded: tuple[Config, list[PairData], dict[str, Instrument]],
+) -> None:
+    """A refusal in Bybit's words that the same order meets again (retCode 10001, as
+    hedge mode answers an order without positionIdx) pauses the pair after one try."""
+    config, datasets, instruments = recorded
+
+    def venue(ticker: TickerService) -> PaperExecutor:
+        executor = PerpAlwaysRefused(ticker, config, instruments)
+        executor.refusal = (
+            'rejected by the venue: BadRequest: bybit {"retCode":10001,'
+            '"retMsg":"position idx not match position mode","result":{}}'
+        )
+        return executor
+
+    result = await Replay(
+        config, datasets, instruments, strategies(config), make_executor=venue
+    ).run()
+    for pair in config.pairs:
+        tried = [p for p in result.positions if p.spot_symbol == pair.spot]
+        assert [p.state for p in tried] == ["rolled_back"]
+    assert any("position idx not match position mode" in n for n in result.notes)
+
+
+async def test_failed_opens_beyond_the_budget_stop_all_opening(
+    recorded: tuple[Config, list[PairData], dict[str, Instrument]],
+) -> None:
+    config, datasets, instruments = recorded
+    config = msgspec.structs.replace(
+        config, risk=RiskSettings(max_failed_opens=100, failed_open_budget=D("0.0001"))
+    )
+    result = await Replay(
+        config,
+        datasets,
+        instruments,
+        strategies(config),
+        make_executor=lambda ticker: PerpAlwaysRefused(ticker, config, instruments),
+    ).run()
+    assert len(result.positions) == 1  # the first failure spent the 10 USDT budget
+    assert any("opening stopped for every pair" in n for n in result.notes)
 
 
 class ClosesRefused(PaperExecutor):

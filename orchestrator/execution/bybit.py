@@ -411,6 +411,37 @@ _LISTS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
+# Bybit's refusals that the same request meets again, whatever the moment: a parameter,
+# the key, the account's mode or permissions, a balance, a size. Not these: 10002
+# (timestamp), 10006 (rate limit), 10016 (system error) pass.
+REPEATED_REFUSALS = {
+    10001: "a parameter the venue refuses (or the account's position mode)",
+    10003: "the API key is not valid",
+    10004: "the request's signature is refused",
+    10005: "the API key lacks the permission",
+    10010: "the request's IP address is not allowed for the key",
+    110007: "not enough balance",
+    170131: "not enough balance",
+    110094: "below the minimum order value",
+    170121: "the symbol is not valid",
+    170135: "the quantity is too large",
+    170136: "the quantity is too small",
+    170137: "the quantity has too many decimals",
+    170140: "below the minimum order value",
+}
+_RET_CODE = re.compile(r'"retCode"\s*:\s*"?(\d+)"?\s*,\s*"retMsg"\s*:\s*"([^"]*)"')
+
+
+def repeated_refusal(text: str) -> str | None:
+    """The first refusal in ``text`` (a position's reason, with the venue's words) that the
+    venue would answer again, described; None if there is none."""
+    for match in _RET_CODE.finditer(text):
+        code = int(match.group(1))
+        if code in REPEATED_REFUSALS:
+            return f"{REPEATED_REFUSALS[code]}: retCode {code} {match.group(2)!r}"
+    return None
+
+
 def describe(exchange: Any, exc: BaseException) -> str:
     """What the venue said, without the credentials (Bybit echoes the key on bad
     signatures, and ccxt puts the venue's answer in its messages)."""

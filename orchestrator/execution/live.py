@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import decimal
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio
 import ccxt
+import msgspec
 
 from orchestrator.exceptions import (
     InsufficientFundsError,
@@ -37,6 +38,7 @@ from orchestrator.models import (
 from orchestrator.settings import VenueTiming
 
 T = TypeVar("T")
+SHORT_SIDE = 2  # hedge mode's positionIdx of the short side
 
 # ccxt's unified statuses of an order that is done (Bybit's Filled, PartiallyFilledCanceled,
 # Cancelled, Deactivated, Rejected), and of one that may still fill. ccxt passes a
@@ -168,8 +170,10 @@ class LiveExecutor(Executor):
         fill_poll_interval: float = 0.2,
         fill_poll_attempts: int = 5,
         read_attempts: int = 3,
+        hedged: Collection[str] = (),
     ) -> None:
         self._exchange = exchange
+        self._hedged = frozenset(hedged)  # perp symbols in hedge mode
         self._timing = timing or VenueTiming()
         self._limits = limiter or RateLimiter()
         self.late_arrival_seconds = self._timing.late_arrival_seconds
@@ -195,6 +199,10 @@ class LiveExecutor(Executor):
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
         if request.reduce_only:
             params["reduceOnly"] = True
+        if request.symbol in self._hedged:
+            # Hedge mode: every order names its side; the short side, which the hedge
+            # holds, opens with a sell and closes with a reduce-only buy.
+            params["positionIdx"] = SHORT_SIDE
         try:
             # Never abandon the request in flight (the client timeout bounds it), and keep
             # ccxt's precision code from changing the caller's decimal rounding and traps.
@@ -238,10 +246,11 @@ class LiveExecutor(Executor):
         self, fetch: Callable[[], Awaitable[Any]], request: OrderRequest, order_id: str
     ) -> OrderResult:
         order = await self._read(fetch, "order/realtime")
-        return self._result(
+        result = self._result(
             order, request.symbol, request.category, request.quantity,
             request.client_order_id, order_id,
         )  # fmt: skip
+        return await self._with_fee(order, result)
 
     async def cancel_order(
         self, order_id: str, symbol: str, category: Category = Category.LINEAR
@@ -288,7 +297,8 @@ class LiveExecutor(Executor):
                     raise _Unusable(f"{endpoint} answered a {type(orders).__name__}, not a list")
                 # Asked by client id: every entry must be that order, else the answer is off.
                 for order in orders:
-                    return self._result(order, symbol, category, None, client_order_id)
+                    result = self._result(order, symbol, category, None, client_order_id)
+                    return await self._with_fee(order, result)
         except OrchestratorError:
             raise
         except (ccxt.BaseError, *_UNREADABLE) as exc:
@@ -321,6 +331,18 @@ class LiveExecutor(Executor):
         return await retry_network_errors(
             paced, attempts=self._read_attempts, base_delay=0.05, max_delay=1.0
         )
+
+    async def _with_fee(self, order: dict[str, Any], result: OrderResult) -> OrderResult:
+        """The fill with its fee. ccxt reads Bybit's fee only from ``cumFeeDetail``; an
+        answer without it (older answers, some accounts) says nothing of the fee, which
+        is not zero: a spot buy's is taken in the coin bought, and the close must not sell
+        it. So it is read from the venue's own record, the order's executions."""
+        if result.filled_qty <= 0 or order.get("fee") is not None:
+            return result
+        call = partial(self._exchange.fetch_order_trades, result.order_id, result.symbol)
+        trades = await self._read(call, "execution/list")
+        fee, coin = _executions_fee(trades, result)
+        return msgspec.structs.replace(result, fee=fee, fee_currency=coin)
 
     async def _category_of(self, symbol: str, where: str) -> Category:
         """The symbol's category; a ccxt error from loading the markets is left to the caller."""
@@ -463,6 +485,38 @@ class LiveExecutor(Executor):
             fee_currency=fee_currency,
             is_simulated=False,
         )
+
+
+def _executions_fee(trades: Any, result: OrderResult) -> tuple[Decimal, str]:
+    """The fee of ``result``'s fill from its executions (Bybit's ``execFee``, positive
+    when paid, in ``feeCurrency``); _Unusable until they account for the whole fill (the
+    execution list lags the order) or when they cannot be read."""
+    where = f"order {result.order_id}"
+    if not isinstance(trades, list):
+        raise _Unusable(f"the executions of {where} are a {type(trades).__name__}, not a list")
+    qty, fees = ZERO, dict[str, Decimal]()
+    for trade in trades:
+        info = trade.get("info") if isinstance(trade, dict) else None
+        if not isinstance(info, dict) or info.get("orderId") != result.order_id:
+            raise _Unusable(f"an execution listed for {where} is not one of it: {trade!r}")
+        if info.get("execType", "Trade") != "Trade":
+            continue
+        qty += _number(info.get("execQty"), "execQty") or ZERO
+        fee = _number(info.get("execFee"), "execFee")
+        # Bybit names the coin (feeCurrency); ccxt infers it where the answer does not.
+        coin = info.get("feeCurrency") or (trade.get("fee") or {}).get("currency")
+        if fee is None or not isinstance(coin, str) or not coin:
+            raise _Unusable(f"an execution of {where} has fee {fee} in {coin!r}")
+        fees[coin] = fees.get(coin, ZERO) + fee
+    if qty != result.filled_qty:
+        raise _Unusable(
+            f"the venue's executions of {where} show {qty} of the {result.filled_qty} filled: "
+            "its fee is not known yet"
+        )
+    if len(fees) != 1:
+        raise _Unusable(f"the executions of {where} pay fees in {sorted(fees)}")
+    ((coin, fee),) = fees.items()
+    return fee, coin
 
 
 def _holdings(balance: Any, positions: Any, spot: Instrument, perp: Instrument) -> Holdings:

@@ -17,7 +17,8 @@ from decimal import Decimal
 from machines import FINAL_STATES
 from orchestrator.journal.reader import Records
 from orchestrator.journal.schema import Intent
-from orchestrator.live.run import START_MS, STARTING_BALANCE, LiveRun, StartupError
+from orchestrator.live.preflight import StartupError
+from orchestrator.live.run import START_MS, STARTING_BALANCE, LiveRun
 from orchestrator.models import ZERO, Position
 from orchestrator.run.ledger import LedgerEntry
 from orchestrator.run.trader import PairRun

@@ -3,8 +3,11 @@ on the venue's prices and through the LiveExecutor.
 
 Startup, in order, stopping with a clear message before the first order if
 anything is off: load the markets; check every pair is listed and trading on
-both legs; read balances and positions (a perp position the run did not open is
-reported and its pair left alone); set each perp's leverage. Then, every
+both legs; check the account (preflight.py: its type, the key's permissions, each
+perp's position mode, the fee rates, the funding intervals); read balances and
+positions (a perp position the run did not open is reported and its pair left
+alone). All of it read-only: each perp's leverage is set when the run starts, after
+a resume's reconciliation. Then, every
 ``live.poll_seconds``: read prices, feed settled funding to the strategies and
 record what the venue paid, read the account, decide.
 """
@@ -21,13 +24,13 @@ import ccxt
 from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, Pair
-from orchestrator.exceptions import OrchestratorError
 from orchestrator.execution.bybit import describe
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.retry import read_venue as read
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.account import LiveAccount
 from orchestrator.live.market import LiveMarket, MarketClock
+from orchestrator.live.preflight import AccountShape, StartupError, check_account
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Instrument, Position
 from orchestrator.money import exact
@@ -35,7 +38,7 @@ from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
 from orchestrator.run.ledger import Ledger
 from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader, stopping_whole
-from orchestrator.strategy.funding import Strategy
+from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.tracing.position import PositionTracer
 
 # Journal meta a live run writes when it starts: what its figures count from.
@@ -43,10 +46,6 @@ STARTING_BALANCE = "starting_balance"
 START_MS = "start_ms"
 LEVERAGE_UNCHANGED = "110043"  # Bybit: "leverage not modified" is success
 FOREVER_MS = 2**62  # a live pair's data never ends
-
-
-class StartupError(OrchestratorError):
-    """Something is off before the first order: nothing was sent."""
 
 
 def _dec(value: Any) -> Decimal:
@@ -124,6 +123,7 @@ class LiveRun(Trader):
         poll_seconds: float,
         run_nonce: str,
         skipped: list[str],
+        shape: AccountShape,
         recorder: JournalRecorder | None = None,
     ) -> None:
         self.config = config
@@ -134,8 +134,6 @@ class LiveRun(Trader):
         self.ledgered: set[str] = set()
         self.quotes: dict[str, Decimal] = {}  # their fills' quoted prices, by client order id
         self.start_ms: int | None = None
-        # Told once, when the first cycle is done (its positions carried on, if resumed).
-        self.say: Callable[[str], None] = lambda line: None
         self.poll_seconds = poll_seconds
         self.exchange = exchange
         self.clock = MarketClock(speed)
@@ -147,7 +145,7 @@ class LiveRun(Trader):
         if recorder is not None:
             recorder.clock = ticker.clock
         manager = PositionManager(
-            LiveExecutor(exchange, timing=config.live.timing),
+            LiveExecutor(exchange, timing=config.live.timing, hedged=shape.hedged),
             ticker,
             config.trading,
             tracing=tracing,
@@ -166,10 +164,12 @@ class LiveRun(Trader):
             leverage=config.live.leverage,
             label=label,
             journal=recorder,
+            risk=config.risk,
         )
         self.live_account = account
         self.market = LiveMarket(exchange, pairs, ticker, self.clock)
         self.skipped = skipped
+        self.shape = shape
 
     @classmethod
     async def connect(
@@ -229,6 +229,12 @@ class LiveRun(Trader):
             PairRun(p, instruments[p.spot], instruments[p.perp], s)
             for p, s in zip(config.pairs, strategies, strict=True)
         ]
+        # Read-only until the account is known to take the run's orders.
+        shape = await check_account(exchange, [(r.spot, r.perp) for r in pairs], config.fees)
+        for run in pairs:
+            if isinstance(run.strategy, FundingStrategy):
+                terms = shape.terms[run.perp.symbol]
+                run.strategy.adopt(terms.fees, terms.interval_hours)
         account = LiveAccount(exchange, [run.perp.symbol for run in pairs])
         await account.refresh()
         skipped = []
@@ -242,9 +248,6 @@ class LiveRun(Trader):
                     f"at {foreign.entry_price} that this run did not open; left alone, and "
                     f"{run.name} is not traded"
                 )
-        for run in pairs:
-            if not run.ended:
-                await set_leverage(exchange, run.perp.symbol, config.live.leverage)
         return cls(
             config,
             exchange,
@@ -256,6 +259,7 @@ class LiveRun(Trader):
             poll_seconds=config.live.poll_seconds if poll_seconds is None else poll_seconds,
             run_nonce=run_nonce or new_run_nonce(),
             skipped=skipped,
+            shape=shape,
             recorder=recorder,
         )
 
@@ -279,6 +283,13 @@ class LiveRun(Trader):
         after_cycle: Callable[[], Awaitable[None]] | None,
     ) -> RunResult:
         strategy = self.config.strategy
+        for line in self.shape.notes:
+            self.say(f"warning: {line}")
+        # The first write: after the startup's checks and, when resuming, after the
+        # journal and the venue were found to agree.
+        for run in self.pairs:
+            if not run.ended:
+                await set_leverage(self.exchange, run.perp.symbol, self.config.live.leverage)
         self.clock.set(int(await read(self.exchange.fetch_time)))
         await self.market.warm_up(max(strategy.funding_window, strategy.negative_streak))
         if self.start_ms is None:
@@ -334,7 +345,7 @@ class LiveRun(Trader):
             run.end_ms = self.clock_ms  # the window the figures cover ends here
         await self.live_account.refresh()
         self.sample_equity(force=True)
-        self.notes[:0] = self.skipped
+        self.notes[:0] = self.skipped + self.shape.notes
         return self.finish(
             start_ms=start_ms,
             starting_balance=self.starting_balance,

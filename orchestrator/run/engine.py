@@ -153,6 +153,7 @@ class Replay(Trader):
             leverage=config.paper.leverage,
             label=label,
             journal=recorder,
+            risk=config.risk,
         )
 
     # -- the loop

@@ -13,7 +13,7 @@ close.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,13 +23,14 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from machines import FINAL_STATES
-from orchestrator.config import Pair
+from orchestrator.config import Pair, RiskSettings
 from orchestrator.exceptions import (
     DeltaHedgeError,
     InsufficientSizeError,
     OrchestratorError,
     RunMustStop,
 )
+from orchestrator.execution.bybit import repeated_refusal
 from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument, OrderResult, Position
@@ -55,6 +56,8 @@ class MoneyJournal(Protocol):
     def record_balances(
         self, label: str, wallet: dict[str, Decimal], perps: dict[str, tuple[Decimal, Decimal]]
     ) -> None: ...
+
+    def record_meta(self, key: str, value: str) -> None: ...
 
 
 class Account(Protocol):
@@ -94,6 +97,11 @@ class PairRun:
     # The available balance at which no position could be sized: nothing is tried
     # again until it changes.
     starved_at: Decimal | None = None
+    # The breaker: failures in a row, and why the pair opens (or closes) nothing more.
+    failed_opens: int = 0
+    failed_closes: int = 0
+    open_paused: str | None = None
+    close_paused: str | None = None
 
     @property
     def name(self) -> str:
@@ -157,8 +165,16 @@ class Trader:
         leverage: Decimal,
         label: str = "strategy",
         journal: MoneyJournal | None = None,
+        risk: RiskSettings | None = None,
     ) -> None:
         self.label = label
+        self.risk = risk or RiskSettings()
+        # What a failed open may cost in all before opening stops (fees and slippage
+        # paid to roll them back), and what they have cost so far.
+        self.failed_open_budget = self.risk.failed_open_budget * account.balance(quote_of(pairs))
+        self.failed_open_cost = ZERO
+        self.opening_stopped: str | None = None
+        self.say: Callable[[str], None] = lambda line: None
         self.journal = journal
         self._journaled = 0  # ledger entries already in the journal
         self.pairs = pairs
@@ -227,10 +243,12 @@ class Trader:
             if spot is None or perp is None:
                 continue  # missing or stale: no decision on prices that are not there
             if run.position is None:
+                if run.open_paused or self.opening_stopped:
+                    continue
                 reason = run.strategy.entry_reason(spot, perp)
                 if reason is not None and not self._starved(run):
                     await self._open(run, reason)
-            else:
+            elif not run.close_paused:
                 reason = run.strategy.exit_reason(spot, perp)
                 if reason is not None:
                     await self._close(run, reason)
@@ -245,7 +263,7 @@ class Trader:
     async def close_all(self, reason: str) -> None:
         for run in self.pairs:
             # A pair whose data has ended was closed out then; its prices are stale now.
-            if run.position is not None and not run.ended:
+            if run.position is not None and not run.ended and not run.close_paused:
                 await self._close(run, reason)
 
     # -- positions, each in its own task
@@ -265,12 +283,14 @@ class Trader:
         """Open a position, then close it whenever asked, until it is closed."""
         run.opened += 1
         pid = f"{run.name}-{run.opened:04d}"
+        cash = run.cash
         try:
             position = await self.manager.open_position(
                 run.spot, run.perp, self._budget(), position_id=pid
             )
         except DeltaHedgeError as exc:
             self._record(run, exc.position)
+            self._open_failed(run, exc.position, cash - run.cash)
             if exc.position.state == "needs_attention":
                 run.position = exc.position  # exposure left: the exit rules will retry
                 run.close_requested = anyio.Event()
@@ -290,6 +310,7 @@ class Trader:
             task_status.started()
             return
         self._record(run, position)
+        run.failed_opens = 0
         run.position = position
         run.close_requested = anyio.Event()
         task_status.started()
@@ -305,9 +326,18 @@ class Trader:
                 await self.manager.close_position(position.id)
             self._record(run, position, since=recorded)
             if position.state == "closed":
+                run.failed_closes = 0
                 run.position = None
                 run.released.set()
                 return
+            run.failed_closes += 1
+            if run.failed_closes >= self.risk.max_failed_closes:
+                self._pause(
+                    run,
+                    f"{run.failed_closes} closes in a row failed; not tried again, the "
+                    f"operator must act: {position.reason}",
+                    closes=True,
+                )
             run.close_requested = anyio.Event()
             run.released.set()
 
@@ -358,6 +388,46 @@ class Trader:
             self._tg.start_soon(self._closing_loop, run, position)
         elif run.position is position:  # finished now: the pair is flat
             run.position = None
+
+    # -- the breaker
+
+    def _open_failed(self, run: PairRun, position: Position, cost: Decimal) -> None:
+        """An open rolled back or left exposure: counted, its cost added up; a refusal
+        the venue will repeat, or too many failures in a row, pause the pair, and a
+        spent budget stops all opening."""
+        run.failed_opens += 1
+        self.failed_open_cost += max(cost, ZERO)
+        repeated = repeated_refusal(position.reason or "")
+        if repeated is not None:
+            self._pause(run, f"the venue refused the open and will refuse it again: {repeated}")
+        elif run.failed_opens >= self.risk.max_failed_opens:
+            self._pause(
+                run, f"{run.failed_opens} opens in a row failed; the last: {position.reason}"
+            )
+        if self.opening_stopped is None and self.failed_open_cost > self.failed_open_budget:
+            self.opening_stopped = (
+                f"failed opens have cost {self.failed_open_cost:.2f} {self.quote}, beyond the "
+                f"budget of {self.failed_open_budget:.2f} (risk.failed_open_budget)"
+            )
+            self._tell(f"{self.label}: opening stopped for every pair: {self.opening_stopped}")
+
+    def _pause(self, run: PairRun, cause: str, *, closes: bool = False) -> None:
+        if closes:
+            run.close_paused = cause
+        if run.open_paused is None:
+            run.open_paused = cause
+        elif not closes:
+            return
+        what = "closes and opens nothing more" if closes else "opens nothing more"
+        self._tell(f"{run.name}: paused, {what} this run: {cause}")
+
+    def _tell(self, line: str) -> None:
+        """One line, said now, kept in the summary and the journal."""
+        when = datetime.fromtimestamp(self.clock_ms / 1000, UTC)
+        self.say(line)
+        self.notes.append(f"{when:%Y-%m-%d %H:%M} UTC: {line}")
+        if self.journal is not None:
+            self.journal.record_meta(f"pause {self.label} {len(self.notes)}", line)
 
     def _starved(self, run: PairRun) -> bool:
         """True while the balance that could size no position is unchanged."""

@@ -53,17 +53,23 @@ class FundingStrategy:
         interval_hours: int = 8,
     ) -> None:
         self._s = settings
-        self._per_year = HOURS_PER_YEAR / interval_hours
-        self._periods_held = Decimal(settings.min_hold_hours) / interval_hours
-        # Taker fees and slippage on four fills (both legs in, both out), as a
-        # fraction of one leg's notional.
-        self.round_trip_cost = 2 * (fees.spot_taker + fees.perp_taker) + 4 * slippage
+        self._slippage = slippage
+        self.adopt(fees, interval_hours)
         self._rates: deque[Decimal] = deque(
             maxlen=max(settings.funding_window, settings.negative_streak)
         )
         self._average: Decimal | None = None
         self._entry_case: str | None = None  # why to enter, as far as funding goes
         self._exit_case: str | None = None  # why to leave, as far as funding goes
+
+    def adopt(self, fees: FeeSettings, interval_hours: int) -> None:
+        """Count with these fees and this funding interval (a live run's: the account's
+        own rates, the perp's own interval), before the first settlement."""
+        self._per_year = HOURS_PER_YEAR / interval_hours
+        self._periods_held = Decimal(self._s.min_hold_hours) / interval_hours
+        # Taker fees and slippage on four fills (both legs in, both out), as a
+        # fraction of one leg's notional.
+        self.round_trip_cost = 2 * (fees.spot_taker + fees.perp_taker) + 4 * self._slippage
 
     def on_funding(self, rate: Decimal) -> None:
         self._rates.append(rate)

@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from orchestrator.venue.account import Account
     from orchestrator.venue.audit import Audit, CreateRecord, intent_of
     from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET, make_client
     from orchestrator.venue.codes import ERRORS, VenueError
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 # Loaded on first use, so that ``orchestrator``'s CLI does not pay for aiohttp.
 _HOME = {
+    "Account": "account",
     "Audit": "audit",
     "CreateRecord": "audit",
     "intent_of": "audit",
@@ -65,6 +67,7 @@ __all__ = [
     "DEFAULT_SECRET",
     "ERRORS",
     "HOUR_MS",
+    "Account",
     "Audit",
     "Book",
     "CreateRecord",

@@ -9,7 +9,8 @@
 - ``POST /admin/funding``: ``{"symbol": "BTCUSDT", "rate": "0.0001"}`` (optional
   ``time_ms``, ``mark``): settle one funding payment now
 - ``POST /admin/clock``: ``{"time_ms": ...}`` or ``{"advance_ms": ...}`` (recorded mode)
-- ``GET /admin/state``: wallet, positions, orders, executions and the audit checks
+- ``GET /admin/state``: wallet, positions, orders, executions, requests received per
+  endpoint and the audit checks
 
 Only a local program may use them: a request whose ``Host`` is not the loopback
 address, whose ``Origin`` is not loopback or whose ``Sec-Fetch-Site`` says
@@ -217,6 +218,7 @@ def add_admin_routes(app: web.Application, venue: Venue) -> None:
                 "positions": positions_view(venue.book, None),
                 "orders": [o.view() for o in orders.values()],
                 "executions": [e.view() for e in venue.book.executions],
+                "hits": dict(venue.hits),  # requests received, by endpoint
                 "checks": {
                     "placed_twice": venue.audit.placed_twice(),
                     "live_overlaps": venue.audit.live_overlaps(now),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from orchestrator.venue import auth, codes
+from orchestrator.venue.account import POSITION_MODE_HELD, POSITION_MODE_UNCHANGED, fee_rate_view
 from orchestrator.venue.audit import CreateRecord
 from orchestrator.venue.codes import VenueError
 from orchestrator.venue.faults import FaultRule
@@ -89,6 +90,7 @@ async def positions(v: Venue, ctx: Ctx) -> dict[str, Any]:
 
 async def set_leverage(v: Venue, ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
+    v.book.account.may("ContractTrade", "Position")
     if p.get("category") != "linear":
         raise VenueError(codes.PARAMS_ERROR, "params error: category only support linear")
     buy, sell = to_decimal(p.get("buyLeverage")), to_decimal(p.get("sellLeverage"))
@@ -96,6 +98,67 @@ async def set_leverage(v: Venue, ctx: Ctx) -> dict[str, Any]:
         raise VenueError(codes.PARAMS_ERROR, "buy leverage must equal sell leverage")
     v.book.set_leverage(str(p.get("symbol", "")), buy)
     return {}
+
+
+async def switch_mode(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    """/v5/position/switch-mode: by symbol, or by coin for every USDT perp (Bybit then
+    switches those with no position or order and keeps the rule for new ones)."""
+    p = ctx.params
+    v.book.account.may("ContractTrade", "Position")
+    if p.get("category") != "linear":
+        raise VenueError(codes.PARAMS_ERROR, "params error: category only support linear")
+    mode = {0: "one-way", 3: "hedge"}.get(to_int(p.get("mode"), -1))
+    if mode is None:
+        raise VenueError(codes.PARAMS_ERROR, "params error: mode invalid")
+    book, account = v.book, v.book.account
+    symbol = p.get("symbol")
+    if symbol:
+        book.instrument("linear", str(symbol))
+        if account.mode_of(str(symbol)) == mode:
+            raise VenueError(POSITION_MODE_UNCHANGED, "Position mode is not modified")
+        if _busy(book, str(symbol)):
+            raise VenueError(POSITION_MODE_HELD, "You have position(s) or active order(s)")
+        account.modes[str(symbol)] = mode  # type: ignore[assignment]
+    elif p.get("coin") == SETTLE_COIN:
+        listed = {s for c, s in book.instruments if c == "linear"}
+        for sym in listed - {s for s in listed if _busy(book, s)}:
+            account.modes[sym] = mode  # type: ignore[assignment]
+        account.mode = mode  # type: ignore[assignment]
+    else:
+        raise VenueError(codes.PARAMS_ERROR, "params error: symbol or coin required")
+    return {}
+
+
+def _busy(book: Book, symbol: str) -> bool:
+    held = book.positions.get(symbol)
+    working = any(
+        o.symbol == symbol and o.category == "linear" and o.is_open for o in book.orders.values()
+    )
+    return working or (held is not None and held.size != 0)
+
+
+async def account_info(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    return v.book.account.info_view(v.server_ms())
+
+
+async def api_key(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    key = ctx.request.headers.get("X-BAPI-API-KEY", "")
+    return v.book.account.key_view(key)
+
+
+async def fee_rate(v: Venue, ctx: Ctx) -> dict[str, Any]:
+    """/v5/account/fee-rate: the account's own rates (the venue charges one taker rate per
+    category, and makers the same: it fills market orders only)."""
+    category = ctx.params.get("category")
+    if category not in ("spot", "linear"):
+        raise VenueError(codes.PARAMS_ERROR, "params error: category invalid")
+    book = v.book
+    rate = book.spot_fee_rate if category == "spot" else book.perp_fee_rate
+    symbol = ctx.params.get("symbol")
+    listed = [i for (c, _), i in book.instruments.items() if c == category]
+    if symbol:
+        listed = [book.instrument(category, str(symbol))]
+    return {"list": [fee_rate_view(i.symbol, rate, rate, i.base) for i in listed]}
 
 
 async def executions(v: Venue, ctx: Ctx) -> dict[str, Any]:
@@ -107,6 +170,8 @@ async def executions(v: Venue, ctx: Ctx) -> dict[str, Any]:
         if e.category == q.get("category")
         and q.get("symbol", e.symbol) == e.symbol
         and q.get("execType", e.exec_type) == e.exec_type
+        and q.get("orderId", e.order_id) == e.order_id
+        and q.get("orderLinkId", e.link_id) == e.link_id
         and start <= e.time_ms <= end
     ]
     limit = min(to_int(q.get("limit"), 50), 100)
@@ -298,33 +363,40 @@ def positions_view(book: Book, symbol: str | None) -> list[dict[str, Any]]:
         symbols = [s for s, p in book.positions.items() if p.size != 0]
     out = []
     for sym in symbols:
-        pos = book.positions.get(sym, Position(sym))
-        mark = book.prices.get(("linear", sym), pos.avg_price)
-        leverage = book.leverage_of(sym)
-        out.append(
-            {
-                "positionIdx": 0,
-                "riskId": 1,
-                "symbol": sym,
-                "side": "" if pos.size == 0 else ("Buy" if pos.size > 0 else "Sell"),
-                "size": num(abs(pos.size)),
-                "avgPrice": num(pos.avg_price),
-                "positionValue": num(abs(pos.size) * pos.avg_price),
-                "tradeMode": 0,
-                "autoAddMargin": 0,
-                "positionStatus": "Normal",
-                "leverage": num(leverage),
-                "markPrice": num(mark),
-                "liqPrice": "",
-                "bustPrice": "",
-                "positionIM": num(abs(pos.size) * pos.avg_price / leverage),
-                "positionMM": "0",
-                "unrealisedPnl": num(book.unrealised(sym)),
-                "cumRealisedPnl": num(pos.realised),
-                "createdTime": str(pos.created_ms),
-                "updatedTime": str(pos.updated_ms),
-                "seq": 0,
-                "isReduceOnly": False,
-            }
-        )
+        held = book.positions.get(sym, Position(sym))
+        if book.account.mode_of(sym) == "one-way":
+            sides = [(0, held)]
+        else:  # both sides, each with its own index, a flat one too
+            flat = Position(sym)
+            sides = [(1, held if held.size > 0 else flat), (2, held if held.size < 0 else flat)]
+        out += [_position_entry(book, sym, idx, pos) for idx, pos in sides]
     return out
+
+
+def _position_entry(book: Book, sym: str, idx: int, pos: Position) -> dict[str, Any]:
+    mark = book.prices.get(("linear", sym), pos.avg_price)
+    leverage = book.leverage_of(sym)
+    return {
+        "positionIdx": idx,
+        "riskId": 1,
+        "symbol": sym,
+        "side": "" if pos.size == 0 else ("Buy" if pos.size > 0 else "Sell"),
+        "size": num(abs(pos.size)),
+        "avgPrice": num(pos.avg_price),
+        "positionValue": num(abs(pos.size) * pos.avg_price),
+        "tradeMode": 0,
+        "autoAddMargin": 0,
+        "positionStatus": "Normal",
+        "leverage": num(leverage),
+        "markPrice": num(mark),
+        "liqPrice": "",
+        "bustPrice": "",
+        "positionIM": num(abs(pos.size) * pos.avg_price / leverage),
+        "positionMM": "0",
+        "unrealisedPnl": num(book.unrealised(sym) if pos.size else ZERO),
+        "cumRealisedPnl": num(pos.realised),
+        "createdTime": str(pos.created_ms),
+        "updatedTime": str(pos.updated_ms),
+        "seq": 0,
+        "isReduceOnly": False,
+    }

@@ -9,7 +9,8 @@ only between ``start_s`` and ``until_s`` seconds after it was installed. A rule 
 at endpoint ``*`` applies where its kind does: ``order/create`` for land_late,
 partial, fill_late and for rejects with an order error (insufficient_balance,
 duplicate_link_id, qty_*, notional_too_small, reduce_only), ``order/cancel`` for
-order_not_found, ``order/realtime`` for hide_closed, ``order/*`` for empty; every
+order_not_found, ``order/realtime`` for hide_closed, ``order/*`` for empty, both order reads for
+no_fee_detail; every
 endpoint otherwise. The first
 rule that fires on a request decides what happens to it; every rule whose filters
 match counts the request. Load it from YAML or JSON (``load_faults``), or send it
@@ -63,6 +64,7 @@ Kind = Literal[
     "empty",  # a lookup answers an empty list
     "hide_closed",  # order/realtime lists no closed order, as after a venue restart
     "malformed",  # do the request, answer a broken body (``body`` names how)
+    "no_fee_detail",  # order reads answer without ``cumFeeDetail`` (ccxt then reads no fee)
 ]
 
 Malformed = Literal[
@@ -90,6 +92,7 @@ _HOME = {
     "fill_late": "order/create",
     "hide_closed": "order/realtime",
     "empty": "order/*",
+    "no_fee_detail": "order/realtime,order/history",
 }
 # Errors only an order request can meet: where a reject rule with endpoint "*" applies.
 _ERROR_HOME = {

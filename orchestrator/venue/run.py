@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from orchestrator.venue.account import Account
 from orchestrator.venue.checks import COIN, MAX_AMOUNT
 
 KEY_ENV = "BYBIT_API_KEY"  # the variables the orchestrator reads its credentials from
@@ -133,6 +134,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--slippage", type=_slippage, default=Decimal(0), help="fraction of the price, e.g. 0.0005"
     )
+    account = parser.add_argument_group("the account's settings (Bybit's: see venue/account.py)")
+    account.add_argument(
+        "--account",
+        choices=["unified", "classic"],
+        default="unified",
+        help="a Unified Trading Account (default), or a classic one",
+    )
+    account.add_argument(
+        "--position-mode",
+        choices=["one-way", "hedge"],
+        default="one-way",
+        help="the USDT perps' position mode: one-way (default) or hedge (both sides)",
+    )
+    account.add_argument(
+        "--key-permissions",
+        choices=sorted(KEY_PERMISSIONS),
+        default="trade",
+        help="what the API key may do: trade (default), read-only, no-spot, no-contract",
+    )
+
+
+# What ``--key-permissions`` gives the key: (read only, products it may not trade).
+KEY_PERMISSIONS: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "trade": (False, ()),
+    "read-only": (True, ()),
+    "no-spot": (False, ("Spot",)),
+    "no-contract": (False, ("ContractTrade",)),
+}
+
+
+def account_of(args: argparse.Namespace) -> Account:
+    read_only, barred = KEY_PERMISSIONS[args.key_permissions]
+    account = Account(
+        unified=args.account == "unified", mode=args.position_mode, read_only=read_only
+    )
+    for product in barred:
+        account.permissions[product] = []
+    return account
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str, str]:
@@ -174,6 +213,7 @@ def main(args: argparse.Namespace) -> int:
             port=args.port,
             slippage=args.slippage,
             admin_token=token,
+            account=account_of(args),
         )
     except (DataMissing, ValueError) as exc:
         message = str(exc)

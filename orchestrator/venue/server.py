@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.venue import auth, codes, endpoints
+from orchestrator.venue.account import Account
 from orchestrator.venue.audit import Audit, CreateRecord
 from orchestrator.venue.checks import COIN, checked_amount, read_body
 from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET
@@ -51,6 +52,7 @@ _ALL_KINDS = frozenset(
         "empty",
         "hide_closed",
         "malformed",
+        "no_fee_detail",
     }
 )
 _MARKET_HISTORY = frozenset({"market/kline", "market/funding/history"})
@@ -94,6 +96,7 @@ class Venue:
         order_id_prefix: str = "",
         clock_offset_ms: int = 0,
         admin_token: str | None = None,
+        account: Account | None = None,
     ) -> None:
         if instruments is None:
             if data_dir is None:
@@ -112,6 +115,8 @@ class Venue:
             default_leverage=leverage,
             order_id_prefix=order_id_prefix,
         )
+        if account is not None:
+            self.book.account = account
         for coin, amount in (balances if balances is not None else {"USDT": 100_000}).items():
             self.set_balance(coin, Decimal(amount))
         if not slippage.is_finite() or not ZERO <= slippage < 1:
@@ -286,6 +291,10 @@ class Venue:
             ("GET", "position/list"): (partial(endpoints.positions, self), True),
             ("POST", "position/set-leverage"): (partial(endpoints.set_leverage, self), True),
             ("GET", "execution/list"): (partial(endpoints.executions, self), True),
+            ("POST", "position/switch-mode"): (partial(endpoints.switch_mode, self), True),
+            ("GET", "account/info"): (partial(endpoints.account_info, self), True),
+            ("GET", "account/fee-rate"): (partial(endpoints.fee_rate, self), True),
+            ("GET", "user/query-api"): (partial(endpoints.api_key, self), True),
         }
 
     def _route(
@@ -496,6 +505,10 @@ class Venue:
     async def _cancel(self, ctx: Ctx) -> dict[str, Any]:
         p = ctx.params
         category = str(p.get("category", ""))
+        if category == "spot":
+            self.book.account.may("Spot", "SpotTrade")
+        else:
+            self.book.account.may("ContractTrade", "Order")
         order = self.book.cancel(
             category, p.get("orderId") or None, p.get("orderLinkId") or None, self.server_ms()
         )
@@ -536,5 +549,8 @@ class Venue:
             shown = order.is_open or (by_id and not hide_closed)
             if (not order.is_open) if history else shown:
                 found.append(self.book.read(order, now))
+        if rule is not None and rule.kind == "no_fee_detail":
+            for entry in found:  # as Bybit answered before it added the field
+                entry.pop("cumFeeDetail", None)
         limit = to_int(q.get("limit"), 20)
         return {"category": category, "list": found[:limit], "nextPageCursor": ""}

@@ -13,6 +13,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any, Literal
 
 from orchestrator.venue import codes
+from orchestrator.venue.account import Account
 from orchestrator.venue.codes import ERRORS, VenueError, error
 
 ZERO = Decimal(0)
@@ -77,6 +78,7 @@ class Order:
     reduce_only: bool
     market_unit: str
     created_ms: int
+    position_idx: int = 0  # linear: 0 one-way; hedge mode 1 (long side) or 2 (short side)
     status: str = "New"
     filled: Decimal = ZERO
     value: Decimal = ZERO
@@ -124,7 +126,7 @@ class Order:
             "reduceOnly": self.reduce_only,
             "cancelType": "UNKNOWN",
             "rejectReason": "EC_NoError",
-            "positionIdx": 0,
+            "positionIdx": self.position_idx,
             "isLeverage": "",
             "createdTime": str(self.created_ms),
             "updatedTime": str(self.updated_ms or self.created_ms),
@@ -206,6 +208,7 @@ class Book:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[str, Order] = field(default_factory=dict)
     executions: list[Execution] = field(default_factory=list)
+    account: Account = field(default_factory=Account)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _by_link: dict[tuple[str, str], str] = field(default_factory=dict)  # -> order id
     _timed: set[str] = field(default_factory=set)  # held orders that complete at a time
@@ -260,10 +263,17 @@ class Book:
         category = str(body.get("category", ""))
         if category not in ("spot", "linear"):
             raise VenueError(codes.PARAMS_ERROR, "params error: category invalid")
+        if category == "spot":
+            self.account.may("Spot", "SpotTrade")
+        else:
+            self.account.may("ContractTrade", "Order")
         inst = self.instrument(category, str(body.get("symbol", "")))
         side = body.get("side")
         if side not in ("Buy", "Sell"):
             raise VenueError(codes.PARAMS_ERROR, "params error: side invalid")
+        idx = 0
+        if category == "linear":
+            idx = self.account.check_position_idx(inst.symbol, body.get("positionIdx"))
         if body.get("orderType") != "Market":
             raise VenueError(codes.PARAMS_ERROR, "params error: this venue fills Market orders")
         try:
@@ -281,8 +291,14 @@ class Book:
         price = self.price(category, inst.symbol)
         unit = str(body.get("marketUnit", ""))
         base_qty = qty
-        if category == "spot" and side == "Buy" and unit != "baseCoin":
-            unit = "quoteCoin"  # Bybit: a spot market buy states what to spend
+        if (
+            category == "spot"
+            and side == "Buy"
+            and (unit != "baseCoin" or not self.account.unified)
+        ):
+            # Bybit: a spot market buy states what to spend, and on a classic account
+            # always (marketUnit is a unified account's parameter).
+            unit = "quoteCoin"
             base_qty = (qty / self._fill_price(price, side)).quantize(inst.qty_step, ROUND_DOWN)
         elif category == "spot":
             unit = unit or "baseCoin"
@@ -294,6 +310,15 @@ class Book:
             raise self.error("qty_too_large", category)
         position = self.positions.get(inst.symbol)
         held = position.size if position else ZERO
+        if idx:
+            # Hedge mode: an order on the other side's index reduces that side. The book
+            # nets one position per symbol, so it holds one side at a time.
+            reduces = (idx == 2) == (side == "Buy")
+            if not reduces and held and (held > 0) != (side == "Buy"):
+                raise VenueError(
+                    codes.PARAMS_ERROR, "this venue holds one side of a symbol at a time"
+                )
+            reduce_only = reduce_only or reduces
         if reduce_only:
             if held == 0 or (held > 0) == (side == "Buy"):
                 raise self.error("reduce_only", category)
@@ -311,6 +336,7 @@ class Book:
             reduce_only=reduce_only,
             market_unit=unit,
             created_ms=0,
+            position_idx=idx,
         )
 
     def place(self, order: Order, fill: Fill, now_ms: int) -> Order:

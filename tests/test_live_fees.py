@@ -1,0 +1,74 @@
+"""Fees from the venue's own record (issue 19, item 3): an order answer without Bybit's
+``cumFeeDetail`` says nothing of the fee, which ccxt then reads as none. The executor
+reads the order's executions instead, so a spot buy's fee taken in the coin bought is
+known, the position holds what the fill left, and the close never sells the trader's own
+coins. Real ccxt against the shipped venue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from orchestrator import LiveExecutor, PositionManager, TickerService, TradingSettings
+from orchestrator.execution.bybit import make_exchange
+from orchestrator.settings import VenueTiming
+from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, FaultRule, Venue
+from tests.fake_bybit import INSTRUMENTS
+from tests.support import BTC_PERP, BTC_SPOT, FakeClock
+
+pytestmark = pytest.mark.anyio
+D = Decimal
+PRICE = D(60000)
+OWN_BTC = D("0.5")  # coins the trader held before the run
+TIMING = VenueTiming(request_timeout_ms=1000, recv_window_ms=2000, clock_skew_ms=500)
+
+
+@pytest.fixture
+async def venue(keep_decimal_context: None) -> AsyncIterator[Venue]:
+    async with Venue(
+        data_dir=INSTRUMENTS.parent,
+        prices={"BTCUSDT": PRICE},
+        balances={"USDT": D(100_000), "BTC": OWN_BTC},
+    ) as venue:
+        yield venue
+
+
+@pytest.mark.parametrize("lag_reads", [0, 2])
+async def test_a_round_trip_without_fee_detail_keeps_the_traders_own_coins(
+    venue: Venue, lag_reads: int
+) -> None:
+    """Every order read lacks cumFeeDetail; with ``lag_reads`` the execution list first
+    answers empty (it lags the order on Bybit), and the fill is looked up again."""
+    venue.faults.add(FaultRule(kind="no_fee_detail", times=None))
+    if lag_reads:
+        venue.faults.add(FaultRule(kind="empty", endpoint="execution/list", times=lag_reads))
+    exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, TIMING, url=venue.url)
+    try:
+        ticker = TickerService(clock=FakeClock())
+        ticker.update(BTC_SPOT.symbol, PRICE)
+        ticker.update(BTC_PERP.symbol, PRICE)
+        executor = LiveExecutor(exchange, timing=TIMING, fill_poll_interval=0.02)
+        manager = PositionManager(
+            executor, ticker, TradingSettings(max_position_size_usd=D(1200)), run_nonce="feesx1"
+        )
+        position = await manager.open_position(BTC_SPOT, BTC_PERP, D(5000), position_id="f1")
+        assert position.state == "validated", position.reason
+        bought = venue.book.wallet["BTC"] - OWN_BTC
+        spot_fee = venue.book.executions[0].fee
+        assert spot_fee > 0
+        # The position knows the fee the venue took in BTC, and holds what is left.
+        assert position.spot_qty == bought
+        assert sum(r.fee for r in position.orders if r.fee_currency == "BTC") == spot_fee
+        # The perp's fee in USDT is known too, not zero.
+        perp_fees = [r.fee for r in position.orders if r.category.value == "linear"]
+        assert perp_fees and all(fee > 0 for fee in perp_fees)
+
+        position = await manager.close_position("f1")
+        assert position.state == "closed", position.reason
+    finally:
+        await exchange.close()
+    assert venue.book.wallet["BTC"] == OWN_BTC  # the trader's own coins, untouched
+    assert venue.audit.oversold() == {}
+    assert venue.audit.sent_twice() == []
