@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import decimal
 import gzip
 import io
 import json
@@ -44,7 +45,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = write_sweep(folder)
     out, err = io.StringIO(), io.StringIO()
     assert app.sweep(path, in_process=True, out=out, err=err) == 0, err.getvalue()
-    return sweep_folder(folder)
+    found = sweep_folder(folder)
+    (folder / "report.txt").write_text(out.getvalue())  # what the command printed
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,58 @@ def test_the_sweep_folder_holds_everything_and_best_yaml_runs(reference: Path) -
     code, out, err = run_cli("run", str(reference / "best.yaml"))
     assert code == 0, err
     assert "ledger balances" in out
+
+
+def _stitched(folder: Path, trial_kind: str, field: str) -> list[Decimal]:
+    """The out-of-sample curve rebuilt from curves.jsonl alone: each test window's equity
+    scaled so it starts where the last one ended (plain Decimal, 200 digits)."""
+    lines = [json.loads(line) for line in (folder / "curves.jsonl").read_text().splitlines()]
+    curve: list[Decimal] = []
+    with decimal.localcontext(prec=200):
+        for line in lines:
+            if not line["trial"].endswith(f"-{trial_kind}"):
+                continue
+            values = [Decimal(v) for _, v in line[field]]
+            factor = Decimal(1) if not curve else curve[-1] / values[0]
+            curve += [v * factor for v in values]
+    return curve
+
+
+@pytest.mark.parametrize(
+    ("leg", "kind", "field"),
+    [
+        ("search", "test", "equity"),
+        ("base", "base", "equity"),
+        ("always_hedged", "test", "baseline"),
+    ],
+)
+def test_out_of_sample_figures_are_the_stitched_curves_own(
+    reference: Path, leg: str, kind: str, field: str
+) -> None:
+    """Net PnL, return and drawdown out of sample all come from one stitched curve: the
+    PnL is its last equity minus its first, not a sum of per-window PnLs."""
+    summary = json.loads((reference / "summary.json").read_text())
+    figures = summary["out_of_sample"][leg]
+    curve = _stitched(reference, kind, field)
+    assert len(curve) > 4 * 24 * 28  # four test windows of hourly equity
+    with decimal.localcontext(prec=200):
+        assert Decimal(figures["net_pnl"]) == curve[-1] - curve[0]
+        assert Decimal(figures["return"]) == curve[-1] / curve[0] - 1
+        assert Decimal(figures["ending_equity"]) == curve[-1]
+        peak, worst = curve[0], Decimal(0)
+        for v in curve:
+            peak = max(peak, v)
+            worst = max(worst, (peak - v) / peak)
+        assert Decimal(figures["max_drawdown"]) == worst
+    # The windows lose or gain on each other's base, so the sum of their own PnLs differs.
+    rows = {r["trial"]: r for r in trials(reference)}
+    column = "baseline.total.net_pnl" if field == "baseline" else "total.net_pnl"
+    summed = sum(Decimal(r[column]) for t, r in rows.items() if t.endswith(f"-{kind}"))
+    assert summed != Decimal(figures["net_pnl"])
+    assert (
+        f"net PnL {Decimal(figures['net_pnl']):,.2f}"
+        in (reference.parents[1] / "report.txt").read_text()
+    )
 
 
 def test_a_trial_is_the_run_of_its_config_on_its_window(reference: Path) -> None:
