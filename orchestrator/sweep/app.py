@@ -16,6 +16,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from datetime import UTC, datetime
@@ -27,8 +28,9 @@ import msgspec
 
 from orchestrator.config import load
 from orchestrator.run import files
-from orchestrator.run.signals import StoppedAtOnce, exit_code, stop_on_signals
+from orchestrator.run.signals import Signals, StoppedAtOnce, exit_code, stop_on_signals
 from orchestrator.sweep.chart import chart_html
+from orchestrator.sweep.connect import Stopped
 from orchestrator.sweep.engine import Engine, InProcess, open_dask
 from orchestrator.sweep.plan import Plan, make_plan
 from orchestrator.sweep.record import BASE_COPY, SWEEP_COPY, Folder, Meta, header
@@ -114,7 +116,8 @@ def sweep(
             if resume is None:
                 files.ensure_writable(plan.loaded.output_dir(), create=False)
             if signals.first is None:
-                engine = _engine(plan, in_process)
+                with contextlib.suppress(Stopped):  # a signal while connecting: said below
+                    engine = _engine(plan, in_process, signals)
             if signals.first is not None:
                 print("stopped before the first trial; nothing was written", file=err)
                 return exit_code(signals.first)
@@ -147,7 +150,7 @@ def sweep(
                 folder.close()
 
 
-def _engine(plan: Plan, in_process: bool) -> Engine:
+def _engine(plan: Plan, in_process: bool, stop: Signals) -> Engine:
     if in_process:
         return InProcess(plan.market)
     sweep = plan.loaded.sweep
@@ -158,6 +161,7 @@ def _engine(plan: Plan, in_process: bool) -> Engine:
         plan.source,
         plan.market,
         sweep.send_data,
+        stop,
     )
 
 

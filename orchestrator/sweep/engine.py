@@ -17,11 +17,13 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import msgspec
 
+from orchestrator.sweep.connect import StopFlag, Stopped, probe
 from orchestrator.sweep.trial import (
     DataSource,
     Market,
@@ -205,6 +207,11 @@ class Dask:
                 self.cluster.close(timeout=10)
 
 
+class _Never:
+    def is_set(self) -> bool:
+        return False
+
+
 def _describe_error(future: Any) -> str:
     if future.status == "cancelled":
         return "cancelled by the scheduler"
@@ -232,12 +239,15 @@ def open_dask(
     source: DataSource,
     market: Market,
     send_data: bool,
+    stop: StopFlag | None = None,
 ) -> Dask:
     """Start the local cluster (``scheduler`` None) or connect to ``scheduler``; check every
-    worker can read the data. SweepError, with nothing left running, when not."""
+    worker can read the data. SweepError, with nothing left running, when not; Stopped
+    when ``stop`` is set while connecting or waiting for workers."""
     from distributed import Client, LocalCluster
 
     _quiet()
+    stop = stop or _Never()
 
     cluster: Any | None = None
     if scheduler is None:
@@ -251,16 +261,19 @@ def open_dask(
             raise
         description = f"a local Dask cluster of {count} worker process{'es' * (count != 1)}"
     else:
+        probe(scheduler, connect_timeout, stop)  # a scheduler greeted: Dask's connect is safe
         try:
             client = Client(scheduler, timeout=connect_timeout)
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # whatever the peer did: refused, timed out, garbled
             raise SweepError(
                 f"scheduler: cannot reach the Dask scheduler at {scheduler} within "
                 f"{connect_timeout:g} s ({type(exc).__name__}: {exc}); nothing was started"
             ) from None
         description = f"the Dask cluster at {scheduler}"
     try:
-        return _ready(client, cluster, description, source, market, send_data, connect_timeout)
+        return _ready(
+            client, cluster, description, source, market, send_data, connect_timeout, stop
+        )
     except BaseException:
         with contextlib.suppress(Exception):
             client.close(timeout=10)
@@ -278,14 +291,21 @@ def _ready(
     market: Market,
     send_data: bool,
     connect_timeout: float,
+    stop: StopFlag,
 ) -> Dask:
-    try:
-        client.wait_for_workers(1, timeout=connect_timeout)
-    except TimeoutError:
-        raise SweepError(
-            f"scheduler: the Dask cluster has no worker (waited {connect_timeout:g} s): start "
-            "some with `dask worker SCHEDULER_ADDRESS`; nothing was started"
-        ) from None
+    deadline = time.monotonic() + connect_timeout
+    while True:  # in short slices: a Ctrl-C while waiting stops at once
+        if stop.is_set():
+            raise Stopped
+        try:
+            client.wait_for_workers(1, timeout=max(min(0.2, deadline - time.monotonic()), 0.01))
+            break
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise SweepError(
+                    f"scheduler: the Dask cluster has no worker (waited {connect_timeout:g} s): "
+                    "start some with `dask worker SCHEDULER_ADDRESS`; nothing was started"
+                ) from None
     if cluster is not None:
         client.run(_ignore_interrupts)
     if send_data:
