@@ -246,11 +246,21 @@ def test_a_worker_killed_mid_sweep_loses_no_trial_and_reports_each_once(
                 os.kill(pids[0], signal.SIGKILL)  # the worker dies mid-trial
                 killed.append(pids[0])
 
-        code = app.sweep(path, scheduler=local.scheduler_address, progress=kill_one, **quiet())
+        err = io.StringIO()
+        code = app.sweep(
+            path, scheduler=local.scheduler_address, progress=kill_one, out=io.StringIO(), err=err
+        )
         assert killed
         assert pids[0] not in client.run(os.getpid).values()
     assert code == 0
     folder = sweep_folder(tmp_path)
+    # It says so: on stderr as it happens, and in the report's engine.
+    (lost,) = [line for line in err.getvalue().splitlines() if "was lost mid-sweep" in line]
+    assert lost.startswith("warning: Dask worker tcp://127.0.0.1:")
+    assert "are run again on the others" in lost
+    engine = json.loads((folder / "summary.json").read_text())["engine"]
+    assert "1 worker lost mid-sweep (tcp://127.0.0.1:" in engine
+    assert "were run again on the others" in engine
     rows = trials(folder)
     assert sorted(r["trial"] for r in rows) == sorted(r["trial"] for r in trials(reference))
     assert (folder / "trials.csv").read_text() == (reference / "trials.csv").read_text()

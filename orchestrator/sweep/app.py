@@ -127,7 +127,16 @@ def sweep(
             recorded, curves = folder.open(header(plan.sets.paths, plan.pairs))
             started = time.perf_counter()
             search = Search(
-                plan, engine, folder, signals, progress or ProgressLine(err), grace=grace
+                plan,
+                engine,
+                folder,
+                signals,
+                progress or ProgressLine(err),
+                grace=grace,
+                # on a terminal, below the progress line it redraws, not over it
+                notify=lambda message: print(
+                    f"{chr(10) * err.isatty()}warning: {message}", file=err
+                ),
             )
             run = search.run(recorded, curves)
             description = engine.description

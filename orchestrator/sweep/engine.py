@@ -58,8 +58,14 @@ class Outcome(msgspec.Struct, frozen=True):
 
 
 class Engine(Protocol):
-    description: str  # said in the report: where the trials ran
+    @property
+    def description(self) -> str: ...  # said in the report: where the trials ran (and losses)
+
     slots: int  # trials that run at once
+
+    def notices(self) -> list[str]:
+        """What happened to the engine since the last call (a worker lost), to be said."""
+        ...
 
     def submit(self, spec: TrialSpec) -> None: ...
 
@@ -88,6 +94,9 @@ class InProcess:
 
     def submit(self, spec: TrialSpec) -> None:
         self._queue.append(spec)
+
+    def notices(self) -> list[str]:
+        return []
 
     def collect(self, timeout: float) -> list[Outcome]:
         if not self._queue:
@@ -142,11 +151,56 @@ class Dask:
         self.client = client
         self.cluster = cluster  # ours to stop; None for a remote cluster
         self.data = data  # the DataSource, or the future of the Market scattered once
-        self.description = description
+        self._description = description
         self.slots = slots
         self._futures: dict[Any, TrialSpec] = {}
         self._lost: dict[Any, int] = {}  # results lost on their way here, by future
         self._token = os.urandom(4).hex()
+        # Workers that left unexpectedly, told by the scheduler (in Dask's event thread):
+        # (address, the trials it was running, which Dask hands to the other workers).
+        self._removed: list[tuple[str, list[str]]] = []
+        self._said = 0
+        client.subscribe_topic("all", self._event)
+
+    def _event(self, event: tuple[float, Any]) -> None:
+        msg = event[1]
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+            return
+        if msg.get("expected"):  # closed on purpose (the end of the sweep, a scale-down)
+            return
+        prefix, suffix = "trial-", f"-{self._token}"
+        trials = sorted(
+            str(key)[len(prefix) : -len(suffix)]
+            for key in msg.get("processing-tasks") or ()
+            if str(key).startswith(prefix) and str(key).endswith(suffix)
+        )
+        self._removed.append((str(msg.get("worker", "a worker")), trials))
+
+    @property
+    def description(self) -> str:
+        removed = list(self._removed)
+        if not removed:
+            return self._description
+        rerun = sum(len(trials) for _, trials in removed)
+        return (
+            f"{self._description}; {len(removed)} worker{'s' * (len(removed) != 1)} lost "
+            f"mid-sweep ({', '.join(w for w, _ in removed)}): the {rerun} "
+            f"trial{'s' * (rerun != 1)} {'they were' if len(removed) > 1 else 'it was'} "
+            "running were run again on the others"
+        )
+
+    def notices(self) -> list[str]:
+        removed = self._removed[self._said :]
+        self._said += len(removed)
+        return [
+            f"Dask worker {worker} was lost mid-sweep; "
+            + (
+                f"the trials it was running ({', '.join(trials)}) are run again on the others"
+                if trials
+                else "it was running no trial"
+            )
+            for worker, trials in removed
+        ]
 
     def submit(self, spec: TrialSpec) -> None:
         future = self.client.submit(

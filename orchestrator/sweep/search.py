@@ -91,6 +91,7 @@ class Search:
         progress: Progress,
         *,
         grace: float = GRACE_SECONDS,
+        notify: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.plan = plan
         self.engine = engine
@@ -98,6 +99,7 @@ class Search:
         self.stop = stop
         self.progress = progress
         self.grace = grace
+        self.notify = notify
         self.infos: dict[str, TrialInfo] = {}
 
     def run(self, recorded: list[dict[str, str]], curves: dict[str, CurveLine]) -> SweepRun:
@@ -135,6 +137,8 @@ class Search:
                 break
             for outcome in self.engine.collect(POLL_SECONDS):
                 self._record(outcome, state)
+            for notice in self.engine.notices():
+                self.notify(notice)
             if stopping_since is None:
                 self._choose_ready(state, queue)
             state.counts.running = min(self.engine.in_flight(), self.engine.slots)
