@@ -33,7 +33,16 @@ from orchestrator.sweep.chart import chart_html
 from orchestrator.sweep.connect import Stopped
 from orchestrator.sweep.engine import Engine, InProcess, open_dask
 from orchestrator.sweep.plan import Plan, make_plan
-from orchestrator.sweep.record import BASE_COPY, SWEEP_COPY, Folder, Meta, header
+from orchestrator.sweep.record import (
+    BASE_COPY,
+    CURVES,
+    SWEEP_COPY,
+    Folder,
+    Meta,
+    Recorded,
+    file_hash,
+    header,
+)
 from orchestrator.sweep.report import (
     SweepSummary,
     best_step,
@@ -115,6 +124,21 @@ def sweep(
                 print(f"warning: {warning}", file=err)
             if resume is None:
                 files.ensure_writable(plan.loaded.output_dir(), create=False)
+            search = Search(
+                plan,
+                signals,
+                progress or ProgressLine(err),
+                grace=grace,
+                # on a terminal, below the progress line it redraws, not over it
+                notify=lambda message: print(
+                    f"{chr(10) * err.isatty()}warning: {message}", file=err
+                ),
+            )
+            columns = header(plan.sets.paths, plan.pairs)
+            recorded = Recorded([], {}, [])
+            if folder is not None:  # resumed: the record checked whole before anything starts
+                recorded = folder.recorded(columns, folder.meta().inputs())
+                search.take_recorded(recorded.rows, folder.path)
             if signals.first is None:
                 with contextlib.suppress(Stopped):  # a signal while connecting: said below
                     engine = _engine(plan, in_process, signals)
@@ -124,21 +148,15 @@ def sweep(
             if folder is None:
                 folder = _new_folder(plan)
             assert engine is not None
-            recorded, curves = folder.open(header(plan.sets.paths, plan.pairs))
+            if recorded.rerun:
+                print(
+                    f"note: {CURVES} lacks the curves of {', '.join(recorded.rerun)}: they run "
+                    "again",
+                    file=err,
+                )
+            folder.open(columns, folder.meta().inputs(), recorded)
             started = time.perf_counter()
-            search = Search(
-                plan,
-                engine,
-                folder,
-                signals,
-                progress or ProgressLine(err),
-                grace=grace,
-                # on a terminal, below the progress line it redraws, not over it
-                notify=lambda message: print(
-                    f"{chr(10) * err.isatty()}warning: {message}", file=err
-                ),
-            )
-            run = search.run(recorded, curves)
+            run = search.run(engine, folder, recorded.curves)
             description = engine.description
             engine.close()
             engine = None
@@ -196,9 +214,22 @@ def _resume_plan(folder: Folder, scheduler: str | None, workers: int | None) -> 
     """The folder's own sweep file and base config; data.dir and output.dir resolved where
     the base config was. The data must be what the sweep started on."""
     meta = folder.meta()
-    for name in (SWEEP_COPY, BASE_COPY):
+    recorded = {SWEEP_COPY: meta.sweep_hash, BASE_COPY: meta.base_hash}
+    for name, digest in recorded.items():
         if not (folder.path / name).is_file():
             raise SweepError(f"{folder.path}: the sweep folder lacks its {name}; nothing was done")
+        if digest is None:
+            raise SweepError(
+                f"{folder.path}: meta.json records no hash of {name} (a folder from an older "
+                "version): its record cannot be checked; start a new sweep; nothing was run"
+            )
+        if file_hash(folder.path / name) != digest:
+            raise SweepError(
+                f"{folder.path / name} changed since the sweep started (hash "
+                f"{file_hash(folder.path / name)}, recorded {digest}): its trials were run on "
+                "the file as it was, and one report never mixes the two; start a new sweep "
+                "for the new file; nothing was run"
+            )
     base = load(folder.path / BASE_COPY)
     base = msgspec.structs.replace(base, path=Path(meta.base_config))
     plan = make_plan(

@@ -252,6 +252,8 @@ class Dask:
 
     def close(self) -> None:
         _quiet()
+        with contextlib.suppress(Exception):  # else the scheduler's goodbye finds us gone
+            self.client.unsubscribe_topic("all")
         with contextlib.suppress(Exception):
             self.cancel()
         with contextlib.suppress(Exception):
