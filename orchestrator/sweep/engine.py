@@ -8,6 +8,8 @@ the same data: the figures are identical to the last digit.
 
 A worker dying mid-trial is Dask's business: the scheduler runs the trial again
 on another worker, and since a trial is a pure function the result is the same.
+The sweep says so: the scheduler's remove-worker events name the worker and the
+trials it was running (``notices``, and the engine's description).
 """
 
 from __future__ import annotations

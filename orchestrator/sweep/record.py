@@ -9,6 +9,13 @@ text of the run's summary. The equity curves of the test windows go to
 ``curves.jsonl`` (written before their row). At the end both are rewritten in
 the plan's order, atomically, and ``summary.json``, ``chart.html`` and
 ``best.yaml`` are written the same way.
+
+``--resume`` takes nothing it cannot check: meta.json holds a hash of the
+folder's sweep.yaml and base.yaml (a changed copy is refused), and each row
+ends with ``check``, a hash of its values, its curve and the sweep's inputs (an
+edited row or curve, or a row of another sweep, is refused). A test-window row
+whose curve is lost is dropped and its trial run again (a trial is pure: same
+figures). So a resumed sweep is the uninterrupted one, or none.
 """
 
 from __future__ import annotations
