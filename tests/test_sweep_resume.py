@@ -64,6 +64,33 @@ def edit_a_curve(path: Path) -> None:
     path.write_text("".join(lines))
 
 
+def drop_line(index: int) -> Callable[[Path], None]:
+    def edit(path: Path) -> None:
+        lines = path.read_text().splitlines(keepends=True)
+        del lines[index]
+        path.write_text("".join(lines))
+
+    return edit
+
+
+def duplicate_a_row(path: Path) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines, lines[5]]))
+
+
+def garble_a_line(path: Path) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1] = lines[1][: len(lines[1]) // 2] + "\n"
+    path.write_text("".join(lines))
+
+
+def forget_the_hashes(path: Path) -> None:
+    """meta.json as a folder made before the copies were hashed."""
+    meta = json.loads(path.read_text())
+    del meta["sweep_hash"], meta["base_hash"]
+    path.write_text(json.dumps(meta))
+
+
 def edit_sweep_and_its_hash(folder: Path) -> None:
     """The sweep file's objective changed and meta.json's hash made to match: the rows
     recorded under the old objective still must not be taken."""
@@ -86,7 +113,11 @@ CASES: dict[str, tuple[str, Callable[[Path], None], str | None]] = {
         replace("\n1-train-p0001,train,1,", "\n1-train-p0001,train,2,"),
         "is not what this sweep recorded",
     ),
+    "trials.csv: a row deleted": ("trials.csv", drop_line(7), REPRODUCED),
+    "trials.csv: a row twice": ("trials.csv", duplicate_a_row, REPRODUCED),
     "curves.jsonl deleted": ("curves.jsonl", delete, REPRODUCED),
+    "curves.jsonl: a line deleted": ("curves.jsonl", drop_line(2), REPRODUCED),
+    "curves.jsonl: a line garbled": ("curves.jsonl", garble_a_line, REPRODUCED),
     "curves.jsonl truncated": ("curves.jsonl", truncate, REPRODUCED),
     "curves.jsonl: a curve edited": ("curves.jsonl", edit_a_curve, "or its curve in curves.jsonl"),
     "sweep.yaml deleted": ("sweep.yaml", delete, "lacks its sweep.yaml"),
@@ -120,6 +151,7 @@ CASES: dict[str, tuple[str, Callable[[Path], None], str | None]] = {
         replace('"data_hash": "', '"data_hash": "0'),
         "is not the data this sweep started on",
     ),
+    "meta.json without the copies' hashes": ("meta.json", forget_the_hashes, "records no hash"),
     "summary.json deleted": ("summary.json", delete, REPRODUCED),
     "chart.html truncated": ("chart.html", truncate, REPRODUCED),
     "best.yaml deleted": ("best.yaml", delete, REPRODUCED),
