@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import os
+import re
 import shutil
 import signal
 from collections.abc import Iterator
@@ -257,14 +258,22 @@ def test_a_worker_killed_mid_sweep_loses_no_trial_and_reports_each_once(
         assert pids[0] not in client.run(os.getpid).values()
     assert code == 0
     folder = sweep_folder(tmp_path)
+    rows = trials(folder)
     # It says so: on stderr as it happens, and in the report's engine.
     (lost,) = [line for line in err.getvalue().splitlines() if "was lost mid-sweep" in line]
-    assert lost.startswith("warning: Dask worker tcp://127.0.0.1:")
-    assert "are run again on the others" in lost
+    said = re.fullmatch(
+        r"warning: Dask worker (tcp://127\.0\.0\.1:\d+) was lost mid-sweep; the trials it held "
+        r"\((.+)\) are run again on the others",
+        lost,
+    )
+    assert said is not None, lost
+    assert set(said[2].split(", ")) <= {r["trial"] for r in rows}  # trials of this sweep
     engine = json.loads((folder / "summary.json").read_text())["engine"]
-    assert "1 worker lost mid-sweep (tcp://127.0.0.1:" in engine
-    assert "were run again on the others" in engine
-    rows = trials(folder)
+    count = len(said[2].split(", "))
+    assert engine.endswith(
+        f"; 1 worker lost mid-sweep ({said[1]}), {count} trial{'s' * (count != 1)} run again "
+        "on the others"
+    )
     assert sorted(r["trial"] for r in rows) == sorted(r["trial"] for r in trials(reference))
     assert (folder / "trials.csv").read_text() == (reference / "trials.csv").read_text()
 

@@ -170,10 +170,13 @@ class Dask:
             return
         if msg.get("expected"):  # closed on purpose (the end of the sweep, a scale-down)
             return
+        # Ours among the trials it was running and the results it held not yet collected:
+        # the scheduler computes each of them again elsewhere.
         prefix, suffix = "trial-", f"-{self._token}"
+        keys = {*(msg.get("processing-tasks") or ()), *(msg.get("lost-computed-tasks") or ())}
         trials = sorted(
             str(key)[len(prefix) : -len(suffix)]
-            for key in msg.get("processing-tasks") or ()
+            for key in keys
             if str(key).startswith(prefix) and str(key).endswith(suffix)
         )
         self._removed.append((str(msg.get("worker", "a worker")), trials))
@@ -186,9 +189,8 @@ class Dask:
         rerun = sum(len(trials) for _, trials in removed)
         return (
             f"{self._description}; {len(removed)} worker{'s' * (len(removed) != 1)} lost "
-            f"mid-sweep ({', '.join(w for w, _ in removed)}): the {rerun} "
-            f"trial{'s' * (rerun != 1)} {'they were' if len(removed) > 1 else 'it was'} "
-            "running were run again on the others"
+            f"mid-sweep ({', '.join(w for w, _ in removed)}), {rerun} "
+            f"trial{'s' * (rerun != 1)} run again on the others"
         )
 
     def notices(self) -> list[str]:
@@ -197,9 +199,9 @@ class Dask:
         return [
             f"Dask worker {worker} was lost mid-sweep; "
             + (
-                f"the trials it was running ({', '.join(trials)}) are run again on the others"
+                f"the trials it held ({', '.join(trials)}) are run again on the others"
                 if trials
-                else "it was running no trial"
+                else "it held no trial"
             )
             for worker, trials in removed
         ]
