@@ -1,7 +1,7 @@
 """`orchestrator sweep --scheduler ADDRESS` where ADDRESS is not a Dask scheduler: every
 way of not being one (loopback listeners that stay silent, close, answer HTTP, send
 garbage or a huge length prefix; a refused port) ends in exit 2 with nothing started,
-and Ctrl-C while connecting stops at once (130)."""
+and Ctrl-C while connecting or waiting for workers stops at once (130)."""
 
 from __future__ import annotations
 
@@ -175,6 +175,38 @@ def test_ctrl_c_while_connecting_stops_at_once_with_nothing_started(tmp_path: Pa
             proc.wait()
     finally:
         listener.close()
+    assert proc.returncode == 130, err
+    assert "nothing was written" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_ctrl_c_while_waiting_for_workers_stops_at_once_with_nothing_started(
+    tmp_path: Path,
+) -> None:
+    """A real scheduler with no worker: the sweep waits for one (up to the timeout) and a
+    Ctrl-C meanwhile stops it at once."""
+    from distributed import LocalCluster
+
+    from orchestrator.sweep.engine import LOCAL_CLUSTER
+
+    with LocalCluster(n_workers=0, **LOCAL_CLUSTER) as cluster:
+        clients = len(cluster.scheduler.clients)
+        write_sweep(tmp_path, SMALL + "connect_timeout_seconds: 300\n")
+        proc = orchestrator(
+            "sweep", "sweep.yaml", "--scheduler", cluster.scheduler_address, cwd=tmp_path
+        )
+        try:
+            for _ in range(HANG_GUARD * 20):  # until the sweep's client has registered
+                if len(cluster.scheduler.clients) > clients or proc.poll() is not None:
+                    break
+                threading.Event().wait(0.05)
+            assert len(cluster.scheduler.clients) > clients, proc.communicate(timeout=10)
+            os.kill(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=HANG_GUARD)  # far below the 300 s timeout
+        finally:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, err
     assert "nothing was written" in err
     assert "Traceback" not in err
