@@ -227,7 +227,7 @@ def test_an_unreachable_scheduler_is_refused_before_anything_starts(tmp_path: Pa
     path = write_sweep(tmp_path, sweep)
     code, _, err = run_cli("sweep", str(path), "--scheduler", f"tcp://127.0.0.1:{port}")
     assert code == 2, err
-    assert f"scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in err
+    assert f"scheduler: no Dask scheduler at tcp://127.0.0.1:{port} within 0.5 s" in err
     assert "nothing was started" in err
     assert not (tmp_path / "sweeps").exists()
 

@@ -165,16 +165,18 @@ def test_a_row_cut_off_by_a_kill_is_dropped_on_resume(tmp_path: Path) -> None:
     meta = Meta("x", "s", "b", "d", "h", "now")
     columns = header(["strategy.funding_window"], ["BTCUSDT"])
     folder = Folder.create(tmp_path / "sweep", meta, "sweep", "base")
-    folder.open(columns)
-    whole = {name: "1" for name in columns} | {"trial": "1-train-p0000"}
-    folder.append(whole)
+    key = folder.meta().inputs()
+    folder.open(columns, key)
+    whole = {name: "1" for name in columns} | {"trial": "1-train-p0000", "kind": "train"}
+    folder.append(dict(whole))
     folder.close()
     with (tmp_path / "sweep" / "trials.csv").open("a") as f:
         f.write("1-train-p0001,train,1,1,2024")  # the process died mid-line
     again = Folder(tmp_path / "sweep")
     again.lock()
-    rows, _ = again.open(columns)
-    assert [r["trial"] for r in rows] == ["1-train-p0000"]
+    recorded = again.recorded(columns, key)
+    assert [r["trial"] for r in recorded.rows] == ["1-train-p0000"]
+    again.open(columns, key, recorded)
     again.append(whole | {"trial": "1-train-p0001"})
     again.close()
     lines = (tmp_path / "sweep" / "trials.csv").read_text().splitlines()

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import csv
+import decimal
 import gzip
 import io
 import json
 import os
+import re
 import shutil
 import signal
 from collections.abc import Iterator
@@ -44,7 +46,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = write_sweep(folder)
     out, err = io.StringIO(), io.StringIO()
     assert app.sweep(path, in_process=True, out=out, err=err) == 0, err.getvalue()
-    return sweep_folder(folder)
+    found = sweep_folder(folder)
+    (folder / "report.txt").write_text(out.getvalue())  # what the command printed
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +99,58 @@ def test_the_sweep_folder_holds_everything_and_best_yaml_runs(reference: Path) -
     code, out, err = run_cli("run", str(reference / "best.yaml"))
     assert code == 0, err
     assert "ledger balances" in out
+
+
+def _stitched(folder: Path, trial_kind: str, field: str) -> list[Decimal]:
+    """The out-of-sample curve rebuilt from curves.jsonl alone: each test window's equity
+    scaled so it starts where the last one ended (plain Decimal, 200 digits)."""
+    lines = [json.loads(line) for line in (folder / "curves.jsonl").read_text().splitlines()]
+    curve: list[Decimal] = []
+    with decimal.localcontext(prec=200):
+        for line in lines:
+            if not line["trial"].endswith(f"-{trial_kind}"):
+                continue
+            values = [Decimal(v) for _, v in line[field]]
+            factor = Decimal(1) if not curve else curve[-1] / values[0]
+            curve += [v * factor for v in values]
+    return curve
+
+
+@pytest.mark.parametrize(
+    ("leg", "kind", "field"),
+    [
+        ("search", "test", "equity"),
+        ("base", "base", "equity"),
+        ("always_hedged", "test", "baseline"),
+    ],
+)
+def test_out_of_sample_figures_are_the_stitched_curves_own(
+    reference: Path, leg: str, kind: str, field: str
+) -> None:
+    """Net PnL, return and drawdown out of sample all come from one stitched curve: the
+    PnL is its last equity minus its first, not a sum of per-window PnLs."""
+    summary = json.loads((reference / "summary.json").read_text())
+    figures = summary["out_of_sample"][leg]
+    curve = _stitched(reference, kind, field)
+    assert len(curve) > 4 * 24 * 28  # four test windows of hourly equity
+    with decimal.localcontext(prec=200):
+        assert Decimal(figures["net_pnl"]) == curve[-1] - curve[0]
+        assert Decimal(figures["return"]) == curve[-1] / curve[0] - 1
+        assert Decimal(figures["ending_equity"]) == curve[-1]
+        peak, worst = curve[0], Decimal(0)
+        for v in curve:
+            peak = max(peak, v)
+            worst = max(worst, (peak - v) / peak)
+        assert Decimal(figures["max_drawdown"]) == worst
+    # The windows lose or gain on each other's base, so the sum of their own PnLs differs.
+    rows = {r["trial"]: r for r in trials(reference)}
+    column = "baseline.total.net_pnl" if field == "baseline" else "total.net_pnl"
+    summed = sum(Decimal(r[column]) for t, r in rows.items() if t.endswith(f"-{kind}"))
+    assert summed != Decimal(figures["net_pnl"])
+    assert (
+        f"net PnL {Decimal(figures['net_pnl']):,.2f}"
+        in (reference.parents[1] / "report.txt").read_text()
+    )
 
 
 def test_a_trial_is_the_run_of_its_config_on_its_window(reference: Path) -> None:
@@ -172,7 +228,10 @@ def test_data_sent_to_the_workers_gives_the_same_figures(
     path = write_sweep(tmp_path, SMALL + "send_data: true\n")
     assert app.sweep(path, scheduler=local.scheduler_address, **quiet()) == 0
     folder = sweep_folder(tmp_path)
-    assert (folder / "trials.csv").read_text() == (reference / "trials.csv").read_text()
+    # Every figure the same (the checks differ: they bind each row to its own sweep file).
+    assert [r | {"check": ""} for r in trials(folder)] == [
+        r | {"check": ""} for r in trials(reference)
+    ]
     assert client.run(loads) == before  # nothing read from disk: the data came with the task
 
 
@@ -191,12 +250,30 @@ def test_a_worker_killed_mid_sweep_loses_no_trial_and_reports_each_once(
                 os.kill(pids[0], signal.SIGKILL)  # the worker dies mid-trial
                 killed.append(pids[0])
 
-        code = app.sweep(path, scheduler=local.scheduler_address, progress=kill_one, **quiet())
+        err = io.StringIO()
+        code = app.sweep(
+            path, scheduler=local.scheduler_address, progress=kill_one, out=io.StringIO(), err=err
+        )
         assert killed
         assert pids[0] not in client.run(os.getpid).values()
     assert code == 0
     folder = sweep_folder(tmp_path)
     rows = trials(folder)
+    # It says so: on stderr as it happens, and in the report's engine.
+    (lost,) = [line for line in err.getvalue().splitlines() if "was lost mid-sweep" in line]
+    said = re.fullmatch(
+        r"warning: Dask worker (tcp://127\.0\.0\.1:\d+) was lost mid-sweep; the trials it held "
+        r"\((.+)\) are run again on the others",
+        lost,
+    )
+    assert said is not None, lost
+    assert set(said[2].split(", ")) <= {r["trial"] for r in rows}  # trials of this sweep
+    engine = json.loads((folder / "summary.json").read_text())["engine"]
+    count = len(said[2].split(", "))
+    assert engine.endswith(
+        f"; 1 worker lost mid-sweep ({said[1]}), {count} trial{'s' * (count != 1)} run again "
+        "on the others"
+    )
     assert sorted(r["trial"] for r in rows) == sorted(r["trial"] for r in trials(reference))
     assert (folder / "trials.csv").read_text() == (reference / "trials.csv").read_text()
 
@@ -232,8 +309,9 @@ def test_changing_the_data_after_a_window_changes_nothing_reported_for_it(
     _shift_after(DATA, tmp_path / "data", cut)
     path = write_sweep(tmp_path, data=tmp_path / "data")
     assert app.sweep(path, in_process=True, **quiet()) == 0
-    changed = {r["trial"]: r for r in trials(sweep_folder(tmp_path))}
-    before = {r["trial"]: r for r in trials(reference)}
+    # Every figure compared; not the rows' checks, which bind each row to its sweep's data.
+    changed = {r["trial"]: r | {"check": ""} for r in trials(sweep_folder(tmp_path))}
+    before = {r["trial"]: r | {"check": ""} for r in trials(reference)}
     same = [t for t, r in before.items() if r["window_end"] <= "2024-05-01T00:00:00+00:00"]
     assert len(same) == 4 + 2 + 4 + 2 + 4  # steps 1 and 2, and step 3's train window
     for trial in same:

@@ -16,6 +16,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from datetime import UTC, datetime
@@ -27,11 +28,21 @@ import msgspec
 
 from orchestrator.config import load
 from orchestrator.run import files
-from orchestrator.run.signals import StoppedAtOnce, exit_code, stop_on_signals
+from orchestrator.run.signals import Signals, StoppedAtOnce, exit_code, stop_on_signals
 from orchestrator.sweep.chart import chart_html
+from orchestrator.sweep.connect import Stopped
 from orchestrator.sweep.engine import Engine, InProcess, open_dask
 from orchestrator.sweep.plan import Plan, make_plan
-from orchestrator.sweep.record import BASE_COPY, SWEEP_COPY, Folder, Meta, header
+from orchestrator.sweep.record import (
+    BASE_COPY,
+    CURVES,
+    SWEEP_COPY,
+    Folder,
+    Meta,
+    Recorded,
+    file_hash,
+    header,
+)
 from orchestrator.sweep.report import (
     SweepSummary,
     best_step,
@@ -113,20 +124,39 @@ def sweep(
                 print(f"warning: {warning}", file=err)
             if resume is None:
                 files.ensure_writable(plan.loaded.output_dir(), create=False)
+            search = Search(
+                plan,
+                signals,
+                progress or ProgressLine(err),
+                grace=grace,
+                # on a terminal, below the progress line it redraws, not over it
+                notify=lambda message: print(
+                    f"{chr(10) * err.isatty()}warning: {message}", file=err
+                ),
+            )
+            columns = header(plan.sets.paths, plan.pairs)
+            recorded = Recorded([], {}, [])
+            if folder is not None:  # resumed: the record checked whole before anything starts
+                recorded = folder.recorded(columns, folder.meta().inputs())
+                search.take_recorded(recorded.rows, folder.path)
             if signals.first is None:
-                engine = _engine(plan, in_process)
+                with contextlib.suppress(Stopped):  # a signal while connecting: said below
+                    engine = _engine(plan, in_process, signals)
             if signals.first is not None:
                 print("stopped before the first trial; nothing was written", file=err)
                 return exit_code(signals.first)
             if folder is None:
                 folder = _new_folder(plan)
             assert engine is not None
-            recorded, curves = folder.open(header(plan.sets.paths, plan.pairs))
+            if recorded.rerun:
+                print(
+                    f"note: {CURVES} lacks the curves of {', '.join(recorded.rerun)}: they run "
+                    "again",
+                    file=err,
+                )
+            folder.open(columns, folder.meta().inputs(), recorded)
             started = time.perf_counter()
-            search = Search(
-                plan, engine, folder, signals, progress or ProgressLine(err), grace=grace
-            )
-            run = search.run(recorded, curves)
+            run = search.run(engine, folder, recorded.curves)
             description = engine.description
             engine.close()
             engine = None
@@ -147,7 +177,7 @@ def sweep(
                 folder.close()
 
 
-def _engine(plan: Plan, in_process: bool) -> Engine:
+def _engine(plan: Plan, in_process: bool, stop: Signals) -> Engine:
     if in_process:
         return InProcess(plan.market)
     sweep = plan.loaded.sweep
@@ -158,6 +188,7 @@ def _engine(plan: Plan, in_process: bool) -> Engine:
         plan.source,
         plan.market,
         sweep.send_data,
+        stop,
     )
 
 
@@ -183,9 +214,22 @@ def _resume_plan(folder: Folder, scheduler: str | None, workers: int | None) -> 
     """The folder's own sweep file and base config; data.dir and output.dir resolved where
     the base config was. The data must be what the sweep started on."""
     meta = folder.meta()
-    for name in (SWEEP_COPY, BASE_COPY):
+    recorded = {SWEEP_COPY: meta.sweep_hash, BASE_COPY: meta.base_hash}
+    for name, digest in recorded.items():
         if not (folder.path / name).is_file():
             raise SweepError(f"{folder.path}: the sweep folder lacks its {name}; nothing was done")
+        if digest is None:
+            raise SweepError(
+                f"{folder.path}: meta.json records no hash of {name} (a folder from an older "
+                "version): its record cannot be checked; start a new sweep; nothing was run"
+            )
+        if file_hash(folder.path / name) != digest:
+            raise SweepError(
+                f"{folder.path / name} changed since the sweep started (hash "
+                f"{file_hash(folder.path / name)}, recorded {digest}): its trials were run on "
+                "the file as it was, and one report never mixes the two; start a new sweep "
+                "for the new file; nothing was run"
+            )
     base = load(folder.path / BASE_COPY)
     base = msgspec.structs.replace(base, path=Path(meta.base_config))
     plan = make_plan(

@@ -8,6 +8,8 @@ the same data: the figures are identical to the last digit.
 
 A worker dying mid-trial is Dask's business: the scheduler runs the trial again
 on another worker, and since a trial is a pure function the result is the same.
+The sweep says so: the scheduler's remove-worker events name the worker and the
+trials it was running (``notices``, and the engine's description).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import msgspec
 
+from orchestrator.sweep.connect import StopFlag, Stopped, probe
 from orchestrator.sweep.trial import (
     DataSource,
     Market,
@@ -56,8 +60,14 @@ class Outcome(msgspec.Struct, frozen=True):
 
 
 class Engine(Protocol):
-    description: str  # said in the report: where the trials ran
+    @property
+    def description(self) -> str: ...  # said in the report: where the trials ran (and losses)
+
     slots: int  # trials that run at once
+
+    def notices(self) -> list[str]:
+        """What happened to the engine since the last call (a worker lost), to be said."""
+        ...
 
     def submit(self, spec: TrialSpec) -> None: ...
 
@@ -86,6 +96,9 @@ class InProcess:
 
     def submit(self, spec: TrialSpec) -> None:
         self._queue.append(spec)
+
+    def notices(self) -> list[str]:
+        return []
 
     def collect(self, timeout: float) -> list[Outcome]:
         if not self._queue:
@@ -140,11 +153,58 @@ class Dask:
         self.client = client
         self.cluster = cluster  # ours to stop; None for a remote cluster
         self.data = data  # the DataSource, or the future of the Market scattered once
-        self.description = description
+        self._description = description
         self.slots = slots
         self._futures: dict[Any, TrialSpec] = {}
         self._lost: dict[Any, int] = {}  # results lost on their way here, by future
         self._token = os.urandom(4).hex()
+        # Workers that left unexpectedly, told by the scheduler (in Dask's event thread):
+        # (address, the trials it was running, which Dask hands to the other workers).
+        self._removed: list[tuple[str, list[str]]] = []
+        self._said = 0
+        client.subscribe_topic("all", self._event)
+
+    def _event(self, event: tuple[float, Any]) -> None:
+        msg = event[1]
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+            return
+        if msg.get("expected"):  # closed on purpose (the end of the sweep, a scale-down)
+            return
+        # Ours among the trials it was running and the results it held not yet collected:
+        # the scheduler computes each of them again elsewhere.
+        prefix, suffix = "trial-", f"-{self._token}"
+        keys = {*(msg.get("processing-tasks") or ()), *(msg.get("lost-computed-tasks") or ())}
+        trials = sorted(
+            str(key)[len(prefix) : -len(suffix)]
+            for key in keys
+            if str(key).startswith(prefix) and str(key).endswith(suffix)
+        )
+        self._removed.append((str(msg.get("worker", "a worker")), trials))
+
+    @property
+    def description(self) -> str:
+        removed = list(self._removed)
+        if not removed:
+            return self._description
+        rerun = sum(len(trials) for _, trials in removed)
+        return (
+            f"{self._description}; {len(removed)} worker{'s' * (len(removed) != 1)} lost "
+            f"mid-sweep ({', '.join(w for w, _ in removed)}), {rerun} "
+            f"trial{'s' * (rerun != 1)} run again on the others"
+        )
+
+    def notices(self) -> list[str]:
+        removed = self._removed[self._said :]
+        self._said += len(removed)
+        return [
+            f"Dask worker {worker} was lost mid-sweep; "
+            + (
+                f"the trials it held ({', '.join(trials)}) are run again on the others"
+                if trials
+                else "it held no trial"
+            )
+            for worker, trials in removed
+        ]
 
     def submit(self, spec: TrialSpec) -> None:
         future = self.client.submit(
@@ -196,6 +256,8 @@ class Dask:
 
     def close(self) -> None:
         _quiet()
+        with contextlib.suppress(Exception):  # else the scheduler's goodbye finds us gone
+            self.client.unsubscribe_topic("all")
         with contextlib.suppress(Exception):
             self.cancel()
         with contextlib.suppress(Exception):
@@ -203,6 +265,11 @@ class Dask:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close(timeout=10)
+
+
+class _Never:
+    def is_set(self) -> bool:
+        return False
 
 
 def _describe_error(future: Any) -> str:
@@ -232,12 +299,15 @@ def open_dask(
     source: DataSource,
     market: Market,
     send_data: bool,
+    stop: StopFlag | None = None,
 ) -> Dask:
     """Start the local cluster (``scheduler`` None) or connect to ``scheduler``; check every
-    worker can read the data. SweepError, with nothing left running, when not."""
+    worker can read the data. SweepError, with nothing left running, when not; Stopped
+    when ``stop`` is set while connecting or waiting for workers."""
     from distributed import Client, LocalCluster
 
     _quiet()
+    stop = stop or _Never()
 
     cluster: Any | None = None
     if scheduler is None:
@@ -251,16 +321,19 @@ def open_dask(
             raise
         description = f"a local Dask cluster of {count} worker process{'es' * (count != 1)}"
     else:
+        probe(scheduler, connect_timeout, stop)  # a scheduler greeted: Dask's connect is safe
         try:
             client = Client(scheduler, timeout=connect_timeout)
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # whatever the peer did: refused, timed out, garbled
             raise SweepError(
                 f"scheduler: cannot reach the Dask scheduler at {scheduler} within "
                 f"{connect_timeout:g} s ({type(exc).__name__}: {exc}); nothing was started"
             ) from None
         description = f"the Dask cluster at {scheduler}"
     try:
-        return _ready(client, cluster, description, source, market, send_data, connect_timeout)
+        return _ready(
+            client, cluster, description, source, market, send_data, connect_timeout, stop
+        )
     except BaseException:
         with contextlib.suppress(Exception):
             client.close(timeout=10)
@@ -278,14 +351,21 @@ def _ready(
     market: Market,
     send_data: bool,
     connect_timeout: float,
+    stop: StopFlag,
 ) -> Dask:
-    try:
-        client.wait_for_workers(1, timeout=connect_timeout)
-    except TimeoutError:
-        raise SweepError(
-            f"scheduler: the Dask cluster has no worker (waited {connect_timeout:g} s): start "
-            "some with `dask worker SCHEDULER_ADDRESS`; nothing was started"
-        ) from None
+    deadline = time.monotonic() + connect_timeout
+    while True:  # in short slices: a Ctrl-C while waiting stops at once
+        if stop.is_set():
+            raise Stopped
+        try:
+            client.wait_for_workers(1, timeout=max(min(0.2, deadline - time.monotonic()), 0.01))
+            break
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise SweepError(
+                    f"scheduler: the Dask cluster has no worker (waited {connect_timeout:g} s): "
+                    "start some with `dask worker SCHEDULER_ADDRESS`; nothing was started"
+                ) from None
     if cluster is not None:
         client.run(_ignore_interrupts)
     if send_data:

@@ -9,6 +9,13 @@ text of the run's summary. The equity curves of the test windows go to
 ``curves.jsonl`` (written before their row). At the end both are rewritten in
 the plan's order, atomically, and ``summary.json``, ``chart.html`` and
 ``best.yaml`` are written the same way.
+
+``--resume`` takes nothing it cannot check: meta.json holds a hash of the
+folder's sweep.yaml and base.yaml (a changed copy is refused), and each row
+ends with ``check``, a hash of its values, its curve and the sweep's inputs (an
+edited row or curve, or a row of another sweep, is refused). A test-window row
+whose curve is lost is dropped and its trial run again (a trial is pure: same
+figures). So a resumed sweep is the uninterrupted one, or none.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import os
 from collections.abc import Sequence
@@ -27,7 +35,7 @@ import msgspec
 
 from orchestrator.run import files
 from orchestrator.run.report import Figures, Summary
-from orchestrator.sweep.trial import Curve, TrialResult
+from orchestrator.sweep.trial import Curve
 from orchestrator.sweep.windows import Window, iso
 from orchestrator.sweep.yamlfile import SweepError
 
@@ -37,7 +45,14 @@ META = "meta.json"
 SWEEP_COPY = "sweep.yaml"
 BASE_COPY = "base.yaml"
 LOCK = ".lock"
+CHECK = "check"
 FIGURES = [f.encode_name for f in msgspec.structs.fields(Figures)]
+
+
+class CurveLine(msgspec.Struct, frozen=True):
+    trial: str
+    equity: Curve
+    baseline: Curve
 
 
 class TrialInfo(msgspec.Struct, frozen=True):
@@ -58,12 +73,23 @@ class Meta(msgspec.Struct, frozen=True):
     data_dir: str
     data_hash: str
     created: str
+    # Hashes of the folder's sweep.yaml and base.yaml as written: --resume refuses copies
+    # that changed since (None: a folder from before they were recorded, not resumable).
+    sweep_hash: str | None = None
+    base_hash: str | None = None
+
+    def inputs(self) -> str:
+        """What every trial of this sweep depends on, as one key: each row's check binds
+        the row to it, so no row of another sweep (or of an edited one) is taken."""
+        return _digest(f"{self.sweep_hash}:{self.base_hash}:{self.data_hash}".encode())
 
 
-class CurveLine(msgspec.Struct, frozen=True):
-    trial: str
-    equity: Curve
-    baseline: Curve
+class Recorded(msgspec.Struct):
+    """What an earlier session left, checked: the rows to keep and their curves."""
+
+    rows: list[dict[str, str]]
+    curves: dict[str, CurveLine]
+    rerun: list[str]  # trials whose curve was lost: dropped, to be run again
 
 
 def header(paths: Sequence[str], pairs: Sequence[str]) -> list[str]:
@@ -89,7 +115,28 @@ def header(paths: Sequence[str], pairs: Sequence[str]) -> list[str]:
         "positions",
         "baseline_positions",
         "alerts",
+        CHECK,
     ]
+
+
+def needs_curve(kind: str) -> bool:
+    """A test-window trial's row stands only with its equity curve (the stitched result)."""
+    return kind != "train"
+
+
+def file_hash(path: Path) -> str:
+    return _digest(path.read_bytes())
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def row_check(key: str, columns: Sequence[str], row: dict[str, str], curve: bytes) -> str:
+    """A row's check: its every value, its curve and the sweep's inputs, hashed. A row
+    edited, a curve changed, or a row from another sweep fails it."""
+    values = "\x1f".join(row.get(c, "") for c in columns if c != CHECK)
+    return _digest(f"{key}\x1e{values}\x1e".encode() + curve)
 
 
 def _text(value: Any) -> str:
@@ -150,6 +197,7 @@ class Folder:
         self._curves: IO[str] | None = None
         self._writer: Any = None
         self.columns: list[str] = []
+        self._key = ""
 
     @classmethod
     def create(cls, path: Path, meta: Meta, sweep_text: str, base_text: str) -> Folder:
@@ -161,6 +209,9 @@ class Folder:
         folder.lock()
         files.write_text(path / SWEEP_COPY, sweep_text)
         files.write_text(path / BASE_COPY, base_text)
+        meta = msgspec.structs.replace(
+            meta, sweep_hash=file_hash(path / SWEEP_COPY), base_hash=file_hash(path / BASE_COPY)
+        )
         files.write_bytes(path / META, msgspec.json.format(msgspec.json.encode(meta)))
         return folder
 
@@ -185,32 +236,57 @@ class Folder:
         try:
             return msgspec.json.decode((self.path / META).read_bytes(), type=Meta)
         except (OSError, msgspec.DecodeError) as exc:
-            raise SweepError(f"{self.path}: not a sweep folder ({META}: {exc})") from None
+            raise SweepError(
+                f"{self.path}: not a sweep folder ({META}: {exc}); nothing was run"
+            ) from None
 
     # -- trials.csv and curves.jsonl, appended as trials finish
 
-    def open(self, columns: list[str]) -> tuple[list[dict[str, str]], dict[str, CurveLine]]:
-        """Open the files for appending; the rows and curves already recorded (resume)."""
-        self.columns = columns
-        rows = self._recorded_rows(columns)
-        kept = {row["trial"] for row in rows}
-        curves = {c.trial: c for c in self._recorded_curves() if c.trial in kept}
-        self._rewrite_curves(list(curves.values()))
+    def recorded(self, columns: list[str], key: str) -> Recorded:
+        """The rows and curves an earlier session recorded, each row checked against its
+        check (``key``: the sweep's inputs); SweepError on a row that fails it. Reads only:
+        nothing is changed before the whole record is known good."""
+        rows: dict[str, dict[str, str]] = {}
+        curves = {c.trial: c for c in self._recorded_curves()}
+        rerun = []
+        for line, row in self._recorded_rows(columns):
+            trial = row["trial"]
+            curve = curves.get(trial)
+            if needs_curve(row["kind"]) and curve is None:
+                rerun.append(trial)  # its curve is lost: the row alone cannot stand
+                continue
+            data = b"" if curve is None or not needs_curve(row["kind"]) else _curve_line(curve)
+            if row[CHECK] != row_check(key, columns, row, data):
+                what = "or its curve in curves.jsonl " if data else ""
+                raise SweepError(
+                    f"{self.path / TRIALS}:{line}: trial {trial!r}: the row {what}is not what "
+                    "this sweep recorded (edited, or from another sweep); its figures cannot "
+                    "be trusted: start a new sweep; nothing was run"
+                )
+            rows.setdefault(trial, row)
+        kept = {t: c for t, c in curves.items() if t in rows and needs_curve(rows[t]["kind"])}
+        return Recorded(list(rows.values()), kept, rerun)
+
+    def open(self, columns: list[str], key: str, recorded: Recorded | None = None) -> None:
+        """Write back what is kept (whole lines only) and open both files for appending."""
+        self.columns, self._key = columns, key
+        kept = recorded or Recorded([], {}, [])
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept.rows)
+        files.write_bytes(self.path / TRIALS, buffer.getvalue().encode())
+        files.write_bytes(self.path / CURVES, b"".join(map(_curve_line, kept.curves.values())))
         self._trials = (self.path / TRIALS).open("a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._trials, columns, lineterminator="\n")
-        if not rows:
-            self._writer.writeheader()
-            self._trials.flush()
         self._curves = (self.path / CURVES).open("a", encoding="utf-8")
-        return rows, curves
 
-    def _recorded_rows(self, columns: list[str]) -> list[dict[str, str]]:
+    def _recorded_rows(self, columns: list[str]) -> list[tuple[int, dict[str, str]]]:
         path = self.path / TRIALS
         if not path.exists():
             return []
         text = _whole_lines(path)
         if not text.strip():
-            path.write_text("", encoding="utf-8")
             return []
         reader = csv.reader(io.StringIO(text))
         found = next(reader)
@@ -222,8 +298,11 @@ class Folder:
         rows = []
         for line, values in enumerate(reader, start=2):
             if len(values) != len(columns):
-                raise SweepError(f"{path}:{line}: {len(values)} values, expected {len(columns)}")
-            rows.append(dict(zip(columns, values, strict=True)))
+                raise SweepError(
+                    f"{path}:{line}: {len(values)} values, expected {len(columns)} (edited?); "
+                    "nothing was run"
+                )
+            rows.append((line, dict(zip(columns, values, strict=True))))
         return rows
 
     def _recorded_curves(self) -> list[CurveLine]:
@@ -233,20 +312,20 @@ class Folder:
         found = []
         decoder = msgspec.json.Decoder(CurveLine)
         for line in _whole_lines(path).splitlines():
-            with contextlib.suppress(msgspec.DecodeError):
+            with contextlib.suppress(msgspec.DecodeError):  # a damaged line: its trial reruns
                 found.append(decoder.decode(line))
         return found
 
-    def _rewrite_curves(self, curves: list[CurveLine]) -> None:
-        files.write_bytes(self.path / CURVES, b"".join(_curve_line(c) for c in curves))
-
-    def append(self, row: dict[str, str], result: TrialResult | None = None) -> None:
+    def append(self, row: dict[str, str], curve: CurveLine | None = None) -> None:
+        """Record a finished trial: its curve first, then its row with its check."""
         assert self._trials is not None
         assert self._curves is not None
-        if result is not None and (result.equity or result.baseline_equity):
-            line = CurveLine(row["trial"], result.equity, result.baseline_equity)
-            self._curves.write(_curve_line(line).decode())
+        data = b""
+        if curve is not None and needs_curve(row["kind"]):
+            data = _curve_line(curve)
+            self._curves.write(data.decode())
             self._curves.flush()
+        row[CHECK] = row_check(self._key, self.columns, row, data)
         self._writer.writerow(row)
         self._trials.flush()
 
@@ -295,12 +374,10 @@ def _curve_line(line: CurveLine) -> bytes:
 
 
 def _whole_lines(path: Path) -> str:
-    """The file's text up to its last newline: a line cut off by a kill is dropped, and
-    the file truncated to match, so appending carries on from a whole line."""
+    """The file's text up to its last newline: a line cut off by a kill is dropped (and
+    left out when the file is written back)."""
     data = path.read_bytes()
-    cut = data.rfind(b"\n") + 1
-    if cut != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(cut)
-        data = data[:cut]
-    return data.decode("utf-8")
+    try:
+        return data[: data.rfind(b"\n") + 1].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"{path}: not UTF-8 text ({exc}); nothing was run") from None

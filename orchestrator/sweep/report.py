@@ -5,7 +5,9 @@ search beat staying hedged out of sample.
 
 Stitching: each test window is replayed from the base config's starting balance;
 the out-of-sample curve chains them, each window's equity scaled by what the
-curve held when it began (returns compound across windows).
+curve held when it began (returns compound across windows). Every figure of the
+stitched curve is the curve's own: its return, its drawdown and its net PnL (last
+equity minus the starting balance), all in the money context.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ SEARCH, BASE, HEDGED = "search", "base config", "always hedged"
 class Leg(msgspec.Struct, frozen=True):
     """One way of trading the test windows, stitched."""
 
-    return_: Decimal = msgspec.field(name="return")  # compounded over the test windows
+    return_: Decimal = msgspec.field(name="return")  # of the stitched curve (compounded)
     max_drawdown: Decimal  # of the stitched curve, a fraction of its peak
-    net_pnl: Decimal  # summed over the test windows, each from the starting balance
+    net_pnl: Decimal  # of the stitched curve: its last equity minus the starting balance
     ending_equity: Decimal  # of the stitched curve
 
 
@@ -113,18 +115,20 @@ def _stitch(windows: list[tuple[Curve, Decimal]], start: Decimal) -> Curve:
     return out
 
 
-def _leg(curve: Curve, start: Decimal, pnl: Decimal) -> Leg:
+def _leg(curve: Curve, start: Decimal) -> Leg:
+    """The stitched curve's own figures: one base for the return and the PnL."""
     end = curve[-1][1] if curve else start
     with exact():
         ret = end / start - 1
-    return Leg(ret, max_drawdown([v for _, v in curve]), pnl, end)
+        drawdown = max_drawdown([v for _, v in curve])
+        pnl = end - start
+    return Leg(ret, drawdown, pnl, end)
 
 
 def out_of_sample(plan: Plan, run: SweepRun) -> tuple[OutOfSample | None, Stitched]:
     rows, curves = run.rows, run.curves
     start_balance = plan.base.config.balances.get(_quote(plan), Decimal(0))
     legs: dict[str, list[tuple[Curve, Decimal]]] = {SEARCH: [], BASE: [], HEDGED: []}
-    pnl = {SEARCH: Decimal(0), BASE: Decimal(0), HEDGED: Decimal(0)}
     used: list[WalkStep] = []
     edges: list[int] = []
     for step in plan.evaluated:
@@ -138,15 +142,11 @@ def out_of_sample(plan: Plan, run: SweepRun) -> tuple[OutOfSample | None, Stitch
         legs[SEARCH].append((test_curve.equity, Decimal(test["starting_balance"])))
         legs[HEDGED].append((test_curve.baseline, Decimal(test["starting_balance"])))
         legs[BASE].append((base_curve.equity, Decimal(base["starting_balance"])))
-        with exact():
-            pnl[SEARCH] += Decimal(test["total.net_pnl"])
-            pnl[HEDGED] += Decimal(test["baseline.total.net_pnl"])
-            pnl[BASE] += Decimal(base["total.net_pnl"])
     stitched = {name: _stitch(windows, start_balance) for name, windows in legs.items()}
     chart = Stitched(stitched[SEARCH], stitched[BASE], stitched[HEDGED], edges)
     if not used:
         return None, chart
-    made = {name: _leg(stitched[name], start_balance, pnl[name]) for name in legs}
+    made = {name: _leg(stitched[name], start_balance) for name in legs}
     first, last = used[0].test, used[-1].test
     assert first is not None
     assert last is not None
@@ -312,8 +312,9 @@ def format_report(summary: SweepSummary, paths: list[str]) -> str:
     oos = summary.out_of_sample
     if oos is not None:
         lines.append(
-            f"out of sample, {oos.start[:10]} to {oos.end[:10]} ({oos.windows} test windows "
-            "stitched):"
+            f"out of sample, {oos.start[:10]} to {oos.end[:10]}: {oos.windows} test windows "
+            "stitched into one curve (each window scaled to the equity the last one ended "
+            "with); return, drawdown and net PnL are that curve's:"
         )
         for name, leg in ((SEARCH, oos.search), (BASE, oos.base), (HEDGED, oos.always_hedged)):
             lines.append(

@@ -15,13 +15,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 
 from orchestrator.run.trader import StopFlag
 from orchestrator.sweep.engine import Engine, Outcome
 from orchestrator.sweep.plan import Plan, score
-from orchestrator.sweep.record import CurveLine, Folder, TrialInfo, row_of
+from orchestrator.sweep.record import CurveLine, Folder, TrialInfo, needs_curve, row_of
 from orchestrator.sweep.trial import TrialSpec
 from orchestrator.sweep.windows import iso
 from orchestrator.sweep.yamlfile import SweepError
@@ -85,39 +86,41 @@ class Search:
     def __init__(
         self,
         plan: Plan,
-        engine: Engine,
-        folder: Folder,
         stop: StopFlag,
         progress: Progress,
         *,
         grace: float = GRACE_SECONDS,
+        notify: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.plan = plan
-        self.engine = engine
-        self.folder = folder
         self.stop = stop
         self.progress = progress
         self.grace = grace
+        self.notify = notify
         self.infos: dict[str, TrialInfo] = {}
+        self._queue: deque[TrialSpec] = deque()
+        for step in plan.steps:
+            if step.test is not None:
+                self._plan(*plan.base_trial(step), self._queue)
+            for p in range(len(plan.sets.sets)):
+                self._plan(*plan.train(step, p), self._queue)
+        self._recorded: dict[str, dict[str, str]] = {}
 
-    def run(self, recorded: list[dict[str, str]], curves: dict[str, CurveLine]) -> SweepRun:
+    def run(self, engine: Engine, folder: Folder, curves: dict[str, CurveLine]) -> SweepRun:
+        """Run every trial not taken from the record (``take_recorded``) and choose,
+        recording each in ``folder`` as it finishes."""
+        self.engine, self.folder = engine, folder
         plan = self.plan
         state = SweepRun(
-            rows={},
+            rows=dict(self._recorded),
             curves=dict(curves),
             failures={},
             choices={},
             interrupted=False,
             counts=Counts(plan.total(), started=time.perf_counter()),
         )
-        queue: deque[TrialSpec] = deque()
-        for step in plan.steps:
-            if step.test is not None:
-                self._plan(*plan.base_trial(step), queue)
-            for p in range(len(plan.sets.sets)):
-                self._plan(*plan.train(step, p), queue)
-        self._take_recorded(recorded, state)
-        queue = deque(spec for spec in queue if spec.trial not in state.rows)
+        state.counts.done = state.counts.recorded_before = len(state.rows)
+        queue = deque(spec for spec in self._queue if spec.trial not in state.rows)
         self._choose_ready(state, queue)
         stopping_since: float | None = None
         while True:
@@ -135,6 +138,8 @@ class Search:
                 break
             for outcome in self.engine.collect(POLL_SECONDS):
                 self._record(outcome, state)
+            for notice in self.engine.notices():
+                self.notify(notice)
             if stopping_since is None:
                 self._choose_ready(state, queue)
             state.counts.running = min(self.engine.in_flight(), self.engine.slots)
@@ -147,8 +152,9 @@ class Search:
         self.infos[info.trial] = info
         queue.append(spec)
 
-    def _take_recorded(self, recorded: list[dict[str, str]], state: SweepRun) -> None:
-        """Rows from an earlier session: each must be the trial this plan would run."""
+    def take_recorded(self, recorded: list[dict[str, str]], where: Path) -> None:
+        """Rows from an earlier session: each must be the trial this plan would run
+        (SweepError, before anything is written, when one is not)."""
         for row in recorded:
             trial = row["trial"]
             info = self.infos.get(trial)
@@ -159,11 +165,10 @@ class Search:
                     self.infos[trial] = info
             if info is None or not _matches(row, info, self.plan.sets.paths):
                 raise SweepError(
-                    f"{self.folder.path}: trials.csv row {trial!r} is not a trial of this "
+                    f"{where}: trials.csv row {trial!r} is not a trial of this "
                     "sweep (its file or the data changed?); nothing was started"
                 )
-            state.rows[trial] = row
-        state.counts.done = state.counts.recorded_before = len(state.rows)
+            self._recorded[trial] = row
 
     def _record(self, outcome: Outcome, state: SweepRun) -> None:
         trial = outcome.spec.trial
@@ -177,12 +182,12 @@ class Search:
         value, excess, ok = score(outcome.result.summary, self.plan.loaded.sweep.objective)
         row = row_of(info, outcome.result.summary, value, excess, ok)
         row.update(zip(self.plan.sets.paths, info.params, strict=True))
-        self.folder.append(row, outcome.result)
+        curve = None
+        if needs_curve(info.kind):
+            curve = CurveLine(trial, outcome.result.equity, outcome.result.baseline_equity)
+            state.curves[trial] = curve
+        self.folder.append(row, curve)
         state.rows[trial] = row
-        if outcome.result.equity or outcome.result.baseline_equity:
-            state.curves[trial] = CurveLine(
-                trial, outcome.result.equity, outcome.result.baseline_equity
-            )
         state.counts.done += 1
 
     def _choose_ready(self, state: SweepRun, queue: deque[TrialSpec]) -> None:
