@@ -60,7 +60,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        shown = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        return f"{shown}:{self.line}"
 
 
 def documents() -> list[Path]:
@@ -194,22 +195,76 @@ def difference(block: Block) -> str:
 
 
 def regenerated(block: Block) -> list[str]:
-    """The output block rewritten from what was printed, keeping lines that still match."""
+    """The output block rewritten from what was printed: the shown lines aligned with the
+    printed ones (fewest changes; a ``...`` line covers any run of lines), each shown line
+    that still fits kept, each changed one taken from the printed line with its ``...``
+    parts kept, lines no longer printed dropped, new ones added."""
     assert block.expected is not None
-    if matches(block.expected, block.printed):
-        return block.expected
+    shown, printed = block.expected, block.printed
+    n, m = len(shown), len(printed)
+    fits = [[_line_pattern(e).fullmatch(p) is not None for p in printed] for e in shown]
+    inf = 3 * (n + m) + 1
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    step: dict[tuple[int, int], tuple[int, int]] = {}
+    cost[0][0] = 0
+
+    def relax(i: int, j: int, to_i: int, to_j: int, extra: int) -> None:
+        if cost[i][j] + extra < cost[to_i][to_j]:
+            cost[to_i][to_j] = cost[i][j] + extra
+            step[to_i, to_j] = (i, j)
+
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if cost[i][j] == inf:
+                continue
+            if i < n and shown[i].strip() == ANY:
+                for k in range(j, m + 1):  # a ``...`` line covers any run of lines
+                    relax(i, j, i + 1, k, 0)
+                continue
+            if i < n and j < m:
+                # A changed line costs less than dropping it and adding one: the
+                # ``...`` parts of a line whose figures changed are kept.
+                relax(i, j, i + 1, j + 1, 0 if fits[i][j] else 2)
+            if i < n:
+                relax(i, j, i + 1, j, 3)  # a shown line no longer printed
+            if j < m:
+                relax(i, j, i, j + 1, 3)  # a printed line not shown
     kept: list[str] = []
-    literal = [ANY if e.strip() == ANY else e for e in block.expected]
-    keys = [e if e == ANY else _line_pattern(e).pattern for e in literal]
-    actual_keys = [
-        next((k for k, e in zip(keys, literal, strict=True) if e != ANY and re.fullmatch(k, p)), p)
-        for p in block.printed
+    i, j = n, m
+    while (i, j) != (0, 0):
+        before_i, before_j = step[i, j]
+        if before_i < i and shown[before_i].strip() == ANY:
+            kept.append(shown[before_i])
+        elif before_i < i and before_j < j:
+            line = shown[before_i]
+            kept.append(line if fits[before_i][before_j] else _merged(line, printed[before_j]))
+        elif before_j < j:
+            kept.append(printed[before_j])
+        i, j = before_i, before_j
+    return kept[::-1]
+
+
+def _merged(expected: str, printed: str) -> str:
+    """The printed line with each word the shown line varied (``...``) kept as ``...``,
+    when both lines have the same words."""
+    if ANY not in expected:
+        return printed
+    if expected.startswith(ANY):
+        printed = printed.lstrip()  # the shown line's first ``...`` took the indent too
+    shown_words, printed_words = re.split(r"(\s+)", expected), re.split(r"(\s+)", printed)
+    if len(shown_words) != len(printed_words):
+        return printed
+    pairs = list(zip(shown_words, printed_words, strict=True))
+    kept = [
+        index % 2 == 0 and ANY in shown and _line_pattern(shown).fullmatch(word) is not None
+        for index, (shown, word) in enumerate(pairs)
     ]
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, keys, actual_keys).get_opcodes():
-        # A line of only ``...`` stands for what it covered: it stays.
-        covered = tag == "equal" or literal[i1:i2] == [ANY]
-        kept += literal[i1:i2] if covered else block.printed[j1:j2]
-    return kept
+    merged: list[str] = []
+    for index, (shown, word) in enumerate(pairs):
+        # Spacing beside a kept ``...`` is the shown line's: the figure it hides is padded.
+        beside = index % 2 == 1 and (kept[index - 1] or (index + 1 < len(kept) and kept[index + 1]))
+        merged.append(shown if kept[index] or beside else word)
+    return "".join(merged)
 
 
 def update(path: Path) -> int:

@@ -12,6 +12,7 @@ import pytest
 from tests import readme_blocks
 from tests.readme_blocks import ANY, Block, matches
 
+ROOT_README = readme_blocks.ROOT / "README.md"
 BLOCKS = [block for path in readme_blocks.documents() for block in readme_blocks.parse(path)]
 
 
@@ -80,3 +81,13 @@ def test_a_marker_without_its_block_is_an_error(tmp_path: Path) -> None:
     page.write_text("<!-- output -->\n```\nx\n```\n")
     with pytest.raises(readme_blocks.MarkerError, match="does not follow a runnable block"):
         readme_blocks.parse(page)
+
+
+def test_regenerating_keeps_the_varying_parts_and_takes_the_new_figures() -> None:
+    block = Block(
+        ROOT_README, 1, "sh", "", expected=["run ...: 64,872 events in ... s", ANY, "z 1"]
+    )
+    block.printed = ["run 20261207-1: 64,873 events in 0.4 s", "a", "b", "z 2"]
+    fixed = readme_blocks.regenerated(block)
+    assert fixed == ["run ...: 64,873 events in ... s", ANY, "z 2"]
+    assert matches(fixed, block.printed)
