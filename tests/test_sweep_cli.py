@@ -109,15 +109,18 @@ def test_ctrl_c_stops_scheduling_writes_what_finished_and_resume_skips_it(
     assert (folder / "best.yaml").is_file()
 
 
-def test_the_benchmark_runs_and_finds_the_three_engines_agree() -> None:
-    """benchmarks/sweep.py --quick: a few trials each way, so the script cannot rot."""
+def test_the_benchmark_runs_and_finds_the_three_engines_agree(tmp_path: Path) -> None:
+    """benchmarks/sweep.py --quick: a few trials each way, so the script cannot rot; it
+    leaves its temporary folder (a dedicated TMPDIR) empty."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--quick"],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env=dict(os.environ, TMPDIR=str(tmp_path)),
     )
     assert proc.returncode == 0, proc.stderr
     assert "Dask, 2 workers" in proc.stdout
     assert "figures identical in the three runs: yes" in proc.stdout
+    assert sorted(tmp_path.rglob("*")) == []
