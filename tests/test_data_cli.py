@@ -219,3 +219,13 @@ def test_a_failed_download_names_its_cause_and_leaves_no_empty_folder(
     assert done.returncode == 2
     assert f"error: markets: gave up after 2 attempts: {words}: " in done.stderr, done.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_download_without_pairs_or_config_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Refused before any request: no ./config.yaml to take the pairs from.
+    code, err = cli_main(["data", "download", "--data-dir", "d"], tmp_path, capsys, monkeypatch)
+    assert code == 2
+    assert "--pairs: name the pairs (e.g. BTC/USDT,ETH/USDT), or --config a config" in err
+    assert not (tmp_path / "d").exists()
