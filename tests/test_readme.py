@@ -38,7 +38,7 @@ def test_the_readme_marks_its_offline_commands_runnable() -> None:
         assert f".venv/bin/orchestrator {command}" in commands, command
     assert "orchestrator rehearse" in commands
     assert any(b.language == "python" for b in BLOCKS)
-    assert sum(b.expected is not None for b in BLOCKS) >= 3
+    assert sum(b.expected is not None for b in BLOCKS) >= 5
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.where for b in BLOCKS])
