@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import tempfile
 import time
 import tracemalloc
@@ -129,11 +130,11 @@ class Ours:
 class OursJournaled(Ours):
     """With the journal on, as a paper run has it (journal/recorder.py): intents
     committed before the orders leave, the other writes grouped with them, SQLite
-    (WAL, not synced: a replay's journal) in a temporary folder."""
+    (WAL, not synced: a replay's journal) in the benchmark's temporary folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, workdir: Path) -> None:
         ticker, self.executor = venue()
-        self.folder = Path(tempfile.mkdtemp()) / "run"
+        self.folder = Path(tempfile.mkdtemp(dir=workdir)) / "run"
         journal = Journal.create(
             self.folder, run_id="bench", mode="paper", run_nonce="bench1", config_text=""
         )
@@ -151,8 +152,10 @@ class OursJournaled(Ours):
 class OursTraced(Ours):
     """With tracing on, as a run has it: SDK spans, batched into an OTLP JSON file."""
 
-    def __init__(self) -> None:
-        self.trace_file = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+    def __init__(self, workdir: Path) -> None:
+        descriptor, name = tempfile.mkstemp(suffix=".jsonl", dir=workdir)
+        os.close(descriptor)  # the exporter opens the file itself
+        self.trace_file = Path(name)
         provider = TracerProvider()
         provider.add_span_processor(
             BatchSpanProcessor(OtlpJsonFileExporter(self.trace_file), max_queue_size=1 << 16)
@@ -280,11 +283,18 @@ BEFORE = {
 
 
 async def main(n_lifecycles: int, n_open: int, repeat: int) -> None:
+    # Every journal and trace file goes in one folder, removed at the end however the
+    # benchmark ends: a full run wrote about 90 MiB of them to the temporary folder.
+    with tempfile.TemporaryDirectory(prefix="lifecycle-bench-") as folder:
+        await measure(n_lifecycles, n_open, repeat, Path(folder))
+
+
+async def measure(n_lifecycles: int, n_open: int, repeat: int, workdir: Path) -> None:
     runs: dict[str, dict[str, float]] = {}
     makers: tuple[tuple[str, Callable[[], Subject]], ...] = (
         ("ours", Ours),
-        ("journaled", OursJournaled),
-        ("traced", OursTraced),
+        ("journaled", lambda: OursJournaled(workdir)),
+        ("traced", lambda: OursTraced(workdir)),
         ("bare", Bare),
     )
     for name, make in makers:  # every timing first: the memory passes leave garbage

@@ -571,7 +571,12 @@ def cli() -> None:
         type=Path,
         default=Path(os.environ.get("ORCHESTRATOR_DATA") or ROOT.parent / "shared" / "data"),
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, once: that it runs (CI), not figures"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.opens, args.throttled_opens, args.burst, args.rounds = 20, 4, 4, 2
     with venue_process(args.data_dir) as venue:
         anyio.run(run, venue, args)
 

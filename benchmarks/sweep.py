@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,7 +87,12 @@ def same(*runs: list[TrialResult]) -> bool:
 
 
 def end_to_end(sweep: Path) -> None:
-    out_dir = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    # Removed however the run ends (a Ctrl-C in the subprocess included).
+    with tempfile.TemporaryDirectory(prefix="sweep-bench-") as folder:
+        run_end_to_end(sweep, Path(folder))
+
+
+def run_end_to_end(sweep: Path, out_dir: Path) -> None:
     text = sweep.read_text(encoding="utf-8")
     copy = out_dir / sweep.name
     base = (sweep.parent / "config.yaml").resolve()
@@ -102,28 +106,25 @@ def end_to_end(sweep: Path) -> None:
         check=False,
     )
     wall = time.perf_counter() - start
-    try:
-        print(f"\n`orchestrator sweep {sweep.name}`: exit {proc.returncode}, {wall:.1f} s wall")
-        folders = list((out_dir / "sweeps").glob("*/summary.json"))
-        if not folders:
-            print(proc.stderr[-2000:])
-            return
-        summary = json.loads(folders[0].read_text())
-        print(
-            f"  {summary['parameter_sets']} parameter sets, {summary['trials']['done']} trials, "
-            f"{summary['engine']}, {summary['elapsed_seconds']:.1f} s in the trials"
-        )
-        oos = summary["out_of_sample"]
-        if oos:
-            for name in ("search", "base", "always_hedged"):
-                leg = oos[name]
-                print(
-                    f"  {name:14} {float(leg['return']) * 100:+.2f}%  "
-                    f"max DD {float(leg['max_drawdown']) * 100:.2f}%"
-                )
-        print(f"  {summary['verdict']}")
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)
+    print(f"\n`orchestrator sweep {sweep.name}`: exit {proc.returncode}, {wall:.1f} s wall")
+    folders = list((out_dir / "sweeps").glob("*/summary.json"))
+    if not folders:
+        print(proc.stderr[-2000:])
+        return
+    summary = json.loads(folders[0].read_text())
+    print(
+        f"  {summary['parameter_sets']} parameter sets, {summary['trials']['done']} trials, "
+        f"{summary['engine']}, {summary['elapsed_seconds']:.1f} s in the trials"
+    )
+    oos = summary["out_of_sample"]
+    if oos:
+        for name in ("search", "base", "always_hedged"):
+            leg = oos[name]
+            print(
+                f"  {name:14} {float(leg['return']) * 100:+.2f}%  "
+                f"max DD {float(leg['max_drawdown']) * 100:.2f}%"
+            )
+    print(f"  {summary['verdict']}")
 
 
 def main() -> None:

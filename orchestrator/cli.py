@@ -26,6 +26,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.market.recorded import DataError
 
 if TYPE_CHECKING:
+    from orchestrator.config import Loaded
     from orchestrator.tracing import trace_file
 
 
@@ -95,28 +96,60 @@ def _download(args: argparse.Namespace) -> int:
 
     from orchestrator.market import download as dl
 
+    if args.attempts < 1 or args.timeout_ms < 1:
+        raise OrchestratorError("--attempts and --timeout-ms must be at least 1")
+    config = _download_config(args)
+    if args.pairs:
+        spots = [spot.strip() for spot in ",".join(args.pairs).split(",")]
+    elif config is not None:
+        spots = [pair.spot for pair in config.config.pairs]
+    else:
+        raise OrchestratorError(
+            "--pairs: name the pairs (e.g. BTC/USDT,ETH/USDT), or --config a config "
+            "whose pairs to fetch"
+        )
     pairs = []
-    for spot in ",".join(args.pairs).split(","):
-        spot = spot.strip()
+    for spot in spots:
         if not re.fullmatch(SPOT_SYMBOL, spot):
             raise dl.InvalidDateError(f"--pairs: {spot!r} is not a spot symbol like 'BTC/USDT'")
         pairs.append((spot, f"{spot}:{spot.split('/')[1]}"))  # its linear perpetual
     day = 86_400_000
     until = dl.parse_date(args.until) if args.until else int(time.time() * 1000) // day * day
     since = dl.parse_date(args.since) if args.since else until - 365 * day
-    data_dir = args.data_dir or Path(os.environ.get(DATA_ENV) or "data")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Where the run reads: the config's data.dir ($ORCHESTRATOR_DATA first, as for a run).
+    if args.data_dir is not None:
+        data_dir: Path = args.data_dir
+    elif config is not None:
+        data_dir = config.data_dir()
+    else:
+        data_dir = Path(os.environ.get(DATA_ENV) or "data")
 
     async def fetch() -> list[Path]:
-        exchange = dl.make_public_exchange()
+        exchange = dl.make_public_exchange(args.url, args.timeout_ms)
         try:
-            return await dl.download(exchange, pairs, since, until, data_dir)
+            return await dl.download(
+                exchange, pairs, since, until, data_dir, attempts=args.attempts
+            )
         finally:
             await exchange.close()
 
+    print(f"downloading into {data_dir}", file=sys.stderr)
     for path in anyio.run(fetch):
         print(f"{path}")
     return 0
+
+
+def _download_config(args: argparse.Namespace) -> Loaded | None:
+    """The config whose pairs and data folder a download defaults to: --config, else
+    ./config.yaml when it is there and something is left to default."""
+    from orchestrator.config import load
+
+    if args.config is not None:
+        return load(args.config)
+    if args.pairs and args.data_dir is not None:
+        return None
+    default = Path("config.yaml")
+    return load(default) if default.is_file() else None
 
 
 def _trace_file(args: argparse.Namespace) -> Path:
@@ -275,11 +308,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Resumable: run it again after an interruption to continue.",
     )
     down.add_argument(
-        "--pairs", action="append", required=True, help="spot symbols, e.g. BTC/USDT,ETH/USDT"
+        "--pairs",
+        action="append",
+        help="spot symbols, e.g. BTC/USDT,ETH/USDT; default: the config's pairs",
     )
     down.add_argument("--since", help="first day (UTC), e.g. 2024-01-01; default: a year ago")
     down.add_argument("--until", help="end (exclusive), e.g. 2025-01-01; default: today")
-    down.add_argument("--data-dir", type=Path, help=f"default: ${DATA_ENV}, else ./data")
+    down.add_argument(
+        "--config",
+        type=Path,
+        help="the run config whose pairs and data.dir to use (default: ./config.yaml if there)",
+    )
+    down.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"default: ${DATA_ENV}, else the config's data.dir, else ./data",
+    )
+    down.add_argument(
+        "--url", help="a Bybit v5 compatible venue instead of Bybit, e.g. http://127.0.0.1:8999"
+    )
+    down.add_argument(
+        "--attempts", type=int, default=6, help="tries per request on network errors (default 6)"
+    )
+    down.add_argument(
+        "--timeout-ms", type=int, default=10_000, help="wait per request (default 10000)"
+    )
     down.set_defaults(handler=_download)
 
     traces = commands.add_parser("traces", help="list a run's positions from its trace file")

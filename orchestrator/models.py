@@ -55,6 +55,18 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     price_tick: Decimal
 
     def __post_init__(self) -> None:
+        # msgspec checks types only when decoding: a constructor given the text "spot"
+        # would keep a str that compares unequal by identity everywhere a Category is
+        # expected, so the text is turned into the enum here (or refused by name).
+        if not isinstance(self.category, Category):
+            words = " or ".join(repr(c.value) for c in Category)
+            try:
+                category = Category(self.category)
+            except ValueError:
+                raise ValueError(
+                    f"category must be {words} (orchestrator.Category), got {self.category!r}"
+                ) from None
+            msgspec.structs.force_setattr(self, "category", category)
         for name in ("qty_step", "min_qty", "price_tick"):
             require_positive(name, getattr(self, name))
         if not self.min_notional.is_finite() or self.min_notional < 0:

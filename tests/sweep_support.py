@@ -59,11 +59,9 @@ def trials(folder: Path) -> list[dict[str, str]]:
 def local_cluster(workers: int = 2) -> Any:
     """A real Dask cluster of ``workers`` processes, as the sweep starts its own (127.0.0.1
     only, no dashboard). Use it in a ``with``: it stops its processes at the end."""
-    from distributed import LocalCluster
+    from orchestrator.sweep.engine import local_cluster as sweep_cluster
 
-    from orchestrator.sweep.engine import LOCAL_CLUSTER
-
-    return LocalCluster(n_workers=workers, **LOCAL_CLUSTER)
+    return sweep_cluster(workers)
 
 
 def orchestrator(*args: str, cwd: Path, new_session: bool = False) -> subprocess.Popen[str]:

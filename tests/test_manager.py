@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
 
 from orchestrator import (
@@ -382,8 +383,13 @@ async def test_nonpositive_balance_is_a_clear_error(balance: Decimal) -> None:
 
 async def test_swapped_instruments_or_bad_ids_are_refused() -> None:
     manager, executor, _ = setup()
-    with pytest.raises(InvalidOrderError, match="need a spot and a linear perp"):
+    with pytest.raises(InvalidOrderError) as refused:
         await manager.open_position(BTC_PERP, BTC_SPOT, D(1000))
+    # The message names what is wrong with each argument, not only what was given.
+    assert str(refused.value) == (
+        "open_position needs a spot instrument then a linear perp instrument: "
+        "spot is BTC/USDT:USDT, a linear instrument; perp is BTC/USDT, a spot instrument"
+    )
     with pytest.raises(InvalidOrderError, match="position id"):
         await manager.open_position(BTC_SPOT, BTC_PERP, D(1000), position_id="x" * 25)
     await manager.open_position(BTC_SPOT, BTC_PERP, D(1000), position_id="same")
@@ -429,3 +435,23 @@ async def test_cancelling_the_caller_mid_open_does_not_strand_a_leg() -> None:
     assert position is not None
     assert position.state == "validated"  # both legs finished under the shield
     assert (position.spot_qty, position.perp_qty) == (D("0.01998"), D("0.02"))
+
+
+@pytest.mark.parametrize("spot_category", ["spot", Category.SPOT])
+@pytest.mark.parametrize("perp_category", ["linear", Category.LINEAR])
+async def test_an_instrument_built_with_the_category_text_is_the_enum(
+    spot_category: str, perp_category: str
+) -> None:
+    # The README's execution-core example once built instruments with category="spot"
+    # and got "need a spot and a linear perp instrument, got BTC/USDT (spot) ...".
+    spot = msgspec.structs.replace(BTC_SPOT, category=spot_category)
+    perp = msgspec.structs.replace(BTC_PERP, category=perp_category)
+    assert spot.category is Category.SPOT and perp.category is Category.LINEAR
+    manager, executor, _ = setup()
+    position = await manager.open_position(spot, perp, D(1000))
+    assert position.state == "validated" and len(executor.requests) == 2
+
+
+def test_an_unknown_category_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"category must be 'spot' or 'linear' .*got 'perp'"):
+        msgspec.structs.replace(BTC_PERP, category="perp")

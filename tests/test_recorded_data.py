@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import gzip
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
@@ -214,6 +215,20 @@ def test_unknown_symbol_lists_what_the_files_hold(data_dir: Path) -> None:
     )
 
 
+def test_an_unknown_pair_says_which_command_fetches_it(data_dir: Path) -> None:
+    # A linear perp or spot the files do not list may be a pair never downloaded.
+    for symbol in ("SOL/USDT", "SOL/USDT:USDT"):
+        with pytest.raises(DataError) as caught:
+            load_instruments(data_dir, ["BTC/USDT", symbol])
+        found = re.search(
+            r"ETH/USDT:USDT; if Bybit lists it, `orchestrator data download --pairs SOL/USDT "
+            r"--data-dir (\S+)` fetches its data$",
+            str(caught.value),
+        )
+        assert found, str(caught.value)
+        assert Path(found[1]).resolve() == data_dir.resolve()  # as typed here, relative or not
+
+
 # --- small files: what loads ----------------------------------------------------
 
 
@@ -368,7 +383,7 @@ def test_missing_series_says_which_command_fetches_it(tmp_path: Path) -> None:
     with pytest.raises(DataMissing) as caught:
         load(tmp_path)
     assert str(caught.value) == (
-        f"no spot candles for BTC/USDT in {tmp_path}: run "
+        f"no spot candles for BTC/USDT in {tmp_path}: fetch the data with "
         f"`orchestrator data download --pairs BTC/USDT --data-dir {tmp_path}`"
     )
     write(tmp_path, "spot", good_rows("spot"))
@@ -381,7 +396,7 @@ def test_missing_series_with_a_window_gives_since_and_until(tmp_path: Path) -> N
     with pytest.raises(DataMissing) as caught:
         load(folder, start_ms=ms("2024-01-01"), end_ms=ms("2024-02-01T12:00"))
     assert str(caught.value) == (
-        f"no spot candles for BTC/USDT in {folder} (no such folder): run "
+        f"no spot candles for BTC/USDT in {folder} (no such folder): fetch the data with "
         f"`orchestrator data download --pairs BTC/USDT --data-dir '{folder}' "
         "--since 2024-01-01 --until 2024-02-01T12:00:00Z`"
     )
@@ -393,8 +408,8 @@ def test_window_outside_the_files_is_missing_data(tmp_path: Path) -> None:
         load(tmp_path, start_ms=ms("2024-02-01"))
     assert str(caught.value) == (
         f"no spot candles for BTC/USDT in {tmp_path} from 2024-02-01T00:00:00Z (the files hold "
-        "2024-01-01T00:00:00Z to 2024-01-01T02:00:00Z): run `orchestrator data download "
-        f"--pairs BTC/USDT --data-dir {tmp_path} --since 2024-02-01`"
+        "2024-01-01T00:00:00Z to 2024-01-01T02:00:00Z): fetch the data with "
+        f"`orchestrator data download --pairs BTC/USDT --data-dir {tmp_path} --since 2024-02-01`"
     )
 
 
@@ -662,7 +677,11 @@ def test_instrument_files_are_read_together_and_dated_futures_skipped(tmp_path: 
     instrument_file(tmp_path, {"spot": {"SOLUSDT": SPOT_ENTRY}, "linear": {"X": dated}}, "more")
     found = load_instruments(tmp_path, ["SOL/USDT"])
     assert found["SOL/USDT"].qty_step == D("0.001")
-    with pytest.raises(DataError, match=r"'BTC/USDT:USDT': .* list BTC/USDT, SOL/USDT$"):
+    with pytest.raises(
+        DataError,
+        match=r"'BTC/USDT:USDT': .* list BTC/USDT, SOL/USDT; if Bybit lists it, "
+        r"`orchestrator data download --pairs BTC/USDT ",
+    ):
         load_instruments(tmp_path, ["BTC/USDT:USDT"])
 
 

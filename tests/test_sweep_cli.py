@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.sweep_support import ROOT, SMALL, orchestrator, sweep_folder, trials, write_sweep
 
 # 16 sets, all the data: 6-month train and 3-month test windows (5 steps and the
@@ -37,9 +39,12 @@ def group_gone(pgid: int) -> bool:
 
 
 def test_the_default_engine_is_a_local_cluster_started_and_stopped_by_the_command(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_sweep(tmp_path)
+    temporary = tmp_path / "tmp"  # the command's temporary folder, to be left empty
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
     proc = orchestrator("sweep", "sweep.yaml", "--workers", "2", cwd=tmp_path, new_session=True)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
@@ -53,6 +58,8 @@ def test_the_default_engine_is_a_local_cluster_started_and_stopped_by_the_comman
     assert summary["verdict"] in out
     assert f"orchestrator run {folder / 'best.yaml'}" in out
     assert len(trials(folder)) == 28
+    # Dask's scratch folder (its lock files) went with the cluster.
+    assert sorted(temporary.rglob("*")) == []
 
 
 def test_ctrl_c_stops_scheduling_writes_what_finished_and_resume_skips_it(
@@ -102,15 +109,18 @@ def test_ctrl_c_stops_scheduling_writes_what_finished_and_resume_skips_it(
     assert (folder / "best.yaml").is_file()
 
 
-def test_the_benchmark_runs_and_finds_the_three_engines_agree() -> None:
-    """benchmarks/sweep.py --quick: a few trials each way, so the script cannot rot."""
+def test_the_benchmark_runs_and_finds_the_three_engines_agree(tmp_path: Path) -> None:
+    """benchmarks/sweep.py --quick: a few trials each way, so the script cannot rot; it
+    leaves its temporary folder (a dedicated TMPDIR) empty."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--quick"],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env=dict(os.environ, TMPDIR=str(tmp_path)),
     )
     assert proc.returncode == 0, proc.stderr
     assert "Dask, 2 workers" in proc.stdout
     assert "figures identical in the three runs: yes" in proc.stdout
+    assert sorted(tmp_path.rglob("*")) == []

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -60,6 +61,7 @@ DAY_MS = 24 * HOUR_MS
 KLINE_LIMIT = 1000
 FUNDING_LIMIT = 200
 ATTEMPTS = 6  # per page, for network errors only
+TIMEOUT_MS = 10_000  # ccxt's own default: one request waits this long for its answer
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -112,16 +114,24 @@ def parse_date(text: str) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
-def make_public_exchange() -> Any:
-    """A ccxt async Bybit client for public market data only (no keys); close it after use."""
-    return ccxt_async.bybit(
-        {
-            "enableRateLimit": True,
-            "has": {"fetchCurrencies": False},  # coin metadata is not needed here
-            # Inverse and option instrument lists are not needed either.
-            "options": {"fetchMarkets": {"types": ["spot", "linear"]}},
-        }
-    )
+def make_public_exchange(url: str | None = None, timeout_ms: int = TIMEOUT_MS) -> Any:
+    """A ccxt async Bybit client for public market data only (no keys); close it after use.
+
+    ``url``: any Bybit v5 compatible venue (``orchestrator venue``) instead of Bybit: every
+    REST base points there."""
+    config: dict[str, Any] = {
+        "enableRateLimit": True,
+        "timeout": timeout_ms,
+        "has": {"fetchCurrencies": False},  # coin metadata is not needed here
+        # Inverse and option instrument lists are not needed either.
+        "options": {"fetchMarkets": {"types": ["spot", "linear"]}},
+    }
+    if url is not None:
+        from orchestrator.execution.bybit import _REST_BASES as REST_BASES  # one truth
+
+        api = dict.fromkeys(REST_BASES, url)
+        config["urls"] = {"api": api, "test": api, "demotrading": api}
+    return ccxt_async.bybit(config)
 
 
 class TextProgress:
@@ -155,37 +165,60 @@ async def download(
     data_dir: Path,
     *,
     progress: Progress | None = None,
+    attempts: int = ATTEMPTS,
 ) -> list[Path]:
     """Download each (spot, perp) pair's funding and hourly candles over [since, until).
 
     ``exchange`` is a ``ccxt.async_support.bybit`` the caller creates and closes. Returns
     the instruments file if one was written, then per pair the funding, spot and perp files
-    (downloaded now or already complete).
+    (downloaded now or already complete). A download that fails removes the folders it
+    made and left empty; what it wrote stays, to be continued by running it again.
     """
     if since_ms >= until_ms:
         raise InvalidDateError(f"the window {_iso(since_ms)} .. {_iso(until_ms)} is empty")
     if until_ms > time.time() * 1000:
         raise InvalidDateError(f"{_iso(until_ms)} is in the future: its candles are not final")
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
     report = progress if progress is not None else TextProgress()
     unique = list(dict.fromkeys(pairs))
-    await _call("markets", exchange.load_markets)
-    markets = [(_market(exchange, s, "spot"), _market(exchange, p, "linear")) for s, p in unique]
-    paths = _write_instruments(data_dir, markets)
-    window = f"{_day(since_ms)}_{_day(-(-until_ms // DAY_MS) * DAY_MS)}"
-    for spot, perp in markets:
-        for series in (
-            _funding_series(exchange, perp, data_dir, window),
-            _kline_series(exchange, spot, data_dir, window),
-            _kline_series(exchange, perp, data_dir, window),
-        ):
-            paths.append(await _download_series(series, since_ms, until_ms, report))
+    made = [folder for folder in (data_dir, *data_dir.parents) if not folder.exists()]
+    try:
+        await _call("markets", exchange.load_markets, attempts)
+        markets = [
+            (_market(exchange, s, "spot"), _market(exchange, p, "linear")) for s, p in unique
+        ]
+        paths = _write_instruments(data_dir, markets)
+        window = f"{_day(since_ms)}_{_day(-(-until_ms // DAY_MS) * DAY_MS)}"
+        for spot, perp in markets:
+            for series in (
+                _funding_series(exchange, perp, data_dir, window, attempts),
+                _kline_series(exchange, spot, data_dir, window, attempts),
+                _kline_series(exchange, perp, data_dir, window, attempts),
+            ):
+                paths.append(await _download_series(series, since_ms, until_ms, report))
+    except BaseException:
+        _remove_if_empty(made)
+        raise
     return paths
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Removes these folders (innermost first) while they are empty: a failed download
+    leaves no empty data folder for the next run to mistake for data."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (a partial file to continue from), or never made
+            return
 
 
 # -- the series ------------------------------------------------------------------
 
 
-def _funding_series(exchange: Any, market: Any, data_dir: Path, window: str) -> _Series:
+def _funding_series(
+    exchange: Any, market: Any, data_dir: Path, window: str, attempts: int
+) -> _Series:
     market_id, label = market["id"], f"{market['id']} funding"
     minutes = market["info"].get("fundingInterval")
     step_ms = int(minutes) * 60_000 if minutes else 8 * HOUR_MS
@@ -196,6 +229,7 @@ def _funding_series(exchange: Any, market: Any, data_dir: Path, window: str) -> 
             lambda: exchange.fetch_funding_rate_history(
                 market["symbol"], start, FUNDING_LIMIT, {"until": end - 1}
             ),
+            attempts,
         )
         rows = []
         for rate in rates:
@@ -210,7 +244,9 @@ def _funding_series(exchange: Any, market: Any, data_dir: Path, window: str) -> 
     return _Series(label, path, FUNDING_HEADER, step_ms, FUNDING_LIMIT, fetch)
 
 
-def _kline_series(exchange: Any, market: Any, data_dir: Path, window: str) -> _Series:
+def _kline_series(
+    exchange: Any, market: Any, data_dir: Path, window: str, attempts: int
+) -> _Series:
     market_id = market["id"]
     category = "spot" if market["spot"] else "linear"
     kind, data_type = ("spot", "spot") if market["spot"] else ("perp", "futures")
@@ -229,7 +265,9 @@ def _kline_series(exchange: Any, market: Any, data_dir: Path, window: str) -> _S
             "end": end - 1,
             "limit": KLINE_LIMIT,
         }
-        response = await _call(label, lambda: exchange.public_get_v5_market_kline(request))
+        response = await _call(
+            label, lambda: exchange.public_get_v5_market_kline(request), attempts
+        )
         entries = (response.get("result") or {}).get("list")
         if not isinstance(entries, list):
             raise DownloadError(f"{label}: the venue sent no kline list: {response!r}")
@@ -390,15 +428,39 @@ def _instrument_sections(path: Path) -> dict[str, dict[str, Any]]:
 # -- venue -----------------------------------------------------------------------
 
 
-async def _call(label: str, call: Callable[[], Awaitable[T]]) -> T:
+async def _call(label: str, call: Callable[[], Awaitable[T]], attempts: int) -> T:
     """One request, retried on network errors only (a wider predicate would swallow
-    cancellation); any ccxt error left becomes a DownloadError naming the series."""
+    cancellation); any ccxt error left becomes a DownloadError naming the series and,
+    for a network error, its cause (name not resolved, refused, no answer)."""
     try:
-        return await retry_network_errors(call, attempts=ATTEMPTS, base_delay=0.25, max_delay=8.0)
+        return await retry_network_errors(call, attempts=attempts, base_delay=0.25, max_delay=8.0)
     except ccxt.NetworkError as exc:
-        raise DownloadError(f"{label}: gave up after {ATTEMPTS} attempts: {exc}") from exc
+        tries = f"{attempts} attempt{'s' * (attempts > 1)}"
+        raise DownloadError(f"{label}: gave up after {tries}: {network_cause(exc)}: {exc}") from exc
     except ccxt.BaseError as exc:
         raise DownloadError(f"{label}: {type(exc).__name__}: {exc}") from exc
+
+
+def network_cause(exc: BaseException) -> str:
+    """What a network error comes down to, in words: ccxt's message is the request's URL
+    and the library's text, which does not say whether the name, the port or the wait
+    failed."""
+    if isinstance(exc, ccxt.RequestTimeout):
+        return "no answer in time (timeout)"
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "the venue's host name could not be resolved (DNS)"
+        if isinstance(seen, ConnectionRefusedError):
+            return "the connection was refused (nothing listens there)"
+        if isinstance(seen, TimeoutError):
+            return "no answer in time (timeout)"
+        os_error = getattr(seen, "os_error", None)  # aiohttp's connector errors
+        if isinstance(os_error, BaseException) and os_error is not seen:
+            seen = os_error
+            continue
+        seen = seen.__cause__ or seen.__context__
+    return "a network error"
 
 
 def _market(exchange: Any, symbol: str, category: str) -> Any:

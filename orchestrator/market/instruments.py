@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from orchestrator.market.records import DataError, listed, rows
+from orchestrator.market.records import DataError, DataMissing, download_command, listed, rows
 from orchestrator.market.records import shown as _shown
 from orchestrator.models import Category, Instrument
 
@@ -38,8 +38,14 @@ def load_instruments(
     line per file; listed again differently, it is a DataError naming both places.
     """
     files = sorted(data_dir.glob(f"{venue}_instruments_info*.json"))
+    symbols = list(symbols)
     if not files:
-        raise DataError(f"no instrument file ({venue}_instruments_info*.json) in {data_dir}")
+        folder = "" if data_dir.is_dir() else " (no such folder)"
+        raise DataMissing(
+            f"no instrument file ({venue}_instruments_info*.json) in {data_dir}{folder}",
+            _spots(symbols),
+            data_dir,
+        )
     index: dict[str, tuple[Path, str, dict[str, Any]]] = {}
     notes: list[str] = []
     repeats: dict[tuple[Path, Path], list[str]] = {}  # (file, file listing them first): symbols
@@ -61,11 +67,20 @@ def load_instruments(
     for symbol in symbols:
         if symbol not in index:
             listed = ", ".join(sorted(index)) or "nothing"
-            raise DataError(
-                f"unknown symbol {symbol!r}: the instrument files in {data_dir} list {listed}"
-            )
+            message = f"unknown symbol {symbol!r}: the instrument files in {data_dir} list {listed}"
+            spot = symbol.split(":")[0]
+            quote = spot.split("/")[-1]
+            if symbol in (spot, f"{spot}:{quote}"):  # a pair the download can fetch
+                fetch = download_command([spot], data_dir, None, None)
+                message += f"; if Bybit lists it, `{fetch}` fetches its data"
+            raise DataError(message)
         found[symbol] = _instrument(symbol, *index[symbol])
     return found
+
+
+def _spots(symbols: Iterable[str]) -> list[str]:
+    """The spot symbols of the pairs these symbols belong to ("BTC/USDT:USDT" -> "BTC/USDT")."""
+    return list(dict.fromkeys(symbol.split(":")[0] for symbol in symbols))
 
 
 def _repeats_warning(path: Path, first: Path, repeated: list[str]) -> str:

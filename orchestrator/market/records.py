@@ -4,9 +4,13 @@ errors that refuse a file, and the few words every part of the loader speaks in
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -36,7 +40,59 @@ class DataError(OrchestratorError):
 
 
 class DataMissing(DataError):
-    """No file holds a series; the message gives the command that fetches it."""
+    """Data a run needs is not there; the message says what and gives the exact
+    ``orchestrator data download`` command that fetches it (``what`` alone, without the
+    command, lets a caller name the missing data of several pairs with one command)."""
+
+    def __init__(
+        self,
+        what: str,
+        pairs: Sequence[str],
+        data_dir: Path,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> None:
+        self.what, self.pairs, self.data_dir = what, list(pairs), data_dir
+        self.start_ms, self.end_ms = start_ms, end_ms
+        command = download_command(self.pairs, data_dir, start_ms, end_ms)
+        super().__init__(f"{what}: fetch the data with `{command}`")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sweep trials raise it in Dask workers: it must cross a pickle whole.
+        return (type(self), (self.what, self.pairs, self.data_dir, self.start_ms, self.end_ms))
+
+    @classmethod
+    def of_all(cls, errors: Sequence[DataMissing]) -> DataMissing:
+        """One error for several pairs' missing data, with one command for all of them."""
+        first = errors[0]
+        pairs = list(dict.fromkeys(p for e in errors for p in e.pairs))
+        what = "; ".join(dict.fromkeys(e.what for e in errors))
+        return cls(what, pairs, first.data_dir, first.start_ms, first.end_ms)
+
+
+def download_command(
+    pairs: Sequence[str], data_dir: Path, start_ms: int | None, end_ms: int | None
+) -> str:
+    """The ``orchestrator data download`` command that writes these pairs' data (spot
+    symbols) into ``data_dir`` over the window (the download's default window without)."""
+    words = ["orchestrator", "data", "download", "--pairs", ",".join(pairs)]
+    words += ["--data-dir", _shown_dir(data_dir)]
+    if start_ms is not None:
+        words += ["--since", _cli_time(start_ms)]
+    if end_ms is not None:
+        words += ["--until", _cli_time(end_ms)]
+    return shlex.join(words)
+
+
+def _shown_dir(folder: Path) -> str:
+    """The folder as the user would type it here: relative when it is near, else absolute."""
+    absolute = folder.absolute()
+    relative = os.path.relpath(absolute)
+    return relative if not relative.startswith(("../..", "..\\..")) else str(absolute)
+
+
+def _cli_time(ms: int) -> str:
+    return iso(ms)[:10] if ms % DAY_MS == 0 else iso(ms)
 
 
 class Candle(msgspec.Struct, frozen=True, gc=False):

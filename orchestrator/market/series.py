@@ -10,7 +10,6 @@ are spilled to a temporary file as they stream past (see columns.py).
 from __future__ import annotations
 
 import heapq
-import shlex
 import threading
 import weakref
 from collections import Counter
@@ -26,7 +25,6 @@ from orchestrator.market.columns import (
     StreamedSeries,
 )
 from orchestrator.market.records import (
-    DAY_MS,
     HOUR_MS,
     Candle,
     DataError,
@@ -302,16 +300,17 @@ class Loader:
 
     def _missing(self, symbol: str, noun: str) -> DataMissing:
         folder = "" if self.data_dir.is_dir() else " (no such folder)"
-        return DataMissing(
-            f"no {noun} for {symbol} in {self.data_dir}{folder}: run `{self._command()}`"
-        )
+        return self._missing_data(f"no {noun} for {symbol} in {self.data_dir}{folder}")
 
     def _refuse_empty(self, symbol: str, noun: str, first: int, last: int, empty: bool) -> None:
         if empty:
-            raise DataMissing(
+            raise self._missing_data(
                 f"no {noun} for {symbol} in {self.data_dir}{self._window()} (the files hold "
-                f"{iso(first)} to {iso(last)}): run `{self._command()}`"
+                f"{iso(first)} to {iso(last)})"
             )
+
+    def _missing_data(self, what: str) -> DataMissing:
+        return DataMissing(what, [self.pair], self.data_dir, self.start_ms, self.end_ms)
 
     def _report(
         self, first_pass: list[tuple[FileRows[T], FundingNotes | None]], gaps: list[str]
@@ -356,19 +355,6 @@ class Loader:
         since = "" if self.start_ms is None else f" from {iso(self.start_ms)}"
         until = "" if self.end_ms is None else f" until {iso(self.end_ms)}"
         return since + until
-
-    def _command(self) -> str:
-        words = ["orchestrator", "data", "download", "--pairs", self.pair]
-        words += ["--data-dir", str(self.data_dir)]
-        if self.start_ms is not None:
-            words += ["--since", _cli_time(self.start_ms)]
-        if self.end_ms is not None:
-            words += ["--until", _cli_time(self.end_ms)]
-        return shlex.join(words)
-
-
-def _cli_time(ms: int) -> str:
-    return iso(ms)[:10] if ms % DAY_MS == 0 else iso(ms)
 
 
 __all__ = ["HOUR_MS", "KEEP_ROWS", "Files", "Loader"]

@@ -157,10 +157,18 @@ class PositionManager:
         or DeltaDriftExceeded once the open has been unwound (``rolled_back``) or
         could not be (``needs_attention``, exposure on the position).
         """
-        if spot.category is not Category.SPOT or perp.category is not Category.LINEAR:
+        wrong = [
+            f"{name} is {instrument.symbol}, a {instrument.category} instrument"
+            for name, instrument, wanted in (
+                ("spot", spot, Category.SPOT),
+                ("perp", perp, Category.LINEAR),
+            )
+            if instrument.category is not wanted
+        ]
+        if wrong:
             raise InvalidOrderError(
-                f"need a spot and a linear perp instrument, got {spot.symbol} ({spot.category}) "
-                f"and {perp.symbol} ({perp.category})"
+                "open_position needs a spot instrument then a linear perp instrument: "
+                + "; ".join(wrong)
             )
         if not available_balance.is_finite() or available_balance <= 0:
             raise InvalidOrderError(

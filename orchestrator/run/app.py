@@ -41,7 +41,13 @@ from orchestrator.config import Config, ConfigError, Loaded, load, parse_time
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.journal import Journal, JournalError
 from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
-from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair
+from orchestrator.market.recorded import (
+    DataError,
+    DataMissing,
+    PairData,
+    load_instruments,
+    load_pair,
+)
 from orchestrator.models import Instrument
 from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
@@ -96,10 +102,14 @@ def prepare(loaded: Loaded) -> Prepared:
     config, data_dir = loaded.config, loaded.data_dir()
     symbols = [s for p in config.pairs for s in (p.spot, p.perp)]
     instrument_warnings: list[str] = []
+    start, end = _ms(config.data.start), _ms(config.data.end)
+    spots = [p.spot for p in config.pairs]
     try:
         instruments = load_instruments(
             data_dir, symbols, venue=config.venue, warnings=instrument_warnings
         )
+    except DataMissing as exc:  # no instrument file: none of the data is there
+        raise DataMissing(exc.what, spots, data_dir, start, end) from None
     except DataError as exc:
         for i, pair in enumerate(config.pairs):
             for leg, symbol in (("spot", pair.spot), ("perp", pair.perp)):
@@ -108,11 +118,16 @@ def prepare(loaded: Loaded) -> Prepared:
                         f"{loaded.path}: pairs[{i}].{leg}: unknown symbol '{symbol}' ({exc})"
                     ) from exc
         raise
-    start, end = _ms(config.data.start), _ms(config.data.end)
-    datasets = [
-        load_pair(data_dir, p.spot, p.perp, venue=config.venue, start_ms=start, end_ms=end)
-        for p in config.pairs
-    ]
+    datasets, missing = [], []
+    for p in config.pairs:  # every pair, so one command fetches all that is missing
+        try:
+            datasets.append(
+                load_pair(data_dir, p.spot, p.perp, venue=config.venue, start_ms=start, end_ms=end)
+            )
+        except DataMissing as exc:
+            missing.append(exc)
+    if missing:
+        raise DataMissing.of_all(missing)
     warnings: list[str] = list(loaded.warnings)
     warnings += instrument_warnings
     warnings += [w for d in datasets for w in d.warnings]

@@ -17,9 +17,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -292,6 +295,25 @@ def _quiet() -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def local_cluster(workers: int) -> Any:
+    """A local Dask cluster (``LOCAL_CLUSTER``) whose scratch folder is its own, removed
+    once the cluster is gone: Dask's default one in the temporary folder kept its lock
+    files after every sweep."""
+    import dask
+    from distributed import LocalCluster
+
+    scratch = tempfile.mkdtemp(prefix="orchestrator-dask-")
+    try:
+        # The nannies read the configured folder (local_directory alone is the workers').
+        with dask.config.set({"temporary-directory": scratch}):
+            cluster = LocalCluster(n_workers=workers, local_directory=scratch, **LOCAL_CLUSTER)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(cluster, shutil.rmtree, scratch, ignore_errors=True)
+    return cluster
+
+
 def open_dask(
     scheduler: str | None,
     workers: int | None,
@@ -304,7 +326,7 @@ def open_dask(
     """Start the local cluster (``scheduler`` None) or connect to ``scheduler``; check every
     worker can read the data. SweepError, with nothing left running, when not; Stopped
     when ``stop`` is set while connecting or waiting for workers."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     _quiet()
     stop = stop or _Never()
@@ -313,7 +335,7 @@ def open_dask(
     if scheduler is None:
         count = workers or os.cpu_count() or 1
         with _interrupts_ignored():
-            cluster = LocalCluster(n_workers=count, **LOCAL_CLUSTER)
+            cluster = local_cluster(count)
         try:
             client = Client(cluster, timeout=connect_timeout)
         except BaseException:
