@@ -301,6 +301,9 @@ class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     recv_window_ms: int = 5000  # Bybit accepts a signed request until its timestamp + this
     clock_skew_ms: int = 1000  # how far this machine's clock may be from Bybit's
     poll_seconds: float = 5.0  # tickers and funding are read this often
+    # A line on stderr this often while the run trades: venue time, equity, positions,
+    # funding, the last venue contact, why the strategy waits. 0: none.
+    heartbeat_seconds: float = 60.0
     leverage: Decimal = Decimal(1)  # set on each perp at startup
     # On Ctrl-C / SIGTERM / SIGHUP: leave the open positions open on the venue (hedged,
     # journaled: ``run --resume`` carries them on), or close them.
@@ -317,6 +320,11 @@ class LiveSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )
         if not 0.5 <= self.poll_seconds <= 300:
             raise ValueError(f"poll_seconds: must be between 0.5 and 300, got {self.poll_seconds}")
+        beat = self.heartbeat_seconds
+        if not (beat == 0 or 1 <= beat <= 86_400):
+            raise ValueError(
+                f"heartbeat_seconds: must be 0 (none) or between 1 and 86400 (a day), got {beat}"
+            )
         if not self.leverage.is_finite() or not 1 <= self.leverage <= MAX_LEVERAGE:
             raise ValueError(f"leverage: must be between 1 and {MAX_LEVERAGE}, got {self.leverage}")
 

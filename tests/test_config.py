@@ -770,6 +770,7 @@ def test_the_schema_describes_the_file() -> None:
         "fees",
         "paper",
         "strategy",
+        "risk",
         "data",
         "output",
         "tracing",

@@ -432,13 +432,18 @@ REPEATED_REFUSALS = {
 _RET_CODE = re.compile(r'"retCode"\s*:\s*"?(\d+)"?\s*,\s*"retMsg"\s*:\s*"([^"]*)"')
 
 
-def repeated_refusal(text: str) -> str | None:
+BALANCE_REFUSALS = frozenset({110007, 170131})  # met again until the balance changes
+
+
+def repeated_refusal(text: str) -> tuple[str, bool] | None:
     """The first refusal in ``text`` (a position's reason, with the venue's words) that the
-    venue would answer again, described; None if there is none."""
+    venue would answer again, described, and whether a change of balance ends it; None if
+    there is none."""
     for match in _RET_CODE.finditer(text):
         code = int(match.group(1))
         if code in REPEATED_REFUSALS:
-            return f"{REPEATED_REFUSALS[code]}: retCode {code} {match.group(2)!r}"
+            said = f"{REPEATED_REFUSALS[code]}: retCode {code} {match.group(2)!r}"
+            return said, code in BALANCE_REFUSALS
     return None
 
 

@@ -38,6 +38,6 @@ async def retry_network_errors(
     return result
 
 
-async def read_venue(call: Callable[[], Awaitable[T]]) -> T:
+async def read_venue(call: Callable[[], Awaitable[T]], attempts: int = 4) -> T:
     """A live run's read (prices, funding, account), with the run's backoff."""
-    return await retry_network_errors(call, attempts=4, base_delay=0.2, max_delay=3.0)
+    return await retry_network_errors(call, attempts=attempts, base_delay=0.2, max_delay=3.0)

@@ -110,7 +110,9 @@ class LiveMarket:
         market id: not through ccxt's parsed tickers, which carry floats and tell a
         linear row from a spot one by a field a venue may leave out."""
         self.polls += 1
-        self.clock.set(int(await read(self._exchange.fetch_time)))
+        # One try: a venue that does not answer the time is said to be unreachable
+        # within a poll (the next poll is the retry), not after a series of retries.
+        self.clock.set(int(await read(self._exchange.fetch_time, attempts=1)))
         rows: dict[str, dict[str, dict[str, Any]]] = {}
         for category in ("spot", "linear"):
             answer = await read(

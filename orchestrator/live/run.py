@@ -14,6 +14,8 @@ record what the venue paid, read the account, decide.
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,10 +31,11 @@ from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.retry import read_venue as read
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.account import LiveAccount
+from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.live.preflight import AccountShape, StartupError, check_account
 from orchestrator.market.ticker import TickerService
-from orchestrator.models import Category, Instrument, Position
+from orchestrator.models import ZERO, Category, Instrument, Position
 from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
@@ -170,6 +173,9 @@ class LiveRun(Trader):
         self.market = LiveMarket(exchange, pairs, ticker, self.clock)
         self.skipped = skipped
         self.shape = shape
+        self.contact = VenueContact(lambda line: self.say(line))
+        self._beat_at = time.monotonic()
+        self._told_trading = False
 
     @classmethod
     async def connect(
@@ -285,13 +291,20 @@ class LiveRun(Trader):
         strategy = self.config.strategy
         for line in self.shape.notes:
             self.say(f"warning: {line}")
-        # The first write: after the startup's checks and, when resuming, after the
-        # journal and the venue were found to agree.
-        for run in self.pairs:
-            if not run.ended:
-                await set_leverage(self.exchange, run.perp.symbol, self.config.live.leverage)
-        self.clock.set(int(await read(self.exchange.fetch_time)))
-        await self.market.warm_up(max(strategy.funding_window, strategy.negative_streak))
+        try:
+            # The first write: after the startup's checks and, when resuming, after the
+            # journal and the venue were found to agree.
+            for run in self.pairs:
+                if not run.ended:
+                    await set_leverage(self.exchange, run.perp.symbol, self.config.live.leverage)
+            self.clock.set(int(await read(self.exchange.fetch_time)))
+            await self.market.warm_up(max(strategy.funding_window, strategy.negative_streak))
+        except ccxt.BaseError as exc:
+            raise StartupError(
+                "live run not started, no order sent: the venue could not be read: "
+                f"{describe(self.exchange, exc)}"
+            ) from None
+        self.contact.reached()
         if self.start_ms is None:
             self.start_ms = self.clock.now_ms()
             if self.recorder is not None:
@@ -305,47 +318,42 @@ class LiveRun(Trader):
             self.attach(tg)
             while not stop.is_set():
                 # As in a replay: prices, then funding settled on what was held, then
-                # the decisions.
+                # the decisions; only on a cycle whose reads all came.
                 try:
-                    touched = await self.market.poll()
+                    touched = await self._read_cycle(holders)
                 except ccxt.NetworkError as exc:
-                    # The venue is out of reach for now (reads were retried): what is
-                    # held stays hedged; try again next cycle.
-                    self._unreachable(exc)
-                    await self._wait(stop)
+                    # Reads were retried: what is held stays as it is, nothing opens on
+                    # prices going stale; said at once, read again with backoff.
+                    self.contact.lost(describe(self.exchange, exc))
+                    self._heartbeat()
+                    await self._wait(stop, self.contact.wait_seconds(self.poll_seconds))
                     continue
-                self.clock_ms = self.clock.now_ms()
-                if self.restored:
-                    await self._carry_on()
-                if self.market.polls == 1:
+                self.contact.reached()
+                if not self._told_trading:
+                    self._told_trading = True
                     self.say(self._trading())
-                for i, when, rate in await self.market.settlements():
-                    run = self.pairs[i]
-                    if run.position is not None and run.position.perp_qty > 0:
-                        holders.setdefault(i, (run.position.id, when))
-                    run.strategy.on_funding(rate)
-                    run.funding_rates.append((when, rate))
-                await self._record_funding(holders)
-                await self.live_account.refresh()
                 self.sample_equity()
                 if until_ms is not None and self.clock_ms >= until_ms:
                     break
                 await self.decide(touched)
                 if after_cycle is not None:
                     await after_cycle()
-                await self._wait(stop)
+                self._heartbeat()
+                await self._wait(stop, self.poll_seconds)
             self.clock_ms = self.clock.now_ms()
             if not stop.is_set():
                 await self.close_all("end of data")
             elif self.config.live.on_stop == "close":
                 await self.close_all("run stopped")
             tg.cancel_scope.cancel()  # positions left open stay in their state
-        await self._record_funding(holders, last=True)
+        await self._read_at_end(holders)
         for run in self.pairs:
             run.end_ms = self.clock_ms  # the window the figures cover ends here
-        await self.live_account.refresh()
         self.sample_equity(force=True)
         self.notes[:0] = self.skipped + self.shape.notes
+        outages = self.contact.note()
+        if outages is not None:
+            self.notes.append(outages)
         return self.finish(
             start_ms=start_ms,
             starting_balance=self.starting_balance,
@@ -353,6 +361,90 @@ class LiveRun(Trader):
             events=self.market.polls,
             interrupted=stop.is_set(),
         )
+
+    async def _read_cycle(self, holders: dict[int, tuple[str, int]]) -> set[int]:
+        """One cycle's reads: prices, the restored positions carried on, settlements
+        and what the venue paid for them, the account. Returns the pairs whose prices
+        came; ccxt.NetworkError when the venue could not be read."""
+        touched = await self.market.poll()
+        self.clock_ms = self.clock.now_ms()
+        if self.restored:
+            await self._carry_on()
+        for i, when, rate in await self.market.settlements():
+            run = self.pairs[i]
+            holder = self._holder_at(run, when)
+            if holder is not None:
+                holders.setdefault(i, (holder, when))
+            run.strategy.on_funding(rate)
+            run.funding_rates.append((when, rate))
+        await self._record_funding(holders)
+        await self.live_account.refresh()
+        return touched
+
+    def _holder_at(self, run: PairRun, when_ms: int) -> str | None:
+        """The position of ``run``'s pair that held the perp short at ``when_ms``: the
+        settlement's own time, not when the run read it (a close may have been under
+        way, or finished, since)."""
+        for position in reversed(self.positions):
+            if (position.spot_symbol, position.perp_symbol) != (run.spot.symbol, run.perp.symbol):
+                continue
+            began = position.opened_at or position.created_at
+            ended = position.closed_at
+            if began is None or int(began.timestamp() * 1000) >= when_ms:
+                continue
+            if ended is None or int(ended.timestamp() * 1000) >= when_ms:
+                return position.id
+        return None
+
+    async def _read_at_end(self, holders: dict[int, tuple[str, int]]) -> None:
+        """The funding still due and the final balances; where the venue cannot be read
+        now, the last reading stands and the summary says what is missing."""
+        missing = []
+        try:
+            await self._record_funding(holders, last=True)
+        except ccxt.NetworkError as exc:
+            missing.append(f"the funding of the last settlements ({describe(self.exchange, exc)})")
+        try:
+            await self.live_account.refresh()
+        except ccxt.NetworkError as exc:
+            missing.append(f"the final balances ({describe(self.exchange, exc)})")
+        if missing:
+            self.notes.append(
+                "at the end the venue could not be read: "
+                + "; ".join(missing)
+                + f"; the figures use the last reading, {self.contact.last_contact()}"
+            )
+
+    def _heartbeat(self) -> None:
+        every = self.config.live.heartbeat_seconds
+        now = time.monotonic()
+        if not every or now - self._beat_at < every:
+            return
+        self._beat_at = now
+        self.say(self.heartbeat())
+
+    def heartbeat(self) -> str:
+        """Where the run stands, in one line."""
+        venue = datetime.fromtimestamp(self.clock.now_ms() / 1000, UTC)
+        states = Counter(run.position.state for run in self.pairs if run.position is not None)
+        held = ", ".join(f"{state} {n}" for state, n in sorted(states.items())) or "none"
+        funding = sum((e.amount for e in self.ledger.entries if e.kind == "funding"), ZERO)
+        line = (
+            f"heartbeat: venue time {venue:%Y-%m-%d %H:%M:%S} UTC; equity "
+            f"{self.equity_now():,.2f} {self.quote}; positions: {held}; funding "
+            f"{funding:+,.2f} {self.quote}; last venue contact {self.contact.last_contact()}"
+        )
+        if self.contact.down:
+            line += f"; the venue is unreachable: {self.contact.cause}"
+        waiting = []
+        for run in self.pairs:
+            reason = run.open_paused or (run.ended and "not traded") or None
+            ask = getattr(run.strategy, "waiting", None)
+            if reason is None and ask is not None:
+                reason = ask(run.position is not None)
+            if reason:
+                waiting.append(f"{run.name}: {reason}")
+        return line + (f"; waiting: {'; '.join(waiting)}" if waiting else "")
 
     def _trading(self) -> str:
         pairs = ", ".join(run.name for run in self.pairs if not run.ended) or "no pair"
@@ -362,10 +454,11 @@ class LiveRun(Trader):
     async def _carry_on(self) -> None:
         """The positions a resumed run took back: each finished where it stood, and
         what the venue paid them while the run was away recorded."""
-        restored, self.restored = self.restored, []
-        for run, position in restored:
+        while self.restored:  # each one taken off once carried on: a failed read retries it
+            run, position = self.restored[0]
             with anyio.CancelScope(shield=True):
                 await self.carry_on(run, position, self.ledgered, self.quotes)
+            self.restored.pop(0)
             if run.position is not position or position.perp_qty == 0:
                 continue
             recorded = [
@@ -373,7 +466,9 @@ class LiveRun(Trader):
                 for e in self.ledger.entries
                 if e.kind == "funding" and e.position_id == position.id
             ]
-            opened = position.opened_at or position.created_at
+            # From when its open began: a crash mid-open leaves opened_at to be set when
+            # the resumed run validates it, after the settlements paid while it was down.
+            opened = position.created_at or position.opened_at
             first = int(opened.timestamp() * 1000) if opened else self.start_ms or 0
             since = max(recorded, default=first) + 1
             paid = await self.market.funding_paid(run, since)
@@ -390,17 +485,12 @@ class LiveRun(Trader):
                 )
             self.journal_money()
 
-    async def _wait(self, stop: StopFlag) -> None:
-        with anyio.move_on_after(self.poll_seconds):
+    async def _wait(self, stop: StopFlag, seconds: float) -> None:
+        with anyio.move_on_after(seconds):
             # The stop flag is set from a signal handler (a threading.Event): looked at
             # every 0.1 s.
             while not stop.is_set():  # noqa: ASYNC110
-                await anyio.sleep(min(0.1, self.poll_seconds))
-
-    def _unreachable(self, exc: BaseException) -> None:
-        note = f"the venue was out of reach at times: {describe(self.exchange, exc)}"
-        if note not in self.notes:
-            self.notes.append(note)
+                await anyio.sleep(min(0.1, seconds))
 
     async def _record_funding(
         self, holders: dict[int, tuple[str, int]], *, last: bool = False

@@ -398,8 +398,16 @@ class Trader:
         run.failed_opens += 1
         self.failed_open_cost += max(cost, ZERO)
         repeated = repeated_refusal(position.reason or "")
-        if repeated is not None:
-            self._pause(run, f"the venue refused the open and will refuse it again: {repeated}")
+        if repeated is not None and repeated[1]:
+            # Refused for want of balance: nothing is tried until the balance changes.
+            run.starved_at = self.account.available_balance(self.quote)
+            run.failed_opens = 0
+            self._tell(
+                f"{run.name}: opens nothing until the balance changes: the venue refused "
+                f"the open: {repeated[0]}"
+            )
+        elif repeated is not None:
+            self._pause(run, f"the venue refused the open and will refuse it again: {repeated[0]}")
         elif run.failed_opens >= self.risk.max_failed_opens:
             self._pause(
                 run, f"{run.failed_opens} opens in a row failed; the last: {position.reason}"

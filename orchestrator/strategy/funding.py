@@ -106,6 +106,22 @@ class FundingStrategy:
         the basis can always call for an exit.)"""
         return not holding and self._entry_case is None
 
+    def waiting(self, holding: bool) -> str | None:
+        """Why funding alone gives it nothing to do now (a heartbeat says it); None when
+        it would act on the right prices."""
+        known, needed = len(self._rates), self._s.funding_window
+        if known < needed:
+            return f"{known} of {needed} settlements known"
+        if holding or self._entry_case is not None or self._average is None:
+            return None
+        annual = self._average * self._per_year
+        if annual <= self._s.entry_annualised:
+            return f"funding {annual:.2%}/y, not above {self._s.entry_annualised:.2%}/y"
+        return (
+            f"funding {annual:.2%}/y would not earn back the round trip's "
+            f"{self.round_trip_cost:.3%} within {self._s.min_hold_hours} h"
+        )
+
     def average_rate(self) -> Decimal | None:
         """Mean of the last ``funding_window`` settled rates; None until there are that many."""
         return self._average
