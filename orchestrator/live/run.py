@@ -6,7 +6,8 @@ anything is off: load the markets; check every pair is listed and trading on
 both legs; read balances and positions (a perp position the run did not open is
 reported and its pair left alone); set each perp's leverage. Then, every
 ``live.poll_seconds``: read prices, feed settled funding to the strategies and
-record what the venue paid, read the account, decide.
+record what the venue paid, read the account, decide, sample the equity: the
+replay's order (orchestrator/run/window.py).
 """
 
 from __future__ import annotations

@@ -265,8 +265,10 @@ class Trader:
                 what = "closed at the last prices"
             elif p.state == "validated":
                 what = f"left open and hedged {self.held_where}"
+            elif p.state == "needs_attention":
+                what = "left needing attention (its exposure is recorded)"
             else:
-                what = f"left {p.state or 'pending'}"
+                what = f"left in state {p.state or 'pending'}"
             groups.setdefault(what, []).append(p.id)
         return "; ".join(f"{', '.join(ids)} {what}" for what, ids in groups.items())
 
