@@ -244,9 +244,9 @@ def test_a_stopped_rehearsal_says_what_became_of_its_positions(
 ) -> None:
     config = workdir / "config.yaml"
     config.write_text(config.read_text() + f"\nlive:\n  on_stop: {on_stop}\n")
-    proc = orchestrator(
-        "rehearse", "config.yaml", "--start", "2024-06-01", "--hours", "3000", cwd=workdir
-    )
+    # From the data's first hour both pairs open on 2024-01-03 and hold to mid-April:
+    # the stop comes while they are held.
+    proc = orchestrator("rehearse", "config.yaml", "--hours", "2400", cwd=workdir)
     out, err = stop_when_holding(proc, workdir)
     assert proc.returncode == 130, err
     assert said in out
