@@ -73,6 +73,7 @@ class LiveMarket:
         self._next_funding: dict[int, int] = {}  # pair index -> the venue's next funding time
         self._settled: dict[int, int] = {}  # pair index -> last settlement fed to the strategy
         self._paid: set[str] = set()  # funding executions already recorded
+        self._caught_up: set[int] = set()  # pairs whose settlements since the warm-up were read
         # The venue's market ids (BTCUSDT names both legs: the category tells them apart).
         self._ids = {
             symbol: str(exchange.market(symbol)["id"])
@@ -82,9 +83,10 @@ class LiveMarket:
         self.polls = 0
 
     async def warm_up(self, window: int) -> None:
-        """Feed each strategy the last ``window`` settled rates, oldest first, as the
-        replay would have by now (nothing is held yet: no money moves)."""
-        now = self.clock.now_ms()
+        """Feed each strategy the last ``window`` rates settled before now, oldest first,
+        as a replay of a window is warmed up (orchestrator/run/window.py; nothing is held
+        yet: no money moves). One settled now comes with the first prices."""
+        now = self.clock.now_ms() - 1
         for i, run in enumerate(self._pairs):
             rows = await read(
                 partial(
@@ -142,9 +144,15 @@ class LiveMarket:
         found: list[tuple[int, int, Decimal]] = []
         for i, run in enumerate(self._pairs):
             due = self._next_funding.get(i)
-            if due is None or now < due:
+            # The first reading also takes what settled between the warm-up and the
+            # first prices (the venue's next funding time is after it by then).
+            first = i not in self._caught_up
+            if not first and (due is None or now < due):
                 continue
-            since = self._settled.get(i, due - 1)
+            self._caught_up.add(i)
+            if due is None and i not in self._settled:
+                continue
+            since = self._settled.get(i, (due or now) - 1)
             rows = await read(
                 partial(
                     self._exchange.fetch_funding_rate_history,
@@ -159,7 +167,7 @@ class LiveMarket:
                 if stamp > since and rate is not None:
                     found.append((i, stamp, rate))
                     self._settled[i] = stamp
-            if i in self._settled and self._settled[i] >= due:
+            if due is not None and i in self._settled and self._settled[i] >= due:
                 del self._next_funding[i]  # the next poll reads the new next funding time
         return found
 

@@ -9,7 +9,8 @@ positions (a perp position the run did not open is reported and its pair left
 alone). All of it read-only: each perp's leverage is set when the run starts, after
 a resume's reconciliation. Then, every
 ``live.poll_seconds``: read prices, feed settled funding to the strategies and
-record what the venue paid, read the account, decide.
+record what the venue paid, read the account, decide, sample the equity: the
+replay's order (orchestrator/run/window.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from orchestrator.models import ZERO, Category, Instrument, Position
 from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
+from orchestrator.run.engine import Progress
 from orchestrator.run.ledger import Ledger
 from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader, stopping_whole
 from orchestrator.strategy.funding import FundingStrategy, Strategy
@@ -49,6 +51,7 @@ STARTING_BALANCE = "starting_balance"
 START_MS = "start_ms"
 LEVERAGE_UNCHANGED = "110043"  # Bybit: "leverage not modified" is success
 FOREVER_MS = 2**62  # a live pair's data never ends
+HOUR_MS = 3_600_000
 
 
 def _dec(value: Any) -> Decimal:
@@ -170,6 +173,7 @@ class LiveRun(Trader):
             risk=config.risk,
         )
         self.live_account = account
+        self.held_where = "on the venue"
         self.market = LiveMarket(exchange, pairs, ticker, self.clock)
         self.skipped = skipped
         self.shape = shape
@@ -275,18 +279,21 @@ class LiveRun(Trader):
         *,
         until_ms: int | None = None,
         after_cycle: Callable[[], Awaitable[None]] | None = None,
+        progress: Progress | None = None,
     ) -> RunResult:
         """Trade until ``stop`` is set (or the market's clock reaches ``until_ms``).
-        ``after_cycle`` runs after each read-decide cycle (a rehearsal moves the
-        venue's market clock there)."""
+        ``after_cycle`` moves the market on (a rehearsal moves the venue's market clock
+        an hour): once after the start, then after each read-decide cycle.
+        ``progress``: (market hours done, hours in all) after each cycle, with ``until_ms``."""
         with exact(), stopping_whole():
-            return await self._run(stop, until_ms, after_cycle)
+            return await self._run(stop, until_ms, after_cycle, progress)
 
     async def _run(
         self,
         stop: StopFlag,
         until_ms: int | None,
         after_cycle: Callable[[], Awaitable[None]] | None,
+        progress: Progress | None,
     ) -> RunResult:
         strategy = self.config.strategy
         for line in self.shape.notes:
@@ -298,6 +305,7 @@ class LiveRun(Trader):
                 if not run.ended:
                     await set_leverage(self.exchange, run.perp.symbol, self.config.live.leverage)
             self.clock.set(int(await read(self.exchange.fetch_time)))
+            # The rates settled by the start, as a replay of a window is warmed up.
             await self.market.warm_up(max(strategy.funding_window, strategy.negative_streak))
         except ccxt.BaseError as exc:
             raise StartupError(
@@ -305,6 +313,7 @@ class LiveRun(Trader):
                 f"{describe(self.exchange, exc)}"
             ) from None
         self.contact.reached()
+        fresh = self.start_ms is None
         if self.start_ms is None:
             self.start_ms = self.clock.now_ms()
             if self.recorder is not None:
@@ -313,12 +322,17 @@ class LiveRun(Trader):
         start_ms = self.start_ms
         for run in self.pairs:
             run.first_ms, run.end_ms = start_ms, FOREVER_MS
+        if fresh:  # the starting balance at the start, as a replay samples it
+            self.clock_ms = start_ms
+            self.sample_equity()
         holders: dict[int, tuple[str, int]] = {}  # pair -> (position id, since ms): funding due
         async with anyio.create_task_group() as tg:
             self.attach(tg)
+            if after_cycle is not None:
+                await after_cycle()  # a rehearsal: the first hour of its window has closed
             while not stop.is_set():
                 # As in a replay: prices, then funding settled on what was held, then
-                # the decisions; only on a cycle whose reads all came.
+                # the decisions, then the equity; only on a cycle whose reads all came.
                 try:
                     touched = await self._read_cycle(holders)
                 except ccxt.NetworkError as exc:
@@ -332,10 +346,17 @@ class LiveRun(Trader):
                 if not self._told_trading:
                     self._told_trading = True
                     self.say(self._trading())
-                self.sample_equity()
-                if until_ms is not None and self.clock_ms >= until_ms:
-                    break
+                traded = len(self.ledger.entries)
                 await self.decide(touched)
+                if until_ms is not None and self.clock_ms >= until_ms:
+                    break  # the last hour: sampled once what is held is closed
+                if len(self.ledger.entries) != traded:
+                    await self.live_account.refresh()  # the decisions' fills, in the equity
+                self.sample_equity()
+                if progress is not None and until_ms is not None:
+                    progress(
+                        (self.clock_ms - start_ms) // HOUR_MS, (until_ms - start_ms) // HOUR_MS
+                    )
                 if after_cycle is not None:
                     await after_cycle()
                 self._heartbeat()
@@ -343,9 +364,13 @@ class LiveRun(Trader):
             self.clock_ms = self.clock.now_ms()
             if not stop.is_set():
                 await self.close_all("end of data")
-            elif self.config.live.on_stop == "close":
-                await self.close_all("run stopped")
+            else:
+                self.stopping()
+                if self.config.live.on_stop == "close":
+                    await self.close_all("run stopped")
             tg.cancel_scope.cancel()  # positions left open stay in their state
+        if progress is not None and until_ms is not None:
+            progress((self.clock_ms - start_ms) // HOUR_MS, (until_ms - start_ms) // HOUR_MS)
         await self._read_at_end(holders)
         for run in self.pairs:
             run.end_ms = self.clock_ms  # the window the figures cover ends here
@@ -388,6 +413,8 @@ class LiveRun(Trader):
         for position in reversed(self.positions):
             if (position.spot_symbol, position.perp_symbol) != (run.spot.symbol, run.perp.symbol):
                 continue
+            if position.state in ("rejected", "rolled_back"):
+                continue  # never held the short
             began = position.opened_at or position.created_at
             ended = position.closed_at
             if began is None or int(began.timestamp() * 1000) >= when_ms:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
 from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config
@@ -19,9 +19,10 @@ from orchestrator.execution.bybit import credentials, make_exchange
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.resume import Journaled, reconcile
 from orchestrator.live.run import LiveRun
-from orchestrator.market.recorded import PairData
+from orchestrator.market.recorded import DataError, PairData
 from orchestrator.models import Instrument
-from orchestrator.run.engine import Replay, RunResult, StopFlag
+from orchestrator.run.engine import Progress, Replay, RunResult, StopFlag
+from orchestrator.run.window import cut
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
 
 HOUR_MS = 3_600_000
@@ -73,9 +74,12 @@ class Rehearsal:
     """What to rehearse: ``hours`` of recorded market time from ``start_ms``, with
     ``faults`` (a fault spec file for the venue) if any.
 
-    The market clock is compressed and moves in lockstep with the run: one
-    recorded hour per read-decide cycle, so a cycle never reads one leg's price
-    from one hour and the other's from the next."""
+    The window is the one a replay's ``data.start``/``data.end`` cut (window.py): the
+    candles opening in ``[start, end)``, the settlements after the start and by the
+    end, the rates settled by the start warming the strategy up. The market clock is
+    compressed and moves in lockstep with the run: one recorded hour per read-decide
+    cycle, so a cycle never reads one leg's price from one hour and the other's from
+    the next."""
 
     start_ms: int
     hours: int
@@ -86,17 +90,45 @@ class Rehearsal:
         return self.start_ms + self.hours * HOUR_MS
 
 
-def window(datasets: Sequence[PairData], start_ms: int, end_ms: int) -> list[PairData]:
-    """The recorded data known between the two times (a candle is known at its close)."""
-    return [
-        msgspec.structs.replace(
-            d,
-            spot=[c for c in d.spot if start_ms <= c.open_time_ms + HOUR_MS <= end_ms],
-            perp=[c for c in d.perp if start_ms <= c.open_time_ms + HOUR_MS <= end_ms],
-            funding=[f for f in d.funding if start_ms <= f.time_ms <= end_ms],
+def _iso(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def plan(
+    datasets: Sequence[PairData],
+    start_ms: int | None,
+    hours: int | None,
+    faults: Path | None = None,
+) -> tuple[Rehearsal, list[str]]:
+    """The rehearsal of the recorded data asked for, and what was changed to fit it
+    (said before it runs). The venue replays the hours every pair has: from the last
+    first candle to the first last one. DataError when no hour of it is left."""
+    first = max(max(d.spot[0].open_time_ms, d.perp[0].open_time_ms) for d in datasets)
+    end = min(min(d.spot[-1].open_time_ms, d.perp[-1].open_time_ms) for d in datasets) + HOUR_MS
+    notes: list[str] = []
+    start = first if start_ms is None else start_ms
+    if start % HOUR_MS:  # the market steps an hour at a time, from a whole hour
+        start += HOUR_MS - start % HOUR_MS
+        notes.append(f"the rehearsal starts at the next whole hour, {_iso(start)}")
+    if start < first:
+        notes.append(
+            f"--start {_iso(start)} is before the recorded data; "
+            f"the rehearsal starts at its first hour, {_iso(first)}"
         )
-        for d in datasets
-    ]
+        start = first
+    if start >= end:
+        raise DataError(
+            f"nothing to rehearse: the start {_iso(start)} is not before the end of the "
+            f"recorded data every pair has, {_iso(end)}"
+        )
+    if hours is not None and hours <= 0:
+        raise DataError(f"nothing to rehearse: --hours {hours} is not a positive number")
+    most = (end - start) // HOUR_MS
+    if hours is not None and hours > most:
+        notes.append(
+            f"--hours {hours} runs past the recorded data: {most} hours rehearsed, to {_iso(end)}"
+        )
+    return Rehearsal(start, most if hours is None else min(hours, most), faults), notes
 
 
 async def rehearse(
@@ -111,6 +143,7 @@ async def rehearse(
     *,
     recorder: JournalRecorder | None = None,
     run_nonce: str | None = None,
+    progress: Progress | None = None,
 ) -> tuple[RunResult, RunResult]:
     """The live path against the loopback venue replaying the recorded data, then the
     always-hedged baseline replayed on paper over the same window."""
@@ -128,6 +161,8 @@ async def rehearse(
         leverage=config.live.leverage,
         faults=faults,
     )
+    assert venue.recorded is not None
+    venue.recorded.end_at(rehearsal.end_ms)  # the window's data, as a replay of it loads it
     async with venue:
         exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
         try:
@@ -149,15 +184,27 @@ async def rehearse(
                 venue.advance_to(min(clock.clock_ms + HOUR_MS, clock.end_ms))
 
             result = await run.run(
-                stop, until_ms=min(rehearsal.end_ms, clock.end_ms), after_cycle=next_hour
+                stop,
+                until_ms=min(rehearsal.end_ms, clock.end_ms),
+                after_cycle=next_hour,
+                progress=progress,
             )
         finally:
             await exchange.close()
+    # The same window on paper, cut by the same rule (window.py).
+    strategy = config.strategy
+    cut_data, cut_window = cut(
+        datasets,
+        rehearsal.start_ms,
+        min(rehearsal.end_ms, result.end_ms),
+        max(strategy.funding_window, strategy.negative_streak),
+    )
     baseline = await Replay(
         config,
-        window(datasets, rehearsal.start_ms, min(rehearsal.end_ms, result.end_ms)),
+        cut_data,
         instruments,
         [AlwaysHedged() for _ in config.pairs],
         label="always hedged",
+        window=cut_window,
     ).run(stop=stop)
     return result, baseline

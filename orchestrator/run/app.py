@@ -66,6 +66,7 @@ from orchestrator.run.report import (
     write_positions,
 )
 from orchestrator.run.signals import Signals, exit_code, stop_on_signals
+from orchestrator.run.window import config_window
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
 from orchestrator.tracing.setup import TRACE_FILE, RunTracing
 
@@ -157,20 +158,23 @@ async def replay_both(
     it short: it takes seconds, and a comparison over another window would mislead.
     """
     config = prepared.loaded.config
+    datasets, window = config_window(config, prepared.loaded.data_dir(), prepared.datasets)
     result = await Replay(
         config,
-        prepared.datasets,
+        datasets,
         prepared.instruments,
         strategies(config),
         tracer=tracer,
         recorder=recorder,
+        window=window,
     ).run(progress=make_progress("strategy"), stop=stop)
     replay = Replay(
         config,
-        prepared.datasets,
+        datasets,
         prepared.instruments,
         [AlwaysHedged() for _ in config.pairs],
         label="always hedged",
+        window=window,
     )
     until = _ReplayedTo(replay, result.end_ms) if result.interrupted else None
     baseline = await replay.run(progress=make_progress("always hedged"), stop=until)
@@ -314,19 +318,16 @@ def _session(
             return await replay_both(prepared, progress, signals, tracer, recorder)
 
         return config.mode, REPLAY_NONCE, prepared.warnings, replay
-    from orchestrator.live.session import Rehearsal, rehearse
+    from orchestrator.live.session import plan as rehearsal_plan
+    from orchestrator.live.session import rehearse
     from orchestrator.venue.market import require_hourly
 
     for data in prepared.datasets:  # said now, before the run's folder is made
         require_hourly(data, f"{loaded.data_dir()}: {data.spot_symbol.replace('/', '')}")
-    first = min(
-        (c.open_time_ms for d in prepared.datasets for c in (d.spot[:1] + d.perp[:1])),
-        default=0,
-    )
-    start = (_ms(rehearsal.start) if rehearsal.start else None) or first
-    last = max((d.spot[-1].open_time_ms + HOUR_MS for d in prepared.datasets if d.spot), default=0)
-    hours = rehearsal.hours if rehearsal.hours is not None else max((last - start) // HOUR_MS, 0)
-    plan = Rehearsal(start, hours, rehearsal.faults)
+    start = _ms(rehearsal.start) if rehearsal.start else _ms(config.data.start)
+    plan, notes = rehearsal_plan(prepared.datasets, start, rehearsal.hours, rehearsal.faults)
+    for note in notes:
+        print(f"note: {note}", file=err)
 
     nonce = new_run_nonce()
 
@@ -344,6 +345,7 @@ def _session(
             tracer,
             recorder=recorder,
             run_nonce=nonce,
+            progress=ProgressBar("rehearsal", err, unit="hours", pipe=False),
         )
 
     return "rehearsal", nonce, prepared.warnings, rehearse_it
@@ -609,11 +611,9 @@ def _print_results(
     """The table and the ledger's balance line; returns a line for each run whose
     ledger does not balance."""
     span = f"{summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC"
-    status = (
-        "INTERRUPTED: stopped early, open positions closed at the last prices; "
-        if interrupted
-        else ""
-    )
+    # What the stop did to the positions open then (trader.py), as it happened.
+    stopped = result.stopped if result.interrupted else "the always-hedged baseline cut short"
+    status = f"INTERRUPTED: stopped early, {stopped}; " if interrupted else ""
     print(
         f"run {summary.run_id}: {status}{span}, {result.events:,} events in {elapsed:.1f} s",
         file=out,

@@ -37,6 +37,7 @@ from orchestrator.money import exact
 from orchestrator.position.manager import PositionManager
 from orchestrator.run.ledger import Ledger
 from orchestrator.run.trader import HOUR_MS, PairRun, RunResult, StopFlag, Trader, stopping_whole
+from orchestrator.run.window import Window
 from orchestrator.strategy.funding import Strategy
 from orchestrator.tracing.position import PositionTracer
 
@@ -106,8 +107,12 @@ class Replay(Trader):
         make_executor: Callable[[TickerService], PaperExecutor] | None = None,
         tracer: Tracer | None = None,
         recorder: JournalRecorder | None = None,
+        window: Window | None = None,
     ) -> None:
+        """``window``: the data is a window of the recorded data (window.py): the run
+        starts at its start, warmed up with the rates settled by then."""
         self.config = config
+        self.window = window
         self.datasets = list(datasets)
         ticker = TickerService(
             clock=lambda: self.clock_ms / 1000,
@@ -119,6 +124,13 @@ class Replay(Trader):
         ]
         for run, data in zip(pairs, self.datasets, strict=True):
             run.first_ms, run.end_ms = pair_window(data)
+        if window is not None:
+            for run, data, rates in zip(pairs, self.datasets, window.warm_up, strict=True):
+                firsts = [c[0].open_time_ms for c in (data.spot, data.perp) if c]
+                run.first_ms = min(firsts, default=run.first_ms)  # the window's start
+                for rate in rates:
+                    run.strategy.on_funding(rate.rate)
+                    run.funding_rates.append((rate.time_ms, rate.rate))
         self.executor = (
             make_executor(ticker)
             if make_executor
@@ -194,6 +206,10 @@ class Replay(Trader):
         # instant has been decided.
         endings = sorted(range(n), key=lambda i: pairs[i].end_ms)
         next_end = pairs[endings[0]].end_ms if endings else 2**62
+        if self.window is not None:
+            # The starting balance at the window's start, as a live run samples it.
+            start_ms = self.clock_ms = self.window.start_ms
+            sample_equity()
         async with anyio.create_task_group() as tg:
             self.attach(tg)
             while True:
@@ -296,6 +312,8 @@ class Replay(Trader):
             if not interrupted:
                 for i in endings:
                     await self.end_pair(pairs[i])
+            else:
+                self.stopping()
             await self.close_all("run interrupted" if interrupted else "end of data")
             self.sample_equity(force=True)
             tg.cancel_scope.cancel()  # positions that could not close stay in their state

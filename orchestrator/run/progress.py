@@ -1,4 +1,4 @@
-"""The replay's progress bar."""
+"""The progress bar of long work: the replay's, the rehearsal's."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ from typing import TextIO
 
 
 class ProgressBar:
-    """One line on stderr, redrawn in place on a terminal, every 10 % otherwise.
+    """One line on stderr, redrawn in place on a terminal; otherwise a line every 10 %,
+    or nothing with ``pipe=False`` (a rehearsal in a pipe stays quiet).
 
     On a terminal the line stays open while it is redrawn: ``end()`` closes it, so
     that whatever prints next (the next bar, the summary) starts on a line of its
     own even when the replay stopped short of 100 %."""
 
-    def __init__(self, label: str, out: TextIO) -> None:
-        self._label, self._out = label, out
+    def __init__(self, label: str, out: TextIO, *, unit: str = "events", pipe: bool = True) -> None:
+        self._label, self._out, self._unit = label, out, unit
         self._tty = out.isatty()
+        self._pipe = pipe
         self._last_decile = -1
         self._started = time.perf_counter()
         self._open = False  # a terminal line drawn and not yet ended
@@ -28,6 +30,8 @@ class ProgressBar:
             self._out.flush()
 
     def __call__(self, done: int, total: int) -> None:
+        if not self._tty and not self._pipe:
+            return
         frac = done / total if total else 1.0
         decile = int(frac * 10)
         if not self._tty and decile == self._last_decile:
@@ -36,7 +40,8 @@ class ProgressBar:
         bar = "#" * int(frac * 30)
         elapsed = time.perf_counter() - self._started
         line = (
-            f"{self._label:14} [{bar:<30}] {frac:6.1%}  {done:,}/{total:,} events  {elapsed:5.1f} s"
+            f"{self._label:14} [{bar:<30}] {frac:6.1%}  {done:,}/{total:,} {self._unit}  "
+            f"{elapsed:5.1f} s"
         )
         self._out.write(("\r" + line) if self._tty else line + "\n")
         self._open = self._tty

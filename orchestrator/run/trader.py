@@ -124,6 +124,8 @@ class RunResult:
     events: int
     interrupted: bool
     notes: list[str]  # what the run decided that a reader must know (said once each)
+    # A stopped run: what became of the positions open when the stop came.
+    stopped: str | None = None
 
 
 @contextlib.contextmanager
@@ -209,6 +211,10 @@ class Trader:
         self._valued = [(run, run.spot.symbol, run.perp.symbol) for run in pairs]
         self.notes: list[str] = []
         self._tg: TaskGroup | None = None
+        # The positions open when a stop came (the driver says when), and where what is
+        # left open is held: said when the run ends.
+        self.at_stop: list[Position] | None = None
+        self.held_where = "in the paper account"
 
     def attach(self, tg: TaskGroup) -> None:
         """The task group the positions' tasks run in (the driver's)."""
@@ -259,6 +265,30 @@ class Trader:
         run.ended = True
         if run.position is not None:
             await self._close(run, "end of data")
+
+    def stopping(self) -> None:
+        """A stop came: the positions open now are the ones the stop's message is about."""
+        self.at_stop = [run.position for run in self.pairs if run.position is not None]
+
+    def stop_outcome(self) -> str | None:
+        """What became of the positions open when the stop came: closed, left open and
+        hedged, left needing attention, or some of each (None: no stop)."""
+        if self.at_stop is None:
+            return None
+        if not self.at_stop:
+            return "no position was open"
+        groups: dict[str, list[str]] = {}
+        for p in self.at_stop:
+            if p.state == "closed":
+                what = "closed at the last prices"
+            elif p.state == "validated":
+                what = f"left open and hedged {self.held_where}"
+            elif p.state == "needs_attention":
+                what = "left needing attention (its exposure is recorded)"
+            else:
+                what = f"left in state {p.state or 'pending'}"
+            groups.setdefault(what, []).append(p.id)
+        return "; ".join(f"{', '.join(ids)} {what}" for what, ids in groups.items())
 
     async def close_all(self, reason: str) -> None:
         for run in self.pairs:
@@ -495,6 +525,7 @@ class Trader:
             events=events,
             interrupted=interrupted,
             notes=self.notes,
+            stopped=self.stop_outcome() if interrupted else None,
         )
 
     def journal_money(self) -> None:

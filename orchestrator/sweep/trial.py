@@ -41,6 +41,7 @@ from orchestrator.models import Instrument
 from orchestrator.run.app import strategies
 from orchestrator.run.engine import Replay, RunResult
 from orchestrator.run.report import Summary, summarise
+from orchestrator.run.window import Window as ReplayWindow
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
 from orchestrator.sweep.windows import Window
 
@@ -193,15 +194,18 @@ def check_worker(source: DataSource) -> str | None:
     return None
 
 
-def window_slice(market: Market, window: Window) -> list[PairData]:
-    """Each pair's rows stamped inside the window (a candle by its open time), as
-    load_pair gives them for data.start and data.end."""
+def window_slice(market: Market, window: Window, depth: int) -> tuple[list[PairData], ReplayWindow]:
+    """Each pair's rows in the window as `orchestrator run` takes them for data.start and
+    data.end (orchestrator/run/window.py): rows stamped in [start, end) (a candle by its
+    open time), and the ``depth`` rates settled before the start to warm up on."""
 
     def cut(stamps: list[int]) -> slice:
         return slice(bisect_left(stamps, window.start_ms), bisect_left(stamps, window.end_ms))
 
     sliced = []
+    warm = []
     for data, (spot, perp, funding) in zip(market.datasets, market.stamps, strict=True):
+        settled = bisect_left(funding, window.start_ms)
         sliced.append(
             PairData(
                 data.spot_symbol,
@@ -212,7 +216,8 @@ def window_slice(market: Market, window: Window) -> list[PairData]:
                 [],
             )
         )
-    return sliced
+        warm.append(data.funding[max(settled - depth, 0) : settled] if depth > 0 else [])
+    return sliced, ReplayWindow(window.start_ms, warm)
 
 
 async def _replay(
@@ -221,8 +226,9 @@ async def _replay(
     instruments: dict[str, Instrument],
     plays: list[Strategy],
     label: str,
+    window: ReplayWindow,
 ) -> RunResult:
-    return await Replay(config, datasets, instruments, plays, label=label).run()
+    return await Replay(config, datasets, instruments, plays, label=label, window=window).run()
 
 
 def _baseline_key(config: Config) -> bytes:
@@ -240,7 +246,11 @@ def _baseline_key(config: Config) -> bytes:
 
 
 def _baseline(
-    config: Config, window: Window, market: Market, datasets: list[PairData]
+    config: Config,
+    window: Window,
+    market: Market,
+    datasets: list[PairData],
+    replay_window: ReplayWindow,
 ) -> RunResult:
     key = (market.fingerprint, window, _baseline_key(config))
     with _lock:
@@ -249,7 +259,9 @@ def _baseline(
             _baselines.move_to_end(key)
             return found
     plays: list[Strategy] = [AlwaysHedged() for _ in config.pairs]
-    baseline = anyio.run(_replay, config, datasets, market.instruments, plays, "always hedged")
+    baseline = anyio.run(
+        _replay, config, datasets, market.instruments, plays, "always hedged", replay_window
+    )
     with _lock:
         _baselines[key] = baseline
         while len(_baselines) > BASELINES_KEPT:
@@ -260,12 +272,19 @@ def _baseline(
 def run_trial(spec: TrialSpec, data: DataSource | Market) -> TrialResult:
     """Replay the trial's config on its window, and the baseline; their summary."""
     market = data if isinstance(data, Market) else market_for(data)
-    datasets = window_slice(market, spec.window)
     config = spec.config
+    depth = max(config.strategy.funding_window, config.strategy.negative_streak)
+    datasets, replay_window = window_slice(market, spec.window, depth)
     result = anyio.run(
-        _replay, config, datasets, market.instruments, strategies(config), "strategy"
+        _replay,
+        config,
+        datasets,
+        market.instruments,
+        strategies(config),
+        "strategy",
+        replay_window,
     )
-    baseline = _baseline(config, spec.window, market, datasets)
+    baseline = _baseline(config, spec.window, market, datasets, replay_window)
     summary = summarise(spec.trial, result, baseline, [])
     return TrialResult(
         spec.trial,

@@ -20,6 +20,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from orchestrator.market.instruments import check_sections
 from orchestrator.market.recorded import (
     Candle,
@@ -170,7 +172,9 @@ class RecordedMarket:
             )
         if not self.series:
             raise DataError(f"no recorded pair (candles and funding) in {data_dir}")
-        self.clock_ms = self.start_ms
+        # Before anything recorded: the venue moves it to any start, the data's first
+        # hour included (start_ms, the first closed bar, is an hour later).
+        self.clock_ms = 0
 
     @property
     def start_ms(self) -> int:
@@ -180,6 +184,22 @@ class RecordedMarket:
     @property
     def end_ms(self) -> int:
         return min(min(s.spot_open[-1], s.perp_open[-1]) + HOUR_MS for s in self.series.values())
+
+    def end_at(self, end_ms: int) -> None:
+        """Replay the data stamped before ``end_ms`` only (a rehearsal's window): the
+        last prices are those known at ``end_ms``, the settlement stamped then is not
+        made."""
+        for s in self.series.values():
+            data = s.data
+            k_spot, k_perp = bisect_left(s.spot_open, end_ms), bisect_left(s.perp_open, end_ms)
+            k_funding = bisect_left(s.funding_times, end_ms)
+            s.data = msgspec.structs.replace(
+                data,
+                spot=list(data.spot[:k_spot]),
+                perp=list(data.perp[:k_perp]),
+                funding=list(data.funding[:k_funding]),
+            )
+            del s.spot_open[k_spot:], s.perp_open[k_perp:], s.funding_times[k_funding:]
 
     @staticmethod
     def _close_at(candles: list[Candle], opens: list[int], t: int) -> Decimal | None:

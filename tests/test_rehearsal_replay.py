@@ -1,0 +1,283 @@
+"""A rehearsal (the live path through real ccxt against the shipped loopback venue,
+in its own process: `orchestrator rehearse`) equals the paper replay of the same hours
+(`orchestrator run` with data.start/data.end) in every figure and every ledger row;
+it starts anywhere in the recorded data, says what became of its positions when
+stopped, and shows progress on a terminal only."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import threading
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import data_file
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").parent
+# A client order id's nonce: `replay` on paper, a fresh one per live run.
+NONCE = re.compile(r"\b[a-z0-9]+-(?=(BTC|ETH)USDT-\d{4}-)")
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
+    return {**base, "ORCHESTRATOR_DATA": str(DATA), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def orchestrator(*args: str, cwd: Path, **kwargs: Any) -> subprocess.Popen[str]:
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=env(), text=True, **kwargs
+    )
+
+
+def finished(*args: str, cwd: Path) -> tuple[int, str, str]:
+    proc = orchestrator(*args, cwd=cwd)
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    return tmp_path
+
+
+def only_run(workdir: Path) -> Path:
+    (folder,) = (workdir / "runs").iterdir()
+    return folder
+
+
+def figure(text: Any) -> Any:
+    """A figure as a number (Decimal text may carry trailing zeros), else as it is."""
+    if isinstance(text, str):
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            return text
+    if isinstance(text, dict):
+        return {k: figure(v) for k, v in text.items()}
+    return text
+
+
+def rows(path: Path) -> list[dict[str, Any]]:
+    """Every row but its run label, client order ids without their nonce."""
+    with path.open() as f:
+        return [
+            {k: figure(NONCE.sub("", v)) for k, v in row.items() if k != "run"}
+            for row in csv.DictReader(f)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "hours"),
+    [
+        # The issue's month: the strategy trades and is paid; starts on a settlement.
+        ("2024-06-01T00:00:00Z", "2024-07-01T00:00:00Z", "720"),
+        # Starts and ends between settlements (05:00, 13:00): the settlement of the
+        # first hours comes with the first prices, the last one is not reached.
+        ("2024-03-10T05:00:00Z", "2024-03-25T13:00:00Z", "368"),
+    ],
+)
+def test_a_rehearsal_equals_the_paper_replay_of_the_same_hours(
+    workdir: Path, start: str, end: str, hours: str
+) -> None:
+    code, _, err = finished(
+        "rehearse", "config.yaml", "--start", start, "--hours", hours, cwd=workdir
+    )
+    assert code == 0, err
+    rehearsal = only_run(workdir)
+    text = (workdir / "config.yaml").read_text()
+    text = text.replace("start: null", f'start: "{start}"').replace("end: null", f'end: "{end}"')
+    (workdir / "window.yaml").write_text(text)
+    rehearsal = (workdir / "runs").rename(workdir / "rehearsal-runs") / rehearsal.name
+    code, _, err = finished("run", "window.yaml", cwd=workdir)
+    assert code == 0, err
+    replay = only_run(workdir)
+
+    live = json.loads((rehearsal / "summary.json").read_text())
+    paper = json.loads((replay / "summary.json").read_text())
+    assert live["label"] == "rehearsal" and paper["label"] == "strategy"
+    assert paper["start"] == live["start"] and paper["end"] == live["end"]
+    assert live["start"].startswith(start[:13]) and live["end"].startswith(end[:13])
+    # Every figure: strategy and always hedged, per pair and in total, balances, states.
+    for key in (
+        "pairs", "total", "baseline", "baseline_total", "starting_balance", "ending_balance",
+        "ending_equity", "ledger_balances", "baseline_ledger_balances", "positions",
+        "baseline_positions", "quote", "interrupted",
+    ):  # fmt: skip
+        assert figure(live[key]) == figure(paper[key]), key
+    # What neither could equal by nature: the run id, the label, the events counted.
+    compared = {"run_id", "label", "events", "warnings", "alerts", "start", "end"}
+    assert set(live) - compared == {
+        "pairs", "total", "baseline", "baseline_total", "starting_balance", "ending_balance",
+        "ending_equity", "ledger_balances", "baseline_ledger_balances", "positions",
+        "baseline_positions", "quote", "interrupted",
+    }  # fmt: skip
+    # Every ledger row and every position, both runs (the strategy's and the baseline's).
+    for name in ("ledger.csv", "positions.csv"):
+        assert rows(rehearsal / name) == rows(replay / name), name
+    assert rows(rehearsal / "ledger.csv")  # not two empty files
+    if hours == "720":  # the month the strategy is in the market and paid
+        assert live["total"]["positions"] >= 1 and Decimal(live["total"]["funding"]) > 0
+
+
+def test_the_shipped_default_and_the_readmes_faults_example_rehearse(workdir: Path) -> None:
+    """`orchestrator rehearse config.yaml` (shortened) starts at the data's first hour;
+    so does the README's --faults example. A pipe stays quiet: no progress bar."""
+    code, out, err = finished("rehearse", "config.yaml", "--hours", "24", cwd=workdir)
+    assert code == 0, err
+    assert "rehearsal" in out and "always hedged" in out
+    summary = json.loads((only_run(workdir) / "summary.json").read_text())
+    assert summary["start"].startswith("2024-01-01T00:00")
+    assert summary["end"].startswith("2024-01-02T00:00")
+    assert "Traceback" not in err and "[#" not in err and "hours" not in err
+    (workdir / "faults.yaml").write_text(
+        "rules:\n"
+        "  - kind: reject\n    category: linear\n    after: 1\n    error: insufficient_balance\n"
+        "  - kind: http\n    endpoint: order/*\n    status: 503\n    times: null\n    until_s: 2\n"
+    )
+    code, _, err = finished(
+        "rehearse", "config.yaml", "--hours", "24", "--faults", "faults.yaml", cwd=workdir
+    )
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("start", "code", "said", "first"),
+    [
+        ("2024-01-01", 0, "", "2024-01-01T00:00"),  # at the data's first hour
+        (
+            "2023-12-01",
+            0,
+            "note: --start 2023-12-01 00:00 UTC is before the recorded data; "
+            "the rehearsal starts at its first hour, 2024-01-01 00:00 UTC",
+            "2024-01-01T00:00",
+        ),
+        (
+            "2024-01-03T04:30",
+            0,
+            "note: the rehearsal starts at the next whole hour, 2024-01-03 05:00 UTC",
+            "2024-01-03T05:00",
+        ),
+        (  # ETHUSDT's last candle closes then: no hour of both pairs is left
+            "2025-09-26",
+            2,
+            "error: nothing to rehearse: the start 2025-09-26 00:00 UTC is not before the end "
+            "of the recorded data every pair has, 2025-09-26 00:00 UTC",
+            None,
+        ),
+        (
+            "2026-01-01",
+            2,
+            "error: nothing to rehearse: the start 2026-01-01 00:00 UTC is not before the end "
+            "of the recorded data every pair has, 2025-09-26 00:00 UTC",
+            None,
+        ),
+    ],
+)
+def test_a_rehearsal_starts_anywhere_in_the_data_and_refuses_outside_it(
+    workdir: Path, start: str, code: int, said: str, first: str | None
+) -> None:
+    got, out, err = finished(
+        "rehearse", "config.yaml", "--start", start, "--hours", "6", cwd=workdir
+    )
+    assert got == code, err
+    assert "Traceback" not in err
+    if said:
+        assert said in err.splitlines()
+    if first is None:
+        assert out == ""
+        assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+    else:
+        summary = json.loads((only_run(workdir) / "summary.json").read_text())
+        assert summary["start"].startswith(first)
+
+
+def stop_when_holding(proc: subprocess.Popen[str], workdir: Path) -> tuple[str, str]:
+    """SIGINT once both pairs' positions are open (their trace lines), then wait."""
+    try:
+        for _ in range(1200):
+            traces = list((workdir / "runs").glob("*/traces.jsonl"))
+            if traces and traces[0].read_text().count('"position.open"') >= 2:
+                break
+            if proc.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.mark.parametrize(
+    ("on_stop", "said", "states"),
+    [
+        (
+            "leave",
+            "stopped early, BTCUSDT-0001, ETHUSDT-0001 left open and hedged on the venue;",
+            {"validated": 2},
+        ),
+        (
+            "close",
+            "stopped early, BTCUSDT-0001, ETHUSDT-0001 closed at the last prices;",
+            {"closed": 2},
+        ),
+    ],
+)
+def test_a_stopped_rehearsal_says_what_became_of_its_positions(
+    workdir: Path, on_stop: str, said: str, states: dict[str, int]
+) -> None:
+    config = workdir / "config.yaml"
+    config.write_text(config.read_text() + f"\nlive:\n  on_stop: {on_stop}\n")
+    # From the data's first hour both pairs open on 2024-01-03 and hold to mid-April:
+    # the stop comes while they are held.
+    proc = orchestrator("rehearse", "config.yaml", "--hours", "2400", cwd=workdir)
+    out, err = stop_when_holding(proc, workdir)
+    assert proc.returncode == 130, err
+    assert said in out
+    summary = json.loads((only_run(workdir) / "summary.json").read_text())
+    assert summary["positions"] == states
+    assert f"positions by state: {states}" in out
+
+
+def test_a_rehearsal_shows_progress_on_a_terminal(workdir: Path) -> None:
+    leader, follower = pty.openpty()
+    try:
+        proc = orchestrator(
+            "rehearse", "config.yaml", "--hours", "48", cwd=workdir, stderr=follower
+        )
+        os.close(follower)
+        follower = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal's other end closed: the run is over
+                break
+            if not chunk:
+                break
+            seen += chunk
+        proc.communicate(timeout=120)
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    text = seen.decode(errors="replace")
+    assert "\rrehearsal" in text  # redrawn in place
+    assert "48/48 hours" in text
