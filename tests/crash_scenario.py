@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from orchestrator.config import Config, Pair
+from orchestrator.config import Config, Pair, RiskSettings
 from orchestrator.exceptions import OrderRejected
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal import Journal
@@ -39,6 +39,8 @@ CONFIG = Config(
     pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")],
     strategy=STRATEGY,
     trading=TradingSettings(max_position_size_usd=D(20000), order_timeout_seconds=1),
+    # The scenario fails on purpose, again and again: the breaker must not end it early.
+    risk=RiskSettings(max_failed_opens=100, max_failed_closes=100, failed_open_budget=D("0.1")),
 )
 # In when funding is high, out when it turns negative: a position every two settlements.
 RATES = ["0.001" if i % 2 == 0 else "-0.001" for i in range(SETTLEMENTS)]
@@ -58,7 +60,9 @@ class FaultyPaper(PaperExecutor):
     async def place_order(self, request: OrderRequest) -> OrderResult:
         fault = FAULTS.get(request.client_order_id.split("-", 1)[1])
         if fault == "reject":
-            raise OrderRejected('bybit {"retCode":170131,"retMsg":"Insufficient balance."}')
+            # Not one of the refusals the breaker pauses on (the venue would repeat those):
+            # the scenario goes on through every branch.
+            raise OrderRejected('bybit {"retCode":110017,"retMsg":"refused by the scenario"}')
         if fault == "hang":  # never answered, never placed
             await anyio.sleep_forever()
         if fault == "partial":

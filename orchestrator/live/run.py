@@ -171,6 +171,7 @@ class LiveRun(Trader):
             label=label,
             journal=recorder,
             risk=config.risk,
+            concurrent=True,
         )
         self.live_account = account
         self.held_where = "on the venue"
@@ -358,9 +359,13 @@ class LiveRun(Trader):
                         (self.clock_ms - start_ms) // HOUR_MS, (until_ms - start_ms) // HOUR_MS
                     )
                 if after_cycle is not None:
+                    # A rehearsal's market moves on after the cycle: its decisions are
+                    # carried out on this cycle's prices, as a replay's are.
+                    await self.settle()
                     await after_cycle()
                 self._heartbeat()
                 await self._wait(stop, self.poll_seconds)
+            await self.settle()  # an open or close under way is finished
             self.clock_ms = self.clock.now_ms()
             if not stop.is_set():
                 await self.close_all("end of data")

@@ -13,11 +13,11 @@ close.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -102,6 +102,7 @@ class PairRun:
     failed_closes: int = 0
     open_paused: str | None = None
     close_paused: str | None = None
+    busy: bool = False  # an open or close of it is under way (decided concurrently)
 
     @property
     def name(self) -> str:
@@ -168,8 +169,16 @@ class Trader:
         label: str = "strategy",
         journal: MoneyJournal | None = None,
         risk: RiskSettings | None = None,
+        concurrent: bool = False,
     ) -> None:
         self.label = label
+        # Live: each pair's open or close runs in a task of its own, so that a slow leg of
+        # one pair never holds up another's; a replay acts on each decision before its
+        # next instant (its fills are immediate, and its figures must not depend on timing).
+        self.concurrent = concurrent
+        self._acting = 0
+        self._idle = anyio.Event()
+        self._idle.set()
         self.risk = risk or RiskSettings()
         # What a failed open may cost in all before opening stops (fees and slippage
         # paid to roll them back), and what they have cost so far.
@@ -242,7 +251,7 @@ class Trader:
     async def decide(self, touched: Collection[int]) -> None:
         for i in sorted(touched):
             run = self.pairs[i]
-            if run.ended:
+            if run.ended or run.busy:
                 continue
             spot = self.ticker.get_price(run.spot.symbol)
             perp = self.ticker.get_price(run.perp.symbol)
@@ -253,11 +262,36 @@ class Trader:
                     continue
                 reason = run.strategy.entry_reason(spot, perp)
                 if reason is not None and not self._starved(run):
-                    await self._open(run, reason)
+                    await self._act(run, self._open(run, reason))
             elif not run.close_paused:
                 reason = run.strategy.exit_reason(spot, perp)
                 if reason is not None:
-                    await self._close(run, reason)
+                    await self._act(run, self._close(run, reason))
+
+    async def _act(self, run: PairRun, action: Coroutine[Any, Any, None]) -> None:
+        """Carry out an open or close: now, or (concurrent) in a task of the run's group
+        while the other pairs go on deciding."""
+        if not self.concurrent:
+            await action
+            return
+        assert self._tg is not None
+        run.busy = True
+        self._acting += 1
+        self._idle = anyio.Event()
+        self._tg.start_soon(self._acting_on, run, action)
+
+    async def _acting_on(self, run: PairRun, action: Coroutine[Any, Any, None]) -> None:
+        try:
+            await action
+        finally:
+            run.busy = False
+            self._acting -= 1
+            if not self._acting:
+                self._idle.set()
+
+    async def settle(self) -> None:
+        """Until no open or close decided concurrently is under way."""
+        await self._idle.wait()
 
     async def end_pair(self, run: PairRun) -> None:
         """The pair's data has ended: close what it holds while its prices are still
@@ -291,6 +325,7 @@ class Trader:
         return "; ".join(f"{', '.join(ids)} {what}" for what, ids in groups.items())
 
     async def close_all(self, reason: str) -> None:
+        await self.settle()  # an open under way is finished first, then closed
         for run in self.pairs:
             # A pair whose data has ended was closed out then; its prices are stale now.
             if run.position is not None and not run.ended and not run.close_paused:
@@ -320,7 +355,10 @@ class Trader:
             )
         except DeltaHedgeError as exc:
             self._record(run, exc.position)
-            self._open_failed(run, exc.position, cash - run.cash)
+            # What the attempt lost: the cash it cost less what it still holds, at price.
+            held = exc.position.spot_qty * self._last(run.spot.symbol)
+            held -= exc.position.perp_qty * self._last(run.perp.symbol)
+            self._open_failed(run, exc.position, cash - run.cash - held)
             if exc.position.state == "needs_attention":
                 run.position = exc.position  # exposure left: the exit rules will retry
                 run.close_requested = anyio.Event()
@@ -569,8 +607,8 @@ class Trader:
         """An hourly sample of the equity (equity_now) and of each pair's PnL (pair_pnl),
         computed as those compute them, in one pass over the pairs."""
         t = self.clock_ms
-        if t <= 0 or (not force and t - self.equity.last_ms < HOUR_MS):
-            return
+        if t <= 0 or (not force and (t - self.equity.last_ms < HOUR_MS or self._acting)):
+            return  # (while an open or close is under way, the next cycle samples)
         quotes, perp_position = self.ticker.quotes, self.account.get_perp_position
         equity = self.account.balance(self.quote)
         for run, spot_symbol, perp_symbol in self._valued:
