@@ -349,6 +349,10 @@ class LiveRun(Trader):
                     self.say(self._trading())
                 traded = len(self.ledger.entries)
                 await self.decide(touched)
+                if after_cycle is not None:
+                    # A rehearsal's market moves on after the cycle: its decisions are
+                    # carried out on this cycle's prices, as a replay's are.
+                    await self.settle()
                 if until_ms is not None and self.clock_ms >= until_ms:
                     break  # the last hour: sampled once what is held is closed
                 if len(self.ledger.entries) != traded:
@@ -359,9 +363,6 @@ class LiveRun(Trader):
                         (self.clock_ms - start_ms) // HOUR_MS, (until_ms - start_ms) // HOUR_MS
                     )
                 if after_cycle is not None:
-                    # A rehearsal's market moves on after the cycle: its decisions are
-                    # carried out on this cycle's prices, as a replay's are.
-                    await self.settle()
                     await after_cycle()
                 self._heartbeat()
                 await self._wait(stop, self.poll_seconds)
