@@ -31,6 +31,7 @@ from orchestrator.venue.codes import VenueError
 from orchestrator.venue.endpoints import Ctx, Handler, to_int
 from orchestrator.venue.faults import FaultBook, FaultRule, FaultSpec, malformed
 from orchestrator.venue.market import (
+    HOUR_MS,
     RecordedMarket,
     SyntheticHistory,
     load_instrument_entries,
@@ -150,13 +151,14 @@ class Venue:
                 (i.symbol, f"{i.base}/{i.quote}") for (c, _), i in listed.items() if c == "spot"
             ]
             self.recorded = RecordedMarket(data_dir, spots)
-            first, last = self.recorded.start_ms, self.recorded.end_ms
+            # From the data's first hour (its first bars close an hour later) to its end.
+            first, last = self.recorded.start_ms - HOUR_MS, self.recorded.end_ms
             if start_ms is not None and not first <= start_ms <= last:
                 raise ValueError(
                     f"the market start {_iso(start_ms)} is outside the recorded data "
                     f"({_iso(first)} to {_iso(last)})"
                 )
-            self.advance_to(start_ms if start_ms is not None else first)
+            self.advance_to(start_ms if start_ms is not None else self.recorded.start_ms)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
