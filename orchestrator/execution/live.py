@@ -320,6 +320,37 @@ class LiveExecutor(Executor):
                 f"reading balances and positions failed: {self._describe(exc)}"
             ) from None
 
+    async def outside_trades(
+        self, instruments: Sequence[Instrument], since_ms: int, known: Collection[str]
+    ) -> list[OrderResult]:
+        """The executions on these markets since ``since_ms`` of orders not in ``known``
+        (the run's own order ids) nor already taken in (execution ids in ``known``): the
+        owner's own trades, auto-deleveraging (``AdlTrade``), liquidations (``BustTrade``),
+        each as a filled order at the venue's price and fee. Funding is not a trade."""
+        found: list[OrderResult] = []
+        try:
+            for inst in instruments:
+                # ccxt asks for execType=Trade unless told: ADL and liquidations are
+                # listed only when asked for by their own types (perps only).
+                kinds = ("Trade",) if inst.category is Category.SPOT else _OUTSIDE_KINDS
+                for kind in sorted(kinds):
+                    call = partial(
+                        self._exchange.fetch_my_trades, inst.symbol, since_ms, 100,
+                        {"execType": kind},
+                    )  # fmt: skip
+                    trades = await self._read(call, "execution/list")
+                    if not isinstance(trades, list):
+                        raise _Unusable(f"the executions are a {type(trades).__name__}")
+                    for trade in trades:
+                        result = _outside(trade, inst, known)
+                        if result is not None:
+                            found.append(result)
+        except (ccxt.BaseError, *_UNREADABLE) as exc:
+            raise OrderOutcomeUnknown(
+                f"reading the executions failed: {self._describe(exc)}"
+            ) from None
+        return found
+
     async def _read(self, call: Callable[[], Awaitable[T]], endpoint: str) -> T:
         """A read, paced, retried on network errors only: a wider predicate would swallow
         cancellation."""
@@ -485,6 +516,43 @@ class LiveExecutor(Executor):
             fee_currency=fee_currency,
             is_simulated=False,
         )
+
+
+_OUTSIDE_KINDS = frozenset({"Trade", "AdlTrade", "BustTrade"})
+
+
+def _outside(trade: Any, inst: Instrument, known: Collection[str]) -> OrderResult | None:
+    """One execution as a filled order, unless it is the run's own (or known) or not a
+    trade; _Unusable where it cannot be read."""
+    info = trade.get("info") if isinstance(trade, dict) else None
+    if not isinstance(info, dict):
+        raise _Unusable(f"an execution without its venue record: {trade!r:.200}")
+    exec_id, order_id = str(info.get("execId") or ""), str(info.get("orderId") or "")
+    if not exec_id or exec_id in known or order_id in known:
+        return None
+    if info.get("execType", "Trade") not in _OUTSIDE_KINDS:
+        return None
+    side = str(info.get("side", "")).lower()
+    qty = _number(info.get("execQty"), "execQty")
+    price = _number(info.get("execPrice"), "execPrice")
+    fee = _number(info.get("execFee"), "execFee") or ZERO
+    if side not in ("buy", "sell") or not qty or qty <= 0 or price is None or price <= 0:
+        raise _Unusable(f"execution {exec_id}: {side} {qty} at {price}")
+    coin = info.get("feeCurrency") or (trade.get("fee") or {}).get("currency") or inst.quote
+    return OrderResult(
+        client_order_id="",
+        order_id=exec_id,
+        symbol=inst.symbol,
+        side=Side(side),
+        category=inst.category,
+        status=OrderStatus.FILLED,
+        requested_qty=qty,
+        filled_qty=qty,
+        avg_price=price,
+        fee=fee,
+        fee_currency=str(coin),
+        is_simulated=False,
+    )
 
 
 def _executions_fee(trades: Any, result: OrderResult) -> tuple[Decimal, str]:

@@ -27,6 +27,7 @@ import ccxt
 from opentelemetry.trace import Tracer
 
 from orchestrator.config import Config, Pair
+from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.bybit import describe
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.retry import read_venue as read
@@ -36,13 +37,20 @@ from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.live.preflight import AccountShape, StartupError, check_account
 from orchestrator.market.ticker import TickerService
-from orchestrator.models import ZERO, Category, Instrument, Position
+from orchestrator.models import ZERO, Category, Holdings, Instrument, OrderResult, Position
 from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
 from orchestrator.run.engine import Progress
 from orchestrator.run.ledger import Ledger
-from orchestrator.run.trader import PairRun, RunResult, StopFlag, Trader, stopping_whole
+from orchestrator.run.trader import (
+    CLOSES_FAILED,
+    PairRun,
+    RunResult,
+    StopFlag,
+    Trader,
+    stopping_whole,
+)
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.tracing.position import PositionTracer
 
@@ -52,6 +60,20 @@ START_MS = "start_ms"
 LEVERAGE_UNCHANGED = "110043"  # Bybit: "leverage not modified" is success
 FOREVER_MS = 2**62  # a live pair's data never ends
 HOUR_MS = 3_600_000
+
+
+ADOPTABLE = frozenset({"validated", "needs_attention"})
+
+
+def _outside_words(result: OrderResult) -> str:
+    """What an outside change was, as the venue recorded it."""
+    leg = "spot" if result.category is Category.SPOT else "perp"
+    if result.order_id == "moved-out":
+        return f"{result.filled_qty} of the spot moved out of the account (no trade)"
+    return (
+        f"{leg} {result.side.value} {result.filled_qty} at {result.avg_price} "
+        f"(execution {result.order_id}, fee {result.fee} {result.fee_currency})"
+    )
 
 
 def _dec(value: Any) -> Decimal:
@@ -150,8 +172,9 @@ class LiveRun(Trader):
         tracing = PositionTracer(tracer, clock=ticker.clock)
         if recorder is not None:
             recorder.clock = ticker.clock
+        self.executor = LiveExecutor(exchange, timing=config.live.timing, hedged=shape.hedged)
         manager = PositionManager(
-            LiveExecutor(exchange, timing=config.live.timing, hedged=shape.hedged),
+            self.executor,
             ticker,
             config.trading,
             tracing=tracing,
@@ -410,7 +433,47 @@ class LiveRun(Trader):
             run.funding_rates.append((when, rate))
         await self._record_funding(holders)
         await self.live_account.refresh()
+        await self._adopt_outside_changes()
         return touched
+
+    async def _adopt_outside_changes(self) -> None:
+        """Every held position's legs against what the venue shows. Less than the record
+        holds (a close by hand, auto-deleveraging, a liquidation, coins moved out) is
+        taken into the record at the venue's prices, said, and the rest closed: the pair
+        is flat and trades again. More is the owner's, and left alone."""
+        for run in self.pairs:
+            position = run.position
+            if position is None or run.busy or position.state not in ADOPTABLE:
+                continue
+            perp = self.live_account.get_perp_position(run.perp.symbol)
+            held = Holdings(
+                spot=self.live_account.available_balance(run.spot.base),
+                perp_short=-perp.size if perp.size < 0 else ZERO,
+            )
+            if held.spot >= position.spot_qty and held.perp_short >= position.perp_qty:
+                continue
+            began = position.created_at or position.opened_at
+            since = int(began.timestamp() * 1000) if began else self.start_ms or 0
+            known = {r.order_id for r in position.orders}
+            try:
+                trades = await self.executor.outside_trades((run.spot, run.perp), since, known)
+            except OrderOutcomeUnknown as exc:
+                self.contact.lost(str(exc))  # read again next cycle
+                continue
+            adopted = self.manager.adopt(position.id, trades, held)
+            if not adopted:
+                continue  # the venue's record of it lags: next cycle
+            quotes = {r.client_order_id: r.avg_price or ZERO for r in adopted}
+            self._record_orders(run, position, adopted, quotes)
+            what = "; ".join(_outside_words(r) for r in adopted)
+            self._tell(
+                f"{run.name}: {position.id} changed outside the run: {what}. Taken into its "
+                "record at the venue's prices; closing what is left"
+            )
+            run.close_paused = None  # the owner acted: the close is tried again
+            if run.open_paused is not None and run.open_paused.startswith(CLOSES_FAILED):
+                run.open_paused = None
+            await self._act(run, self._close(run, f"changed outside the run: {what}"))
 
     def _holder_at(self, run: PairRun, when_ms: int) -> str | None:
         """The position of ``run``'s pair that held the perp short at ``when_ms``: the

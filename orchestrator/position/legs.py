@@ -14,7 +14,9 @@ from typing import Literal, Protocol
 from orchestrator.models import Instrument, OrderRequest, OrderResult, OrderStatus, Position
 
 LegName = Literal["spot", "perp"]
-Action = Literal["open", "close", "rollback"]
+# "outside": a change the run did not make (the owner's trade, auto-deleveraging, a
+# liquidation, coins moved), taken into the record: never sent.
+Action = Literal["open", "close", "rollback", "outside"]
 NONCE_LENGTH = 6
 MAX_POSITION_ID = 20  # nonce, "-", id, "-", leg, action and up to 6 attempt digits: 36
 # How often an order the venue has not shown yet is asked for again while it may
@@ -50,12 +52,13 @@ def client_order_id(
     """Deterministic within a run: the same (position, leg, action, attempt) always gives
     the same id, so a resend after an unknown outcome can never become a second order;
     the run's nonce keeps another run from taking this run's orders for its own."""
-    return f"{run_nonce}-{position_id}-{leg[0]}{action[0]}{attempt}"
+    letter = "x" if action == "outside" else action[0]
+    return f"{run_nonce}-{position_id}-{leg[0]}{letter}{attempt}"
 
 
-_SUFFIX = re.compile(r"^(?P<leg>[sp])(?P<action>[ocr])(?P<attempt>[0-9]{1,6})$")
+_SUFFIX = re.compile(r"^(?P<leg>[sp])(?P<action>[ocrx])(?P<attempt>[0-9]{1,6})$")
 _LEGS: dict[str, LegName] = {"s": "spot", "p": "perp"}
-_ACTIONS: dict[str, Action] = {"o": "open", "c": "close", "r": "rollback"}
+_ACTIONS: dict[str, Action] = {"o": "open", "c": "close", "r": "rollback", "x": "outside"}
 
 
 def parse_client_order_id(cid: str) -> tuple[LegName, Action, int] | None:

@@ -19,6 +19,7 @@ from uuid import uuid4
 
 import anyio
 import anyio.lowlevel
+import msgspec
 
 from machines import FINAL_STATES, PositionLifecycle
 from machines.lifecycle import Listener
@@ -41,9 +42,11 @@ from orchestrator.models import (
     CLIENT_ORDER_ID,
     ZERO,
     Category,
+    Holdings,
     Instrument,
     OrderRequest,
     OrderResult,
+    OrderStatus,
     Position,
     Side,
 )
@@ -447,6 +450,82 @@ class PositionManager:
             and spot >= 0
             and round_down(spot, entry.spot.qty_step) < entry.spot.min_qty
         )
+
+    # -- what changed outside the run
+
+    def adopt(
+        self, position_id: str, trades: Sequence[OrderResult], held: Holdings
+    ) -> list[OrderResult]:
+        """Take into the position's record what the venue shows changed without the run:
+        ``trades`` it did not send (the owner's, auto-deleveraging, a liquidation: at the
+        venue's prices and fees, reducing the record no further than the venue shows),
+        then coins gone from the wallet without a trade (moved out: no cash for them).
+        Journaled as the position's orders (never sent), so a resume takes them back.
+        Returns what was taken in; the caller brings the position back to hedged or flat."""
+        entry = self._positions.get(position_id)
+        if entry is None:
+            raise UnknownPositionError(position_id)
+        position = entry.position
+        if position.state not in ("validated", "needs_attention") or entry.unresolved:
+            return []  # an order of its own may still land: nothing is judged now
+        spot_over = position.spot_qty - held.spot
+        perp_over = position.perp_qty - held.perp_short
+        legs: list[Leg] = []
+        for trade in trades:
+            name: LegName = "spot" if trade.category is Category.SPOT else "perp"
+            reduces = trade.side is (Side.SELL if name == "spot" else Side.BUY)
+            over = spot_over if name == "spot" else perp_over
+            if not reduces or trade.filled_qty > over:
+                continue  # not the position's: the owner's own coins or contracts
+            if name == "spot":
+                spot_over -= trade.filled_qty
+            else:
+                perp_over -= trade.filled_qty
+            legs.append(self._outside_leg(entry, name, trade))
+        if spot_over > 0 and perp_over <= 0:
+            # Gone without a trade (moved out of the account): taken out at no price.
+            legs.append(
+                self._outside_leg(
+                    entry,
+                    "spot",
+                    OrderResult(
+                        client_order_id="",
+                        order_id="moved-out",
+                        symbol=entry.spot.symbol,
+                        side=Side.SELL,
+                        category=Category.SPOT,
+                        status=OrderStatus.FILLED,
+                        requested_qty=spot_over,
+                        filled_qty=spot_over,
+                        avg_price=ZERO,
+                        fee=ZERO,
+                        fee_currency=entry.spot.quote,
+                        is_simulated=False,
+                    ),
+                )
+            )
+        if not legs:
+            return []
+        self._record_intents(entry, legs)
+        for leg in legs:
+            self._apply(entry, leg)
+        self._record_outcomes(legs)
+        return [leg.result for leg in legs if leg.result is not None]
+
+    def _outside_leg(self, entry: _Entry, name: LegName, trade: OrderResult) -> Leg:
+        attempt = entry.attempts["outside"] = entry.attempts.get("outside", 0) + 1
+        instrument = entry.spot if name == "spot" else entry.perp
+        cid = client_order_id(self.run_nonce, entry.position.id, name, "outside", attempt)
+        request = OrderRequest(
+            symbol=instrument.symbol,
+            side=trade.side,
+            quantity=trade.filled_qty,
+            category=instrument.category,
+            client_order_id=cid,
+        )
+        entry.position.client_order_ids.append(cid)
+        result = msgspec.structs.replace(trade, client_order_id=cid)
+        return Leg(name, "outside", instrument, request, result=result, acknowledged=True)
 
     # -- after a restart
 

@@ -40,6 +40,7 @@ from orchestrator.run.ledger import Ledger, LedgerEntry
 from orchestrator.strategy.funding import Strategy
 
 HOUR_MS = 3_600_000
+CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins
 
 
 class StopFlag(Protocol):
@@ -402,8 +403,8 @@ class Trader:
             if run.failed_closes >= self.risk.max_failed_closes:
                 self._pause(
                     run,
-                    f"{run.failed_closes} closes in a row failed; not tried again, the "
-                    f"operator must act: {position.reason}",
+                    f"{CLOSES_FAILED} ({run.failed_closes}); not tried again, the operator "
+                    f"must act: {position.reason}",
                     closes=True,
                 )
             run.close_requested = anyio.Event()

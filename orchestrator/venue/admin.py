@@ -8,6 +8,9 @@
 - ``POST /admin/balances``: ``{"USDT": "100000"}``
 - ``POST /admin/funding``: ``{"symbol": "BTCUSDT", "rate": "0.0001"}`` (optional
   ``time_ms``, ``mark``): settle one funding payment now
+- ``POST /admin/outside``: ``{"category": "linear", "symbol": "BTCUSDT", "side": "Buy",
+  "qty": "0.01", "exec_type": "Trade" | "AdlTrade" | "BustTrade", "price": optional}``: a
+  trade the run did not make (the owner's own, auto-deleveraging, a liquidation)
 - ``POST /admin/clock``: ``{"time_ms": ...}`` or ``{"advance_ms": ...}`` (recorded mode)
 - ``GET /admin/state``: wallet, positions, orders, executions, requests received per
   endpoint and the audit checks
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from orchestrator.venue.checks import COIN, checked_amount, read_body
+from orchestrator.venue.codes import VenueError
 from orchestrator.venue.endpoints import positions_view, wallet_view
 from orchestrator.venue.faults import FaultSpecError, parse_faults
 
@@ -135,6 +139,8 @@ def add_admin_routes(app: web.Application, venue: Venue) -> None:
                 return await handler(request)
             except (_BadRequest, FaultSpecError, KeyError, ValueError) as exc:
                 return _bad(str(exc))
+            except VenueError as exc:
+                return _bad(exc.message)
 
         return run
 
@@ -195,6 +201,25 @@ def add_admin_routes(app: web.Application, venue: Venue) -> None:
         )
         return _ok({"execution": execution.view() if execution else None})
 
+    async def outside(request: web.Request) -> web.Response:
+        """A trade the run did not make (the owner's, ADL, a liquidation): see
+        ``Book.outside_trade``."""
+        body = await _object(request)
+        category = body.get("category")
+        if category not in ("spot", "linear"):
+            raise _BadRequest("category: 'spot' or 'linear'")
+        price = body.get("price")
+        execution = venue.book.outside_trade(
+            category,
+            str(body.get("symbol", "")),
+            str(body.get("side", "")),
+            checked_amount(_dec(body.get("qty"), "qty"), "qty"),
+            venue.server_ms(),
+            exec_type=str(body.get("exec_type", "Trade")),
+            price=None if price is None else checked_amount(_dec(price, "price"), "price"),
+        )
+        return _ok({"execution": execution.view()})
+
     async def clock(request: web.Request) -> web.Response:
         body = await _object(request)
         market = venue.recorded
@@ -235,4 +260,5 @@ def add_admin_routes(app: web.Application, venue: Venue) -> None:
     app.router.add_post("/admin/balances", guarded(balances))
     app.router.add_post("/admin/funding", guarded(funding))
     app.router.add_post("/admin/clock", guarded(clock))
+    app.router.add_post("/admin/outside", guarded(outside))
     app.router.add_get("/admin/state", guarded(state))

@@ -395,9 +395,18 @@ class Book:
     def _fill_price(self, price: Decimal, side: str) -> Decimal:
         return price * (1 + self.slippage) if side == "Buy" else price * (1 - self.slippage)
 
-    def _fill(self, order: Order, qty: Decimal, now_ms: int) -> None:
+    def _fill(
+        self,
+        order: Order,
+        qty: Decimal,
+        now_ms: int,
+        *,
+        exec_type: str = "Trade",
+        price: Decimal | None = None,
+    ) -> None:
         inst = self.instrument(order.category, order.symbol)
-        price = self._fill_price(self.price(order.category, order.symbol), order.side)
+        if price is None:
+            price = self._fill_price(self.price(order.category, order.symbol), order.side)
         value = qty * price
         if order.category == "spot":
             if order.side == "Buy":
@@ -409,7 +418,9 @@ class Book:
                 self._add(inst.base, -qty)
                 self._add(inst.quote, value - fee)
         else:
-            fee, fee_coin, rate = value * self.perp_fee_rate, SETTLE_COIN, self.perp_fee_rate
+            # Auto-deleveraging charges no fee (Bybit); a trade or a liquidation the taker's.
+            rate = ZERO if exec_type == "AdlTrade" else self.perp_fee_rate
+            fee, fee_coin = value * rate, SETTLE_COIN
             self._trade_position(order.symbol, qty if order.side == "Buy" else -qty, price, now_ms)
             self._add(SETTLE_COIN, -fee)
             self.positions[order.symbol].realised -= fee
@@ -422,7 +433,7 @@ class Book:
         self.executions.append(
             Execution(
                 exec_id=f"exec-{len(self.executions) + 1}",
-                exec_type="Trade",
+                exec_type=exec_type,
                 category=order.category,
                 symbol=order.symbol,
                 side=order.side,
@@ -436,6 +447,51 @@ class Book:
                 link_id=order.link_id,
             )
         )
+
+    def outside_trade(
+        self,
+        category: str,
+        symbol: str,
+        side: str,
+        qty: Decimal,
+        now_ms: int,
+        *,
+        exec_type: str = "Trade",
+        price: Decimal | None = None,
+    ) -> Execution:
+        """A trade the run did not make: the owner's own order on the website (``Trade``),
+        auto-deleveraging (``AdlTrade``) or a liquidation (``BustTrade``) of the perp. It
+        fills at once, at ``price`` or the market's, with an order id and no orderLinkId,
+        and is listed among the executions as Bybit lists it."""
+        inst = self.instrument(category, symbol)
+        if side not in ("Buy", "Sell") or not qty.is_finite() or qty <= 0:
+            raise VenueError(codes.PARAMS_ERROR, "params error: side or qty invalid")
+        if exec_type not in ("Trade", "AdlTrade", "BustTrade"):
+            raise VenueError(codes.PARAMS_ERROR, f"params error: execType {exec_type!r}")
+        held = self.positions.get(symbol)
+        if category == "linear" and exec_type != "Trade":
+            # ADL and liquidation only ever reduce a position, never beyond it.
+            if held is None or held.size == 0 or (held.size > 0) == (side == "Buy"):
+                raise VenueError(codes.PARAMS_ERROR, f"{exec_type}: no position to reduce")
+            qty = min(qty, abs(held.size))
+        if category == "spot" and side == "Sell" and qty > self.available(inst.base):
+            raise self.error("insufficient_balance", category)
+        order = Order(
+            order_id=f"{self.order_id_prefix}{next(self._ids)}",
+            link_id="",
+            category=category,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            base_qty=qty,
+            reduce_only=exec_type != "Trade",
+            market_unit="baseCoin" if category == "spot" else "",
+            created_ms=now_ms,
+        )
+        self.orders[order.order_id] = order
+        self._fill(order, qty, now_ms, exec_type=exec_type, price=price)
+        order.status, order.done_ms = "Filled", now_ms
+        return self.executions[-1]
 
     def _trade_position(self, symbol: str, signed: Decimal, price: Decimal, now_ms: int) -> None:
         pos = self.positions.setdefault(symbol, Position(symbol, created_ms=now_ms))

@@ -1,0 +1,108 @@
+"""Changes made outside the run (issue 19, item 4), through the CLI: ``orchestrator venue``
+and ``orchestrator run`` (mode live, real ccxt) each in its own process. Once the run
+holds a position, the venue changes it behind the run's back: the owner closes part of
+the perp or sells spot by hand, auto-deleveraging or a liquidation takes the short, or
+coins are moved out. The run says what happened, takes it into its record at the
+venue's prices, closes what is left and trades the pair again; its ledger balances on
+the venue's numbers, and it never sells coins the position did not buy."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_crash_resume_live import Watched, journal_state, orchestrator, write_config
+from tests.test_live_accounts import Venue
+
+# The owner's own coins, in the wallet before the run: never sold. (Where the owner
+# sells spot or moves coins, the wallet holds none of its own: with its own coins beside
+# the position's, a sale by hand is the owner's business, not the position's.)
+OWN_BTC = {"perp_half_by_hand": "0.25", "adl": "0.25", "liquidation": "0.25"}
+
+
+def perp_short(venue: Venue) -> Decimal:
+    for p in venue.admin("state")["positions"]:
+        if p["symbol"] == "BTCUSDT" and p["side"] == "Sell":
+            return Decimal(p["size"])
+    return Decimal(0)
+
+
+def wallet(venue: Venue, coin: str) -> Decimal:
+    for account in venue.admin("state")["wallet"]["list"]:
+        for entry in account["coin"]:
+            if entry["coin"] == coin:
+                return Decimal(entry["walletBalance"])
+    return Decimal(0)
+
+
+def change(venue: Venue, how: str) -> None:
+    short = perp_short(venue)
+    own = Decimal(OWN_BTC.get(how, "0"))
+    held = wallet(venue, "BTC") - own
+    trade: dict[str, Any] = {"category": "linear", "symbol": "BTCUSDT", "side": "Buy"}
+    if how == "perp_half_by_hand":
+        venue.admin("outside", {**trade, "qty": str(short / 2)})
+    elif how == "adl":
+        venue.admin("outside", {**trade, "qty": str(short), "exec_type": "AdlTrade"})
+    elif how == "liquidation":
+        venue.admin("outside", {**trade, "qty": str(short), "exec_type": "BustTrade"})
+    elif how == "spot_half_by_hand":
+        qty = (held / 2).quantize(Decimal("0.000001"))
+        venue.admin(
+            "outside", {"category": "spot", "symbol": "BTCUSDT", "side": "Sell", "qty": str(qty)}
+        )
+    elif how == "coins_moved_out":
+        venue.admin("balances", {"BTC": str(own + held / 2)})
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how", ["perp_half_by_hand", "adl", "liquidation", "spot_half_by_hand", "coins_moved_out"]
+)
+def test_an_outside_change_is_adopted_and_the_pair_trades_again(tmp_path: Path, how: str) -> None:
+    own = Decimal(OWN_BTC.get(how, "0"))
+    venue = Venue(tmp_path, "--balance", "USDT=100000", "--balance", f"BTC={own}")
+    try:
+        write_config(tmp_path, venue.url, on_stop="close")
+        run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
+        deadline = time.monotonic() + 60
+        changed = False
+        states: list[str] = []
+        while run.process.poll() is None and time.monotonic() < deadline:
+            folders = sorted((tmp_path / "runs").glob("*"))
+            states, _ = journal_state(folders[-1]) if folders else ([], 0)
+            if not changed and states == ["validated"]:
+                change(venue, how)
+                changed = True
+            if changed and "closed" in states and "validated" in states[1:]:
+                break  # the changed position is closed, and the pair holds a new one
+            time.sleep(0.1)
+        run.process.send_signal(signal.SIGTERM)
+        code, err = run.finish(timeout=60)
+        state = venue.admin("state")
+    finally:
+        venue.stop()
+    assert code == 143, err
+    assert "Traceback" not in err
+    assert states[0] == "closed" and "validated" in states[1:], (states, err)
+    said = [line for line in err.splitlines() if "changed outside the run" in line]
+    assert len(said) == 1, err
+    # on_stop: close, so everything the run held is sold: the owner's coins stay.
+    btc = next(
+        Decimal(c["walletBalance"])
+        for a in state["wallet"]["list"]
+        for c in a["coin"]
+        if c["coin"] == "BTC"
+    )
+    assert own <= btc < own + Decimal("0.001"), btc
+    assert state["checks"]["oversold"] == {}
+    assert all(Decimal(p["size"]) == 0 for p in state["positions"])
+    summary = json.loads(next((tmp_path / "runs").glob("*/summary.json")).read_text())
+    assert summary["ledger_balances"] is True, summary
