@@ -460,9 +460,12 @@ def test_resume_refuses_to_trade_when_the_venue_disagrees_with_the_journal(
                 anyio.run(buy_back)
             expected = r"perp BTC/USDT:USDT short\s+0\.452\s+0\.252\s+<- differs"
         creates = len(venue.admin("requests")["creates"])
+        leverage = venue.admin("state")["hits"].get("position/set-leverage", 0)
         code, err = resume(tmp_path, run_dir)
         assert code == 2, err
         assert "the venue and the journal disagree; nothing was sent" in err
+        # Not even the leverage: the resume writes nothing until the two agree.
+        assert venue.admin("state")["hits"].get("position/set-leverage", 0) == leverage
         assert re.search(expected, err), err
         assert "Traceback" not in err
         assert len(venue.admin("requests")["creates"]) == creates  # nothing sent
