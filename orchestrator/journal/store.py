@@ -54,7 +54,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from orchestrator.journal.lock import JournalError, WriteLock
-from orchestrator.journal.reader import JournalView, Records, read_journal
+from orchestrator.journal.reader import SEQ_TABLES, JournalView, Records, read_journal
 from orchestrator.journal.schema import (
     BUSY_TIMEOUT,
     DB_NAME,
@@ -140,6 +140,12 @@ class Journal(Records):
         self._durable_intents = durable_intents
         self._group_limit = 0  # 0: every write commits before it returns
         self._pending = _Pending()
+        # Grouped writes waiting before the next commit is tried: the limit, doubled
+        # after each failed commit, so a journal that cannot be written costs one
+        # commit attempt per doubling of its backlog, not one per write (every
+        # attempt re-sends the whole backlog: retried at each write, the cost grew
+        # with the square of the backlog and a run on a full disk crawled for ever).
+        self._flush_at = 0
         # Every client order id recorded: an id is refused a second time from this set,
         # not from a UNIQUE index (whose page each intent's commit would write too);
         # the run's lock makes this process the journal's only writer.
@@ -270,7 +276,12 @@ class Journal(Records):
         """From now on, writes other than intents wait and are committed together (see
         the module docstring); not in a live journal."""
         if not self._durable_intents:
-            self._group_limit = max(1, limit)
+            self._group_limit = self._flush_at = max(1, limit)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether writes other than intents wait for a grouped commit (a replay's)."""
+        return self._group_limit > 0
 
     def flush(self) -> None:
         """Commit the grouped writes that wait."""
@@ -281,8 +292,13 @@ class Journal(Records):
     def _waiting(self) -> None:
         """Count one more grouped write; commit them all once the limit is reached."""
         self._pending.count += 1
-        if self._pending.count >= self._group_limit:
-            self.flush()
+        if self._pending.count >= self._flush_at:
+            try:
+                self.flush()
+            except JournalError:
+                self._flush_at = 2 * self._pending.count
+                raise
+            self._flush_at = self._group_limit
 
     def _commit_pending(self, conn: sqlite3.Connection) -> None:
         waiting = self._pending
@@ -374,6 +390,20 @@ class Journal(Records):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+    def drop_after(self, marks: dict[str, int], key: str) -> None:
+        """Remove what was appended after ``marks`` (``last_seqs`` then) and the meta
+        ``key`` holding them, in one commit: a replay's resume drops the writes its
+        stop made (recorder.STOPPED); only a replay's journal (a live one is history)."""
+        if not self.grouped:
+            raise JournalError(f"{self.path}: a live run's journal is never cut back")
+        with self._writing("the resume's cut of the stop's writes") as conn:
+            for table in SEQ_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE seq > ?", (int(marks.get(table, 0)),))
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        self._client_ids = {
+            cid for (cid,) in self._db().execute("SELECT client_order_id FROM orders")
+        }
 
     def save_position(self, position: Position) -> None:
         """Store the whole record (insert or replace)."""

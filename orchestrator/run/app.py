@@ -483,6 +483,8 @@ def _play(
     recorder: JournalRecorder,
 ) -> int:
     journal = recorder.journal
+    recorder.on_failure = signals.stop_for  # a journal that cannot be written stops the run
+    signals.when_stopping(recorder.stopping)
     started = time.perf_counter()
     try:
         result, baseline = anyio.run(
@@ -500,7 +502,7 @@ def _play(
     problems = _write_results(folder, summary, result, baseline)
     if recorder.problems:
         problems += [f"journal: {p}" for p in recorder.problems]
-    _print_results(out, summary, result, elapsed, interrupted)
+    _print_results(out, summary, result, elapsed, interrupted, signals.cause)
     if folder.tracing is not None:
         trace_problems = folder.tracing.shutdown()
         if not (folder.path / TRACE_FILE).is_file():  # written all along to a deleted file
@@ -538,14 +540,19 @@ def _write_results(
 
 
 def _print_results(
-    out: TextIO, summary: Summary, result: RunResult, elapsed: float, interrupted: bool
+    out: TextIO,
+    summary: Summary,
+    result: RunResult,
+    elapsed: float,
+    interrupted: bool,
+    cause: str | None = None,
 ) -> None:
     span = f"{summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC"
-    status = (
-        "INTERRUPTED: stopped early, open positions closed at the last prices; "
-        if interrupted
-        else ""
-    )
+    status = ""
+    if interrupted and cause is not None:  # the run stopped itself: no close was journaled
+        status = f"INTERRUPTED: stopped early ({cause}); "
+    elif interrupted:
+        status = "INTERRUPTED: stopped early, open positions closed at the last prices; "
     print(
         f"run {summary.run_id}: {status}{span}, {result.events:,} events in {elapsed:.1f} s",
         file=out,
