@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -236,6 +237,7 @@ class Journal(Records):
         conn: sqlite3.Connection | None = None
         try:
             check_header(path)
+            _probe_folder(run_dir)
             conn = connect(f"{uri(path)}?mode=rw", busy_timeout)
             check_journal(conn, path)
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -589,6 +591,20 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def _identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
+
+
+def _probe_folder(run_dir: Path) -> None:
+    """Refuse to resume in a folder nothing can be created in: SQLite's WAL and its
+    index go beside the journal (it would say only "unable to open database file")."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=run_dir)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise JournalError(
+            f"{run_dir}: the run folder cannot be written ({os_reason(exc)}), so its "
+            "journal cannot be opened for writing"
+        ) from None
 
 
 def _probe_write(conn: sqlite3.Connection, path: Path) -> None:
