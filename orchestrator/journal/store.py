@@ -233,6 +233,10 @@ class Journal(Records):
         """Resume a run: takes the run's lock, checks the journal's version and integrity."""
         run_dir = Path(run_dir)
         path = existing_journal(run_dir)
+        # Checked first as a reader would, changing nothing: a refused journal must be
+        # left as it was, and SQLite opening it for writing creates its -shm and, on
+        # closing, folds its WAL into the file.
+        read_journal(run_dir).close()
         lock = WriteLock.acquire(run_dir)
         conn: sqlite3.Connection | None = None
         try:
