@@ -48,7 +48,7 @@ def test_a_disk_that_fills_mid_run_stops_it_with_exit_3_and_it_resumes_once_free
         no_traceback(done)
         assert done.returncode == 3, done.stderr
         assert "the journal could not be written at" in done.stderr
-        assert "stopped opening positions there" in done.stderr
+        assert "so the run opened no position after that" in done.stderr
         assert "SQLITE_FULL" in done.stderr
         assert "INTERRUPTED: stopped early (the journal could not be written" in done.stdout
         run_dir = only_run(disk / "runs")

@@ -103,8 +103,8 @@ class JournalRecorder:
         )
         self.problems.insert(
             0,
-            f"the journal could not be written at {when} (run time), so the run stopped "
-            f"opening positions there and ended: {exc}{then}",
+            f"the journal could not be written at {when} (run time), so the run opened "
+            f"no position after that: {exc}{then}",
         )
         if self.on_failure is not None:
             self.on_failure(f"the journal could not be written: {exc}")

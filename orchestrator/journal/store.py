@@ -46,9 +46,7 @@ JournalError naming the file and the reason, never a bare sqlite3 traceback.
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -62,7 +60,6 @@ from orchestrator.journal.schema import (
     FINAL_STATUSES,
     IDENTITY_KEYS,
     OPEN_STATUSES,
-    SCHEMA_VERSION,
     check_header,
     check_journal,
     connect,
@@ -75,52 +72,25 @@ from orchestrator.journal.schema import (
     unreadable,
     uri,
 )
+from orchestrator.journal.writes import (
+    BALANCES,
+    INTENT,
+    LEDGER,
+    OUTCOME,
+    POSITION_SQL,
+    TRANSITION,
+    Pending,
+    identity,
+    probe_folder,
+    probe_write,
+    rollback,
+    upsert_position,
+)
 from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.run.files import sync_folder
 from orchestrator.run.ledger import LedgerEntry
 
 GROUP_LIMIT = 512  # grouped writes waiting before they are committed anyway
-
-
-class _Pending:
-    """Grouped writes not committed yet, as rows (position records: the latest
-    object, encoded when committed)."""
-
-    __slots__ = ("balances", "count", "ledger", "outcomes", "positions", "transitions")
-
-    def __init__(self) -> None:
-        self.transitions: list[tuple[object, ...]] = []
-        self.outcomes: list[tuple[object, ...]] = []
-        self.ledger: list[tuple[object, ...]] = []
-        self.positions: dict[str, Position] = {}
-        self.balances: dict[str, tuple[object, ...]] = {}
-        self.count = 0
-
-
-_TRANSITION = (
-    "INSERT INTO transitions (position_id, event, source, target, time_ms) VALUES (?, ?, ?, ?, ?)"
-)
-_INTENT = (
-    "INSERT INTO orders (client_order_id, position_id, symbol, side, quantity, request, "
-    "sent_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_OUTCOME = (
-    "INSERT INTO outcomes (status, final, result, error, outcome_ms, quote, client_order_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_LEDGER = (
-    "INSERT INTO ledger (run_label, time_ms, pair, position_id, kind, symbol, side, "
-    "quantity, price, amount, currency, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_POSITION = (
-    "INSERT INTO positions (id, state, record) VALUES (?, ?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record"
-)
-_BALANCES = (
-    "INSERT INTO balances (label, time_ms, wallet, perps) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (label) DO UPDATE SET time_ms = excluded.time_ms, "
-    "wallet = excluded.wallet, perps = excluded.perps"
-)
 
 
 class Journal(Records):
@@ -137,10 +107,10 @@ class Journal(Records):
     ) -> None:
         super().__init__(path, conn)
         self._lock: WriteLock | None = lock
-        self._identity = _identity(path)
+        self._identity = identity(path)
         self._durable_intents = durable_intents
         self._group_limit = 0  # 0: every write commits before it returns
-        self._pending = _Pending()
+        self._pending = Pending()
         # Grouped writes waiting before the next commit is tried: the limit, doubled
         # after each failed commit, so a journal that cannot be written costs one
         # commit attempt per doubling of its backlog, not one per write (every
@@ -241,13 +211,13 @@ class Journal(Records):
         conn: sqlite3.Connection | None = None
         try:
             check_header(path)
-            _probe_folder(run_dir)
+            probe_folder(run_dir)
             conn = connect(f"{uri(path)}?mode=rw", busy_timeout)
             check_journal(conn, path)
             conn.execute("PRAGMA synchronous = NORMAL")
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise JournalError(f"{path}: cannot be put in WAL mode")
-            _probe_write(conn, path)
+            probe_write(conn, path)
             mode = conn.execute("SELECT value FROM meta WHERE key = 'mode'").fetchone()
             return cls(path, conn, lock, durable_intents=mode is None or mode[0] == "live")
         except BaseException as exc:
@@ -309,17 +279,17 @@ class Journal(Records):
     def _commit_pending(self, conn: sqlite3.Connection) -> None:
         waiting = self._pending
         if waiting.transitions:
-            conn.executemany(_TRANSITION, waiting.transitions)
+            conn.executemany(TRANSITION, waiting.transitions)
         if waiting.outcomes:
-            conn.executemany(_OUTCOME, waiting.outcomes)
+            conn.executemany(OUTCOME, waiting.outcomes)
         if waiting.ledger:
-            conn.executemany(_LEDGER, waiting.ledger)
+            conn.executemany(LEDGER, waiting.ledger)
         if waiting.positions:
             conn.executemany(
-                _POSITION, [(p.id, p.state, encode(p)) for p in waiting.positions.values()]
+                POSITION_SQL, [(p.id, p.state, encode(p)) for p in waiting.positions.values()]
             )
         if waiting.balances:
-            conn.executemany(_BALANCES, list(waiting.balances.values()))
+            conn.executemany(BALANCES, list(waiting.balances.values()))
 
     # -- writes
 
@@ -338,17 +308,17 @@ class Journal(Records):
                 self._commit_pending(conn)
                 yield conn
                 conn.execute("COMMIT")
-                self._pending = _Pending()
+                self._pending = Pending()
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")  # a live journal's level
             except sqlite3.Error as exc:
-                _rollback(conn)
+                rollback(conn)
                 self._pending = waiting
                 raise JournalError(
                     f"{self.path}: cannot record {what}: {sqlite_reason(exc)}"
                 ) from exc
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 self._pending = waiting
                 raise
 
@@ -363,24 +333,24 @@ class Journal(Records):
                 conn.executemany(sql, rows)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                _rollback(conn)
+                rollback(conn)
                 raise JournalError(
                     f"{self.path}: cannot record {what}: {sqlite_reason(exc)}"
                 ) from exc
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 raise
 
     def _check_in_place(self, what: str) -> None:
         """SQLite writes on into a file whose folder was removed; refuse that."""
         try:
-            identity = _identity(self.path)
+            now = identity(self.path)
         except OSError as exc:
             raise JournalError(
                 f"{self.path}: cannot record {what}: the journal file is gone "
                 f"({os_reason(exc)}): was the run folder removed or moved?"
             ) from None
-        if identity != self._identity:
+        if now != self._identity:
             raise JournalError(
                 f"{self.path}: cannot record {what}: the journal file was replaced by another"
             )
@@ -418,7 +388,7 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"position {position.id}") as conn:
-            _upsert_position(conn, position)
+            upsert_position(conn, position)
 
     def transition(
         self,
@@ -439,9 +409,9 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"transition {event} of position {position_id}") as conn:
-            conn.execute(_TRANSITION, row)
+            conn.execute(TRANSITION, row)
             if position is not None:
-                _upsert_position(conn, position)
+                upsert_position(conn, position)
 
     def intents(
         self,
@@ -484,15 +454,15 @@ class Journal(Records):
         if self._group_limit:
             # Grouped, the intents are committed alone: nothing else need be before the
             # orders leave, and this small commit is what every open and close pays.
-            self._insert_alone(_INTENT, rows, what)
+            self._insert_alone(INTENT, rows, what)
             self._pending.count += 1
             if position is not None:  # written with what waits: one record per commit
                 self._pending.positions[position.id] = position
         else:
             with self._writing(what, durable=self._durable_intents) as conn:
-                conn.executemany(_INTENT, rows)
+                conn.executemany(INTENT, rows)
                 if position is not None:
-                    _upsert_position(conn, position)
+                    upsert_position(conn, position)
         self._client_ids.update(ids)
 
     def outcome(
@@ -534,7 +504,7 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"the outcome of {client_order_id}") as conn:
-            conn.execute(_OUTCOME, row)
+            conn.execute(OUTCOME, row)
 
     def ledger(self, run_label: str, entries: Sequence[LedgerEntry]) -> None:
         """Append entries to a run's ledger (funding is entries of kind "funding")."""
@@ -562,7 +532,7 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"{len(entries)} ledger entries of {run_label!r}") as conn:
-            conn.executemany(_LEDGER, rows)
+            conn.executemany(LEDGER, rows)
 
     def balances(
         self,
@@ -579,45 +549,4 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"the balances of {label!r}") as conn:
-            conn.execute(_BALANCES, row)
-
-
-def _upsert_position(conn: sqlite3.Connection, position: Position) -> None:
-    conn.execute(_POSITION, (position.id, position.state, encode(position)))
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def _probe_folder(run_dir: Path) -> None:
-    """Refuse to resume in a folder nothing can be created in: SQLite's WAL and its
-    index go beside the journal (it would say only "unable to open database file")."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=run_dir)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        raise JournalError(
-            f"{run_dir}: the run folder cannot be written ({os_reason(exc)}), so its "
-            "journal cannot be opened for writing"
-        ) from None
-
-
-def _probe_write(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse to resume on a journal that cannot be written (SQLite opens a file it may
-    not write read-only, and would say so only at the first intent)."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # the value it has
-    except sqlite3.Error as exc:
-        raise JournalError(f"{path} cannot be written: {sqlite_reason(exc)}") from exc
-    finally:
-        _rollback(conn)
+            conn.execute(BALANCES, row)
