@@ -211,18 +211,18 @@ os.replace = _slow_replace
 
 
 @pytest.fixture
-def slow_run(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
+def slow_run(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """`orchestrator run config.yaml` in ``work``, its progress slowed (each report sleeps)
     and each atomic rename announced, so that a test acts at a known moment."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SLOW)
 
-    def start(work: Path) -> subprocess.Popen[str]:
+    def start(work: Path, *args: str | Path) -> subprocess.Popen[str]:
         variables = env(FO_TEST_PROGRESS_SLEEP="0.1", FO_TEST_REPLACE_SLEEP="0.3")
         variables["PYTHONPATH"] = f"{site}:{variables['PYTHONPATH']}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "run", "config.yaml"],
+            [sys.executable, "-m", "orchestrator", *map(str, args or ("run", "config.yaml"))],
             cwd=work,
             env=variables,
             stdout=subprocess.PIPE,
@@ -269,7 +269,7 @@ IN_REPLAY = "strategy       [###"  # an eighth of the replay done
 def test_a_run_stopped_by_signals_resumes_to_the_whole_runs_figures(
     tmp_path: Path,
     whole: tuple[Path, dict[str, object]],
-    slow_run: Callable[[Path], subprocess.Popen[str]],
+    slow_run: Callable[..., subprocess.Popen[str]],
     first: signal.Signals,
     second: signal.Signals | None,
 ) -> None:
@@ -293,10 +293,36 @@ def test_a_run_stopped_by_signals_resumes_to_the_whole_runs_figures(
     assert figures(run_dir) == whole[1]
 
 
+def test_a_resume_stopped_by_a_signal_before_the_journals_end_resumes_again(
+    tmp_path: Path,
+    whole: tuple[Path, dict[str, object]],
+    slow_run: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """Stopped while it derives what the journal holds: its stop's closes are the
+    stop's, the journal's later records the run's own; neither is lost."""
+    work = workdir(tmp_path / "work")
+    killed = orchestrator(
+        "run", "config.yaml", cwd=work, extra_env={"ORCHESTRATOR_CRASH_AT": "intents:40"}
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run_dir = only_run(work / "runs")
+    proc = slow_run(work, "run", "--resume", run_dir)
+    seen: list[str] = []
+    wait_for(proc, IN_REPLAY, seen)  # far before the journal's end (its 40th intent)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=GUARD_SECONDS)
+    assert proc.returncode == 130, "".join(seen) + err
+    assert "differs from the journal" not in err
+
+    resumed = orchestrator("run", "--resume", run_dir, cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert figures(run_dir) == whole[1]
+
+
 def test_a_journal_locked_for_a_while_stops_the_run_which_then_resumes(
     tmp_path: Path,
     whole: tuple[Path, dict[str, object]],
-    slow_run: Callable[[Path], subprocess.Popen[str]],
+    slow_run: Callable[..., subprocess.Popen[str]],
 ) -> None:
     """Another process holds the database from the replay's start to its end: the opens
     refused because their intents could not be journaled are not journaled as the
@@ -326,7 +352,7 @@ def test_a_journal_locked_for_a_while_stops_the_run_which_then_resumes(
 def test_a_disk_that_filled_and_was_freed_before_the_end_resumes(
     tmp_path: Path,
     whole: tuple[Path, dict[str, object]],
-    slow_run: Callable[[Path], subprocess.Popen[str]],
+    slow_run: Callable[..., subprocess.Popen[str]],
 ) -> None:
     with tmpfs(tmp_path / "disk", "300k") as disk:
         work = workdir(tmp_path / "work", output=disk / "runs")

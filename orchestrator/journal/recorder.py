@@ -215,7 +215,13 @@ class ResumingRecorder(JournalRecorder):
     equal what the journal holds (a difference stops the run, side by side); from
     there on the writes are appended. Orders the journal recorded but whose outcome
     it never got are the same orders again (same client order ids): their outcomes
-    complete the journal, their intents are not recorded twice."""
+    complete the journal, their intents are not recorded twice.
+
+    A resume stopped by a signal before it has derived the whole journal leaves the
+    journal as it was: the stop's closes are neither compared with what the journal
+    holds (the run's own later path) nor written over it; an order of theirs whose
+    id the journal holds for another request is not sent. Resumed again, the folder
+    still derives the whole run."""
 
     def __init__(self, journal: Journal, clock: Callable[[], float] = time.time) -> None:
         super().__init__(journal, clock)
@@ -230,6 +236,11 @@ class ResumingRecorder(JournalRecorder):
         self._ledger: dict[str, list[LedgerEntry]] = {}
         self._ledger_seen: dict[str, int] = {}
         self.replayed = 0  # writes that matched the journal
+        self._stopping = False
+
+    def stopping(self) -> None:
+        super().stopping()  # marks the journal's end: what follows is the stop's
+        self._stopping = True
 
     def _differ(self, what: str, recorded: object, now: object) -> ResumeMismatch:
         return ResumeMismatch(
@@ -241,6 +252,8 @@ class ResumingRecorder(JournalRecorder):
         recorded = self._transitions.get(model.id, [])
         i = self._seen[model.id] = self._seen.get(model.id, 0) + 1
         if i <= len(recorded):
+            if self._stopping:  # the journal holds the run's own path from here
+                return
             was = recorded[i - 1]
             now = (str(event), str(source.id), str(target.id), self._ms())
             if (was.event, was.source, was.target, was.time_ms) != now:
@@ -260,6 +273,12 @@ class ResumingRecorder(JournalRecorder):
             super().record_intents(position, requests)
             return
         for request, intent in zip(requests, known, strict=True):
+            if (intent is None or intent.request != request) and self._stopping:
+                raise JournalError(
+                    f"{self.journal.path}: the run is stopping; the journal holds "
+                    f"{request.client_order_id} for the run's own later order, so this "
+                    "one is not recorded"
+                )
             if intent is None or intent.request != request:
                 raise self._differ(
                     f"the order {request.client_order_id}",
@@ -278,6 +297,8 @@ class ResumingRecorder(JournalRecorder):
     ) -> None:
         intent = self._orders.get(request.client_order_id)
         if intent is not None and intent.status in FINAL_STATUSES:
+            if self._stopping:
+                return
             if (intent.status, intent.result) != (status, result):
                 raise self._differ(
                     f"the outcome of {request.client_order_id}",
@@ -293,6 +314,8 @@ class ResumingRecorder(JournalRecorder):
             self._ledger[label] = self.journal.ledger_entries(label)
         recorded = self._ledger[label]
         seen = self._ledger_seen.get(label, 0)
+        if self._stopping and seen < len(recorded):  # the run's own ledger goes on there
+            return
         overlap = recorded[seen : seen + len(entries)]
         for i, (was, now) in enumerate(zip(overlap, entries, strict=False)):
             if was != now:
