@@ -450,18 +450,18 @@ def _resume(
     folder = RunFolder(run_dir, [*results, *traces])
     folders.append(folder)
     if traces:
-        if mode == "paper":
-            # The replay derives every position again: its traces replace the first
-            # attempt's. A live run's traces are history: the resumed run's follow them.
-            (run_dir / TRACE_FILE).unlink(missing_ok=True)
         try:
+            if mode == "paper":
+                # The replay derives every position again: its traces replace the first
+                # attempt's. A live run's traces are history: the resumed run's follow.
+                (run_dir / TRACE_FILE).unlink(missing_ok=True)
             folder.tracing = RunTracing(
                 run_dir.name, mode, run_dir / TRACE_FILE, config.tracing.otlp_endpoint
             )
         except OSError as exc:
             recorder.journal.close()
             raise OutputError(
-                f"could not open {run_dir / TRACE_FILE}: {files.describe(exc)}; nothing was done"
+                f"{run_dir / TRACE_FILE} cannot be written: {files.describe(exc)}; nothing was done"
             ) from None
     how = "replaying it against its journal" if mode == "paper" else "reconciling with the venue"
     print(f"resuming {run_dir}: {how}", file=err)
