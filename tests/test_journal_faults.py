@@ -6,6 +6,10 @@ the run left uninterrupted."""
 from __future__ import annotations
 
 import os
+import resource
+import signal
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +18,8 @@ import pytest
 from orchestrator.journal import Journal, JournalError
 from orchestrator.run.ledger import LedgerEntry
 from tests.folder_support import (
+    GUARD_SECONDS,
+    env,
     figures,
     needs_mount,
     no_traceback,
@@ -24,8 +30,6 @@ from tests.folder_support import (
     trace_file_whole_or_gone,
     workdir,
 )
-
-pytestmark = needs_mount
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +42,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 
 # Disks that fill early, half way and late in the run (its journal grows to ~400 KB).
+@needs_mount
 @pytest.mark.parametrize("size", ["100k", "400k", "600k"])
 def test_a_disk_that_fills_mid_run_stops_it_with_exit_3_and_it_resumes_once_freed(
     tmp_path: Path, reference: dict[str, object], size: str
@@ -64,6 +69,38 @@ def test_a_disk_that_fills_mid_run_stops_it_with_exit_3_and_it_resumes_once_free
         assert not (run_dir / "INCOMPLETE").exists()
 
 
+def _file_size_limit(limit: int) -> None:
+    """In the child: files may not grow past ``limit`` bytes; a write past it fails
+    (EFBIG) instead of killing the process (SIGXFSZ ignored)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_journal_that_reaches_the_file_size_limit_stops_the_run_which_then_resumes(
+    tmp_path: Path, reference: dict[str, object]
+) -> None:
+    """RLIMIT_FSIZE: the other way a file stops growing (no mount needed)."""
+    work = workdir(tmp_path / "work")
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "run", "config.yaml"],
+        cwd=work,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=GUARD_SECONDS,
+        preexec_fn=lambda: _file_size_limit(200_000),
+    )
+    no_traceback(done)
+    assert done.returncode == 3, done.stderr
+    assert "the journal could not be written at" in done.stderr
+    run_dir = only_run(work / "runs")
+    trace_file_whole_or_gone(run_dir)
+    resumed = orchestrator("run", "--resume", run_dir, cwd=work)
+    assert resumed.returncode == 0, resumed.stderr
+    assert figures(run_dir) == reference
+
+
+@needs_mount
 @pytest.mark.parametrize("size", ["8k", "40k"])
 def test_a_disk_too_full_to_start_leaves_no_run_folder(tmp_path: Path, size: str) -> None:
     with tmpfs(tmp_path / "disk", size) as disk:
@@ -77,6 +114,7 @@ def test_a_disk_too_full_to_start_leaves_no_run_folder(tmp_path: Path, size: str
         assert list((disk / "runs").iterdir()) == []
 
 
+@needs_mount
 def test_a_disk_that_fills_during_a_resume_stops_it_and_a_later_resume_completes(
     tmp_path: Path, reference: dict[str, object]
 ) -> None:
@@ -104,6 +142,7 @@ def test_a_disk_that_fills_during_a_resume_stops_it_and_a_later_resume_completes
         assert figures(run_dir) == reference
 
 
+@needs_mount
 def test_grouped_writes_on_a_full_disk_cost_a_commit_per_doubling_not_per_write(
     tmp_path: Path,
 ) -> None:
