@@ -72,9 +72,12 @@ def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
-def trace_file_whole_or_gone(run_dir: Path) -> None:
-    """A trace file under its final name is whole: every line a JSON document."""
+def trace_file_whole_or_gone(run_dir: Path, stderr: str | None = None) -> None:
+    """A trace file under its final name is whole: every line a JSON document; one
+    cut short was removed, and (given the run's ``stderr``) the run said so."""
     path = run_dir / "traces.jsonl"
+    if not path.exists() and stderr is not None:
+        assert f"{path}: " in stderr and "the file, cut short, was removed" in stderr, stderr
     if path.exists():
         text = path.read_text()
         assert text == "" or text.endswith("\n")

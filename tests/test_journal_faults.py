@@ -57,7 +57,7 @@ def test_a_disk_that_fills_mid_run_stops_it_with_exit_3_and_it_resumes_once_free
         assert "SQLITE_FULL" in done.stderr
         assert "INTERRUPTED: stopped early (the journal could not be written" in done.stdout
         run_dir = only_run(disk / "runs")
-        trace_file_whole_or_gone(run_dir)
+        trace_file_whole_or_gone(run_dir, done.stderr)
         assert f"orchestrator run --resume {run_dir}" in done.stderr
 
         resize(disk, "64m")  # the disk freed
