@@ -100,10 +100,12 @@ async def test_an_intent_that_cannot_be_recorded_is_never_sent(tmp_path: Path) -
         finally:
             other.execute("ROLLBACK")
             other.close()
-        # The transitions waited (grouped writes are kept while the database is held)
-        # and are written once it is free: nothing of the run is lost.
+        # A replay's journal takes nothing after its first failure: these rejections
+        # are the journal's, not the strategy's, and journaled they would stop a resume
+        # from deriving the run again. The failure is said.
         recorder.flush()
-        assert recorder.problems == []
+        assert recorder.failed is not None and "locked" in recorder.failed
+        assert "the journal could not be written" in recorder.problems[0]
         rejects = [(t.event, t.position_id) for t in journal.transitions()]
     # Every open was refused before anything was sent, and says why.
     assert result.positions and {p.state for p in result.positions} == {"rejected"}
@@ -115,7 +117,7 @@ async def test_an_intent_that_cannot_be_recorded_is_never_sent(tmp_path: Path) -
         assert position.orders == []
     assert result.ledger.entries == []
     assert result.ending_balance == CONFIG.balances["USDT"]
-    assert rejects == [("reject", p.id) for p in result.positions]
+    assert rejects == []
 
 
 async def test_a_close_whose_intent_cannot_be_recorded_waits_and_says_why(
@@ -123,9 +125,10 @@ async def test_a_close_whose_intent_cannot_be_recorded_waits_and_says_why(
 ) -> None:
     """Open normally; the database is held by another process at the first close:
     nothing is sent, the position needs attention saying why; released, the next exit
-    decision closes it."""
+    decision closes it. A live run's journal (mode live): it tries every write again,
+    where a replay's stops at its first failure."""
     with Journal.create(
-        tmp_path, run_id="r1", mode="paper", run_nonce="replay", config_text="", busy_timeout=0.05
+        tmp_path, run_id="r1", mode="live", run_nonce="replay", config_text="", busy_timeout=0.05
     ) as journal:
         recorder = JournalRecorder(journal)
         run = replay(recorder)

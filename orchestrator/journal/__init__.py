@@ -1,6 +1,8 @@
 """The journal: a run's durable record in ``RUN_DIR/journal.sqlite3``.
 
 - ``store``: ``Journal``, the writer; WAL, and why the intents are fsynced.
+- ``writes``: its SQL, the grouped writes waiting, the checks of its file and folder.
+- ``recorder``: how a run writes it, and stops when it cannot.
 - ``schema``: the tables, the version, the records returned, the file checks.
 - ``reader``: ``Journal.read``, a snapshot taken without the lock, changing nothing.
 - ``lock``: one writer per run (``RUN_DIR/journal.lock``).

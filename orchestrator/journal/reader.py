@@ -197,6 +197,14 @@ class Records:
                 "ledger_entries": count("SELECT count(*) FROM ledger"),
             }
 
+    def last_seqs(self) -> dict[str, int]:
+        """The last seq of each appended table (0 when empty): where the journal ends."""
+        with self._reading("reading where the journal ends") as conn:
+            return {
+                table: conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()[0]
+                for table in SEQ_TABLES
+            }
+
     def ledger_counts(self) -> dict[str, int]:
         """Ledger entries by run label."""
         with self._reading("counting the ledger") as conn:
@@ -205,6 +213,8 @@ class Records:
             ).fetchall()
             return dict(rows)
 
+
+SEQ_TABLES = ("transitions", "orders", "outcomes", "ledger")  # appended, in seq order
 
 # Every intent with its latest outcome ("sent" while it has none). SQLite documents that
 # with max(), the other columns come from the row holding the maximum.

@@ -46,7 +46,6 @@ JournalError naming the file and the reason, never a bare sqlite3 traceback.
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -54,14 +53,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from orchestrator.journal.lock import JournalError, WriteLock
-from orchestrator.journal.reader import JournalView, Records, read_journal
+from orchestrator.journal.reader import SEQ_TABLES, JournalView, Records, read_journal
 from orchestrator.journal.schema import (
     BUSY_TIMEOUT,
     DB_NAME,
     FINAL_STATUSES,
     IDENTITY_KEYS,
     OPEN_STATUSES,
-    SCHEMA_VERSION,
     check_header,
     check_journal,
     connect,
@@ -74,52 +72,25 @@ from orchestrator.journal.schema import (
     unreadable,
     uri,
 )
+from orchestrator.journal.writes import (
+    BALANCES,
+    INTENT,
+    LEDGER,
+    OUTCOME,
+    POSITION_SQL,
+    TRANSITION,
+    Pending,
+    identity,
+    probe_folder,
+    probe_write,
+    rollback,
+    upsert_position,
+)
 from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.run.files import sync_folder
 from orchestrator.run.ledger import LedgerEntry
 
 GROUP_LIMIT = 512  # grouped writes waiting before they are committed anyway
-
-
-class _Pending:
-    """Grouped writes not committed yet, as rows (position records: the latest
-    object, encoded when committed)."""
-
-    __slots__ = ("balances", "count", "ledger", "outcomes", "positions", "transitions")
-
-    def __init__(self) -> None:
-        self.transitions: list[tuple[object, ...]] = []
-        self.outcomes: list[tuple[object, ...]] = []
-        self.ledger: list[tuple[object, ...]] = []
-        self.positions: dict[str, Position] = {}
-        self.balances: dict[str, tuple[object, ...]] = {}
-        self.count = 0
-
-
-_TRANSITION = (
-    "INSERT INTO transitions (position_id, event, source, target, time_ms) VALUES (?, ?, ?, ?, ?)"
-)
-_INTENT = (
-    "INSERT INTO orders (client_order_id, position_id, symbol, side, quantity, request, "
-    "sent_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_OUTCOME = (
-    "INSERT INTO outcomes (status, final, result, error, outcome_ms, quote, client_order_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_LEDGER = (
-    "INSERT INTO ledger (run_label, time_ms, pair, position_id, kind, symbol, side, "
-    "quantity, price, amount, currency, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_POSITION = (
-    "INSERT INTO positions (id, state, record) VALUES (?, ?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, record = excluded.record"
-)
-_BALANCES = (
-    "INSERT INTO balances (label, time_ms, wallet, perps) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (label) DO UPDATE SET time_ms = excluded.time_ms, "
-    "wallet = excluded.wallet, perps = excluded.perps"
-)
 
 
 class Journal(Records):
@@ -136,10 +107,16 @@ class Journal(Records):
     ) -> None:
         super().__init__(path, conn)
         self._lock: WriteLock | None = lock
-        self._identity = _identity(path)
+        self._identity = identity(path)
         self._durable_intents = durable_intents
         self._group_limit = 0  # 0: every write commits before it returns
-        self._pending = _Pending()
+        self._pending = Pending()
+        # Grouped writes waiting before the next commit is tried: the limit, doubled
+        # after each failed commit, so a journal that cannot be written costs one
+        # commit attempt per doubling of its backlog, not one per write (every
+        # attempt re-sends the whole backlog: retried at each write, the cost grew
+        # with the square of the backlog and a run on a full disk crawled for ever).
+        self._flush_at = 0
         # Every client order id recorded: an id is refused a second time from this set,
         # not from a UNIQUE index (whose page each intent's commit would write too);
         # the run's lock makes this process the journal's only writer.
@@ -226,16 +203,21 @@ class Journal(Records):
         """Resume a run: takes the run's lock, checks the journal's version and integrity."""
         run_dir = Path(run_dir)
         path = existing_journal(run_dir)
+        # Checked first as a reader would, changing nothing: a refused journal must be
+        # left as it was, and SQLite opening it for writing creates its -shm and, on
+        # closing, folds its WAL into the file.
+        read_journal(run_dir).close()
         lock = WriteLock.acquire(run_dir)
         conn: sqlite3.Connection | None = None
         try:
             check_header(path)
+            probe_folder(run_dir)
             conn = connect(f"{uri(path)}?mode=rw", busy_timeout)
             check_journal(conn, path)
             conn.execute("PRAGMA synchronous = NORMAL")
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise JournalError(f"{path}: cannot be put in WAL mode")
-            _probe_write(conn, path)
+            probe_write(conn, path)
             mode = conn.execute("SELECT value FROM meta WHERE key = 'mode'").fetchone()
             return cls(path, conn, lock, durable_intents=mode is None or mode[0] == "live")
         except BaseException as exc:
@@ -270,7 +252,12 @@ class Journal(Records):
         """From now on, writes other than intents wait and are committed together (see
         the module docstring); not in a live journal."""
         if not self._durable_intents:
-            self._group_limit = max(1, limit)
+            self._group_limit = self._flush_at = max(1, limit)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether writes other than intents wait for a grouped commit (a replay's)."""
+        return self._group_limit > 0
 
     def flush(self) -> None:
         """Commit the grouped writes that wait."""
@@ -281,23 +268,28 @@ class Journal(Records):
     def _waiting(self) -> None:
         """Count one more grouped write; commit them all once the limit is reached."""
         self._pending.count += 1
-        if self._pending.count >= self._group_limit:
-            self.flush()
+        if self._pending.count >= self._flush_at:
+            try:
+                self.flush()
+            except JournalError:
+                self._flush_at = 2 * self._pending.count
+                raise
+            self._flush_at = self._group_limit
 
     def _commit_pending(self, conn: sqlite3.Connection) -> None:
         waiting = self._pending
         if waiting.transitions:
-            conn.executemany(_TRANSITION, waiting.transitions)
+            conn.executemany(TRANSITION, waiting.transitions)
         if waiting.outcomes:
-            conn.executemany(_OUTCOME, waiting.outcomes)
+            conn.executemany(OUTCOME, waiting.outcomes)
         if waiting.ledger:
-            conn.executemany(_LEDGER, waiting.ledger)
+            conn.executemany(LEDGER, waiting.ledger)
         if waiting.positions:
             conn.executemany(
-                _POSITION, [(p.id, p.state, encode(p)) for p in waiting.positions.values()]
+                POSITION_SQL, [(p.id, p.state, encode(p)) for p in waiting.positions.values()]
             )
         if waiting.balances:
-            conn.executemany(_BALANCES, list(waiting.balances.values()))
+            conn.executemany(BALANCES, list(waiting.balances.values()))
 
     # -- writes
 
@@ -316,17 +308,17 @@ class Journal(Records):
                 self._commit_pending(conn)
                 yield conn
                 conn.execute("COMMIT")
-                self._pending = _Pending()
+                self._pending = Pending()
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")  # a live journal's level
             except sqlite3.Error as exc:
-                _rollback(conn)
+                rollback(conn)
                 self._pending = waiting
                 raise JournalError(
                     f"{self.path}: cannot record {what}: {sqlite_reason(exc)}"
                 ) from exc
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 self._pending = waiting
                 raise
 
@@ -341,24 +333,24 @@ class Journal(Records):
                 conn.executemany(sql, rows)
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                _rollback(conn)
+                rollback(conn)
                 raise JournalError(
                     f"{self.path}: cannot record {what}: {sqlite_reason(exc)}"
                 ) from exc
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 raise
 
     def _check_in_place(self, what: str) -> None:
         """SQLite writes on into a file whose folder was removed; refuse that."""
         try:
-            identity = _identity(self.path)
+            now = identity(self.path)
         except OSError as exc:
             raise JournalError(
                 f"{self.path}: cannot record {what}: the journal file is gone "
                 f"({os_reason(exc)}): was the run folder removed or moved?"
             ) from None
-        if identity != self._identity:
+        if now != self._identity:
             raise JournalError(
                 f"{self.path}: cannot record {what}: the journal file was replaced by another"
             )
@@ -375,6 +367,20 @@ class Journal(Records):
                 (key, value),
             )
 
+    def drop_after(self, marks: dict[str, int], key: str) -> None:
+        """Remove what was appended after ``marks`` (``last_seqs`` then) and the meta
+        ``key`` holding them, in one commit: a replay's resume drops the writes its
+        stop made (recorder.STOPPED); only a replay's journal (a live one is history)."""
+        if not self.grouped:
+            raise JournalError(f"{self.path}: a live run's journal is never cut back")
+        with self._writing("the resume's cut of the stop's writes") as conn:
+            for table in SEQ_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE seq > ?", (int(marks.get(table, 0)),))
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        self._client_ids = {
+            cid for (cid,) in self._db().execute("SELECT client_order_id FROM orders")
+        }
+
     def save_position(self, position: Position) -> None:
         """Store the whole record (insert or replace)."""
         if self._group_limit:
@@ -382,7 +388,7 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"position {position.id}") as conn:
-            _upsert_position(conn, position)
+            upsert_position(conn, position)
 
     def transition(
         self,
@@ -403,9 +409,9 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"transition {event} of position {position_id}") as conn:
-            conn.execute(_TRANSITION, row)
+            conn.execute(TRANSITION, row)
             if position is not None:
-                _upsert_position(conn, position)
+                upsert_position(conn, position)
 
     def intents(
         self,
@@ -448,15 +454,15 @@ class Journal(Records):
         if self._group_limit:
             # Grouped, the intents are committed alone: nothing else need be before the
             # orders leave, and this small commit is what every open and close pays.
-            self._insert_alone(_INTENT, rows, what)
+            self._insert_alone(INTENT, rows, what)
             self._pending.count += 1
             if position is not None:  # written with what waits: one record per commit
                 self._pending.positions[position.id] = position
         else:
             with self._writing(what, durable=self._durable_intents) as conn:
-                conn.executemany(_INTENT, rows)
+                conn.executemany(INTENT, rows)
                 if position is not None:
-                    _upsert_position(conn, position)
+                    upsert_position(conn, position)
         self._client_ids.update(ids)
 
     def outcome(
@@ -498,7 +504,7 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"the outcome of {client_order_id}") as conn:
-            conn.execute(_OUTCOME, row)
+            conn.execute(OUTCOME, row)
 
     def ledger(self, run_label: str, entries: Sequence[LedgerEntry]) -> None:
         """Append entries to a run's ledger (funding is entries of kind "funding")."""
@@ -526,7 +532,7 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"{len(entries)} ledger entries of {run_label!r}") as conn:
-            conn.executemany(_LEDGER, rows)
+            conn.executemany(LEDGER, rows)
 
     def balances(
         self,
@@ -543,31 +549,4 @@ class Journal(Records):
             self._waiting()
             return
         with self._writing(f"the balances of {label!r}") as conn:
-            conn.execute(_BALANCES, row)
-
-
-def _upsert_position(conn: sqlite3.Connection, position: Position) -> None:
-    conn.execute(_POSITION, (position.id, position.state, encode(position)))
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def _probe_write(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse to resume on a journal that cannot be written (SQLite opens a file it may
-    not write read-only, and would say so only at the first intent)."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # the value it has
-    except sqlite3.Error as exc:
-        raise JournalError(f"{path} cannot be written: {sqlite_reason(exc)}") from exc
-    finally:
-        _rollback(conn)
+            conn.execute(BALANCES, row)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 from uuid import uuid4
 
 import anyio
@@ -232,11 +232,14 @@ def run(
 ) -> int:
     """``orchestrator run`` (a replay, or ``mode: live``), or with ``rehearsal`` the
     live path against the loopback venue (``orchestrator rehearse``)."""
-    out, err = out or sys.stdout, err or sys.stderr
+    stdout = files.PipeSafe(out or sys.stdout)  # a reader that leaves fails nothing
+    out, err = cast(TextIO, stdout), err or sys.stderr
     folders: list[RunFolder] = []  # the run folder, once made
     with stop_on_signals() as signals:
         try:
-            return _run(config_path, out, err, signals, folders, rehearsal)
+            code = _run(config_path, out, err, signals, folders, rehearsal)
+            stdout.flush()
+            return code
         except BaseException as exc:
             if signals.second is None:
                 if folders:  # an unexpected error mid-run: flush, say the folder is partial
@@ -403,7 +406,7 @@ def _run(
         except (JournalError, OSError) as exc:
             problem = f"could not create the journal: {exc}"
     if problem is not None:
-        raise OutputError(f"{problem}; nothing ran; {folder.mark_incomplete([problem])}")
+        raise OutputError(f"{problem}; nothing ran; {_discard(folder)}")
     assert journal is not None
     return _play(out, err, signals, folder, warnings, play, JournalRecorder(journal), bars)
 
@@ -411,6 +414,19 @@ def _run(
 def _bars(err: TextIO) -> ProgressBars:
     # ProgressBar looked up here at each bar: tests replace it to act mid-run.
     return ProgressBars(lambda label: ProgressBar(label, err))
+
+
+def _discard(folder: RunFolder) -> str:
+    """A run that could not start leaves no folder behind (it would be the "latest run",
+    holding nothing): what was made is removed; what to tell the user about it."""
+    if folder.tracing is not None:
+        folder.tracing.close_now()
+    try:
+        shutil.rmtree(folder.path)
+    except OSError as exc:
+        marked = folder.mark_incomplete(["the run could not start; nothing ran"])
+        return f"its folder could not be removed ({files.describe(exc)}): {marked}"
+    return f"its folder {folder.path} was removed"
 
 
 def _resume(
@@ -428,6 +444,13 @@ def _resume(
     bars = _bars(err)
     journal = Journal.open(run_dir)  # the version, the file, and one writer at a time
     try:
+        try:  # the results go there: refused now, not as a traceback half way
+            files.ensure_writable(run_dir, create=False)
+        except OutputError as exc:
+            raise OutputError(
+                f"{run_dir}: the run folder cannot be written, so it cannot be resumed "
+                f"({exc}); nothing was done"
+            ) from None
         meta = journal.meta()
         if not copy.is_file():
             raise OrchestratorError(
@@ -460,6 +483,13 @@ def _resume(
             recorder = ResumingRecorder(journal)
         if nonce != meta.get("run_nonce"):
             raise OrchestratorError(f"{run_dir}: the journal's client order id nonce differs")
+        try:
+            (run_dir / INCOMPLETE).unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"{run_dir}: its {INCOMPLETE} file cannot be removed, so the run cannot be "
+                f"resumed ({files.describe(exc)}); nothing was done"
+            ) from None
     except BaseException:
         journal.close()
         raise
@@ -470,15 +500,20 @@ def _resume(
     traces = [TRACE_FILE] if config.tracing.enabled else []
     folder = RunFolder(run_dir, [*results, *traces])
     folders.append(folder)
-    (run_dir / INCOMPLETE).unlink(missing_ok=True)
     if traces:
-        if mode == "paper":
-            # The replay derives every position again: its traces replace the first
-            # attempt's. A live run's traces are history: the resumed run's follow them.
-            (run_dir / TRACE_FILE).unlink(missing_ok=True)
-        folder.tracing = RunTracing(
-            run_dir.name, mode, run_dir / TRACE_FILE, config.tracing.otlp_endpoint
-        )
+        try:
+            if mode == "paper":
+                # The replay derives every position again: its traces replace the first
+                # attempt's. A live run's traces are history: the resumed run's follow.
+                (run_dir / TRACE_FILE).unlink(missing_ok=True)
+            folder.tracing = RunTracing(
+                run_dir.name, mode, run_dir / TRACE_FILE, config.tracing.otlp_endpoint
+            )
+        except OSError as exc:
+            recorder.journal.close()
+            raise OutputError(
+                f"{run_dir / TRACE_FILE} cannot be written: {files.describe(exc)}; nothing was done"
+            ) from None
     how = "replaying it against its journal" if mode == "paper" else "reconciling with the venue"
     print(f"resuming {run_dir}: {how}", file=err)
     return _play(out, err, signals, folder, warnings, play, recorder, bars)
@@ -535,6 +570,8 @@ def _play(
     bars: ProgressBars,
 ) -> int:
     journal = recorder.journal
+    recorder.on_failure = signals.stop_for  # a journal that cannot be written stops the run
+    signals.when_stopping(recorder.stopping)
     started = time.perf_counter()
     try:
         result, baseline = anyio.run(
@@ -553,10 +590,10 @@ def _play(
     problems = _write_results(folder, summary, result, baseline)
     if recorder.problems:
         problems += [f"journal: {p}" for p in recorder.problems]
-    unbalanced = _print_results(out, summary, result, baseline, elapsed, interrupted)
+    unbalanced = _print_results(out, summary, result, baseline, elapsed, interrupted, signals.cause)
     if folder.tracing is not None:
         trace_problems = folder.tracing.shutdown()
-        if not (folder.path / TRACE_FILE).is_file():  # written all along to a deleted file
+        if not trace_problems and not (folder.path / TRACE_FILE).is_file():  # deleted
             trace_problems.append("the file is gone (deleted during the run?)")
         if folder.tracing.otlp_warning:
             print(f"warning: {folder.tracing.otlp_warning}", file=err)
@@ -607,13 +644,18 @@ def _print_results(
     baseline: RunResult | None,
     elapsed: float,
     interrupted: bool,
+    cause: str | None = None,
 ) -> list[str]:
     """The table and the ledger's balance line; returns a line for each run whose
     ledger does not balance."""
     span = f"{summary.start:%Y-%m-%d %H:%M} to {summary.end:%Y-%m-%d %H:%M} UTC"
-    # What the stop did to the positions open then (trader.py), as it happened.
-    stopped = result.stopped if result.interrupted else "the always-hedged baseline cut short"
-    status = f"INTERRUPTED: stopped early, {stopped}; " if interrupted else ""
+    status = ""
+    if interrupted and cause is not None:  # the run stopped itself: no close was journaled
+        status = f"INTERRUPTED: stopped early ({cause}); "
+    elif interrupted:
+        # What the stop did to the positions open then (trader.py), as it happened.
+        stopped = result.stopped if result.interrupted else "the always-hedged baseline cut short"
+        status = f"INTERRUPTED: stopped early, {stopped}; "
     print(
         f"run {summary.run_id}: {status}{span}, {result.events:,} events in {elapsed:.1f} s",
         file=out,

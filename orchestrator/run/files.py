@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from orchestrator.exceptions import OrchestratorError
 
@@ -140,3 +142,39 @@ def ensure_writable(folder: Path, *, create: bool) -> None:
         raise OutputError(
             f"output folder {folder}: a probe file {name} could not be removed: {describe(exc)}"
         ) from None
+
+
+class PipeSafe(io.TextIOBase):
+    """Standard output whose reader may leave (``orchestrator run ... | head -1``).
+
+    A closed stdout is not a failure to write the run's files: once the reader has
+    gone, what is printed goes to /dev/null (the descriptor too, so that the
+    interpreter's last flush does not complain) and the run ends as it would have.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)

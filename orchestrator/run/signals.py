@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -35,9 +35,28 @@ class Signals:
         self._stop = threading.Event()
         self.first: int | None = None
         self.second: int | None = None
+        self.cause: str | None = None  # why the run stopped itself (stop_for), not a signal
+        self._when_stopping: list[Callable[[], None]] = []
 
     def is_set(self) -> bool:
-        return self._stop.is_set()
+        if not self._stop.is_set():
+            return False
+        # Told here, in the run's own flow, not in the handler: a handler runs between
+        # any two bytecodes, in the middle of a journal write as well.
+        callbacks, self._when_stopping = self._when_stopping, []
+        for callback in callbacks:
+            callback()
+        return True
+
+    def when_stopping(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when the run first sees that it is to stop."""
+        self._when_stopping.append(callback)
+
+    def stop_for(self, cause: str) -> None:
+        """The run stops itself as on a first signal (no exit code of a signal)."""
+        if self.cause is None:
+            self.cause = cause
+        self._stop.set()
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.first is None:

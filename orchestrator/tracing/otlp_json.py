@@ -11,8 +11,10 @@ that conflicts with the http exporter.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import math
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -118,10 +120,39 @@ class OtlpJsonFileExporter(SpanExporter):
                 # sees whole lines plus at most one truncated last line.
                 self._file.write(line)
                 self._file.flush()
-            except OSError:
-                logger.exception("could not write %d spans to %s", len(spans), self.path)
+            except OSError as exc:
+                # Cut (a full disk): no file may keep the final name without being
+                # whole, so it goes, and the spans after it with it.
+                self._shutdown = True
+                removed = self._remove()
+                logger.error(
+                    "could not write %d spans to %s: %s; %s",
+                    len(spans),
+                    self.path,
+                    exc.strerror or exc,
+                    removed,
+                )
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    def _remove(self) -> str:
+        """Close and remove the cut file (if it is still the one opened); what was done."""
+        try:
+            opened = os.fstat(self._file.fileno())
+        except (OSError, ValueError):
+            opened = None
+        with contextlib.suppress(OSError):
+            self._file.close()  # its flush fails again: the buffer is lost either way
+        try:
+            now = os.stat(self.path)
+            if opened is not None and (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+                return "the file there now is another, left as it is"
+            os.unlink(self.path)
+        except FileNotFoundError:
+            return "the file is gone"
+        except OSError as exc:
+            return f"the cut file could not be removed ({exc.strerror or exc})"
+        return "the file, cut short, was removed"
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         with self._lock:
