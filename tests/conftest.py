@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import decimal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,27 @@ async def exchange(fake: FakeBybit) -> AsyncIterator[Any]:
         await client.close()
 
 
+def _restore(context: decimal.Context, saved: decimal.Context) -> None:
+    context.prec, context.rounding = saved.prec, saved.rounding
+    context.Emin, context.Emax = saved.Emin, saved.Emax
+    context.capitals, context.clamp = saved.capitals, saved.clamp
+    for signal in saved.traps:
+        context.traps[signal] = saved.traps[signal]
+        context.flags[signal] = saved.flags[signal]
+
+
+@pytest.fixture(autouse=True)
+def _every_test_leaves_the_decimal_context() -> Iterator[None]:
+    """No test's change to the thread's decimal context (ccxt's precision helpers set
+    ROUND_HALF_UP and trap Underflow on it) reaches the next test in the same worker."""
+    context = decimal.getcontext()
+    saved = context.copy()
+    try:
+        yield
+    finally:
+        _restore(context, saved)
+
+
 @pytest.fixture
 async def keep_decimal_context() -> AsyncIterator[None]:
     """Undoes what a test's direct ccxt calls do to the decimal context: ccxt's precision
@@ -39,12 +60,7 @@ async def keep_decimal_context() -> AsyncIterator[None]:
     try:
         yield
     finally:
-        context.prec, context.rounding = saved.prec, saved.rounding
-        context.Emin, context.Emax = saved.Emin, saved.Emax
-        context.capitals, context.clamp = saved.capitals, saved.clamp
-        for signal in saved.traps:
-            context.traps[signal] = saved.traps[signal]
-            context.flags[signal] = saved.flags[signal]
+        _restore(context, saved)
 
 
 @pytest.fixture
