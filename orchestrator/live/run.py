@@ -497,6 +497,12 @@ class LiveRun(Trader):
         now, the last reading stands and the summary says what is missing."""
         missing = []
         try:
+            # Settled since the last cycle (a stop's closes take time): to their holders.
+            self.clock_ms = self.clock.now_ms()
+            for i, when, _rate in await self.market.settlements():
+                holder = self._holder_at(self.pairs[i], when)
+                if holder is not None:
+                    holders.setdefault(i, (holder, when))
             await self._record_funding(holders, last=True)
         except ccxt.NetworkError as exc:
             missing.append(f"the funding of the last settlements ({describe(self.exchange, exc)})")
