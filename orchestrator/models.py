@@ -53,6 +53,9 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_qty: Decimal
     min_notional: Decimal
     price_tick: Decimal
+    # A perp's hours between funding settlements (Bybit's fundingInterval: 1, 2, 4 or 8
+    # h); the strategy annualises with it.
+    funding_interval_hours: int = 8
 
     def __post_init__(self) -> None:
         # msgspec checks types only when decoding: a constructor given the text "spot"

@@ -244,9 +244,28 @@ def _instrument(symbol: str, path: Path, where: str, entry: dict[str, Any]) -> I
                 path, lot_where, lot, "minOrderAmt" if spot else "minNotionalValue"
             ),
             price_tick=_decimal(path, price_where, price, "tickSize"),
+            funding_interval_hours=8 if spot else _funding_hours(path, where, entry),
         )
     except ValueError as exc:
         raise DataError(f"{path}: {where}: {exc}") from exc
+
+
+def _funding_hours(path: Path, where: str, entry: dict[str, Any]) -> int:
+    """The perp's funding interval in hours from Bybit's ``fundingInterval`` (minutes);
+    8 where the file does not say."""
+    minutes = entry.get("fundingInterval")
+    if minutes is None:
+        return 8
+    try:
+        hours, rest = divmod(int(str(minutes)), 60)
+    except ValueError:
+        hours, rest = 0, 1
+    if rest or not 1 <= hours <= 24:
+        raise DataError(
+            f"{path}: {where}.fundingInterval is {str(minutes)[:20]!r}: expected whole hours "
+            "in minutes, 60 to 1440"
+        )
+    return hours
 
 
 def _text(path: Path, where: str, entry: dict[str, Any], key: str) -> str:

@@ -38,7 +38,7 @@ from orchestrator.position.manager import PositionManager
 from orchestrator.run.ledger import Ledger
 from orchestrator.run.trader import HOUR_MS, PairRun, RunResult, StopFlag, Trader, stopping_whole
 from orchestrator.run.window import Window
-from orchestrator.strategy.funding import Strategy
+from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.tracing.position import PositionTracer
 
 __all__ = ["HOUR_MS", "Progress", "Replay", "RunResult", "StopFlag", "merged_events"]
@@ -124,6 +124,8 @@ class Replay(Trader):
         ]
         for run, data in zip(pairs, self.datasets, strict=True):
             run.first_ms, run.end_ms = pair_window(data)
+            if isinstance(run.strategy, FundingStrategy):  # its perp's own interval
+                run.strategy.adopt(config.fees, run.perp.funding_interval_hours)
         if window is not None:
             for run, data, rates in zip(pairs, self.datasets, window.warm_up, strict=True):
                 firsts = [c[0].open_time_ms for c in (data.spot, data.perp) if c]
