@@ -125,13 +125,16 @@ def orchestrator(*args: str, cwd: Path, crash: str | None = None) -> subprocess.
 
 
 class VenueProcess:
-    def __init__(self, workdir: Path, faults: list[dict[str, Any]], usdt: str) -> None:
+    """``orchestrator venue`` on the recorded data at a standing clock, with ``faults``,
+    ``usdt`` in the wallet and any other ``flags``; stopped with ``stop``."""
+
+    def __init__(self, workdir: Path, faults: list[dict[str, Any]], usdt: str, *flags: str) -> None:
         spec = workdir / "faults.json"
         spec.write_text(json.dumps({"rules": faults}))
         self.process = orchestrator(
             "venue", "--recorded", "--start", "2024-01-05", "--speed", "0",
             "--key", KEY, "--secret", SECRET, "--data-dir", str(DATA), "--faults", str(spec),
-            "--balance", f"USDT={usdt}", cwd=workdir,
+            "--balance", f"USDT={usdt}", *flags, cwd=workdir,
         )  # fmt: skip
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -22,10 +21,8 @@ from typing import Any
 import pytest
 
 from tests.test_crash_resume_live import (
-    DATA,
-    KEY,
-    SECRET,
     WIDE,
+    VenueProcess,
     Watched,
     journal_state,
     orchestrator,
@@ -35,38 +32,12 @@ from tests.test_crash_resume_live import (
 WRITES = ("order/create", "order/cancel", "position/set-leverage", "position/switch-mode")
 
 
-class Venue:
-    """``orchestrator venue`` on the recorded data at a standing clock, with ``settings``."""
+class Venue(VenueProcess):
+    """``orchestrator venue`` on the recorded data at a standing clock, with ``flags``
+    (the account's settings, faults, balances)."""
 
-    def __init__(self, workdir: Path, *settings: str) -> None:
-        self.process = orchestrator(
-            "venue", "--recorded", "--start", "2024-01-05", "--speed", "0",
-            "--key", KEY, "--secret", SECRET, "--data-dir", str(DATA), *settings, cwd=workdir,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.stop()
-
-    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        import urllib.request
-
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.url}/admin/{path}",
-            data=data,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return json.loads(answer.read())
-
-    def stop(self) -> str:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            _, err = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _, err = self.process.communicate()
-        return err
+    def __init__(self, workdir: Path, *flags: str) -> None:
+        super().__init__(workdir, [], "100000", *flags)
 
 
 @pytest.fixture
@@ -159,8 +130,8 @@ def test_a_venue_that_refuses_every_perp_order_gets_one_then_the_pair_pauses(
             }
         ]
     }
-    (tmp_path / "faults.json").write_text(json.dumps(rules))
-    venue = venue_factory("--faults", str(tmp_path / "faults.json"))
+    (tmp_path / "rules.json").write_text(json.dumps(rules))
+    venue = venue_factory("--faults", str(tmp_path / "rules.json"))
     write_config(tmp_path, venue.url, on_stop="leave")
     run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
     deadline = time.monotonic() + 60

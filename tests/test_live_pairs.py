@@ -27,8 +27,8 @@ def test_a_slow_leg_of_one_pair_does_not_hold_up_the_other(tmp_path: Path) -> No
             }
         ]
     }
-    (tmp_path / "faults.json").write_text(json.dumps(rules))
-    venue = Venue(tmp_path, "--faults", str(tmp_path / "faults.json"))
+    (tmp_path / "rules.json").write_text(json.dumps(rules))
+    venue = Venue(tmp_path, "--faults", str(tmp_path / "rules.json"))
     try:
         text = (ROOT / "config.yaml").read_text().replace("mode: paper", "mode: live")
         text += (
