@@ -457,8 +457,10 @@ class LiveRun(Trader):
             known = {r.order_id for r in position.orders}
             try:
                 trades = await self.executor.outside_trades((run.spot, run.perp), since, known)
-            except OrderOutcomeUnknown as exc:
-                self.contact.lost(str(exc))  # read again next cycle
+            except OrderOutcomeUnknown as exc:  # read again next cycle
+                note = f"{run.name}: the venue's executions could not be read: {exc}"
+                if note not in self.notes:
+                    self.notes.append(note)
                 continue
             adopted = self.manager.adopt(position.id, trades, held)
             if not adopted:
