@@ -151,20 +151,34 @@ async def test_ledger_balances_on_a_run_with_rollbacks(
     assert_balances(result)
 
 
-class PerpAlwaysRefused(PaperExecutor):
-    """A venue that refuses every perp open, as a mode or parameter error would."""
+class PerpAlwaysRefused(EveryOtherPerpRejected):
+    """A venue that refuses every perp open with ``refusal``, as a mode or parameter error
+    would."""
 
-    def __init__(
-        self, ticker: TickerService, config: Config, instruments: dict[str, Instrument]
-    ) -> None:
-        super().__init__(ticker, config.fees, instruments.values(), slippage=config.paper.slippage)
+    refusal = "test venue: perp leg refused"
 
     async def place_order(self, request: OrderRequest) -> OrderResult:
         if request.client_order_id.endswith("-po1"):
             raise OrderRejected(self.refusal)
-        return await super().place_order(request)
+        return await PaperExecutor.place_order(self, request)
 
-    refusal = "test venue: perp leg refused"
+
+async def refused_run(
+    config: Config,
+    datasets: list[PairData],
+    instruments: dict[str, Instrument],
+    refusal: str = PerpAlwaysRefused.refusal,
+) -> RunResult:
+    """The replay against a venue that refuses every perp open with ``refusal``."""
+
+    def venue(ticker: TickerService) -> PaperExecutor:
+        executor = PerpAlwaysRefused(ticker, config, instruments)
+        executor.refusal = refusal
+        return executor
+
+    return await Replay(
+        config, datasets, instruments, strategies(config), make_executor=venue
+    ).run()
 
 
 async def test_repeated_failed_opens_pause_the_pair(
@@ -173,13 +187,7 @@ async def test_repeated_failed_opens_pause_the_pair(
     """Every open fails: each pair tries max_failed_opens times, then opens nothing more
     and says why; the money lost is only those rollbacks'."""
     config, datasets, instruments = recorded
-    result = await Replay(
-        config,
-        datasets,
-        instruments,
-        strategies(config),
-        make_executor=lambda ticker: PerpAlwaysRefused(ticker, config, instruments),
-    ).run()
+    result = await refused_run(config, datasets, instruments)
     for pair in config.pairs:
         tried = [p for p in result.positions if p.spot_symbol == pair.spot]
         assert [p.state for p in tried] == ["rolled_back"] * config.risk.max_failed_opens
@@ -193,18 +201,11 @@ async def test_a_refusal_the_venue_repeats_pauses_the_pair_at_once(
     """A refusal in Bybit's words that the same order meets again (retCode 10001, as
     hedge mode answers an order without positionIdx) pauses the pair after one try."""
     config, datasets, instruments = recorded
-
-    def venue(ticker: TickerService) -> PaperExecutor:
-        executor = PerpAlwaysRefused(ticker, config, instruments)
-        executor.refusal = (
-            'rejected by the venue: BadRequest: bybit {"retCode":10001,'
-            '"retMsg":"position idx not match position mode","result":{}}'
-        )
-        return executor
-
-    result = await Replay(
-        config, datasets, instruments, strategies(config), make_executor=venue
-    ).run()
+    refusal = (
+        'rejected by the venue: BadRequest: bybit {"retCode":10001,'
+        '"retMsg":"position idx not match position mode","result":{}}'
+    )
+    result = await refused_run(config, datasets, instruments, refusal)
     for pair in config.pairs:
         tried = [p for p in result.positions if p.spot_symbol == pair.spot]
         assert [p.state for p in tried] == ["rolled_back"]
@@ -218,13 +219,7 @@ async def test_failed_opens_beyond_the_budget_stop_all_opening(
     config = msgspec.structs.replace(
         config, risk=RiskSettings(max_failed_opens=100, failed_open_budget=D("0.0001"))
     )
-    result = await Replay(
-        config,
-        datasets,
-        instruments,
-        strategies(config),
-        make_executor=lambda ticker: PerpAlwaysRefused(ticker, config, instruments),
-    ).run()
+    result = await refused_run(config, datasets, instruments)
     assert len(result.positions) == 1  # the first failure spent the 10 USDT budget
     assert any("opening stopped for every pair" in n for n in result.notes)
 

@@ -35,6 +35,7 @@ import ccxt
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.execution.bybit import describe
 from orchestrator.execution.retry import read_venue
+from orchestrator.market.instruments import funding_hours
 from orchestrator.models import Instrument
 from orchestrator.settings import FeeSettings
 
@@ -169,15 +170,13 @@ def _rate(entry: dict[str, Any] | None) -> Decimal | None:
 def _interval_hours(market: dict[str, Any], shape: AccountShape) -> int:
     """The perp's funding interval in hours (Bybit gives minutes), 8 if not stated."""
     minutes = (market.get("info") or {}).get("fundingInterval")
-    try:
-        hours, rest = divmod(int(str(minutes)), 60)
-    except ValueError:
-        return DEFAULT_INTERVAL_HOURS
-    if hours <= 0 or rest:
-        shape.notes.append(
-            f"{market.get('symbol')}: funding interval of {minutes} minutes is not whole "
-            f"hours; annualised as {DEFAULT_INTERVAL_HOURS} h"
-        )
+    hours = None if minutes is None else funding_hours(minutes)
+    if hours is None:
+        if minutes is not None:
+            shape.notes.append(
+                f"{market.get('symbol')}: funding interval of {minutes} minutes is not whole "
+                f"hours; annualised as {DEFAULT_INTERVAL_HOURS} h"
+            )
         return DEFAULT_INTERVAL_HOURS
     return hours
 

@@ -250,17 +250,22 @@ def _instrument(symbol: str, path: Path, where: str, entry: dict[str, Any]) -> I
         raise DataError(f"{path}: {where}: {exc}") from exc
 
 
-def _funding_hours(path: Path, where: str, entry: dict[str, Any]) -> int:
-    """The perp's funding interval in hours from Bybit's ``fundingInterval`` (minutes);
-    8 where the file does not say."""
-    minutes = entry.get("fundingInterval")
-    if minutes is None:
-        return 8
+def funding_hours(minutes: Any) -> int | None:
+    """Bybit's ``fundingInterval`` (minutes) in whole hours, 1 to 24; None if it is not."""
     try:
         hours, rest = divmod(int(str(minutes)), 60)
     except ValueError:
-        hours, rest = 0, 1
-    if rest or not 1 <= hours <= 24:
+        return None
+    return hours if not rest and 1 <= hours <= 24 else None
+
+
+def _funding_hours(path: Path, where: str, entry: dict[str, Any]) -> int:
+    """The perp's funding interval in hours; 8 where the file does not say."""
+    minutes = entry.get("fundingInterval")
+    if minutes is None:
+        return 8
+    hours = funding_hours(minutes)
+    if hours is None:
         raise DataError(
             f"{path}: {where}.fundingInterval is {str(minutes)[:20]!r}: expected whole hours "
             "in minutes, 60 to 1440"
