@@ -19,7 +19,9 @@ from tests.test_crash_resume_live import (
     DATA,
     KEY,
     SECRET,
+    VenueProcess,
     Watched,
+    drive,
     env,
     journal_state,
     orchestrator,
@@ -80,4 +82,35 @@ def test_a_settlement_during_a_slow_close_is_counted(tmp_path: Path) -> None:
     with (run_dir / "ledger.csv").open() as f:
         funding = [r for r in csv.DictReader(f) if r["kind"] == "funding"]
     assert [r["position_id"] for r in funding] == ["BTCUSDT-0001"], funding
+    assert summary["ledger_balances"] is True, err
+
+
+def test_funding_paid_while_a_run_killed_mid_open_was_down_is_counted(tmp_path: Path) -> None:
+    """kill -9 between the legs filling and the delta check (the position has no
+    ``opened_at`` yet); the venue's clock moves past the 08:00 settlement while the run
+    is down; ``run --resume`` counts that payment for the position (issue 19, item 5b)."""
+    venue = VenueProcess(tmp_path, [], "100000")
+    try:
+        write_config(tmp_path, venue.url, on_stop="close")
+        first = orchestrator("run", "config.yaml", cwd=tmp_path, crash="legs_filled")
+        code, err = Watched(first).finish(timeout=60)
+        assert code == -signal.SIGKILL, err
+        (run_dir,) = (tmp_path / "runs").glob("*")
+        assert journal_state(run_dir)[0] == ["filled"], err
+        moved = venue.admin("clock", {"time_ms": SETTLEMENT_MS + 60_000})
+        assert [int(e["execTime"]) for e in moved["settled"]] == [SETTLEMENT_MS]
+        resumed = orchestrator("run", "--resume", str(run_dir), cwd=tmp_path)
+        code, err = drive(resumed, tmp_path, venue, deposit=False)
+    finally:
+        venue.stop()
+    assert code == 143, err
+    assert "Traceback" not in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["positions"] == {"closed": 1}, err
+    with (run_dir / "ledger.csv").open() as f:
+        funding = [r for r in csv.DictReader(f) if r["kind"] == "funding"]
+    paid = moved["settled"][0]
+    assert [(r["position_id"], r["quantity"]) for r in funding] == [
+        ("BTCUSDT-0001", paid["execQty"])
+    ], funding
     assert summary["ledger_balances"] is True, err
