@@ -16,6 +16,11 @@ closed orders, malformed) pick requests by category only, so they are armed the
 moment the phase's order of this leg is sent (``ArmingExecutor``) and last a while
 (``until_s``).
 
+The perp leg's cases run again on an account whose perps are in hedge (two-way) mode:
+every perp order, the rollbacks and closes too, names the short side (``positionIdx`` 2),
+and the venue refuses nothing for the want of it. (A classic account, or a key that may
+not trade, is refused at startup before any order: ``test_live_accounts.py``.)
+
 Every case ends hedged (``validated``: the venue's spot equals its perp short but
 for the spot buy's fee coin, and the position's record equals the venue), flat
 (``closed`` / ``rolled_back``: no perp position, spot dust below the minimum order)
@@ -44,6 +49,7 @@ from orchestrator.execution.bybit import make_exchange
 from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.settings import VenueTiming
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, FaultRule, Venue
+from orchestrator.venue.account import Account
 from tests.support import BTC_PERP, BTC_SPOT, FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -184,10 +190,13 @@ EXPECTED = {  # the phase's outcome when the faulty order lands, and when it doe
     "rollback": ("rolled_back", "needs_attention"),
 }
 
+Mode = Literal["one-way", "hedge"]
 CASES = [
-    pytest.param(leg, phase, fault, id=f"{leg}-{phase}-{fault}")
+    pytest.param(mode, leg, phase, fault, id=f"{prefix}{leg}-{phase}-{fault}")
+    for mode, prefix in (("one-way", ""), ("hedge", "hedge-"))
     for phase in PHASES
     for leg in LEGS
+    if mode == "one-way" or leg == "perp"
     for fault in FAULTS
 ]
 
@@ -199,9 +208,14 @@ class ArmingExecutor(LiveExecutor):
     """The LiveExecutor, installing ``rules`` on the venue when the order whose client id
     matches ``glob`` is about to be sent."""
 
-    def __init__(self, exchange: Any, venue: Venue) -> None:
+    def __init__(self, exchange: Any, venue: Venue, hedged: tuple[str, ...]) -> None:
         super().__init__(
-            exchange, timing=TIMING, fill_poll_interval=0.02, fill_poll_attempts=5, read_attempts=3
+            exchange,
+            timing=TIMING,
+            fill_poll_interval=0.02,
+            fill_poll_attempts=5,
+            read_attempts=3,
+            hedged=hedged,
         )
         self.venue = venue
         self.armed: tuple[str, list[FaultRule]] | None = None
@@ -222,13 +236,18 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(bybit_venue: Venue) -> AsyncIterator[Rig]:
+async def rig(bybit_venue: Venue, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    """The parts, on an account in the position mode ``request.param`` (one-way if not
+    parametrised)."""
+    mode: Mode = getattr(request, "param", "one-way")
+    bybit_venue.book.account = Account(mode=mode)
     exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, TIMING, url=bybit_venue.url)
     try:
         ticker = TickerService(clock=FakeClock())
         ticker.update(BTC_SPOT.symbol, PRICE)
         ticker.update(BTC_PERP.symbol, PRICE)
-        executor = ArmingExecutor(exchange, bybit_venue)
+        hedged = (BTC_PERP.symbol,) if mode == "hedge" else ()
+        executor = ArmingExecutor(exchange, bybit_venue, hedged)
         manager = PositionManager(executor, ticker, SETTINGS, run_nonce=NONCE)
         yield Rig(bybit_venue, executor, manager)
     finally:
@@ -273,9 +292,12 @@ def assert_flat(venue: Venue, position: Position) -> None:
 
 
 def assert_audit_clean(venue: Venue) -> None:
-    """No client order id placed or sent twice, no coin oversold, and no two live orders
-    of one intent."""
+    """No client order id placed or sent twice, no coin oversold, no two live orders of
+    one intent, and in hedge mode every perp order on the short side."""
     audit = venue.audit
+    if venue.book.account.mode == "hedge":
+        perp = [c for c in audit.creates if c.category == "linear"]
+        assert perp and all(str(c.body.get("positionIdx")) == "2" for c in perp), perp
     assert audit.placed_twice() == []
     assert audit.sent_twice() == []
     assert audit.oversold() == {}
@@ -292,7 +314,7 @@ async def attempt(call: Awaitable[Position]) -> Position:
 # -- the matrix ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("leg", "phase", "fault"), CASES)
+@pytest.mark.parametrize(("rig", "leg", "phase", "fault"), CASES, indirect=["rig"])
 async def test_fault_matrix(
     rig: Rig, leg: Leg, phase: Phase, fault: str, record_property: Any
 ) -> None:
