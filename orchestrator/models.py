@@ -114,10 +114,20 @@ class OrderResult(msgspec.Struct, frozen=True):
     fee: Decimal
     fee_currency: str
     is_simulated: bool
+    # A trade the run did not make: the venue's execType (Trade by hand, AdlTrade, BustTrade).
+    exec_type: str = ""
 
     @property
     def is_done(self) -> bool:
         return self.status is not OrderStatus.OPEN
+
+
+# What each kind of trade the run did not make is, in words.
+OUTSIDE_KINDS: dict[str, str] = {
+    "Trade": "a trade the run did not make",
+    "AdlTrade": "auto-deleveraging",
+    "BustTrade": "a liquidation",
+}
 
 
 class Holdings(msgspec.Struct, frozen=True):

@@ -16,7 +16,6 @@ is covered as soon as a scenario takes it (a test fails if none does).
 from __future__ import annotations
 
 import csv
-import decimal
 import json
 import os
 import random
@@ -28,10 +27,10 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from machines import FINAL_STATES, PositionMachine
@@ -434,48 +433,89 @@ def test_sigterm_leaves_the_position_open_and_journaled_and_resume_carries_it_on
         venue.stop()
 
 
-@pytest.mark.parametrize("change", ["spot sold", "perp bought back"])
-def test_resume_refuses_to_trade_when_the_venue_disagrees_with_the_journal(
+@pytest.mark.parametrize(
+    "change",
+    ["spot moved out", "perp bought back by hand", "perp auto-deleveraged", "owner's own short"],
+)
+def test_a_change_made_while_the_run_was_down_is_taken_in_and_the_rest_closed(
     change: str, tmp_path: Path
 ) -> None:
+    """The venue holds less than the journal, and its own record says why: the resume
+    carries on, takes the change into the record at the venue's prices, closes the rest,
+    and the pair trades again; its ledger balances on the venue's numbers."""
     venue = VenueProcess(tmp_path, *SCENARIOS["plain"])
     try:
         run_dir = stop_holding(tmp_path, venue)
-        if change == "spot sold":
-            venue.admin("balances", {"BTC": "0.2"})
-            expected = r"spot BTC held\s+0\.451548\s+0\.2\s+<- differs"
+        if change == "spot moved out":
+            venue.admin("balances", {"BTC": "0.2"})  # no trade: coins moved out
+        elif change == "owner's own short":
+            venue.admin(
+                "outside",
+                {"category": "linear", "symbol": "BTCUSDT", "side": "Sell", "qty": "0.1"},
+            )
         else:
-            # Someone bought back part of the short by hand, on the venue itself.
-            from orchestrator.execution.bybit import make_exchange
-            from orchestrator.settings import VenueTiming
-
-            async def buy_back() -> None:
-                exchange = make_exchange(KEY, SECRET, VenueTiming(), url=venue.url)
-                try:
-                    await exchange.load_markets()
-                    await exchange.create_order(
-                        "BTC/USDT:USDT", "market", "buy", 0.2, None, {"reduceOnly": True}
-                    )
-                finally:
-                    await exchange.close()
-
-            with decimal.localcontext():  # ccxt sets ROUND_HALF_UP on the context it runs in
-                anyio.run(buy_back)
-            expected = r"perp BTC/USDT:USDT short\s+0\.452\s+0\.252\s+<- differs"
-        creates = len(venue.admin("requests")["creates"])
-        leverage = venue.admin("state")["hits"].get("position/set-leverage", 0)
-        code, err = resume(tmp_path, run_dir)
-        assert code == 2, err
-        assert "the venue and the journal disagree; nothing was sent" in err
-        # Not even the leverage: the resume writes nothing until the two agree.
-        assert venue.admin("state")["hits"].get("position/set-leverage", 0) == leverage
-        assert re.search(expected, err), err
-        assert "Traceback" not in err
-        assert len(venue.admin("requests")["creates"]) == creates  # nothing sent
-        with Journal.read(run_dir) as view:
-            assert [p.state for p in view.positions()] == ["validated"]  # as it was
+            kind = "Trade" if change.endswith("hand") else "AdlTrade"
+            venue.admin(
+                "outside",
+                {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "qty": "0.2",
+                 "exec_type": kind},
+            )  # fmt: skip
+        resumed = orchestrator("run", "--resume", str(run_dir), cwd=tmp_path)
+        code, err = drive(resumed, tmp_path, venue, deposit=False)
+        state = venue.admin("state")
     finally:
         venue.stop()
+    assert code == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    said = re.search(r"changed outside the run while it was stopped: (.*)", err)
+    what = {"spot moved out": "of the spot moved out of the account",
+            "perp bought back by hand": "a trade the run did not make: perp buy 0.2",
+            "perp auto-deleveraged": "auto-deleveraging: perp buy 0.2",
+            "owner's own short": "0.100 more perp short than the journal"}[change]  # fmt: skip
+    assert said and what in said.group(1), err
+    if change == "owner's own short":  # closed, the owner's short left as it was
+        (held,) = [p for p in state["positions"] if p["size"] not in ("0", 0)]
+        assert (held["side"], Decimal(held["size"])) == ("Sell", Decimal("0.1")), held
+        state["positions"] = []
+    assert [p for p in state["positions"] if p["size"] not in ("0", 0)] == [], err  # flat
+    assert state["checks"] == {"placed_twice": [], "live_overlaps": [], "oversold": {}}, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["positions"] == {"closed": 1}, err
+    # The owner's own short paid its fee from the same wallet: not the run's, so the
+    # run's ledger does not balance by it (documented: give the run its own account).
+    assert summary["ledger_balances"] is (change != "owner's own short"), err
+    with Journal.read(run_dir) as view:
+        outside = [o for o in view.orders() if "x" in o.client_order_id.rsplit("-", 1)[-1]]
+    expected = {"spot moved out": ["spot"], "owner's own short": []}.get(change, ["linear"])
+    assert [o.request.category.value for o in outside] == expected, outside
+
+
+def test_resume_refuses_to_trade_when_the_venue_cannot_say_why_it_holds_other_than_the_journal(
+    tmp_path: Path,
+) -> None:
+    """Resumed against a venue (an account) that holds none of the journal's position and
+    has no record of it changing: nothing is sent, not even the leverage."""
+    venue = VenueProcess(tmp_path, *SCENARIOS["plain"])
+    try:
+        run_dir = stop_holding(tmp_path, venue)
+    finally:
+        venue.stop()
+    other = VenueProcess(tmp_path, *SCENARIOS["plain"])
+    try:
+        config = run_dir / "config.yaml"
+        config.write_text(re.sub(r"url: \S+", f"url: {other.url}", config.read_text()))
+        code, err = resume(tmp_path, run_dir)
+        hits = other.admin("state")["hits"]
+        creates = other.admin("requests")["creates"]
+    finally:
+        other.stop()
+    assert code == 2, err
+    assert "the venue and the journal disagree; nothing was sent" in err
+    assert re.search(r"perp BTC/USDT:USDT short\s+0\.452\s+0\s+<- differs", err), err
+    assert "Traceback" not in err
+    assert not hits.get("position/set-leverage") and creates == [], (hits, creates)
+    with Journal.read(run_dir) as view:
+        assert [p.state for p in view.positions()] == ["validated"]  # as it was
 
 
 def test_resume_waits_for_a_venue_that_cannot_say_what_became_of_an_order(

@@ -8,6 +8,7 @@ the venue's numbers, and it never sells coins the position did not buy."""
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import time
@@ -39,6 +40,15 @@ def wallet(venue: Venue, coin: str) -> Decimal:
             if entry["coin"] == coin:
                 return Decimal(entry["walletBalance"])
     return Decimal(0)
+
+
+WHAT = {  # what the run says each change was
+    "perp_half_by_hand": "a trade the run did not make",
+    "adl": "auto-deleveraging",
+    "liquidation": "a liquidation",
+    "spot_half_by_hand": "a trade the run did not make",
+    "coins_moved_out": "moved out of the account",
+}
 
 
 def change(venue: Venue, how: str) -> None:
@@ -94,6 +104,12 @@ def test_an_outside_change_is_adopted_and_the_pair_trades_again(tmp_path: Path, 
     assert states[0] == "closed" and "validated" in states[1:], (states, err)
     said = [line for line in err.splitlines() if "changed outside the run" in line]
     assert len(said) == 1, err
+    what = WHAT[how]
+    assert what in said[0], said
+    (run_dir,) = (tmp_path / "runs").glob("*")
+    with (run_dir / "ledger.csv").open() as f:
+        fills = [r for r in csv.DictReader(f) if r["kind"] == "fill" and what in r["note"]]
+    assert len(fills) == (0 if how == "coins_moved_out" else 1), fills  # moved: no trade
     # on_stop: close, so everything the run held is sold: the owner's coins stay.
     btc = next(
         Decimal(c["walletBalance"])

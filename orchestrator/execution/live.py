@@ -25,6 +25,7 @@ from orchestrator.execution.bybit import order_id_problem, scrub
 from orchestrator.execution.limits import RateLimiter
 from orchestrator.execution.retry import retry_network_errors
 from orchestrator.models import (
+    OUTSIDE_KINDS,
     ZERO,
     Category,
     Holdings,
@@ -518,7 +519,7 @@ class LiveExecutor(Executor):
         )
 
 
-_OUTSIDE_KINDS = frozenset({"Trade", "AdlTrade", "BustTrade"})
+_OUTSIDE_KINDS = frozenset(OUTSIDE_KINDS)
 
 
 def _outside(trade: Any, inst: Instrument, known: Collection[str]) -> OrderResult | None:
@@ -530,7 +531,8 @@ def _outside(trade: Any, inst: Instrument, known: Collection[str]) -> OrderResul
     exec_id, order_id = str(info.get("execId") or ""), str(info.get("orderId") or "")
     if not exec_id or exec_id in known or order_id in known:
         return None
-    if info.get("execType", "Trade") not in _OUTSIDE_KINDS:
+    kind = str(info.get("execType") or "Trade")
+    if kind not in _OUTSIDE_KINDS:
         return None
     side = str(info.get("side", "")).lower()
     qty = _number(info.get("execQty"), "execQty")
@@ -552,6 +554,7 @@ def _outside(trade: Any, inst: Instrument, known: Collection[str]) -> OrderResul
         fee=fee,
         fee_currency=str(coin),
         is_simulated=False,
+        exec_type=kind,
     )
 
 

@@ -5,8 +5,11 @@ restored at its recorded state; every order whose outcome the journal lacks is l
 up on the venue by its client order id (never sent again); then what the venue holds
 is compared, pair by pair, with what the journal's positions hold. Where they agree,
 the run carries on: positions caught mid-open, mid-rollback or mid-close are finished,
-open ones keep collecting funding. Where they do not, it stops with both sides shown
-and sends nothing.
+open ones keep collecting funding. Where the venue holds less of an open position than
+the journal, and the venue's own record says why (trades the run did not make: by hand,
+auto-deleveraging, a liquidation; or coins moved out), that is a change made while the
+run was down: the run carries on and takes it in as it would have live, then closes the
+rest. Any other difference stops it with both sides shown, and nothing is sent.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from machines import FINAL_STATES
+from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.journal.reader import Records
 from orchestrator.journal.schema import Intent
 from orchestrator.live.preflight import StartupError
-from orchestrator.live.run import START_MS, STARTING_BALANCE, LiveRun
-from orchestrator.models import ZERO, Position
+from orchestrator.live.run import ADOPTABLE, START_MS, STARTING_BALANCE, LiveRun, outside_words
+from orchestrator.models import ZERO, Holdings, Position, Side
+from orchestrator.position.outside import outside_change
 from orchestrator.run.ledger import LedgerEntry
 from orchestrator.run.trader import PairRun
 
@@ -103,8 +108,11 @@ async def reconcile(run: LiveRun, journaled: Journaled) -> None:
         )
     await run.live_account.refresh()
     rows = compare(run, restored)
-    if any(not agree for *_, agree in rows):
+    changed = await changed_outside(run, restored, {name for name, *_, agree in rows if not agree})
+    if any(not agree and name not in changed for name, *_, agree in rows):
         raise Disagreement("the venue and the journal disagree; nothing was sent:\n" + table(rows))
+    for name, what in changed.items():
+        run.say(f"resume: {name}: changed outside the run while it was stopped: {what}")
     run.take_back(journaled.positions, journaled.ledger)
     if journaled.starting_balance is not None:
         run.starting_balance = journaled.starting_balance
@@ -119,6 +127,66 @@ async def reconcile(run: LiveRun, journaled: Journaled) -> None:
             if pair is not None:
                 restored.append((pair, position))
     run.restored, run.ledgered, run.quotes = restored, journaled.ledgered, journaled.quotes
+
+
+async def changed_outside(
+    run: LiveRun, restored: list[tuple[PairRun, Position]], differing: set[str]
+) -> dict[str, str]:
+    """Of the ``differing`` pairs, those whose one open position the venue holds less of
+    because of what its own record shows (trades the run did not send, coins moved out),
+    or more perp short sold by trades the run did not send (the owner's own): pair -> what
+    changed. The first cycle takes a change in, as a live run does."""
+    changed: dict[str, str] = {}
+    for pair in run.pairs:
+        held = [p for other, p in restored if other is pair]
+        if pair.name not in differing or len(held) != 1 or held[0].state not in ADOPTABLE:
+            continue
+        position = held[0]
+        perp = run.live_account.get_perp_position(pair.perp.symbol)
+        now = Holdings(
+            spot=run.live_account.available_balance(pair.spot.base),
+            perp_short=-perp.size if perp.size < 0 else ZERO,
+        )
+        if perp.size > 0:
+            continue  # long: nothing this run could have left
+        began = position.created_at or position.opened_at
+        since = int(began.timestamp() * 1000) if began else run.start_ms or 0
+        try:
+            trades = await run.executor.outside_trades(
+                (pair.spot, pair.perp), since, {r.order_id for r in position.orders}
+            )
+        except OrderOutcomeUnknown as exc:
+            raise Disagreement(
+                f"{pair.name}: the venue holds less than the journal, and its executions, "
+                f"which would say why, could not be read: {exc}; nothing was sent. Resume "
+                "again once the venue answers."
+            ) from None
+        more = now.perp_short - position.perp_qty
+        if more > 0:
+            # A short the owner added by hand is theirs, as a live run leaves it.
+            added = sum(
+                (
+                    t.filled_qty
+                    for t in trades
+                    if t.category is pair.perp.category and t.side is Side.SELL
+                ),
+                ZERO,
+            )
+            if added >= more and now.spot >= position.spot_qty:
+                changed[pair.name] = (
+                    f"the venue holds {more} more perp short than the journal, sold by trades "
+                    "the run did not make: the owner's own, left alone"
+                )
+            continue
+        change = outside_change(position, trades, now)
+        if change.any and change.unexplained == 0:
+            words = [outside_words(t) for t in change.trades]
+            if change.moved_out:
+                words.append(f"{change.moved_out} of the spot moved out of the account")
+            changed[pair.name] = (
+                "; ".join(words) + "; taken into the record and the rest closed once the run starts"
+            )
+    return changed
 
 
 Row = tuple[str, str, Decimal, Decimal, bool]  # pair, what, journal, venue, agree

@@ -37,7 +37,15 @@ from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.live.preflight import AccountShape, StartupError, check_account
 from orchestrator.market.ticker import TickerService
-from orchestrator.models import ZERO, Category, Holdings, Instrument, OrderResult, Position
+from orchestrator.models import (
+    OUTSIDE_KINDS,
+    ZERO,
+    Category,
+    Holdings,
+    Instrument,
+    OrderResult,
+    Position,
+)
 from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
@@ -65,13 +73,14 @@ HOUR_MS = 3_600_000
 ADOPTABLE = frozenset({"validated", "needs_attention"})
 
 
-def _outside_words(result: OrderResult) -> str:
+def outside_words(result: OrderResult) -> str:
     """What an outside change was, as the venue recorded it."""
     leg = "spot" if result.category is Category.SPOT else "perp"
     if result.order_id == "moved-out":
         return f"{result.filled_qty} of the spot moved out of the account (no trade)"
+    what = OUTSIDE_KINDS.get(result.exec_type, result.exec_type or "a trade")
     return (
-        f"{leg} {result.side.value} {result.filled_qty} at {result.avg_price} "
+        f"{what}: {leg} {result.side.value} {result.filled_qty} at {result.avg_price} "
         f"(execution {result.order_id}, fee {result.fee} {result.fee_currency})"
     )
 
@@ -467,7 +476,7 @@ class LiveRun(Trader):
                 continue  # the venue's record of it lags: next cycle
             quotes = {r.client_order_id: r.avg_price or ZERO for r in adopted}
             self._record_orders(run, position, adopted, quotes)
-            what = "; ".join(_outside_words(r) for r in adopted)
+            what = "; ".join(outside_words(r) for r in adopted)
             self._tell(
                 f"{run.name}: {position.id} changed outside the run: {what}. Taken into its "
                 "record at the venue's prices; closing what is left"

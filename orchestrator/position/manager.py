@@ -63,6 +63,7 @@ from orchestrator.position.legs import (
     new_run_nonce,
     parse_client_order_id,
 )
+from orchestrator.position.outside import outside_change
 from orchestrator.position.sending import LegSender
 from orchestrator.position.sizing import PositionSizer, round_down
 from orchestrator.risk import RiskManager
@@ -468,21 +469,12 @@ class PositionManager:
         position = entry.position
         if position.state not in ("validated", "needs_attention") or entry.unresolved:
             return []  # an order of its own may still land: nothing is judged now
-        spot_over = position.spot_qty - held.spot
-        perp_over = position.perp_qty - held.perp_short
-        legs: list[Leg] = []
-        for trade in trades:
-            name: LegName = "spot" if trade.category is Category.SPOT else "perp"
-            reduces = trade.side is (Side.SELL if name == "spot" else Side.BUY)
-            over = spot_over if name == "spot" else perp_over
-            if not reduces or trade.filled_qty > over:
-                continue  # not the position's: the owner's own coins or contracts
-            if name == "spot":
-                spot_over -= trade.filled_qty
-            else:
-                perp_over -= trade.filled_qty
-            legs.append(self._outside_leg(entry, name, trade))
-        if spot_over > 0 and perp_over <= 0:
+        change = outside_change(position, trades, held)
+        legs: list[Leg] = [
+            self._outside_leg(entry, "spot" if t.category is Category.SPOT else "perp", t)
+            for t in change.trades
+        ]
+        if change.moved_out > 0:
             # Gone without a trade (moved out of the account): taken out at no price.
             legs.append(
                 self._outside_leg(
@@ -495,8 +487,8 @@ class PositionManager:
                         side=Side.SELL,
                         category=Category.SPOT,
                         status=OrderStatus.FILLED,
-                        requested_qty=spot_over,
-                        filled_qty=spot_over,
+                        requested_qty=change.moved_out,
+                        filled_qty=change.moved_out,
                         avg_price=ZERO,
                         fee=ZERO,
                         fee_currency=entry.spot.quote,

@@ -20,7 +20,7 @@ from typing import Literal
 import msgspec
 
 from orchestrator.fills import fill_money, quote_of
-from orchestrator.models import ZERO, OrderResult, Side
+from orchestrator.models import OUTSIDE_KINDS, ZERO, OrderResult, Side
 from orchestrator.money import exact
 
 Kind = Literal["fill", "fee", "funding", "slippage", "mark"]
@@ -71,6 +71,9 @@ class Ledger:
         moved, cash, fee_amount = fill_money(result)
         if moved != qty:
             note += f" (filled {qty}, fee {result.fee} {result.fee_currency})"
+        if result.exec_type:  # not the run's: what it was, and the venue's execution
+            what = OUTSIDE_KINDS.get(result.exec_type, result.exec_type)
+            note += f" ({what}, execution {result.order_id})"
         fill = LedgerEntry(
             time_ms=time_ms,
             pair=pair,
