@@ -49,8 +49,8 @@ from orchestrator import (
 from orchestrator.journal import Journal
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.models import Holdings
+from orchestrator.position.tracer import PositionTracer
 from orchestrator.tracing.otlp_json import OtlpJsonFileExporter
-from orchestrator.tracing.position import PositionTracer
 
 D = Decimal
 SPOT = Instrument(

@@ -56,7 +56,7 @@ from typing import Any
 import anyio
 
 from orchestrator import Category, Instrument, OrderRequest, PositionManager, Side, TickerService
-from orchestrator.execution.bybit import make_exchange
+from orchestrator.bybit.client import make_exchange
 from orchestrator.execution.limits import BYBIT_LIMITS, RateLimiter
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.market.recorded import load_instruments

@@ -61,9 +61,9 @@ from orchestrator.config import Config, load
 from orchestrator.market.columns import columns_of
 from orchestrator.market.recorded import PairData
 from orchestrator.models import Instrument
-from orchestrator.run.app import Prepared, prepare, strategies
-from orchestrator.run.engine import Replay, RunResult
-from orchestrator.strategy.funding import AlwaysHedged, Strategy
+from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.replay.session import Prepared, prepare
+from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1_000_000  # events per second on one core
@@ -172,7 +172,7 @@ def run_command(config: Path, repeat: int) -> float:
     imports, _ = best_of(
         repeat,
         lambda: subprocess.run(
-            [sys.executable, "-c", "import orchestrator.cli, orchestrator.run.app"],
+            [sys.executable, "-c", "import orchestrator.cli, orchestrator.commands.run"],
             cwd=ROOT,
             check=True,
         ),

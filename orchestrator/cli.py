@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import diagrams
+from orchestrator.commands import diagrams
 from orchestrator.config import (
     DATA_ENV,
     SPOT_SYMBOL,
@@ -31,14 +31,14 @@ if TYPE_CHECKING:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from orchestrator.demo import main as demo
+    from orchestrator.commands.demo import main as demo
 
     demo(load_config(args.config), sys.stdout)
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestrator.run.app import run
+    from orchestrator.commands.run import run
 
     if args.resume is not None:
         if not args.resume.is_dir():
@@ -50,14 +50,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _rehearse(args: argparse.Namespace) -> int:
-    from orchestrator.run.app import RehearsalRequest, run
+    from orchestrator.commands.run import RehearsalRequest, run
 
     request = RehearsalRequest(hours=args.hours, start=args.start, faults=args.faults)
     return run(args.config, rehearsal=request)
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import app, spec
+    from orchestrator.commands import sweep as app
+    from orchestrator.sweep import spec
 
     if args.schema:
         print(json.dumps(spec.sweep_schema(), indent=2))
@@ -77,7 +78,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from orchestrator.run.check import check
+    from orchestrator.commands.check import check
 
     return check(args.config)
 
@@ -221,14 +222,14 @@ def _diagrams(args: argparse.Namespace) -> int:
 
 
 def _journal(args: argparse.Namespace) -> int:
-    from orchestrator.journal import show
+    from orchestrator.commands import journal as show
 
     print(show.render(args.run_dir, as_json=args.json))
     return 0
 
 
 def _venue(args: argparse.Namespace) -> int:
-    from orchestrator.venue import run as venue
+    from orchestrator.commands import venue
 
     return venue.main(args)
 
@@ -365,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--svg", type=Path, metavar="FILE", help="with --position: write an SVG")
     diag.set_defaults(handler=_diagrams)
 
-    from orchestrator.venue.run import add_arguments as venue_arguments
+    from orchestrator.commands.venue import add_arguments as venue_arguments
 
     venue = commands.add_parser(
         "venue", help="run the loopback Bybit v5 venue on 127.0.0.1 until Ctrl-C"
@@ -402,7 +403,7 @@ def run() -> None:
     said before anything ran (config, data, output folder); 3 a run whose
     results could not all be written (its folder is marked INCOMPLETE);
     128 + a signal's number when stopped by SIGINT (130), SIGHUP (129) or
-    SIGTERM (143): see ``orchestrator.run.app``.
+    SIGTERM (143): see ``orchestrator.commands.run``.
     """
     handler = logging.StreamHandler()
     handler.setFormatter(_OneLine())

@@ -25,7 +25,7 @@ from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import OrderRequest, OrderResult
-from orchestrator.run.engine import REPLAY_NONCE, Replay
+from orchestrator.replay.engine import REPLAY_NONCE, Replay
 from orchestrator.settings import TradingSettings
 from orchestrator.strategy.funding import FundingStrategy
 from tests.support import BTC_PERP, BTC_SPOT, QUICK

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import diagrams
 from orchestrator.cli import main
+from orchestrator.commands import diagrams
 from tests.test_cli_run import DATA, ROOT, orchestrator
 
 

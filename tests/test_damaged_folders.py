@@ -190,7 +190,7 @@ def test_a_journal_really_damaged_is_refused_with_the_reason(
 
 SLOW = """
 import os, time
-from orchestrator.run import progress
+from orchestrator.output import progress
 
 _call = progress.ProgressBar.__call__
 

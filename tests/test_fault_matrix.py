@@ -44,8 +44,8 @@ import anyio
 import pytest
 
 from orchestrator import LiveExecutor, PositionManager, TickerService, TradingSettings
+from orchestrator.bybit.client import make_exchange
 from orchestrator.exceptions import DeltaHedgeError
-from orchestrator.execution.bybit import make_exchange
 from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.settings import VenueTiming
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, FaultRule, Venue

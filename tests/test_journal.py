@@ -25,7 +25,7 @@ from orchestrator.models import (
     Position,
     Side,
 )
-from orchestrator.run.ledger import LedgerEntry
+from orchestrator.trading.ledger import LedgerEntry
 
 D = Decimal
 # Decimals whose text must come back as it went in: exponents, trailing zeros, signs,

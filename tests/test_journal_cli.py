@@ -16,7 +16,7 @@ from orchestrator.cli import main
 from orchestrator.journal import DB_NAME, Journal
 from orchestrator.journal.schema import SCHEMA_VERSION
 from orchestrator.models import Category, OrderRequest, Position, Side
-from orchestrator.run.ledger import LedgerEntry
+from orchestrator.trading.ledger import LedgerEntry
 from tests.test_journal_lock import kill_9, writer_process
 
 ROOT = Path(__file__).resolve().parents[1]

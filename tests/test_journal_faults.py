@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.journal import Journal, JournalError
-from orchestrator.run.ledger import LedgerEntry
+from orchestrator.trading.ledger import LedgerEntry
 from tests.folder_support import (
     GUARD_SECONDS,
     env,

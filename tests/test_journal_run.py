@@ -22,7 +22,7 @@ from orchestrator.journal import DB_NAME, Journal
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.models import OrderRequest, Position
-from orchestrator.run.engine import Replay
+from orchestrator.replay.engine import Replay
 from orchestrator.strategy.funding import FundingStrategy
 from tests.support import BTC_PERP, BTC_SPOT, QUICK, data_file
 

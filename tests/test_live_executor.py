@@ -10,13 +10,13 @@ from typing import Any
 import anyio
 import pytest
 
+from orchestrator.bybit import client as bybit
 from orchestrator.exceptions import (
     InsufficientFundsError,
     InvalidOrderError,
     OrderOutcomeUnknown,
     OrderRejected,
 )
-from orchestrator.execution import bybit
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.models import Category, OrderRequest, OrderStatus, OrderType, Side
 from orchestrator.settings import VenueTiming

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from orchestrator import LiveExecutor, PositionManager, TickerService, TradingSettings
-from orchestrator.execution.bybit import make_exchange
+from orchestrator.bybit.client import make_exchange
 from orchestrator.settings import VenueTiming
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, FaultRule, Venue
 from tests.fake_bybit import INSTRUMENTS

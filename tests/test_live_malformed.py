@@ -19,9 +19,9 @@ from typing import Any, get_args
 import ccxt
 import pytest
 
+from orchestrator.bybit import client as bybit
+from orchestrator.bybit.client import answer_problem, endpoint_of, make_exchange
 from orchestrator.exceptions import DeltaHedgeError, OrderOutcomeUnknown
-from orchestrator.execution import bybit
-from orchestrator.execution.bybit import answer_problem, endpoint_of, make_exchange
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Holdings, OrderRequest, OrderStatus, Side

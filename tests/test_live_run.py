@@ -19,14 +19,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config, Pair, load
-from orchestrator.execution.bybit import make_exchange
 from orchestrator.live.preflight import StartupError
 from orchestrator.live.run import LiveRun
 from orchestrator.live.session import Rehearsal, rehearse
-from orchestrator.run.app import Prepared, prepare
-from orchestrator.run.report import ledger_identity
+from orchestrator.replay.session import Prepared, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
+from orchestrator.trading.figures import ledger_identity
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue
 from tests.support import data_file
 
@@ -70,7 +70,7 @@ async def test_live_open_funding_close_matches_paper_on_the_same_prices(
     # Funding came from the venue's funding executions (execFee's sign flipped).
     funding = [e for e in result.ledger.entries if e.kind == "funding"]
     # Both pairs, the eight settlements after the first prices and before the end
-    # (2024-01-05 00:00 is the next window's: orchestrator/run/window.py).
+    # (2024-01-05 00:00 is the next window's: orchestrator/replay/window.py).
     assert len(funding) == 2 * 8
     assert live_totals["funding"] > 0
     # The same prices, fees and slippage: live equals its paper baseline exactly.

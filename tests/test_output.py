@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import files
 from orchestrator.cli import main
+from orchestrator.commands import run as app
+from orchestrator.commands.run import EXIT_WRITE_FAILED
+from orchestrator.files import INCOMPLETE, PARTIAL_PREFIX
 from orchestrator.journal import Journal
-from orchestrator.run import app, files
-from orchestrator.run.app import EXIT_WRITE_FAILED
-from orchestrator.run.files import INCOMPLETE, PARTIAL_PREFIX
-from orchestrator.run.progress import ProgressBar
+from orchestrator.output.progress import ProgressBar
 from tests.support import data_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,10 +11,11 @@ import pytest
 from orchestrator.config import load
 from orchestrator.market.columns import StreamedSeries, columns_of
 from orchestrator.market.recorded import DataError, load_pair
-from orchestrator.run.app import prepare, strategies
-from orchestrator.run.curve import Curve
-from orchestrator.run.engine import Replay, RunResult
-from orchestrator.run.ledger import write_ledgers
+from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.replay.session import prepare
+from orchestrator.strategy.funding import strategies
+from orchestrator.trading.curve import Curve
+from orchestrator.trading.ledger import write_ledgers
 from tests.support import data_file
 
 pytestmark = pytest.mark.anyio

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.commands import run as app
 from orchestrator.models import ZERO
-from orchestrator.run import app
-from orchestrator.run.curve import Curve
-from orchestrator.run.engine import RunResult
-from orchestrator.run.ledger import Ledger
-from orchestrator.run.report import annualise, summarise
+from orchestrator.replay.engine import RunResult
+from orchestrator.trading.curve import Curve
+from orchestrator.trading.figures import annualise, summarise
+from orchestrator.trading.ledger import Ledger
 from tests.support import data_file
 from tests.test_signals import SITECUSTOMIZE
 

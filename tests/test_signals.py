@@ -29,8 +29,8 @@ from typing import IO
 
 import pytest
 
+from orchestrator.files import INCOMPLETE, PARTIAL_PREFIX
 from orchestrator.journal import Journal
-from orchestrator.run.files import INCOMPLETE, PARTIAL_PREFIX
 from tests.support import data_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ import time
 _progress = float(os.environ.get("FO_TEST_PROGRESS_SLEEP") or 0)
 _replace = float(os.environ.get("FO_TEST_REPLACE_SLEEP") or 0)
 if _progress:
-    from orchestrator.run import progress
+    from orchestrator.output import progress
 
     _call = progress.ProgressBar.__call__
 

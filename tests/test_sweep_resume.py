@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sweep import app
+from orchestrator.commands import sweep as app
 from tests.sweep_support import SMALL_TRIALS, run_cli, sweep_folder, write_sweep
 
 

@@ -21,12 +21,12 @@ import anyio
 import msgspec
 import pytest
 
+from orchestrator.commands import sweep as app
 from orchestrator.config import load
-from orchestrator.run.app import prepare, replay_both
-from orchestrator.run.report import summarise
-from orchestrator.sweep import app
+from orchestrator.replay.session import prepare, replay_both
 from orchestrator.sweep.search import Counts
 from orchestrator.sweep.trial import loads
+from orchestrator.trading.figures import summarise
 from tests.sweep_support import (
     DATA,
     SMALL,

@@ -19,7 +19,7 @@ from orchestrator import (
     TickerService,
     TradingSettings,
 )
-from orchestrator.tracing.position import PositionTracer
+from orchestrator.position.tracer import PositionTracer
 from tests.fake_bybit import API_KEY, FakeBybit, make_exchange
 from tests.support import BTC_PERP, BTC_SPOT, FakeClock, FaultyPaperExecutor, make_ticker
 

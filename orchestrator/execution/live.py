@@ -13,6 +13,8 @@ import anyio
 import ccxt
 import msgspec
 
+from orchestrator.bybit.client import order_id_problem, scrub
+from orchestrator.bybit.retry import retry_network_errors
 from orchestrator.exceptions import (
     InsufficientFundsError,
     InvalidOrderError,
@@ -21,9 +23,7 @@ from orchestrator.exceptions import (
     OrderRejected,
 )
 from orchestrator.execution.base import Executor
-from orchestrator.execution.bybit import order_id_problem, scrub
 from orchestrator.execution.limits import RateLimiter
-from orchestrator.execution.retry import retry_network_errors
 from orchestrator.models import (
     OUTSIDE_KINDS,
     ZERO,
@@ -148,7 +148,7 @@ class LiveExecutor(Executor):
     apart, and returned as OPEN if it never finishes.
 
     ``timing`` is the one place the venue's deadlines come from: the exchange must be
-    built with the same (``orchestrator.execution.bybit.make_exchange`` does); an
+    built with the same (``orchestrator.bybit.client.make_exchange`` does); an
     order whose answer was lost may land until ``timing.late_arrival_seconds``
     after it was signed. Requests are paced by ``limiter`` (Bybit's per-endpoint,
     per-category budgets), not by ccxt's throttle, so the two legs leave together.

@@ -51,7 +51,7 @@ from orchestrator.journal.schema import (
     uri,
 )
 from orchestrator.models import Position
-from orchestrator.run.ledger import Kind, LedgerEntry
+from orchestrator.trading.ledger import Kind, LedgerEntry
 
 
 class Records:

@@ -34,7 +34,7 @@ from orchestrator.journal.lock import JournalError
 from orchestrator.journal.schema import FINAL_STATUSES, Transition
 from orchestrator.journal.store import Journal
 from orchestrator.models import OrderRequest, OrderResult, Position
-from orchestrator.run.ledger import LedgerEntry
+from orchestrator.trading.ledger import LedgerEntry
 
 # Fault injection for crash tests: ORCHESTRATOR_CRASH_AT=<point>:<n> kills the process
 # (SIGKILL, as a power cut would) right after the n-th write at <point>: durable for

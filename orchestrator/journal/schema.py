@@ -13,7 +13,7 @@ import msgspec
 
 from orchestrator.journal.lock import JournalError
 from orchestrator.models import OrderRequest, OrderResult, Position
-from orchestrator.run.ledger import Kind
+from orchestrator.trading.ledger import Kind
 
 DB_NAME = "journal.sqlite3"
 # 2: an outcome keeps the price quoted when it came; 3: outcomes are appended beside

@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from orchestrator.files import sync_folder
 from orchestrator.journal.lock import JournalError, WriteLock
 from orchestrator.journal.reader import SEQ_TABLES, JournalView, Records, read_journal
 from orchestrator.journal.schema import (
@@ -87,8 +88,7 @@ from orchestrator.journal.writes import (
     upsert_position,
 )
 from orchestrator.models import OrderRequest, OrderResult, Position
-from orchestrator.run.files import sync_folder
-from orchestrator.run.ledger import LedgerEntry
+from orchestrator.trading.ledger import LedgerEntry
 
 GROUP_LIMIT = 512  # grouped writes waiting before they are committed anyway
 

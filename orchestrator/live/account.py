@@ -8,8 +8,8 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from orchestrator.bybit.retry import read_venue
 from orchestrator.execution.paper import PerpHolding
-from orchestrator.execution.retry import read_venue
 from orchestrator.models import ZERO
 
 

@@ -15,10 +15,10 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from orchestrator.execution.retry import read_venue as read
+from orchestrator.bybit.retry import read_venue as read
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO
-from orchestrator.run.trader import PairRun
+from orchestrator.trading.trader import PairRun
 
 HOUR_MS = 3_600_000
 
@@ -84,7 +84,7 @@ class LiveMarket:
 
     async def warm_up(self, window: int) -> None:
         """Feed each strategy the last ``window`` rates settled before now, oldest first,
-        as a replay of a window is warmed up (orchestrator/run/window.py; nothing is held
+        as a replay of a window is warmed up (orchestrator/replay/window.py; nothing is held
         yet: no money moves). One settled now comes with the first prices."""
         now = self.clock.now_ms() - 1
         for i, run in enumerate(self._pairs):

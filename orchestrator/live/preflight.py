@@ -32,9 +32,9 @@ from typing import Any
 
 import ccxt
 
+from orchestrator.bybit.client import describe
+from orchestrator.bybit.retry import read_venue
 from orchestrator.exceptions import OrchestratorError
-from orchestrator.execution.bybit import describe
-from orchestrator.execution.retry import read_venue
 from orchestrator.market.instruments import funding_hours
 from orchestrator.models import Instrument
 from orchestrator.settings import FeeSettings

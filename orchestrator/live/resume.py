@@ -25,8 +25,8 @@ from orchestrator.live.preflight import StartupError
 from orchestrator.live.run import ADOPTABLE, START_MS, STARTING_BALANCE, LiveRun, outside_words
 from orchestrator.models import ZERO, Holdings, Position, Side
 from orchestrator.position.outside import outside_change
-from orchestrator.run.ledger import LedgerEntry
-from orchestrator.run.trader import PairRun
+from orchestrator.trading.ledger import LedgerEntry
+from orchestrator.trading.trader import PairRun
 
 
 class Disagreement(StartupError):

@@ -10,7 +10,7 @@ alone). All of it read-only: each perp's leverage is set when the run starts, af
 a resume's reconciliation. Then, every
 ``live.poll_seconds``: read prices, feed settled funding to the strategies and
 record what the venue paid, read the account, decide, sample the equity: the
-replay's order (orchestrator/run/window.py).
+replay's order (orchestrator/replay/window.py).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import anyio
 import ccxt
 from opentelemetry.trace import Tracer
 
+from orchestrator.bybit.client import describe
+from orchestrator.bybit.retry import read_venue as read
 from orchestrator.config import Config, Pair
 from orchestrator.exceptions import OrderOutcomeUnknown
-from orchestrator.execution.bybit import describe
 from orchestrator.execution.live import LiveExecutor
-from orchestrator.execution.retry import read_venue as read
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.account import LiveAccount
 from orchestrator.live.contact import VenueContact
@@ -49,9 +49,11 @@ from orchestrator.models import (
 from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
-from orchestrator.run.engine import Progress
-from orchestrator.run.ledger import Ledger
-from orchestrator.run.trader import (
+from orchestrator.position.tracer import PositionTracer
+from orchestrator.replay.engine import Progress
+from orchestrator.strategy.funding import FundingStrategy, Strategy
+from orchestrator.trading.ledger import Ledger
+from orchestrator.trading.trader import (
     CLOSES_FAILED,
     PairRun,
     RunResult,
@@ -59,8 +61,6 @@ from orchestrator.run.trader import (
     Trader,
     stopping_whole,
 )
-from orchestrator.strategy.funding import FundingStrategy, Strategy
-from orchestrator.tracing.position import PositionTracer
 
 # Journal meta a live run writes when it starts: what its figures count from.
 STARTING_BALANCE = "starting_balance"

@@ -14,15 +14,15 @@ from pathlib import Path
 
 from opentelemetry.trace import Tracer
 
+from orchestrator.bybit.client import credentials, make_exchange
 from orchestrator.config import Config
-from orchestrator.execution.bybit import credentials, make_exchange
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.resume import Journaled, reconcile
 from orchestrator.live.run import LiveRun
 from orchestrator.market.recorded import DataError, PairData
 from orchestrator.models import Instrument
-from orchestrator.run.engine import Progress, Replay, RunResult, StopFlag
-from orchestrator.run.window import cut
+from orchestrator.replay.engine import Progress, Replay, RunResult, StopFlag
+from orchestrator.replay.window import cut
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
 
 HOUR_MS = 3_600_000

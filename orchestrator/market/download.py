@@ -44,8 +44,8 @@ from typing import Any, NamedTuple, TextIO, TypeVar
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from orchestrator.bybit.retry import retry_network_errors
 from orchestrator.exceptions import OrchestratorError
-from orchestrator.execution.retry import retry_network_errors
 
 T = TypeVar("T")
 
@@ -127,7 +127,7 @@ def make_public_exchange(url: str | None = None, timeout_ms: int = TIMEOUT_MS) -
         "options": {"fetchMarkets": {"types": ["spot", "linear"]}},
     }
     if url is not None:
-        from orchestrator.execution.bybit import _REST_BASES as REST_BASES  # one truth
+        from orchestrator.bybit.client import _REST_BASES as REST_BASES  # one truth
 
         api = dict.fromkeys(REST_BASES, url)
         config["urls"] = {"api": api, "test": api, "demotrading": api}

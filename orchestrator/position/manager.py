@@ -66,9 +66,9 @@ from orchestrator.position.legs import (
 from orchestrator.position.outside import outside_change
 from orchestrator.position.sending import LegSender
 from orchestrator.position.sizing import PositionSizer, round_down
+from orchestrator.position.tracer import PositionTracer
 from orchestrator.risk import RiskManager
 from orchestrator.settings import TradingSettings
-from orchestrator.tracing.position import PositionTracer
 
 
 @dataclass(eq=False)

@@ -18,8 +18,8 @@ from orchestrator.exceptions import OrchestratorError, OrderOutcomeUnknown
 from orchestrator.execution.base import Executor
 from orchestrator.models import OrderStatus
 from orchestrator.position.legs import LOOKUP_INTERVAL, Leg
+from orchestrator.position.tracer import PositionTracer
 from orchestrator.settings import TradingSettings
-from orchestrator.tracing.position import PositionTracer
 
 
 class LegSender:

@@ -11,7 +11,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Protocol
 
-from orchestrator.config import StrategySettings
+from orchestrator.config import Config, StrategySettings
 from orchestrator.models import ZERO
 from orchestrator.settings import FeeSettings
 
@@ -158,3 +158,9 @@ class AlwaysHedged:
 
     def exit_reason(self, spot_price: Decimal, perp_price: Decimal) -> str | None:
         return None
+
+
+def strategies(config: Config) -> list[Strategy]:
+    return [
+        FundingStrategy(config.strategy, config.fees, config.paper.slippage) for _ in config.pairs
+    ]

@@ -17,14 +17,14 @@ import msgspec
 
 from orchestrator.config import Loaded, load, parse_time
 from orchestrator.money import exact
-from orchestrator.run.app import Prepared, prepare
-from orchestrator.run.report import Summary
+from orchestrator.replay.session import Prepared, prepare
 from orchestrator.sweep.params import ParameterSets, expand, text
 from orchestrator.sweep.record import TrialInfo
 from orchestrator.sweep.spec import MAX_WORKERS, SCHEDULER, LoadedSweep, Objective, load_sweep
 from orchestrator.sweep.trial import DataSource, Market, TrialSpec, fingerprint, make_market
 from orchestrator.sweep.windows import WalkStep, data_span, plan
 from orchestrator.sweep.yamlfile import Invalid, SweepError
+from orchestrator.trading.figures import Summary
 
 
 class Plan(msgspec.Struct, frozen=True):

@@ -33,11 +33,11 @@ from typing import IO, Any
 
 import msgspec
 
-from orchestrator.run import files
-from orchestrator.run.report import Figures, Summary
+from orchestrator import files
 from orchestrator.sweep.trial import Curve
 from orchestrator.sweep.windows import Window, iso
 from orchestrator.sweep.yamlfile import SweepError
+from orchestrator.trading.figures import Figures, Summary
 
 TRIALS = "trials.csv"
 CURVES = "curves.jsonl"

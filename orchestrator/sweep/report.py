@@ -21,12 +21,12 @@ import msgspec
 import yaml
 
 from orchestrator.money import exact
-from orchestrator.run.report import max_drawdown
 from orchestrator.sweep.params import describe
 from orchestrator.sweep.plan import Plan
 from orchestrator.sweep.search import Choice, SweepRun
 from orchestrator.sweep.trial import Curve
 from orchestrator.sweep.windows import NEXT, WalkStep, iso
+from orchestrator.trading.figures import max_drawdown
 
 SEARCH, BASE, HEDGED = "search", "base config", "always hedged"
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import msgspec
 
-from orchestrator.run.trader import StopFlag
 from orchestrator.sweep.engine import Engine, Outcome
 from orchestrator.sweep.plan import Plan, score
 from orchestrator.sweep.record import CurveLine, Folder, TrialInfo, needs_curve, row_of
 from orchestrator.sweep.trial import TrialSpec
 from orchestrator.sweep.windows import iso
 from orchestrator.sweep.yamlfile import SweepError
+from orchestrator.trading.trader import StopFlag
 
 GRACE_SECONDS = 10.0  # how long a stop waits for the running trials
 POLL_SECONDS = 0.2

@@ -38,12 +38,11 @@ from orchestrator.market.recorded import (
     market_id,
 )
 from orchestrator.models import Instrument
-from orchestrator.run.app import strategies
-from orchestrator.run.engine import Replay, RunResult
-from orchestrator.run.report import Summary, summarise
-from orchestrator.run.window import Window as ReplayWindow
-from orchestrator.strategy.funding import AlwaysHedged, Strategy
+from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.replay.window import Window as ReplayWindow
+from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
 from orchestrator.sweep.windows import Window
+from orchestrator.trading.figures import Summary, summarise
 
 MARKETS_KEPT = 4  # data sets a worker keeps loaded (one per sweep, normally)
 BASELINES_KEPT = 64  # baseline replays a worker keeps (one per window and cost setting)
@@ -196,7 +195,7 @@ def check_worker(source: DataSource) -> str | None:
 
 def window_slice(market: Market, window: Window, depth: int) -> tuple[list[PairData], ReplayWindow]:
     """Each pair's rows in the window as `orchestrator run` takes them for data.start and
-    data.end (orchestrator/run/window.py): rows stamped in [start, end) (a candle by its
+    data.end (orchestrator/replay/window.py): rows stamped in [start, end) (a candle by its
     open time), and the ``depth`` rates settled before the start to warm up on."""
 
     def cut(stamps: list[int]) -> slice:

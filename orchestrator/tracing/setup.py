@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Tracer
 
 from orchestrator import __version__
+from orchestrator.position.tracer import TRACER_NAME
 from orchestrator.tracing import otlp_json
 from orchestrator.tracing.otlp_json import OtlpJsonFileExporter
-from orchestrator.tracing.position import TRACER_NAME
 
 SERVICE_NAME = "funding-orchestrator"
 TRACE_FILE = "traces.jsonl"

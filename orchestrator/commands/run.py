@@ -37,38 +37,29 @@ import anyio
 import msgspec
 from opentelemetry.trace import Tracer
 
-from orchestrator.config import Config, ConfigError, Loaded, load, parse_time
+from orchestrator import files
+from orchestrator.config import Loaded, load
 from orchestrator.exceptions import OrchestratorError
+from orchestrator.files import INCOMPLETE, OutputError
 from orchestrator.journal import Journal, JournalError
 from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
-from orchestrator.market.recorded import (
-    DataError,
-    DataMissing,
-    PairData,
-    load_instruments,
-    load_pair,
-)
-from orchestrator.models import Instrument
 from orchestrator.money import exact
+from orchestrator.output.chart import write_chart
+from orchestrator.output.progress import ProgressBar, ProgressBars
+from orchestrator.output.signals import Signals, exit_code, stop_on_signals
 from orchestrator.position.legs import new_run_nonce
-from orchestrator.run import files
-from orchestrator.run.chart import write_chart
-from orchestrator.run.coverage import coverage_warnings
-from orchestrator.run.engine import REPLAY_NONCE, Progress, Replay, RunResult, StopFlag
-from orchestrator.run.files import INCOMPLETE, OutputError
-from orchestrator.run.ledger import write_ledgers
-from orchestrator.run.progress import ProgressBar, ProgressBars
-from orchestrator.run.report import (
+from orchestrator.replay.engine import REPLAY_NONCE, Progress, RunResult
+from orchestrator.replay.session import ms_of, prepare, replay_both
+from orchestrator.strategy.funding import strategies
+from orchestrator.tracing.setup import TRACE_FILE, RunTracing
+from orchestrator.trading.figures import (
     Summary,
     format_table,
     ledger_identity,
     summarise,
     write_positions,
 )
-from orchestrator.run.signals import Signals, exit_code, stop_on_signals
-from orchestrator.run.window import config_window
-from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
-from orchestrator.tracing.setup import TRACE_FILE, RunTracing
+from orchestrator.trading.ledger import write_ledgers
 
 EXIT_WRITE_FAILED = 3
 EXIT_UNBALANCED = 4
@@ -79,117 +70,6 @@ RESULT_FILES = ["summary.json", "ledger.csv", "positions.csv"]
 CHART_FILE = "chart.html"
 
 HOUR_MS = 3_600_000
-
-
-def _ms(text: str | None) -> int | None:
-    return None if text is None else int(parse_time(text).timestamp() * 1000)
-
-
-class Prepared(msgspec.Struct, frozen=True):
-    loaded: Loaded
-    instruments: dict[str, Instrument]
-    datasets: list[PairData]
-    warnings: list[str]
-
-
-def prepare(loaded: Loaded) -> Prepared:
-    """Everything a run reads, checked: instruments for every symbol, data for every pair.
-
-    An unknown symbol is a config error at its YAML path; missing data says which
-    command fetches it. The warnings: the config's (implausible settings), the
-    loader's (duplicates, gaps), and where series of a pair, or pairs, do not
-    cover the same time.
-    """
-    config, data_dir = loaded.config, loaded.data_dir()
-    symbols = [s for p in config.pairs for s in (p.spot, p.perp)]
-    instrument_warnings: list[str] = []
-    start, end = _ms(config.data.start), _ms(config.data.end)
-    spots = [p.spot for p in config.pairs]
-    try:
-        instruments = load_instruments(
-            data_dir, symbols, venue=config.venue, warnings=instrument_warnings
-        )
-    except DataMissing as exc:  # no instrument file: none of the data is there
-        raise DataMissing(exc.what, spots, data_dir, start, end) from None
-    except DataError as exc:
-        for i, pair in enumerate(config.pairs):
-            for leg, symbol in (("spot", pair.spot), ("perp", pair.perp)):
-                if f"'{symbol}'" in str(exc):
-                    raise ConfigError(
-                        f"{loaded.path}: pairs[{i}].{leg}: unknown symbol '{symbol}' ({exc})"
-                    ) from exc
-        raise
-    datasets, missing = [], []
-    for p in config.pairs:  # every pair, so one command fetches all that is missing
-        try:
-            datasets.append(
-                load_pair(data_dir, p.spot, p.perp, venue=config.venue, start_ms=start, end_ms=end)
-            )
-        except DataMissing as exc:
-            missing.append(exc)
-    if missing:
-        raise DataMissing.of_all(missing)
-    warnings: list[str] = list(loaded.warnings)
-    warnings += instrument_warnings
-    warnings += [w for d in datasets for w in d.warnings]
-    warnings += coverage_warnings(datasets)
-    return Prepared(loaded, instruments, datasets, warnings)
-
-
-def strategies(config: Config) -> list[Strategy]:
-    return [
-        FundingStrategy(config.strategy, config.fees, config.paper.slippage) for _ in config.pairs
-    ]
-
-
-async def replay_both(
-    prepared: Prepared,
-    make_progress: Callable[[str], Progress],
-    stop: StopFlag,
-    tracer: Tracer | None = None,
-    recorder: JournalRecorder | None = None,
-) -> tuple[RunResult, RunResult]:
-    """The strategy's run (traced and journaled), then the always-hedged baseline on the
-    same data (a comparison, recomputable: neither).
-
-    The baseline replays exactly the instants the strategy's run replayed: all of
-    them, or, when a signal stopped the run, up to the instant it stopped at (and it
-    is then stopped there the same way). A signal during the baseline does not cut
-    it short: it takes seconds, and a comparison over another window would mislead.
-    """
-    config = prepared.loaded.config
-    datasets, window = config_window(config, prepared.loaded.data_dir(), prepared.datasets)
-    result = await Replay(
-        config,
-        datasets,
-        prepared.instruments,
-        strategies(config),
-        tracer=tracer,
-        recorder=recorder,
-        window=window,
-    ).run(progress=make_progress("strategy"), stop=stop)
-    replay = Replay(
-        config,
-        datasets,
-        prepared.instruments,
-        [AlwaysHedged() for _ in config.pairs],
-        label="always hedged",
-        window=window,
-    )
-    until = _ReplayedTo(replay, result.end_ms) if result.interrupted else None
-    baseline = await replay.run(progress=make_progress("always hedged"), stop=until)
-    return result, baseline
-
-
-class _ReplayedTo:
-    """A stop flag set once ``replay`` has decided the instant ``last_ms``: the replay
-    checks it before each instant, so it stops where the strategy's run stopped."""
-
-    def __init__(self, replay: Replay, last_ms: int) -> None:
-        self._replay, self._last_ms = replay, last_ms
-
-    def is_set(self) -> bool:
-        return self._replay.clock_ms >= self._last_ms
 
 
 class RunFolder:
@@ -295,7 +175,7 @@ def _session(
     """What the run plays: (mode, client order id nonce, warnings, the coroutine)."""
     config = loaded.config
     if rehearsal is None and config.mode == "live":
-        from orchestrator.execution.bybit import credentials
+        from orchestrator.bybit.client import credentials
         from orchestrator.live.session import live_session
 
         credentials()  # a missing key is said now, before anything else
@@ -327,7 +207,7 @@ def _session(
 
     for data in prepared.datasets:  # said now, before the run's folder is made
         require_hourly(data, f"{loaded.data_dir()}: {data.spot_symbol.replace('/', '')}")
-    start = _ms(rehearsal.start) if rehearsal.start else _ms(config.data.start)
+    start = ms_of(rehearsal.start) if rehearsal.start else ms_of(config.data.start)
     plan, notes = rehearsal_plan(prepared.datasets, start, rehearsal.hours, rehearsal.faults)
     for note in notes:
         print(f"note: {note}", file=err)
@@ -532,7 +412,7 @@ def _resumed_live(
     loaded: Loaded, journal: Journal, meta: dict[str, str], err: TextIO
 ) -> tuple[str, list[str], Play]:
     """A live run carried on: same nonce, the journal's positions and ledger."""
-    from orchestrator.execution.bybit import credentials
+    from orchestrator.bybit.client import credentials
     from orchestrator.live.resume import Journaled
     from orchestrator.live.session import live_session
 

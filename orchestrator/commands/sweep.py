@@ -26,10 +26,10 @@ from uuid import uuid4
 
 import msgspec
 
+from orchestrator import files
 from orchestrator.config import load
-from orchestrator.run import files
-from orchestrator.run.signals import Signals, StoppedAtOnce, exit_code, stop_on_signals
-from orchestrator.sweep.chart import chart_html
+from orchestrator.output.signals import Signals, StoppedAtOnce, exit_code, stop_on_signals
+from orchestrator.output.sweep_chart import chart_html
 from orchestrator.sweep.connect import Stopped
 from orchestrator.sweep.engine import Engine, InProcess, open_dask
 from orchestrator.sweep.plan import Plan, make_plan

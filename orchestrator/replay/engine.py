@@ -35,11 +35,18 @@ from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument
 from orchestrator.money import exact
 from orchestrator.position.manager import PositionManager
-from orchestrator.run.ledger import Ledger
-from orchestrator.run.trader import HOUR_MS, PairRun, RunResult, StopFlag, Trader, stopping_whole
-from orchestrator.run.window import Window
+from orchestrator.position.tracer import PositionTracer
+from orchestrator.replay.window import Window
 from orchestrator.strategy.funding import FundingStrategy, Strategy
-from orchestrator.tracing.position import PositionTracer
+from orchestrator.trading.ledger import Ledger
+from orchestrator.trading.trader import (
+    HOUR_MS,
+    PairRun,
+    RunResult,
+    StopFlag,
+    Trader,
+    stopping_whole,
+)
 
 __all__ = ["HOUR_MS", "Progress", "Replay", "RunResult", "StopFlag", "merged_events"]
 

@@ -23,6 +23,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from machines import FINAL_STATES
+from orchestrator.bybit.client import repeated_refusal
 from orchestrator.config import Pair, RiskSettings
 from orchestrator.exceptions import (
     DeltaHedgeError,
@@ -30,14 +31,13 @@ from orchestrator.exceptions import (
     OrchestratorError,
     RunMustStop,
 )
-from orchestrator.execution.bybit import repeated_refusal
 from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument, OrderResult, Position
 from orchestrator.position.manager import PositionManager
-from orchestrator.run.curve import Curve
-from orchestrator.run.ledger import Ledger, LedgerEntry
 from orchestrator.strategy.funding import Strategy
+from orchestrator.trading.curve import Curve
+from orchestrator.trading.ledger import Ledger, LedgerEntry
 
 HOUR_MS = 3_600_000
 CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins

@@ -14,8 +14,8 @@ from machines import FINAL_STATES
 from orchestrator.fills import exit_prices, hours_held
 from orchestrator.models import ZERO, Position
 from orchestrator.money import exact
-from orchestrator.run.engine import RunResult
-from orchestrator.run.trader import PairRun
+from orchestrator.replay.engine import RunResult
+from orchestrator.trading.trader import PairRun
 
 YEAR_MS = Decimal(365 * 24 * 3_600_000)
 

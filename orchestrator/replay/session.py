@@ -1,0 +1,130 @@
+"""The replay session: the config's recorded data read and checked (``prepare``), then
+the strategy's replay and the always-hedged baseline's over the same instants
+(``replay_both``). What ``orchestrator run`` plays on paper and a sweep's trials read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from opentelemetry.trace import Tracer
+
+from orchestrator.config import ConfigError, Loaded, parse_time
+from orchestrator.journal.recorder import JournalRecorder
+from orchestrator.market.recorded import (
+    DataError,
+    DataMissing,
+    PairData,
+    load_instruments,
+    load_pair,
+)
+from orchestrator.models import Instrument
+from orchestrator.replay.coverage import coverage_warnings
+from orchestrator.replay.engine import Progress, Replay, RunResult, StopFlag
+from orchestrator.replay.window import config_window
+from orchestrator.strategy.funding import AlwaysHedged, strategies
+
+
+def ms_of(text: str | None) -> int | None:
+    return None if text is None else int(parse_time(text).timestamp() * 1000)
+
+
+class Prepared(msgspec.Struct, frozen=True):
+    loaded: Loaded
+    instruments: dict[str, Instrument]
+    datasets: list[PairData]
+    warnings: list[str]
+
+
+def prepare(loaded: Loaded) -> Prepared:
+    """Everything a run reads, checked: instruments for every symbol, data for every pair.
+
+    An unknown symbol is a config error at its YAML path; missing data says which
+    command fetches it. The warnings: the config's (implausible settings), the
+    loader's (duplicates, gaps), and where series of a pair, or pairs, do not
+    cover the same time.
+    """
+    config, data_dir = loaded.config, loaded.data_dir()
+    symbols = [s for p in config.pairs for s in (p.spot, p.perp)]
+    instrument_warnings: list[str] = []
+    start, end = ms_of(config.data.start), ms_of(config.data.end)
+    spots = [p.spot for p in config.pairs]
+    try:
+        instruments = load_instruments(
+            data_dir, symbols, venue=config.venue, warnings=instrument_warnings
+        )
+    except DataMissing as exc:  # no instrument file: none of the data is there
+        raise DataMissing(exc.what, spots, data_dir, start, end) from None
+    except DataError as exc:
+        for i, pair in enumerate(config.pairs):
+            for leg, symbol in (("spot", pair.spot), ("perp", pair.perp)):
+                if f"'{symbol}'" in str(exc):
+                    raise ConfigError(
+                        f"{loaded.path}: pairs[{i}].{leg}: unknown symbol '{symbol}' ({exc})"
+                    ) from exc
+        raise
+    datasets, missing = [], []
+    for p in config.pairs:  # every pair, so one command fetches all that is missing
+        try:
+            datasets.append(
+                load_pair(data_dir, p.spot, p.perp, venue=config.venue, start_ms=start, end_ms=end)
+            )
+        except DataMissing as exc:
+            missing.append(exc)
+    if missing:
+        raise DataMissing.of_all(missing)
+    warnings: list[str] = list(loaded.warnings)
+    warnings += instrument_warnings
+    warnings += [w for d in datasets for w in d.warnings]
+    warnings += coverage_warnings(datasets)
+    return Prepared(loaded, instruments, datasets, warnings)
+
+
+async def replay_both(
+    prepared: Prepared,
+    make_progress: Callable[[str], Progress],
+    stop: StopFlag,
+    tracer: Tracer | None = None,
+    recorder: JournalRecorder | None = None,
+) -> tuple[RunResult, RunResult]:
+    """The strategy's run (traced and journaled), then the always-hedged baseline on the
+    same data (a comparison, recomputable: neither).
+
+    The baseline replays exactly the instants the strategy's run replayed: all of
+    them, or, when a signal stopped the run, up to the instant it stopped at (and it
+    is then stopped there the same way). A signal during the baseline does not cut
+    it short: it takes seconds, and a comparison over another window would mislead.
+    """
+    config = prepared.loaded.config
+    datasets, window = config_window(config, prepared.loaded.data_dir(), prepared.datasets)
+    result = await Replay(
+        config,
+        datasets,
+        prepared.instruments,
+        strategies(config),
+        tracer=tracer,
+        recorder=recorder,
+        window=window,
+    ).run(progress=make_progress("strategy"), stop=stop)
+    replay = Replay(
+        config,
+        datasets,
+        prepared.instruments,
+        [AlwaysHedged() for _ in config.pairs],
+        label="always hedged",
+        window=window,
+    )
+    until = _ReplayedTo(replay, result.end_ms) if result.interrupted else None
+    baseline = await replay.run(progress=make_progress("always hedged"), stop=until)
+    return result, baseline
+
+
+class _ReplayedTo:
+    """A stop flag set once ``replay`` has decided the instant ``last_ms``: the replay
+    checks it before each instant, so it stops where the strategy's run stopped."""
+
+    def __init__(self, replay: Replay, last_ms: int) -> None:
+        self._replay, self._last_ms = replay, last_ms
+
+    def is_set(self) -> bool:
+        return self._replay.clock_ms >= self._last_ms
