@@ -61,9 +61,10 @@ from orchestrator.config import Config, load
 from orchestrator.market.columns import columns_of
 from orchestrator.market.recorded import PairData
 from orchestrator.models import Instrument
-from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.replay.engine import Replay
 from orchestrator.replay.session import Prepared, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
+from orchestrator.trading.trader import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1_000_000  # events per second on one core

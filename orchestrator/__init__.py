@@ -3,9 +3,6 @@
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.exceptions import (
-    DeltaDriftExceeded,
-    DeltaHedgeError,
-    DeltaHedgeTimeout,
     InsufficientFundsError,
     InsufficientSizeError,
     InvalidOrderError,
@@ -32,6 +29,7 @@ from orchestrator.models import (
     Side,
 )
 from orchestrator.position.delta import DeltaValidator
+from orchestrator.position.errors import DeltaDriftExceeded, DeltaHedgeError, DeltaHedgeTimeout
 from orchestrator.position.manager import PositionManager
 from orchestrator.position.sizing import PositionSizer
 from orchestrator.risk import RiskManager

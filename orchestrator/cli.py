@@ -1,237 +1,20 @@
-"""The ``orchestrator`` command."""
+"""The ``orchestrator`` command line: every command's arguments, and the dispatch to
+the command, one module each in orchestrator/commands/ (``main(args)``)."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import os
-import re
 import signal
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from orchestrator.commands import diagrams
-from orchestrator.config import (
-    DATA_ENV,
-    SPOT_SYMBOL,
-    ConfigError,
-    config_schema,
-    load_config,
-    write_schema,
-)
+from orchestrator.config import DATA_ENV, ConfigError
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.market.recorded import DataError
-
-if TYPE_CHECKING:
-    from orchestrator.config import Loaded
-    from orchestrator.tracing import trace_file
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from orchestrator.commands.demo import main as demo
-
-    demo(load_config(args.config), sys.stdout)
-    return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    from orchestrator.commands.run import run
-
-    if args.resume is not None:
-        if not args.resume.is_dir():
-            raise OrchestratorError(f"--resume {args.resume}: not a run folder")
-        return run(args.resume)
-    if args.config.is_dir():
-        raise OrchestratorError(f"{args.config} is a folder: to resume that run, --resume it")
-    return run(args.config)
-
-
-def _rehearse(args: argparse.Namespace) -> int:
-    from orchestrator.commands.run import RehearsalRequest, run
-
-    request = RehearsalRequest(hours=args.hours, start=args.start, faults=args.faults)
-    return run(args.config, rehearsal=request)
-
-
-def _sweep(args: argparse.Namespace) -> int:
-    from orchestrator.commands import sweep as app
-    from orchestrator.sweep import spec
-
-    if args.schema:
-        print(json.dumps(spec.sweep_schema(), indent=2))
-        return 0
-    if args.write_schema:
-        spec.write_schema(args.write_schema)
-        print(f"wrote {args.write_schema}")
-        return 0
-    options = {"scheduler": args.scheduler, "workers": args.workers, "in_process": args.in_process}
-    if args.resume is not None:
-        if not args.resume.is_dir():
-            raise OrchestratorError(f"--resume {args.resume}: not a sweep folder")
-        return app.sweep(None, resume=args.resume, **options)
-    if args.sweep_file.is_dir():
-        raise OrchestratorError(f"{args.sweep_file} is a folder: to resume that sweep, --resume it")
-    return app.sweep(args.sweep_file, **options)
-
-
-def _check(args: argparse.Namespace) -> int:
-    from orchestrator.commands.check import check
-
-    return check(args.config)
-
-
-def _schema(args: argparse.Namespace) -> int:
-    if args.write:
-        write_schema(args.write)
-        print(f"wrote {args.write}")
-    else:
-        print(json.dumps(config_schema(), indent=2))
-    return 0
-
-
-def _download(args: argparse.Namespace) -> int:
-    import anyio
-
-    from orchestrator.market import download as dl
-
-    if args.attempts < 1 or args.timeout_ms < 1:
-        raise OrchestratorError("--attempts and --timeout-ms must be at least 1")
-    config = _download_config(args)
-    if args.pairs:
-        spots = [spot.strip() for spot in ",".join(args.pairs).split(",")]
-    elif config is not None:
-        spots = [pair.spot for pair in config.config.pairs]
-    else:
-        raise OrchestratorError(
-            "--pairs: name the pairs (e.g. BTC/USDT,ETH/USDT), or --config a config "
-            "whose pairs to fetch"
-        )
-    pairs = []
-    for spot in spots:
-        if not re.fullmatch(SPOT_SYMBOL, spot):
-            raise dl.InvalidDateError(f"--pairs: {spot!r} is not a spot symbol like 'BTC/USDT'")
-        pairs.append((spot, f"{spot}:{spot.split('/')[1]}"))  # its linear perpetual
-    day = 86_400_000
-    until = dl.parse_date(args.until) if args.until else int(time.time() * 1000) // day * day
-    since = dl.parse_date(args.since) if args.since else until - 365 * day
-    # Where the run reads: the config's data.dir ($ORCHESTRATOR_DATA first, as for a run).
-    if args.data_dir is not None:
-        data_dir: Path = args.data_dir
-    elif config is not None:
-        data_dir = config.data_dir()
-    else:
-        data_dir = Path(os.environ.get(DATA_ENV) or "data")
-
-    async def fetch() -> list[Path]:
-        exchange = dl.make_public_exchange(args.url, args.timeout_ms)
-        try:
-            return await dl.download(
-                exchange, pairs, since, until, data_dir, attempts=args.attempts
-            )
-        finally:
-            await exchange.close()
-
-    print(f"downloading into {data_dir}", file=sys.stderr)
-    for path in anyio.run(fetch):
-        print(f"{path}")
-    return 0
-
-
-def _download_config(args: argparse.Namespace) -> Loaded | None:
-    """The config whose pairs and data folder a download defaults to: --config, else
-    ./config.yaml when it is there and something is left to default."""
-    from orchestrator.config import load
-
-    if args.config is not None:
-        return load(args.config)
-    if args.pairs and args.data_dir is not None:
-        return None
-    default = Path("config.yaml")
-    return load(default) if default.is_file() else None
-
-
-def _trace_file(args: argparse.Namespace) -> Path:
-    from orchestrator.tracing import trace_file
-
-    if args.file is not None:
-        path: Path = args.file
-        return path
-    return trace_file.latest_trace_file(args.runs)
-
-
-def _read_traces(path: Path) -> list[trace_file.SpanRecord]:
-    from orchestrator.tracing import trace_file
-
-    spans, problems = trace_file.read_spans(path)
-    for problem in problems:
-        print(f"warning: {path}: {problem}", file=sys.stderr)
-    return spans
-
-
-def _traces(args: argparse.Namespace) -> int:
-    from orchestrator.tracing import inspect
-
-    path = _trace_file(args)
-    spans = _read_traces(path)
-    if args.position:
-        detail = inspect.position_detail(spans, args.position)
-        if args.json:
-            print(json.dumps(inspect.detail_json(detail), indent=2))
-        else:
-            print(inspect.format_detail(detail))
-        return 0
-    summaries = inspect.positions(spans)
-    if args.json:
-        print(json.dumps(inspect.positions_json(summaries), indent=2))
-    else:
-        print(f"{path}: {len(summaries)} positions")
-        print(inspect.format_positions(summaries))
-    return 0
-
-
-def _diagrams(args: argparse.Namespace) -> int:
-    if args.position:
-        from orchestrator.tracing import inspect
-
-        detail = inspect.position_detail(_read_traces(_trace_file(args)), args.position)
-        steps = [(t.event, t.source, t.target) for t in detail.transitions]
-        if args.svg:
-            if not diagrams.has_dot():
-                print(
-                    "error: --svg needs Graphviz's dot: apt-get install graphviz", file=sys.stderr
-                )
-                return 2
-            args.svg.write_bytes(diagrams.svg("position", steps))
-            print(f"wrote {args.svg}")
-        else:
-            print(diagrams.highlighted_mermaid("position", steps), end="")
-        return 0
-    if args.check:
-        stale = diagrams.stale(args.out)
-        for name in stale:
-            print(f"{args.out / name} differs from the machine: run `orchestrator diagrams`")
-        return 1 if stale else 0
-    for path in diagrams.write(args.out):
-        print(f"wrote {path}")
-    if not diagrams.has_dot():
-        print("no SVG: Graphviz's dot is not installed (apt-get install graphviz)")
-    return 0
-
-
-def _journal(args: argparse.Namespace) -> int:
-    from orchestrator.commands import journal as show
-
-    print(show.render(args.run_dir, as_json=args.json))
-    return 0
-
-
-def _venue(args: argparse.Namespace) -> int:
-    from orchestrator.commands import venue
-
-    return venue.main(args)
+from orchestrator.venue import options as venue_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="carry on a run that was stopped or killed, from its journal",
     )
-    run.set_defaults(handler=_run)
 
     rehearse = commands.add_parser(
         "rehearse",
@@ -263,7 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--hours", type=int, help="market hours to rehearse (default: all)")
     rehearse.add_argument("--start", help="market time to start at, e.g. 2024-06-01")
     rehearse.add_argument("--faults", type=Path, metavar="FILE", help="a venue fault spec")
-    rehearse.set_defaults(handler=_rehearse)
 
     sweep = commands.add_parser(
         "sweep",
@@ -287,19 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--schema", action="store_true", help="print the sweep file's JSON Schema")
     sweep.add_argument("--write-schema", type=Path, metavar="FILE", help="write it to FILE")
-    sweep.set_defaults(handler=_sweep)
 
     check = commands.add_parser("check", help="validate the config and its data without running")
     check.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
-    check.set_defaults(handler=_check)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of config.yaml")
     schema.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE instead")
-    schema.set_defaults(handler=_schema)
 
     demo = commands.add_parser("demo", help="open and close one paper position on stub prices")
     demo.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
-    demo.set_defaults(handler=_demo)
 
     data = commands.add_parser("data", help="market data for replays")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -334,14 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument(
         "--timeout-ms", type=int, default=10_000, help="wait per request (default 10000)"
     )
-    down.set_defaults(handler=_download)
 
     traces = commands.add_parser("traces", help="list a run's positions from its trace file")
     traces.add_argument("file", nargs="?", type=Path, help="OTLP JSON lines (default: latest run)")
     traces.add_argument("--position", metavar="ID", help="one position's span timeline and path")
     traces.add_argument("--json", action="store_true", help="machine-readable output")
     traces.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
-    traces.set_defaults(handler=_traces)
 
     journal = commands.add_parser(
         "journal",
@@ -353,7 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     journal.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder")
     journal.add_argument("--json", action="store_true", help="machine-readable output")
-    journal.set_defaults(handler=_journal)
 
     diag = commands.add_parser("diagrams", help="write the state diagrams from the machines")
     diag.add_argument("--out", type=Path, default=Path("diagrams"))
@@ -364,22 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--traces", dest="file", type=Path, help="trace file (default: latest run)")
     diag.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
     diag.add_argument("--svg", type=Path, metavar="FILE", help="with --position: write an SVG")
-    diag.set_defaults(handler=_diagrams)
-
-    from orchestrator.commands.venue import add_arguments as venue_arguments
 
     venue = commands.add_parser(
         "venue", help="run the loopback Bybit v5 venue on 127.0.0.1 until Ctrl-C"
     )
-    venue_arguments(venue)
-    venue.set_defaults(handler=_venue)
+    venue_options.add_arguments(venue)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The command's module is imported when it runs, by its name, not before: the parser
+    # above is all `orchestrator --help` needs, and a paper run never pays for ccxt,
+    # aiohttp, Dask or OpenTelemetry's SDK. The one import not at the top, on purpose.
+    command = importlib.import_module(f"orchestrator.commands.{args.command}")
     try:
-        code: int = args.handler(args)
+        code: int = command.main(args)
     except (ConfigError, DataError, OrchestratorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from orchestrator.models import Position
-
 
 class OrchestratorError(Exception):
     """Base of the project's own errors."""
@@ -64,23 +59,3 @@ class UnknownPositionError(OrchestratorError, KeyError):
 
 class PositionStateError(OrchestratorError):
     """The position is not in a state that allows this (e.g. closing one that is not open)."""
-
-
-class DeltaHedgeError(OrchestratorError):
-    """Opening or closing the hedge failed; ``position`` says what is left.
-
-    Its state is ``rolled_back`` when the unwind made it flat, ``needs_attention``
-    when exposure remains (recorded on the position).
-    """
-
-    def __init__(self, message: str, position: Position) -> None:
-        super().__init__(message)
-        self.position = position
-
-
-class DeltaHedgeTimeout(DeltaHedgeError):
-    """The legs did not complete within ``order_timeout_seconds``."""
-
-
-class DeltaDriftExceeded(DeltaHedgeError):
-    """Both legs filled but their quantities drift beyond the tolerance."""

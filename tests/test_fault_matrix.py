@@ -45,8 +45,8 @@ import pytest
 
 from orchestrator import LiveExecutor, PositionManager, TickerService, TradingSettings
 from orchestrator.bybit.client import make_exchange
-from orchestrator.exceptions import DeltaHedgeError
 from orchestrator.models import OrderRequest, OrderResult, Position
+from orchestrator.position.errors import DeltaHedgeError
 from orchestrator.settings import VenueTiming
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, FaultRule, Venue
 from orchestrator.venue.account import Account

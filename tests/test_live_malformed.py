@@ -21,10 +21,11 @@ import pytest
 
 from orchestrator.bybit import client as bybit
 from orchestrator.bybit.client import answer_problem, endpoint_of, make_exchange
-from orchestrator.exceptions import DeltaHedgeError, OrderOutcomeUnknown
+from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Holdings, OrderRequest, OrderStatus, Side
+from orchestrator.position.errors import DeltaHedgeError
 from orchestrator.position.manager import PositionManager
 from orchestrator.settings import TradingSettings, VenueTiming
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, FaultRule, Venue, make_client

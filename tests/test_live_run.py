@@ -23,7 +23,7 @@ from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config, Pair, load
 from orchestrator.live.preflight import StartupError
 from orchestrator.live.run import LiveRun
-from orchestrator.live.session import Rehearsal, rehearse
+from orchestrator.rehearsal import Rehearsal, rehearse
 from orchestrator.replay.session import Prepared, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
 from orchestrator.trading.figures import ledger_identity

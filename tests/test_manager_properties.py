@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 
 from machines import FINAL_STATES
 from orchestrator import PositionManager
-from orchestrator.exceptions import DeltaHedgeError
 from orchestrator.models import Instrument, Position
+from orchestrator.position.errors import DeltaHedgeError
 from orchestrator.settings import TradingSettings
 from tests.fault_venue import Fault, FaultVenue
 from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT, make_ticker

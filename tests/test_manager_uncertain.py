@@ -13,12 +13,12 @@ import anyio
 import pytest
 
 from orchestrator import PositionManager
-from orchestrator.exceptions import DeltaHedgeError
 from orchestrator.models import (
     ZERO,
     Category,
     Side,
 )
+from orchestrator.position.errors import DeltaHedgeError
 from orchestrator.settings import TradingSettings
 from tests.fault_venue import Fault, FaultVenue
 from tests.support import BTC_PERP, BTC_SPOT, make_ticker

@@ -11,11 +11,12 @@ import pytest
 from orchestrator.config import load
 from orchestrator.market.columns import StreamedSeries, columns_of
 from orchestrator.market.recorded import DataError, load_pair
-from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.output.report import write_ledgers
+from orchestrator.replay.engine import Replay
 from orchestrator.replay.session import prepare
 from orchestrator.strategy.funding import strategies
 from orchestrator.trading.curve import Curve
-from orchestrator.trading.ledger import write_ledgers
+from orchestrator.trading.trader import RunResult
 from tests.support import data_file
 
 pytestmark = pytest.mark.anyio

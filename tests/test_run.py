@@ -17,10 +17,11 @@ from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Instrument, OrderRequest, OrderResult, Side
-from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.replay.engine import Replay
 from orchestrator.replay.session import prepare
 from orchestrator.strategy.funding import FundingStrategy, strategies
 from orchestrator.trading.figures import ledger_identity
+from orchestrator.trading.trader import RunResult
 from tests.fake_bybit import INSTRUMENTS as INSTRUMENTS_FILE
 from tests.support import BTC_PERP, BTC_SPOT, QUICK, data_file
 

@@ -16,9 +16,11 @@ from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Instrument, OrderRequest, OrderResult, Side
-from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.output.report import format_table
+from orchestrator.replay.engine import Replay
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy
-from orchestrator.trading.figures import format_table, ledger_identity, summarise
+from orchestrator.trading.figures import ledger_identity, summarise
+from orchestrator.trading.trader import RunResult
 from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT, QUICK
 
 pytestmark = pytest.mark.anyio

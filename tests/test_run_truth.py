@@ -24,10 +24,10 @@ import pytest
 
 from orchestrator.commands import run as app
 from orchestrator.models import ZERO
-from orchestrator.replay.engine import RunResult
 from orchestrator.trading.curve import Curve
 from orchestrator.trading.figures import annualise, summarise
 from orchestrator.trading.ledger import Ledger
+from orchestrator.trading.trader import RunResult
 from tests.support import data_file
 from tests.test_signals import SITECUSTOMIZE
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -49,3 +50,8 @@ def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> 
         file=out,
     )
     return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """``orchestrator check [CONFIG]``."""
+    return check(args.config)

@@ -5,12 +5,14 @@ What a newcomer runs first to see the machinery work, offline, in a second.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from decimal import Decimal
 from typing import Any, TextIO
 
 import anyio
 
-from orchestrator.config import Config
+from orchestrator.config import Config, load_config
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Instrument, OrderResult, Position
@@ -97,5 +99,11 @@ async def run_demo(config: Config, out: TextIO) -> None:
     )
 
 
-def main(config: Config, out: TextIO) -> None:
+def demo(config: Config, out: TextIO) -> None:
     anyio.run(run_demo, config, out)
+
+
+def main(args: argparse.Namespace) -> int:
+    """``orchestrator demo [CONFIG]``."""
+    demo(load_config(args.config), sys.stdout)
+    return 0

@@ -7,7 +7,9 @@ drawn on top: the diagram and the trace tell the same story.
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from typing import Any
 from statemachine.contrib.diagram import DotGraphMachine
 
 from machines import PositionMachine
+from orchestrator.commands.traces import read_traces, trace_file_of
+from orchestrator.tracing import inspect
 
 MACHINES: dict[str, Any] = {"position": PositionMachine}
 Step = tuple[str, str, str]  # (event, from state, to state)
@@ -131,3 +135,32 @@ def _subgraphs(graph: Any) -> list[Any]:
     for sub in graph.get_subgraphs():
         found += [sub, *_subgraphs(sub)]
     return found
+
+
+def main(args: argparse.Namespace) -> int:
+    """``orchestrator diagrams``: write them, ``--check`` them, or one position's path."""
+    if args.position:
+        spans = read_traces(trace_file_of(args))
+        detail = inspect.position_detail(spans, args.position)
+        steps = [(t.event, t.source, t.target) for t in detail.transitions]
+        if args.svg:
+            if not has_dot():
+                print(
+                    "error: --svg needs Graphviz's dot: apt-get install graphviz", file=sys.stderr
+                )
+                return 2
+            args.svg.write_bytes(svg("position", steps))
+            print(f"wrote {args.svg}")
+        else:
+            print(highlighted_mermaid("position", steps), end="")
+        return 0
+    if args.check:
+        out_of_date = stale(args.out)
+        for name in out_of_date:
+            print(f"{args.out / name} differs from the machine: run `orchestrator diagrams`")
+        return 1 if out_of_date else 0
+    for path in write(args.out):
+        print(f"wrote {path}")
+    if not has_dot():
+        print("no SVG: Graphviz's dot is not installed (apt-get install graphviz)")
+    return 0

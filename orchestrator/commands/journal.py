@@ -9,6 +9,7 @@ nothing secret can be printed.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from collections import Counter
@@ -193,3 +194,9 @@ def _time(time_ms: int) -> str:
     except (OverflowError, OSError, ValueError):
         return str(time_ms)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``orchestrator journal RUN_DIR [--json]``."""
+    print(render(args.run_dir, as_json=args.json))
+    return 0

@@ -23,6 +23,7 @@ Exit codes of ``run``:
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import signal
 import sys
@@ -46,20 +47,19 @@ from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
 from orchestrator.money import exact
 from orchestrator.output.chart import write_chart
 from orchestrator.output.progress import ProgressBar, ProgressBars
+from orchestrator.output.report import format_table, write_ledgers, write_positions
 from orchestrator.output.signals import Signals, exit_code, stop_on_signals
 from orchestrator.position.legs import new_run_nonce
-from orchestrator.replay.engine import REPLAY_NONCE, Progress, RunResult
+from orchestrator.replay.engine import REPLAY_NONCE
 from orchestrator.replay.session import ms_of, prepare, replay_both
 from orchestrator.strategy.funding import strategies
 from orchestrator.tracing.setup import TRACE_FILE, RunTracing
 from orchestrator.trading.figures import (
     Summary,
-    format_table,
     ledger_identity,
     summarise,
-    write_positions,
 )
-from orchestrator.trading.ledger import write_ledgers
+from orchestrator.trading.trader import Progress, RunResult
 
 EXIT_WRITE_FAILED = 3
 EXIT_UNBALANCED = 4
@@ -201,8 +201,8 @@ def _session(
             return await replay_both(prepared, progress, signals, tracer, recorder)
 
         return config.mode, REPLAY_NONCE, prepared.warnings, replay
-    from orchestrator.live.session import plan as rehearsal_plan
-    from orchestrator.live.session import rehearse
+    from orchestrator.rehearsal import plan as rehearsal_plan
+    from orchestrator.rehearsal import rehearse
     from orchestrator.venue.market import require_hourly
 
     for data in prepared.datasets:  # said now, before the run's folder is made
@@ -571,3 +571,14 @@ def balance_line(result: RunResult) -> tuple[str, bool]:
         f"{ledger} {quote}, ending equity {equity} {quote}, difference {difference} {quote}",
         False,
     )
+
+
+def main(args: argparse.Namespace) -> int:
+    """``orchestrator run [CONFIG]`` or ``orchestrator run --resume RUN_DIR``."""
+    if args.resume is not None:
+        if not args.resume.is_dir():
+            raise OrchestratorError(f"--resume {args.resume}: not a run folder")
+        return run(args.resume)
+    if args.config.is_dir():
+        raise OrchestratorError(f"{args.config} is a folder: to resume that run, --resume it")
+    return run(args.config)

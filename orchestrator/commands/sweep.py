@@ -16,7 +16,9 @@ Exit codes:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ import msgspec
 
 from orchestrator import files
 from orchestrator.config import load
+from orchestrator.exceptions import OrchestratorError
 from orchestrator.output.signals import Signals, StoppedAtOnce, exit_code, stop_on_signals
 from orchestrator.output.sweep_chart import chart_html
 from orchestrator.sweep.connect import Stopped
@@ -53,6 +56,8 @@ from orchestrator.sweep.report import (
     verdict,
 )
 from orchestrator.sweep.search import GRACE_SECONDS, Counts, Progress, Search, SweepRun
+from orchestrator.sweep.spec import sweep_schema
+from orchestrator.sweep.spec import write_schema as write_sweep_schema
 from orchestrator.sweep.yamlfile import SweepError
 
 EXIT_FAILED_TRIALS = 1
@@ -353,3 +358,22 @@ def _finish(
         )
         return EXIT_FAILED_TRIALS
     return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """``orchestrator sweep [SWEEP_FILE]``, ``--resume SWEEP_DIR``, or its schema."""
+    if args.schema:
+        print(json.dumps(sweep_schema(), indent=2))
+        return 0
+    if args.write_schema:
+        write_sweep_schema(args.write_schema)
+        print(f"wrote {args.write_schema}")
+        return 0
+    options = {"scheduler": args.scheduler, "workers": args.workers, "in_process": args.in_process}
+    if args.resume is not None:
+        if not args.resume.is_dir():
+            raise OrchestratorError(f"--resume {args.resume}: not a sweep folder")
+        return sweep(None, resume=args.resume, **options)
+    if args.sweep_file.is_dir():
+        raise OrchestratorError(f"{args.sweep_file} is a folder: to resume that sweep, --resume it")
+    return sweep(args.sweep_file, **options)

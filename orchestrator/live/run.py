@@ -50,12 +50,12 @@ from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
 from orchestrator.position.tracer import PositionTracer
-from orchestrator.replay.engine import Progress
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.ledger import Ledger
 from orchestrator.trading.trader import (
     CLOSES_FAILED,
     PairRun,
+    Progress,
     RunResult,
     StopFlag,
     Trader,

@@ -24,9 +24,6 @@ import msgspec
 from machines import FINAL_STATES, PositionLifecycle
 from machines.lifecycle import Listener
 from orchestrator.exceptions import (
-    DeltaDriftExceeded,
-    DeltaHedgeError,
-    DeltaHedgeTimeout,
     InsufficientSizeError,
     IntentNotRecorded,
     InvalidOrderError,
@@ -51,6 +48,7 @@ from orchestrator.models import (
     Side,
 )
 from orchestrator.position.delta import DeltaValidator
+from orchestrator.position.errors import DeltaDriftExceeded, DeltaHedgeError, DeltaHedgeTimeout
 from orchestrator.position.legs import (
     MAX_POSITION_ID,
     NONCE_LENGTH,

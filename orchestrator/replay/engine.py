@@ -42,19 +42,17 @@ from orchestrator.trading.ledger import Ledger
 from orchestrator.trading.trader import (
     HOUR_MS,
     PairRun,
+    Progress,
     RunResult,
     StopFlag,
     Trader,
     stopping_whole,
 )
 
-__all__ = ["HOUR_MS", "Progress", "Replay", "RunResult", "StopFlag", "merged_events"]
-
 SPOT, PERP, FUNDING = 0, 1, 2
 # A replay's orders never leave the process: one nonce for every replay keeps two
 # replays of the same data identical to the last client order id.
 REPLAY_NONCE = "replay"
-Progress = Callable[[int, int], None]  # (events done, events in all)
 Event = tuple[int, int, int, int, Decimal]  # time ms, phase, pair index, kind, value
 BLOCK_EVENTS = 8192  # about this many candle events are read at a time
 CHECKPOINT_EVENTS = 4096  # the rest of the app gets a turn (and progress a call) this often

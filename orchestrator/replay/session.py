@@ -20,9 +20,10 @@ from orchestrator.market.recorded import (
 )
 from orchestrator.models import Instrument
 from orchestrator.replay.coverage import coverage_warnings
-from orchestrator.replay.engine import Progress, Replay, RunResult, StopFlag
+from orchestrator.replay.engine import Replay
 from orchestrator.replay.window import config_window
 from orchestrator.strategy.funding import AlwaysHedged, strategies
+from orchestrator.trading.trader import Progress, RunResult, StopFlag
 
 
 def ms_of(text: str | None) -> int | None:

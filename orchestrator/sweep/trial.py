@@ -38,11 +38,12 @@ from orchestrator.market.recorded import (
     market_id,
 )
 from orchestrator.models import Instrument
-from orchestrator.replay.engine import Replay, RunResult
+from orchestrator.replay.engine import Replay
 from orchestrator.replay.window import Window as ReplayWindow
 from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
 from orchestrator.sweep.windows import Window
 from orchestrator.trading.figures import Summary, summarise
+from orchestrator.trading.trader import RunResult
 
 MARKETS_KEPT = 4  # data sets a worker keeps loaded (one per sweep, normally)
 BASELINES_KEPT = 64  # baseline replays a worker keeps (one per window and cost setting)

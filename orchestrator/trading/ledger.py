@@ -10,11 +10,9 @@ again.
 
 from __future__ import annotations
 
-import csv
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -176,24 +174,6 @@ class Ledger:
                 sums["price_pnl"] += e.amount
         sums["net_pnl"] = sums["funding"] - sums["fees"] + sums["price_pnl"]
         return sums
-
-    def write_csv(self, path: Path) -> None:
-        write_ledgers(path, [("strategy", self)])
-
-
-def write_ledgers(path: Path, ledgers: Sequence[tuple[str, Ledger]]) -> None:
-    """Every entry of each (run label, ledger), one CSV; the first column says whose."""
-    fields = list(LedgerEntry.__struct_fields__)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["run", *fields])
-        for label, ledger in ledgers:
-            writer.writerows([label, *row] for row in _rows(ledger.entries, fields))
-
-
-def _rows(entries: Iterable[LedgerEntry], fields: list[str]) -> Iterable[list[object]]:
-    for e in entries:
-        yield [getattr(e, name) for name in fields]
 
 
 _quote = functools.cache(quote_of)  # a handful of symbols, asked at every settlement and fill

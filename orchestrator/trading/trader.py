@@ -25,21 +25,18 @@ from anyio.abc import TaskGroup, TaskStatus
 from machines import FINAL_STATES
 from orchestrator.bybit.client import repeated_refusal
 from orchestrator.config import Pair, RiskSettings
-from orchestrator.exceptions import (
-    DeltaHedgeError,
-    InsufficientSizeError,
-    OrchestratorError,
-    RunMustStop,
-)
+from orchestrator.exceptions import InsufficientSizeError, OrchestratorError, RunMustStop
 from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, Instrument, OrderResult, Position
+from orchestrator.position.errors import DeltaHedgeError
 from orchestrator.position.manager import PositionManager
 from orchestrator.strategy.funding import Strategy
 from orchestrator.trading.curve import Curve
 from orchestrator.trading.ledger import Ledger, LedgerEntry
 
 HOUR_MS = 3_600_000
+Progress = Callable[[int, int], None]  # (done, in all): events in a replay, hours live
 CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins
 
 

@@ -32,7 +32,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -40,9 +40,7 @@ from orchestrator.venue.checks import COIN, checked_amount, read_body
 from orchestrator.venue.codes import VenueError
 from orchestrator.venue.endpoints import positions_view, wallet_view
 from orchestrator.venue.faults import FaultSpecError, parse_faults
-
-if TYPE_CHECKING:
-    from orchestrator.venue.server import Venue
+from orchestrator.venue.surface import AdminSurface
 
 AdminHandler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -129,7 +127,7 @@ def refusal(request: web.Request, token: str | None) -> web.Response | None:
     return None
 
 
-def add_admin_routes(app: web.Application, venue: Venue) -> None:
+def add_admin_routes(app: web.Application, venue: AdminSurface) -> None:
     def guarded(handler: AdminHandler) -> AdminHandler:
         async def run(request: web.Request) -> web.Response:
             refused = refusal(request, venue.admin_token)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -21,9 +21,7 @@ from orchestrator.venue.codes import VenueError
 from orchestrator.venue.faults import FaultRule
 from orchestrator.venue.market import HOUR_MS
 from orchestrator.venue.state import SETTLE_COIN, ZERO, Book, Position, num
-
-if TYPE_CHECKING:
-    from orchestrator.venue.server import Venue
+from orchestrator.venue.surface import MarketSurface
 
 
 @dataclass
@@ -64,7 +62,7 @@ def to_decimal(value: Any) -> Decimal | None:
 # -- account ----------------------------------------------------------------
 
 
-async def wallet(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def wallet(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     if ctx.params.get("accountType") != "UNIFIED":
         raise VenueError(codes.PARAMS_ERROR, "accountType only support UNIFIED")
     view = wallet_view(v.book)
@@ -76,7 +74,7 @@ async def wallet(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return _empty_list(view, ctx)
 
 
-async def positions(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def positions(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     if ctx.category != "linear":
         raise VenueError(codes.PARAMS_ERROR, "params error: category only support linear")
     symbol = ctx.params.get("symbol")
@@ -88,7 +86,7 @@ async def positions(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return _empty_list(view, ctx)
 
 
-async def set_leverage(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def set_leverage(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     p = ctx.params
     v.book.account.may("ContractTrade", "Position")
     if p.get("category") != "linear":
@@ -100,7 +98,7 @@ async def set_leverage(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return {}
 
 
-async def switch_mode(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def switch_mode(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     """/v5/position/switch-mode: by symbol, or by coin for every USDT perp (Bybit then
     switches those with no position or order and keeps the rule for new ones)."""
     p = ctx.params
@@ -137,16 +135,16 @@ def _busy(book: Book, symbol: str) -> bool:
     return working or (held is not None and held.size != 0)
 
 
-async def account_info(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def account_info(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     return v.book.account.info_view(v.server_ms())
 
 
-async def api_key(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def api_key(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     key = ctx.request.headers.get("X-BAPI-API-KEY", "")
     return v.book.account.key_view(key)
 
 
-async def fee_rate(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def fee_rate(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     """/v5/account/fee-rate: the account's own rates (the venue charges one taker rate per
     category, and makers the same: it fills market orders only)."""
     category = ctx.params.get("category")
@@ -161,7 +159,7 @@ async def fee_rate(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return {"list": [fee_rate_view(i.symbol, rate, rate, i.base) for i in listed]}
 
 
-async def executions(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def executions(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     q = ctx.params
     start, end = to_int(q.get("startTime"), 0), to_int(q.get("endTime"), 2**62)
     rows = [
@@ -188,7 +186,7 @@ def _empty_list(view: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
 # -- market -----------------------------------------------------------------
 
 
-async def instruments(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def instruments(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     category = ctx.category or ""
     symbol = ctx.params.get("symbol")
     listed: list[Any] = []
@@ -202,7 +200,7 @@ async def instruments(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return {"category": category, "list": listed, "nextPageCursor": ""}
 
 
-async def tickers(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def tickers(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     category = ctx.category
     if category not in ("spot", "linear"):
         raise VenueError(codes.PARAMS_ERROR, "params error: category invalid")
@@ -247,7 +245,7 @@ async def tickers(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return {"category": category, "list": rows}
 
 
-def _funding_fields(v: Venue, symbol: str) -> dict[str, str]:
+def _funding_fields(v: MarketSurface, symbol: str) -> dict[str, str]:
     interval_min = int(v.book.instruments["linear", symbol].raw.get("fundingInterval", 480))
     every = interval_min * 60_000
     now = v.market_ms()
@@ -265,8 +263,8 @@ def _funding_fields(v: Venue, symbol: str) -> dict[str, str]:
     }
 
 
-async def server_time(v: Venue, ctx: Ctx) -> dict[str, Any]:
-    # The market's time: the recorded clock when replaying (Venue.market_ms).
+async def server_time(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
+    # The market's time: the recorded clock when replaying (MarketSurface.market_ms).
     if v.recorded is not None:
         now_ns = v.market_ms() * 1_000_000
     else:
@@ -274,7 +272,7 @@ async def server_time(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return {"timeSecond": str(now_ns // 1_000_000_000), "timeNano": str(now_ns)}
 
 
-async def kline(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def kline(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     q = ctx.params
     category, symbol = q.get("category", "linear"), q.get("symbol", "")
     if (category, symbol) not in v.book.instruments or q.get("interval") != "60":
@@ -290,7 +288,7 @@ async def kline(v: Venue, ctx: Ctx) -> dict[str, Any]:
     return {"category": category, "symbol": symbol, "list": rows}
 
 
-async def funding_history(v: Venue, ctx: Ctx) -> dict[str, Any]:
+async def funding_history(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     q = ctx.params
     category, symbol = q.get("category", ""), q.get("symbol", "")
     if category not in ("linear", "inverse") or ("linear", symbol) not in v.book.instruments:

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from orchestrator.venue import auth, codes, endpoints
 from orchestrator.venue.account import Account
+from orchestrator.venue.admin import add_admin_routes
 from orchestrator.venue.audit import Audit, CreateRecord
 from orchestrator.venue.checks import COIN, checked_amount, read_body
 from orchestrator.venue.client import DEFAULT_API_KEY, DEFAULT_SECRET
@@ -167,8 +168,6 @@ class Venue:
 
     async def start(self) -> str:
         app = web.Application()
-        from orchestrator.venue.admin import add_admin_routes
-
         add_admin_routes(app, self)
         for (method, endpoint), (handler, private) in self._endpoints().items():
             app.router.add_route(method, f"/v5/{endpoint}", self._route(endpoint, handler, private))
