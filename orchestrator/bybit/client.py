@@ -31,7 +31,7 @@ from orchestrator.settings import VenueTiming
 
 Network = Literal["mainnet", "testnet", "demo"]
 KEY_ENV, SECRET_ENV = "BYBIT_API_KEY", "BYBIT_API_SECRET"
-_REST_BASES = ("spot", "futures", "v2", "public", "private")
+REST_BASES = ("spot", "futures", "v2", "public", "private")
 _EXCERPT = 120  # characters of a broken body quoted in the error
 
 # Bybit v5's order statuses (orderStatus); ccxt passes any other word through unmapped.
@@ -101,7 +101,7 @@ def make_exchange(
         },
     }
     if url is not None:
-        api = {name: url for name in _REST_BASES}
+        api = {name: url for name in REST_BASES}
         config["urls"] = {"api": api, "test": api, "demotrading": api}
         config["timeout_on_exit"] = 0  # ccxt's pause on close is for TLS; loopback has none
     exchange = _classes()["CheckedBybit"](config)

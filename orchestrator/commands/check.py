@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from orchestrator import files
+from orchestrator.bybit.client import credentials
 from orchestrator.config import Loaded, load
 from orchestrator.replay.session import prepare
 
@@ -36,8 +37,6 @@ def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = Non
 def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> int:
     """A live config: the settings, the keys in the environment, the output folder.
     Nothing is sent (the venue is first asked by ``run``, in its startup checks)."""
-    from orchestrator.bybit.client import credentials
-
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=err)
     credentials()

@@ -39,6 +39,7 @@ import msgspec
 from opentelemetry.trace import Tracer
 
 from orchestrator import files
+from orchestrator.bybit.client import credentials
 from orchestrator.config import Loaded, load
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.files import INCOMPLETE, OutputError
@@ -175,7 +176,8 @@ def _session(
     """What the run plays: (mode, client order id nonce, warnings, the coroutine)."""
     config = loaded.config
     if rehearsal is None and config.mode == "live":
-        from orchestrator.bybit.client import credentials
+        # The live and rehearsal sessions are imported only when a run is one: they
+        # load ccxt and aiohttp (about 0.7 s), which a paper run never needs.
         from orchestrator.live.session import live_session
 
         credentials()  # a missing key is said now, before anything else
@@ -201,7 +203,7 @@ def _session(
             return await replay_both(prepared, progress, signals, tracer, recorder)
 
         return config.mode, REPLAY_NONCE, prepared.warnings, replay
-    from orchestrator.rehearsal import plan as rehearsal_plan
+    from orchestrator.rehearsal import plan as rehearsal_plan  # (as live_session above)
     from orchestrator.rehearsal import rehearse
     from orchestrator.venue.market import require_hourly
 
@@ -412,8 +414,7 @@ def _resumed_live(
     loaded: Loaded, journal: Journal, meta: dict[str, str], err: TextIO
 ) -> tuple[str, list[str], Play]:
     """A live run carried on: same nonce, the journal's positions and ledger."""
-    from orchestrator.bybit.client import credentials
-    from orchestrator.live.resume import Journaled
+    from orchestrator.live.resume import Journaled  # (as in _session: ccxt only if live)
     from orchestrator.live.session import live_session
 
     credentials()  # a missing key is said now, before anything else

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple, TextIO, TypeVar
 import ccxt
 import ccxt.async_support as ccxt_async
 
+from orchestrator.bybit.client import REST_BASES
 from orchestrator.bybit.retry import retry_network_errors
 from orchestrator.exceptions import OrchestratorError
 
@@ -127,8 +128,6 @@ def make_public_exchange(url: str | None = None, timeout_ms: int = TIMEOUT_MS) -
         "options": {"fetchMarkets": {"types": ["spot", "linear"]}},
     }
     if url is not None:
-        from orchestrator.bybit.client import _REST_BASES as REST_BASES  # one truth
-
         api = dict.fromkeys(REST_BASES, url)
         config["urls"] = {"api": api, "test": api, "demotrading": api}
     return ccxt_async.bybit(config)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -23,9 +23,7 @@ from machines import FINAL_STATES
 from orchestrator.fills import exit_prices, orders_money
 from orchestrator.models import ZERO, OrderResult, Position
 from orchestrator.money import exact
-
-if TYPE_CHECKING:
-    from orchestrator.position.legs import Leg
+from orchestrator.position.legs import Leg
 
 TRACER_NAME = "funding-orchestrator"
 _OFF: AbstractContextManager[Span] = nullcontext(trace.INVALID_SPAN)  # reusable, stateless

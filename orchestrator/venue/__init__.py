@@ -9,9 +9,12 @@ Real ``ccxt.async_support.bybit`` talks to it unchanged but for its URLs::
 
 Parts: ``state`` (the books, pure), ``auth`` (signature and receive window),
 ``faults`` (the fault spec and malformed answers), ``market`` (instruments, recorded
-and generated market data), ``server`` (the HTTP venue), ``admin`` (its admin
-endpoints), ``audit`` (the create record and its checks), ``codes`` (Bybit's
-retCodes), ``client`` (a ccxt client pointed at it), ``run`` (``orchestrator venue``).
+and generated market data), ``server`` (the HTTP venue), ``endpoints`` and ``admin``
+(its v5 and admin endpoints, written against ``surface``), ``account`` (the account's
+settings), ``audit`` (the create record and its checks), ``checks`` (input bounds),
+``codes`` (Bybit's retCodes), ``client`` (a ccxt client pointed at it), ``options``
+(``orchestrator venue``'s command line; the command is commands/venue.py). It imports
+nothing of the orchestrator above ``market`` and the core.
 """
 
 from __future__ import annotations
