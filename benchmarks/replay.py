@@ -64,7 +64,7 @@ from orchestrator.models import Instrument
 from orchestrator.replay.engine import Replay
 from orchestrator.replay.session import Prepared, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1_000_000  # events per second on one core

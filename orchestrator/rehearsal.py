@@ -22,7 +22,7 @@ from orchestrator.models import Instrument
 from orchestrator.replay.engine import Replay
 from orchestrator.replay.window import cut
 from orchestrator.strategy.funding import AlwaysHedged
-from orchestrator.trading.trader import Progress, RunResult, StopFlag
+from orchestrator.trading.run import Progress, RunResult, StopFlag
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue, load_faults
 
 HOUR_MS = 3_600_000

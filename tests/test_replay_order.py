@@ -18,7 +18,7 @@ from orchestrator.money import exact
 from orchestrator.replay import engine
 from orchestrator.replay.engine import Replay, merged_events
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, Strategy
-from orchestrator.trading.trader import HOUR_MS, RunResult, StopFlag, stopping_whole
+from orchestrator.trading.run import HOUR_MS, RunResult, StopFlag, stopping_whole
 from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT, QUICK
 
 pytestmark = pytest.mark.anyio

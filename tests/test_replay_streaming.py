@@ -16,7 +16,7 @@ from orchestrator.replay.engine import Replay
 from orchestrator.replay.session import prepare
 from orchestrator.strategy.funding import strategies
 from orchestrator.trading.curve import Curve
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 from tests.support import data_file
 
 pytestmark = pytest.mark.anyio

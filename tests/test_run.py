@@ -21,7 +21,7 @@ from orchestrator.replay.engine import Replay
 from orchestrator.replay.session import prepare
 from orchestrator.strategy.funding import FundingStrategy, strategies
 from orchestrator.trading.figures import ledger_identity
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 from tests.fake_bybit import INSTRUMENTS as INSTRUMENTS_FILE
 from tests.support import BTC_PERP, BTC_SPOT, QUICK, data_file
 

@@ -20,7 +20,7 @@ from orchestrator.output.report import format_table
 from orchestrator.replay.engine import Replay
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy
 from orchestrator.trading.figures import ledger_identity, summarise
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT, QUICK
 
 pytestmark = pytest.mark.anyio

@@ -27,7 +27,7 @@ from orchestrator.models import ZERO
 from orchestrator.trading.curve import Curve
 from orchestrator.trading.figures import annualise, summarise
 from orchestrator.trading.ledger import Ledger
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 from tests.support import data_file
 from tests.test_signals import SITECUSTOMIZE
 

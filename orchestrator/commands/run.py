@@ -60,7 +60,7 @@ from orchestrator.trading.figures import (
     ledger_identity,
     summarise,
 )
-from orchestrator.trading.trader import Progress, RunResult
+from orchestrator.trading.run import Progress, RunResult
 
 EXIT_WRITE_FAILED = 3
 EXIT_UNBALANCED = 4

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import decimal
-import re
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from decimal import Decimal
 from functools import partial
@@ -22,10 +21,25 @@ from orchestrator.exceptions import (
     OrderOutcomeUnknown,
     OrderRejected,
 )
+from orchestrator.execution.answers import (
+    DONE,
+    DUPLICATE_CLIENT_ID,
+    OUTSIDE_TYPES,
+    PARSE_ERRORS,
+    STATUSES,
+    UNREADABLE,
+    Unusable,
+    category_of,
+    decimal_of,
+    executions_fee,
+    holdings_of,
+    may_have_happened,
+    outside_trade,
+    ret_code,
+)
 from orchestrator.execution.base import Executor
 from orchestrator.execution.limits import RateLimiter
 from orchestrator.models import (
-    OUTSIDE_KINDS,
     ZERO,
     Category,
     Holdings,
@@ -40,100 +54,6 @@ from orchestrator.settings import VenueTiming
 
 T = TypeVar("T")
 SHORT_SIDE = 2  # hedge mode's positionIdx of the short side
-
-# ccxt's unified statuses of an order that is done (Bybit's Filled, PartiallyFilledCanceled,
-# Cancelled, Deactivated, Rejected), and of one that may still fill. ccxt passes a
-# status word it does not know through as it came: such an order is unusable.
-_DONE = frozenset({"closed", "canceled", "expired", "rejected"})
-_STATUSES = _DONE | {"open"}
-# What ccxt's own parsing raises on an answer it cannot read (a number that is a word,
-# a list where it expects an object...): not ccxt errors, but they mean the same.
-_PARSE_ERRORS: tuple[type[Exception], ...] = (
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    ArithmeticError,  # decimal.InvalidOperation among them
-)
-# Bybit retCodes ccxt maps to classes that hide what they mean for us: a duplicate
-# orderLinkId (an earlier attempt was accepted) is a plain InvalidOrder, and "System
-# error" is a plain ExchangeError although the order may be live.
-_DUPLICATE_CLIENT_ID = frozenset({"110072", "170141"})
-_SYSTEM_ERROR = "10016"
-# ccxt's exception message carries Bybit's JSON body: 'bybit {"retCode":110007,...}'.
-_RET_CODE = re.compile(r'"retCode"\s*:\s*"?(\d+)')
-
-
-class _Unusable(Exception):
-    """The venue's answer was read, but what it says cannot be used (an order without an
-    id, a number that is NaN, a status word Bybit never sends...)."""
-
-
-# An answer that was read but cannot be used, or that ccxt could not parse.
-_UNREADABLE: tuple[type[Exception], ...] = (_Unusable, *_PARSE_ERRORS)
-
-
-def _number(value: Any, name: str, *texts: Any) -> Decimal | None:
-    """ccxt's number as a Decimal. None stays None; anything but a finite number is
-    unusable.
-
-    ccxt hands out floats, and a float keeps only 15 to 17 significant digits: a fee
-    of 19.95556475317653 USDT comes back 1e-15 off, and the ledger no longer adds up
-    to the wallet the venue keeps. ``texts`` are the venue's own strings for the same
-    figure (the order's ``info``): the first that reads as this very float is the
-    exact value ccxt rounded, and is used instead. ccxt still decides what the figure
-    is; the text only restores the digits its float dropped."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise _Unusable(f"{name} {value!r} is not a number")
-    try:
-        number = Decimal(str(value))
-    except decimal.InvalidOperation:
-        raise _Unusable(f"{name} {value!r} is not a number") from None
-    if not number.is_finite():
-        raise _Unusable(f"{name} {value!r} is not a number")
-    for text in texts:
-        exact = _text_number(text)
-        if exact is not None and float(exact) == float(number):
-            return exact
-    return number
-
-
-def _text_number(text: Any) -> Decimal | None:
-    """A decimal string of the venue's answer, or None when it is not one."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        number = Decimal(text)
-    except decimal.InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
-def _ret_code(exc: Exception) -> str | None:
-    match = _RET_CODE.search(str(exc))
-    return match.group(1) if match else None
-
-
-def _may_have_happened(exc: Exception) -> bool:
-    """Whether a ccxt error leaves open that the request was carried out: a network
-    error or an answer that could not be read (``ccxt.OperationFailed``), Bybit's
-    "System error" (10016), or ccxt's catch-all ``ExchangeError`` naming no refusal
-    (no retCode, or retCode 0: an answer ccxt could not read, or a broken transfer)."""
-    if isinstance(exc, ccxt.OperationFailed):
-        return True
-    code = _ret_code(exc)
-    return code == _SYSTEM_ERROR or (type(exc) is ccxt.ExchangeError and code in (None, "0"))
-
-
-def _category(market: Any) -> Category | None:
-    if market["spot"]:
-        return Category.SPOT
-    if market["swap"] and market["linear"]:
-        return Category.LINEAR
-    return None
 
 
 class LiveExecutor(Executor):
@@ -195,7 +115,7 @@ class LiveExecutor(Executor):
             qty = await self._checked_quantity(request, where)
         except OrchestratorError:
             raise
-        except (ccxt.BaseError, *_PARSE_ERRORS) as exc:
+        except (ccxt.BaseError, *PARSE_ERRORS) as exc:
             raise OrderRejected(f"{where}: not sent: {self._describe(exc)}") from None
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
         if request.reduce_only:
@@ -219,7 +139,7 @@ class LiveExecutor(Executor):
             order_id = self._created_id(created, request.client_order_id)
         except ccxt.BaseError as exc:
             raise self._create_error(exc, where) from None
-        except _UNREADABLE as exc:
+        except UNREADABLE as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: the venue's answer to the create could not be read, the order "
                 f"may be live; look it up by client id: {self._describe(exc)}"
@@ -235,7 +155,7 @@ class LiveExecutor(Executor):
                     break
                 await anyio.sleep(self._fill_poll_interval)
                 result = await read()
-        except (ccxt.BaseError, *_UNREADABLE) as exc:
+        except (ccxt.BaseError, *UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: accepted as {order_id}, but reading its fill failed; "
                 f"look it up by client id: {self._describe(exc)}",
@@ -262,16 +182,16 @@ class LiveExecutor(Executor):
             await self._limits.wait("order/cancel", category.value)
             answer = await self._exchange.cancel_order(order_id, symbol)
             if not isinstance(answer, dict):
-                raise _Unusable(f"the answer is a {type(answer).__name__}, not an order")
+                raise Unusable(f"the answer is a {type(answer).__name__}, not an order")
             problem = order_id_problem(answer.get("id"))
             if problem is not None:
-                raise _Unusable(problem)
+                raise Unusable(problem)
             if answer["id"] != order_id:
-                raise _Unusable(f"the answer names order {answer['id']!r}")
+                raise Unusable(f"the answer names order {answer['id']!r}")
         except ccxt.OrderNotFound:
             return False
-        except (ccxt.BaseError, *_UNREADABLE) as exc:
-            if not isinstance(exc, ccxt.BaseError) or _may_have_happened(exc):
+        except (ccxt.BaseError, *UNREADABLE) as exc:
+            if not isinstance(exc, ccxt.BaseError) or may_have_happened(exc):
                 raise OrderOutcomeUnknown(
                     f"{where}: cancel may or may not have happened: {self._describe(exc)}"
                 ) from None
@@ -295,14 +215,14 @@ class LiveExecutor(Executor):
                 call = partial(fetch, symbol, params=params)
                 orders = await self._read(call, endpoint)
                 if not isinstance(orders, list):
-                    raise _Unusable(f"{endpoint} answered a {type(orders).__name__}, not a list")
+                    raise Unusable(f"{endpoint} answered a {type(orders).__name__}, not a list")
                 # Asked by client id: every entry must be that order, else the answer is off.
                 for order in orders:
                     result = self._result(order, symbol, category, None, client_order_id)
                     return await self._with_fee(order, result)
         except OrchestratorError:
             raise
-        except (ccxt.BaseError, *_UNREADABLE) as exc:
+        except (ccxt.BaseError, *UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: looking it up failed: {self._describe(exc)}"
             ) from None
@@ -315,8 +235,8 @@ class LiveExecutor(Executor):
             positions = await self._read(
                 partial(self._exchange.fetch_positions, [perp.symbol]), "position/list"
             )
-            return _holdings(balance, positions, spot, perp)
-        except (ccxt.BaseError, *_UNREADABLE) as exc:
+            return holdings_of(balance, positions, spot, perp)
+        except (ccxt.BaseError, *UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"reading balances and positions failed: {self._describe(exc)}"
             ) from None
@@ -333,7 +253,7 @@ class LiveExecutor(Executor):
             for inst in instruments:
                 # ccxt asks for execType=Trade unless told: ADL and liquidations are
                 # listed only when asked for by their own types (perps only).
-                kinds = ("Trade",) if inst.category is Category.SPOT else _OUTSIDE_KINDS
+                kinds = ("Trade",) if inst.category is Category.SPOT else OUTSIDE_TYPES
                 for kind in sorted(kinds):
                     call = partial(
                         self._exchange.fetch_my_trades, inst.symbol, since_ms, 100,
@@ -341,12 +261,12 @@ class LiveExecutor(Executor):
                     )  # fmt: skip
                     trades = await self._read(call, "execution/list")
                     if not isinstance(trades, list):
-                        raise _Unusable(f"the executions are a {type(trades).__name__}")
+                        raise Unusable(f"the executions are a {type(trades).__name__}")
                     for trade in trades:
-                        result = _outside(trade, inst, known)
+                        result = outside_trade(trade, inst, known)
                         if result is not None:
                             found.append(result)
-        except (ccxt.BaseError, *_UNREADABLE) as exc:
+        except (ccxt.BaseError, *UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"reading the executions failed: {self._describe(exc)}"
             ) from None
@@ -373,7 +293,7 @@ class LiveExecutor(Executor):
             return result
         call = partial(self._exchange.fetch_order_trades, result.order_id, result.symbol)
         trades = await self._read(call, "execution/list")
-        fee, coin = _executions_fee(trades, result)
+        fee, coin = executions_fee(trades, result)
         return msgspec.structs.replace(result, fee=fee, fee_currency=coin)
 
     async def _category_of(self, symbol: str, where: str) -> Category:
@@ -384,7 +304,7 @@ class LiveExecutor(Executor):
             market = self._exchange.market(symbol)
         except ccxt.BadSymbol:
             raise InvalidOrderError(f"{where}: the venue lists no market {symbol!r}") from None
-        category = _category(market)
+        category = category_of(market)
         if category is None:
             raise InvalidOrderError(f"{where}: {symbol} is neither spot nor a linear perpetual")
         return category
@@ -410,15 +330,15 @@ class LiveExecutor(Executor):
 
     def _create_error(self, exc: Exception, where: str) -> OrchestratorError:
         said = self._describe(exc)
-        code = _ret_code(exc)
+        code = ret_code(exc)
         if isinstance(exc, ccxt.InsufficientFunds):
             return InsufficientFundsError(f"{where}: insufficient funds: {said}")
-        if isinstance(exc, ccxt.DuplicateOrderId) or code in _DUPLICATE_CLIENT_ID:
+        if isinstance(exc, ccxt.DuplicateOrderId) or code in DUPLICATE_CLIENT_ID:
             return OrderOutcomeUnknown(
                 f"{where}: the venue already holds this client order id, an earlier attempt "
                 f"was accepted; look it up: {said}"
             )
-        if _may_have_happened(exc):
+        if may_have_happened(exc):
             return OrderOutcomeUnknown(
                 f"{where}: the order may be live; look it up by client id: {said}"
             )
@@ -426,20 +346,20 @@ class LiveExecutor(Executor):
 
     def _describe(self, exc: Exception) -> str:
         """What the venue said, without the credentials (Bybit echoes the key on bad signatures)."""
-        kind = "unusable answer" if isinstance(exc, _Unusable) else type(exc).__name__
+        kind = "unusable answer" if isinstance(exc, Unusable) else type(exc).__name__
         return scrub(self._exchange, f"{kind}: {exc}")
 
     @staticmethod
     def _created_id(created: Any, client_order_id: str) -> str:
-        """The order id of a create's answer; _Unusable if it has none that can be used."""
+        """The order id of a create's answer; Unusable if it has none that can be used."""
         if not isinstance(created, dict):
-            raise _Unusable(f"the answer is a {type(created).__name__}, not an order")
+            raise Unusable(f"the answer is a {type(created).__name__}, not an order")
         problem = order_id_problem(created.get("id"))
         if problem is not None:
-            raise _Unusable(problem)
+            raise Unusable(problem)
         echoed = created.get("clientOrderId")
         if echoed is not None and echoed != client_order_id:
-            raise _Unusable(f"the answer names client order id {echoed!r}")
+            raise Unusable(f"the answer names client order id {echoed!r}")
         return str(created["id"])
 
     def _result(
@@ -451,38 +371,38 @@ class LiveExecutor(Executor):
         client_order_id: str,
         order_id: str | None = None,
     ) -> OrderResult:
-        """The venue's order as an OrderResult; _Unusable rather than a guess when it
+        """The venue's order as an OrderResult; Unusable rather than a guess when it
         is not the order asked for, or a status, side or number cannot be read."""
         if not isinstance(order, dict):
-            raise _Unusable(f"an entry is a {type(order).__name__}, not an order")
+            raise Unusable(f"an entry is a {type(order).__name__}, not an order")
         problem = order_id_problem(order.get("id"))
         if problem is not None:
-            raise _Unusable(problem)
+            raise Unusable(problem)
         if order_id is not None and order["id"] != order_id:
-            raise _Unusable(f"order {order['id']!r} where {order_id!r} was asked for")
+            raise Unusable(f"order {order['id']!r} where {order_id!r} was asked for")
         if order.get("clientOrderId") != client_order_id:
-            raise _Unusable(
+            raise Unusable(
                 f"order {order['id']} has client order id {order.get('clientOrderId')!r}"
             )
         status, side = order.get("status"), order.get("side")
-        if status not in _STATUSES:
-            raise _Unusable(f"order {order['id']} has status {status!r}")
+        if status not in STATUSES:
+            raise Unusable(f"order {order['id']} has status {status!r}")
         if side not in ("buy", "sell"):
-            raise _Unusable(f"order {order['id']} has side {side!r}")
+            raise Unusable(f"order {order['id']} has side {side!r}")
         info = order.get("info")
         info = info if isinstance(info, dict) else {}
-        filled = _number(order.get("filled"), "filled", info.get("cumExecQty"))
-        amount = _number(order.get("amount"), "amount", info.get("qty"))
-        average = _number(order.get("average"), "average", info.get("avgPrice"))
+        filled = decimal_of(order.get("filled"), "filled", info.get("cumExecQty"))
+        amount = decimal_of(order.get("amount"), "amount", info.get("qty"))
+        average = decimal_of(order.get("average"), "average", info.get("avgPrice"))
         if filled is None or filled < 0:
-            raise _Unusable(f"order {order['id']} has filled {order.get('filled')!r}")
+            raise Unusable(f"order {order['id']} has filled {order.get('filled')!r}")
         if amount is not None and amount <= 0:
-            raise _Unusable(f"order {order['id']} has amount {order.get('amount')!r}")
+            raise Unusable(f"order {order['id']} has amount {order.get('amount')!r}")
         if filled > 0 and (average is None or average <= 0):
-            raise _Unusable(f"order {order['id']} filled {filled} at {order.get('average')!r}")
+            raise Unusable(f"order {order['id']} filled {filled} at {order.get('average')!r}")
         if requested is None:
             requested = amount if amount is not None else filled
-        if status not in _DONE:
+        if status not in DONE:
             state = OrderStatus.OPEN
         elif filled <= 0:
             state = OrderStatus.CANCELLED
@@ -493,16 +413,16 @@ class LiveExecutor(Executor):
         # ccxt reports Bybit's cumFeeDetail as ``fee``; a spot buy pays it in the base coin.
         fee = order.get("fee") or {}
         if not isinstance(fee, dict):
-            raise _Unusable(f"order {order['id']} has fee {fee!r}")
+            raise Unusable(f"order {order['id']} has fee {fee!r}")
         fee_currency = fee.get("currency")
         detail = info.get("cumFeeDetail")
         detail = detail if isinstance(detail, dict) else {}
         in_detail = detail.get(fee_currency) if isinstance(fee_currency, str) else None
-        fee_cost = _number(fee.get("cost"), "fee", in_detail, info.get("cumExecFee"))
+        fee_cost = decimal_of(fee.get("cost"), "fee", in_detail, info.get("cumExecFee"))
         if fee_cost is None or (fee_cost == 0 and not fee_currency):
             fee_cost, fee_currency = ZERO, str(self._exchange.market(symbol)["quote"])
         elif not isinstance(fee_currency, str) or not fee_currency:
-            raise _Unusable(f"order {order['id']} pays a fee of {fee_cost} in {fee_currency!r}")
+            raise Unusable(f"order {order['id']} pays a fee of {fee_cost} in {fee_currency!r}")
         return OrderResult(
             client_order_id=client_order_id,
             order_id=str(order["id"]),
@@ -517,108 +437,3 @@ class LiveExecutor(Executor):
             fee_currency=fee_currency,
             is_simulated=False,
         )
-
-
-_OUTSIDE_KINDS = frozenset(OUTSIDE_KINDS)
-
-
-def _outside(trade: Any, inst: Instrument, known: Collection[str]) -> OrderResult | None:
-    """One execution as a filled order, unless it is the run's own (or known) or not a
-    trade; _Unusable where it cannot be read."""
-    info = trade.get("info") if isinstance(trade, dict) else None
-    if not isinstance(info, dict):
-        raise _Unusable(f"an execution without its venue record: {trade!r:.200}")
-    exec_id, order_id = str(info.get("execId") or ""), str(info.get("orderId") or "")
-    if not exec_id or exec_id in known or order_id in known:
-        return None
-    kind = str(info.get("execType") or "Trade")
-    if kind not in _OUTSIDE_KINDS:
-        return None
-    side = str(info.get("side", "")).lower()
-    qty = _number(info.get("execQty"), "execQty")
-    price = _number(info.get("execPrice"), "execPrice")
-    fee = _number(info.get("execFee"), "execFee") or ZERO
-    if side not in ("buy", "sell") or not qty or qty <= 0 or price is None or price <= 0:
-        raise _Unusable(f"execution {exec_id}: {side} {qty} at {price}")
-    coin = info.get("feeCurrency") or (trade.get("fee") or {}).get("currency") or inst.quote
-    return OrderResult(
-        client_order_id="",
-        order_id=exec_id,
-        symbol=inst.symbol,
-        side=Side(side),
-        category=inst.category,
-        status=OrderStatus.FILLED,
-        requested_qty=qty,
-        filled_qty=qty,
-        avg_price=price,
-        fee=fee,
-        fee_currency=str(coin),
-        is_simulated=False,
-        exec_type=kind,
-    )
-
-
-def _executions_fee(trades: Any, result: OrderResult) -> tuple[Decimal, str]:
-    """The fee of ``result``'s fill from its executions (Bybit's ``execFee``, positive
-    when paid, in ``feeCurrency``); _Unusable until they account for the whole fill (the
-    execution list lags the order) or when they cannot be read."""
-    where = f"order {result.order_id}"
-    if not isinstance(trades, list):
-        raise _Unusable(f"the executions of {where} are a {type(trades).__name__}, not a list")
-    qty, fees = ZERO, dict[str, Decimal]()
-    for trade in trades:
-        info = trade.get("info") if isinstance(trade, dict) else None
-        if not isinstance(info, dict) or info.get("orderId") != result.order_id:
-            raise _Unusable(f"an execution listed for {where} is not one of it: {trade!r}")
-        if info.get("execType", "Trade") != "Trade":
-            continue
-        qty += _number(info.get("execQty"), "execQty") or ZERO
-        fee = _number(info.get("execFee"), "execFee")
-        # Bybit names the coin (feeCurrency); ccxt infers it where the answer does not.
-        coin = info.get("feeCurrency") or (trade.get("fee") or {}).get("currency")
-        if fee is None or not isinstance(coin, str) or not coin:
-            raise _Unusable(f"an execution of {where} has fee {fee} in {coin!r}")
-        fees[coin] = fees.get(coin, ZERO) + fee
-    if qty != result.filled_qty:
-        raise _Unusable(
-            f"the venue's executions of {where} show {qty} of the {result.filled_qty} filled: "
-            "its fee is not known yet"
-        )
-    if len(fees) != 1:
-        raise _Unusable(f"the executions of {where} pay fees in {sorted(fees)}")
-    ((coin, fee),) = fees.items()
-    return fee, coin
-
-
-def _holdings(balance: Any, positions: Any, spot: Instrument, perp: Instrument) -> Holdings:
-    """The spot coin free to sell and the perp's short from ccxt's balance and positions;
-    _Unusable where they cannot be read (a coin the wallet does not list is none held)."""
-    if not isinstance(balance, dict):
-        raise _Unusable(f"the balance is a {type(balance).__name__}")
-    coin = balance.get(spot.base)
-    held = ZERO
-    if coin is not None:
-        if not isinstance(coin, dict):
-            raise _Unusable(f"the {spot.base} balance is {coin!r}")
-        free = _number(coin.get("free"), f"{spot.base} free")
-        total = _number(coin.get("total"), f"{spot.base} total")
-        held = free if free is not None else total if total is not None else ZERO
-        if held < 0:
-            raise _Unusable(f"the wallet holds {held} {spot.base}")
-    if not isinstance(positions, list):
-        raise _Unusable(f"the positions are a {type(positions).__name__}, not a list")
-    short = ZERO
-    for position in positions:
-        if not isinstance(position, dict) or not isinstance(position.get("symbol"), str):
-            raise _Unusable(f"a position without a symbol: {position!r}")
-        if position["symbol"] != perp.symbol:
-            continue
-        side = position.get("side")
-        contracts = _number(position.get("contracts"), f"{perp.symbol} contracts")
-        if side not in ("long", "short", None) or (side is not None and contracts is None):
-            raise _Unusable(f"{perp.symbol} position: side {side!r}, {contracts} contracts")
-        if contracts is not None and contracts < 0:
-            raise _Unusable(f"{perp.symbol} position of {contracts} contracts")
-        if side == "short" and contracts is not None:
-            short += contracts
-    return Holdings(spot=held, perp_short=short)

@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator.bybit.retry import read_venue as read
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO
-from orchestrator.trading.trader import PairRun
+from orchestrator.trading.run import PairRun
 
 HOUR_MS = 3_600_000
 

@@ -4,6 +4,8 @@ Bybit accounts differ in ways that make correct orders fail, and a run that only
 finds out from a refused leg pays a rollback's fees on every poll. So, before any
 write (leverage included), read-only:
 
+- **the pairs' markets** (``check_markets``): both legs listed, of the right kind,
+  trading, their limits readable.
 - **the account type** (``/v5/account/info``): a classic account is refused. Its spot
   and derivatives wallets are separate, so the run could not value one wallet, and a
   spot market buy's quantity is read in the quote coin there. Upgrading to a Unified
@@ -21,6 +23,8 @@ write (leverage included), read-only:
 
 A venue that does not offer one of the account endpoints (HTTP 404: not Bybit, some
 compatible venues) is said and the check skipped; any other failure stops the run.
+The first write, the leverage (``set_leverage``), comes once the checks passed and, on
+a resume, once the journal and the venue agree.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ import ccxt
 
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue
+from orchestrator.config import Pair
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.market.instruments import funding_hours
-from orchestrator.models import Instrument
+from orchestrator.models import Category, Instrument
 from orchestrator.settings import FeeSettings
 
 CLASSIC = "1"  # Bybit's unifiedMarginStatus of a classic account; 3-6 are unified
@@ -212,3 +217,65 @@ async def _private(
     if not isinstance(result, dict):
         raise refuse(f"/v5/{endpoint} answered without a result: {answer!r:.200}")
     return result
+
+
+LEVERAGE_UNCHANGED = "110043"  # Bybit: "leverage not modified" is success
+
+
+def _dec(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def instrument(market: dict[str, Any]) -> Instrument:
+    """The venue's limits of one ccxt market, as the sizer needs them."""
+    limits, precision = market.get("limits") or {}, market.get("precision") or {}
+    return Instrument(
+        symbol=market["symbol"],
+        category=Category.SPOT if market.get("spot") else Category.LINEAR,
+        base=market["base"],
+        quote=market["quote"],
+        qty_step=_dec(precision["amount"]),
+        min_qty=_dec((limits.get("amount") or {}).get("min") or precision["amount"]),
+        min_notional=_dec((limits.get("cost") or {}).get("min") or 0),
+        price_tick=_dec(precision["price"]),
+    )
+
+
+def check_markets(exchange: Any, pairs: Sequence[Pair]) -> dict[str, Instrument]:
+    """Every pair listed, of the right kind and trading, on both legs."""
+    problems: list[str] = []
+    found: dict[str, Instrument] = {}
+    for pair in pairs:
+        for symbol, kind in ((pair.spot, "spot"), (pair.perp, "linear perpetual")):
+            market = exchange.markets.get(symbol)
+            if market is None:
+                problems.append(f"{symbol}: not listed on the venue")
+                continue
+            right = (
+                market.get("spot")
+                if kind == "spot"
+                else market.get("swap") and market.get("linear")
+            )
+            if not right:
+                problems.append(f"{symbol}: not a {kind} market")
+            elif market.get("active") is False:
+                problems.append(f"{symbol}: not trading (the venue lists it inactive)")
+            else:
+                try:
+                    found[symbol] = instrument(market)
+                except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                    problems.append(f"{symbol}: its limits cannot be read ({exc!r})")
+    if problems:
+        raise StartupError("live run not started, nothing sent: " + "; ".join(problems))
+    return found
+
+
+async def set_leverage(exchange: Any, symbol: str, leverage: Decimal) -> None:
+    try:
+        await read_venue(lambda: exchange.set_leverage(float(leverage), symbol))
+    except ccxt.BaseError as exc:
+        if LEVERAGE_UNCHANGED not in str(exc):
+            raise StartupError(
+                f"live run not started, nothing sent: setting {symbol} leverage to "
+                f"{leverage}x failed: {type(exc).__name__}: {exc}"
+            ) from None

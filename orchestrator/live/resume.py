@@ -26,7 +26,7 @@ from orchestrator.live.run import ADOPTABLE, START_MS, STARTING_BALANCE, LiveRun
 from orchestrator.models import ZERO, Holdings, Position, Side
 from orchestrator.position.outside import outside_change
 from orchestrator.trading.ledger import LedgerEntry
-from orchestrator.trading.trader import PairRun
+from orchestrator.trading.run import PairRun
 
 
 class Disagreement(StartupError):

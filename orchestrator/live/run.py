@@ -28,21 +28,26 @@ from opentelemetry.trace import Tracer
 
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue as read
-from orchestrator.config import Config, Pair
+from orchestrator.config import Config
 from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.account import LiveAccount
 from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
-from orchestrator.live.preflight import AccountShape, StartupError, check_account
+from orchestrator.live.preflight import (
+    AccountShape,
+    StartupError,
+    check_account,
+    check_markets,
+    set_leverage,
+)
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import (
     OUTSIDE_KINDS,
     ZERO,
     Category,
     Holdings,
-    Instrument,
     OrderResult,
     Position,
 )
@@ -52,20 +57,12 @@ from orchestrator.position.manager import PositionManager
 from orchestrator.position.tracer import PositionTracer
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.ledger import Ledger
-from orchestrator.trading.trader import (
-    CLOSES_FAILED,
-    PairRun,
-    Progress,
-    RunResult,
-    StopFlag,
-    Trader,
-    stopping_whole,
-)
+from orchestrator.trading.run import PairRun, Progress, RunResult, StopFlag, stopping_whole
+from orchestrator.trading.trader import CLOSES_FAILED, Trader
 
 # Journal meta a live run writes when it starts: what its figures count from.
 STARTING_BALANCE = "starting_balance"
 START_MS = "start_ms"
-LEVERAGE_UNCHANGED = "110043"  # Bybit: "leverage not modified" is success
 FOREVER_MS = 2**62  # a live pair's data never ends
 HOUR_MS = 3_600_000
 
@@ -83,65 +80,6 @@ def outside_words(result: OrderResult) -> str:
         f"{what}: {leg} {result.side.value} {result.filled_qty} at {result.avg_price} "
         f"(execution {result.order_id}, fee {result.fee} {result.fee_currency})"
     )
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def instrument(market: dict[str, Any]) -> Instrument:
-    """The venue's limits of one ccxt market, as the sizer needs them."""
-    limits, precision = market.get("limits") or {}, market.get("precision") or {}
-    return Instrument(
-        symbol=market["symbol"],
-        category=Category.SPOT if market.get("spot") else Category.LINEAR,
-        base=market["base"],
-        quote=market["quote"],
-        qty_step=_dec(precision["amount"]),
-        min_qty=_dec((limits.get("amount") or {}).get("min") or precision["amount"]),
-        min_notional=_dec((limits.get("cost") or {}).get("min") or 0),
-        price_tick=_dec(precision["price"]),
-    )
-
-
-def check_markets(exchange: Any, pairs: Sequence[Pair]) -> dict[str, Instrument]:
-    """Every pair listed, of the right kind and trading, on both legs."""
-    problems: list[str] = []
-    found: dict[str, Instrument] = {}
-    for pair in pairs:
-        for symbol, kind in ((pair.spot, "spot"), (pair.perp, "linear perpetual")):
-            market = exchange.markets.get(symbol)
-            if market is None:
-                problems.append(f"{symbol}: not listed on the venue")
-                continue
-            right = (
-                market.get("spot")
-                if kind == "spot"
-                else market.get("swap") and market.get("linear")
-            )
-            if not right:
-                problems.append(f"{symbol}: not a {kind} market")
-            elif market.get("active") is False:
-                problems.append(f"{symbol}: not trading (the venue lists it inactive)")
-            else:
-                try:
-                    found[symbol] = instrument(market)
-                except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                    problems.append(f"{symbol}: its limits cannot be read ({exc!r})")
-    if problems:
-        raise StartupError("live run not started, nothing sent: " + "; ".join(problems))
-    return found
-
-
-async def set_leverage(exchange: Any, symbol: str, leverage: Decimal) -> None:
-    try:
-        await read(lambda: exchange.set_leverage(float(leverage), symbol))
-    except ccxt.BaseError as exc:
-        if LEVERAGE_UNCHANGED not in str(exc):
-            raise StartupError(
-                f"live run not started, nothing sent: setting {symbol} leverage to "
-                f"{leverage}x failed: {type(exc).__name__}: {exc}"
-            ) from None
 
 
 class LiveRun(Trader):

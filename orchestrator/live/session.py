@@ -16,7 +16,7 @@ from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.resume import Journaled, reconcile
 from orchestrator.live.run import LiveRun
 from orchestrator.strategy.funding import Strategy
-from orchestrator.trading.trader import RunResult, StopFlag
+from orchestrator.trading.run import RunResult, StopFlag
 
 Strategies = Callable[[Config], list[Strategy]]
 

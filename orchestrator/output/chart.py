@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 
 WIDTH, HEIGHT, PAD = 1100, 240, 84
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from orchestrator.trading.figures import POSITION_FIELDS, Figures, Summary, position_figures
 from orchestrator.trading.ledger import Ledger, LedgerEntry
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 
 
 def write_ledgers(path: Path, ledgers: Sequence[tuple[str, Ledger]]) -> None:

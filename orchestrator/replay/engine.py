@@ -39,15 +39,8 @@ from orchestrator.position.tracer import PositionTracer
 from orchestrator.replay.window import Window
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.ledger import Ledger
-from orchestrator.trading.trader import (
-    HOUR_MS,
-    PairRun,
-    Progress,
-    RunResult,
-    StopFlag,
-    Trader,
-    stopping_whole,
-)
+from orchestrator.trading.run import HOUR_MS, PairRun, Progress, RunResult, StopFlag, stopping_whole
+from orchestrator.trading.trader import Trader
 
 SPOT, PERP, FUNDING = 0, 1, 2
 # A replay's orders never leave the process: one nonce for every replay keeps two

@@ -23,7 +23,7 @@ from orchestrator.replay.coverage import coverage_warnings
 from orchestrator.replay.engine import Replay
 from orchestrator.replay.window import config_window
 from orchestrator.strategy.funding import AlwaysHedged, strategies
-from orchestrator.trading.trader import Progress, RunResult, StopFlag
+from orchestrator.trading.run import Progress, RunResult, StopFlag
 
 
 def ms_of(text: str | None) -> int | None:

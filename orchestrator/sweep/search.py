@@ -25,7 +25,7 @@ from orchestrator.sweep.record import CurveLine, Folder, TrialInfo, needs_curve,
 from orchestrator.sweep.trial import TrialSpec
 from orchestrator.sweep.windows import iso
 from orchestrator.sweep.yamlfile import SweepError
-from orchestrator.trading.trader import StopFlag
+from orchestrator.trading.run import StopFlag
 
 GRACE_SECONDS = 10.0  # how long a stop waits for the running trials
 POLL_SECONDS = 0.2

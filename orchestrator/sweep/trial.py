@@ -43,7 +43,7 @@ from orchestrator.replay.window import Window as ReplayWindow
 from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
 from orchestrator.sweep.windows import Window
 from orchestrator.trading.figures import Summary, summarise
-from orchestrator.trading.trader import RunResult
+from orchestrator.trading.run import RunResult
 
 MARKETS_KEPT = 4  # data sets a worker keeps loaded (one per sweep, normally)
 BASELINES_KEPT = 64  # baseline replays a worker keeps (one per window and cost setting)

@@ -12,7 +12,7 @@ from machines import FINAL_STATES
 from orchestrator.fills import exit_prices, hours_held
 from orchestrator.models import ZERO, Position
 from orchestrator.money import exact
-from orchestrator.trading.trader import PairRun, RunResult
+from orchestrator.trading.run import PairRun, RunResult
 
 YEAR_MS = Decimal(365 * 24 * 3_600_000)
 

@@ -13,142 +13,27 @@ close.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from machines import FINAL_STATES
 from orchestrator.bybit.client import repeated_refusal
-from orchestrator.config import Pair, RiskSettings
+from orchestrator.config import RiskSettings
 from orchestrator.exceptions import InsufficientSizeError, OrchestratorError, RunMustStop
-from orchestrator.execution.paper import PerpHolding
 from orchestrator.market.ticker import TickerService
-from orchestrator.models import ZERO, Instrument, OrderResult, Position
+from orchestrator.models import ZERO, OrderResult, Position
 from orchestrator.position.errors import DeltaHedgeError
 from orchestrator.position.manager import PositionManager
-from orchestrator.strategy.funding import Strategy
 from orchestrator.trading.curve import Curve
 from orchestrator.trading.ledger import Ledger, LedgerEntry
+from orchestrator.trading.run import HOUR_MS, Account, MoneyJournal, PairRun, RunResult, quote_of
 
-HOUR_MS = 3_600_000
-Progress = Callable[[int, int], None]  # (done, in all): events in a replay, hours live
 CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins
-
-
-class StopFlag(Protocol):
-    """Set from outside (a signal handler) to end the run at the next instant."""
-
-    def is_set(self) -> bool: ...
-
-
-class MoneyJournal(Protocol):
-    """Where the ledger and the paper balances are made durable (the run's journal)."""
-
-    def record_ledger(self, label: str, entries: Sequence[LedgerEntry]) -> None: ...
-
-    def record_balances(
-        self, label: str, wallet: dict[str, Decimal], perps: dict[str, tuple[Decimal, Decimal]]
-    ) -> None: ...
-
-    def record_meta(self, key: str, value: str) -> None: ...
-
-
-class Account(Protocol):
-    """The account as the run values it: the PaperExecutor, or the venue's last reading."""
-
-    def balance(self, currency: str) -> Decimal: ...
-
-    def available_balance(self, currency: str) -> Decimal: ...
-
-    def get_perp_position(self, symbol: str) -> PerpHolding: ...
-
-
-# repr=False: asyncio puts the task's result in a message at shutdown; a default repr
-# of a long run's records took seconds and hundreds of MiB.
-@dataclass(eq=False, repr=False)
-class PairRun:
-    """One pair's part of a run: its strategy, its position, and what happened."""
-
-    pair: Pair
-    spot: Instrument
-    perp: Instrument
-    strategy: Strategy
-    position: Position | None = None
-    close_requested: anyio.Event = field(default_factory=anyio.Event)
-    released: anyio.Event = field(default_factory=anyio.Event)
-    opened: int = 0  # positions started, for ids
-    entries: list[tuple[int, str]] = field(default_factory=list)  # (time ms, reason)
-    exits: list[tuple[int, str]] = field(default_factory=list)
-    funding_rates: list[tuple[int, Decimal]] = field(default_factory=list)
-    cash: Decimal = ZERO  # fills, fees and funding so far: the pair's PnL when flat
-    pnl: Curve = field(default_factory=Curve)  # hourly, held legs at price
-    # The pair's own window: from its first event to the last instant both its
-    # prices are known. Its positions are closed there, not when the run ends.
-    first_ms: int = -1
-    end_ms: int = -1
-    ended: bool = False
-    # The available balance at which no position could be sized: nothing is tried
-    # again until it changes.
-    starved_at: Decimal | None = None
-    # The breaker: failures in a row, and why the pair opens (or closes) nothing more.
-    failed_opens: int = 0
-    failed_closes: int = 0
-    open_paused: str | None = None
-    close_paused: str | None = None
-    busy: bool = False  # an open or close of it is under way (decided concurrently)
-
-    @property
-    def name(self) -> str:
-        return self.pair.name
-
-
-@dataclass(eq=False, repr=False)
-class RunResult:
-    label: str
-    quote: str
-    start_ms: int
-    end_ms: int
-    starting_balance: Decimal
-    ending_balance: Decimal  # the wallet, in the quote currency
-    ending_equity: Decimal  # the wallet plus what is still held, at the last prices
-    ledger: Ledger
-    positions: list[Position]
-    pairs: list[PairRun]
-    equity: Curve  # hourly: wallet plus what is held, at its price
-    events: int
-    interrupted: bool
-    notes: list[str]  # what the run decided that a reader must know (said once each)
-    # A stopped run: what became of the positions open when the stop came.
-    stopped: str | None = None
-
-
-@contextlib.contextmanager
-def stopping_whole() -> Iterator[None]:
-    """A RunMustStop raised in a position's task arrives in an ExceptionGroup from the
-    run's task group: it is raised as itself, to be told as it is."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        must = group.subgroup(RunMustStop)
-        if must is None:
-            raise
-        first: BaseException = must
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
-
-
-def quote_of(pairs: Sequence[PairRun]) -> str:
-    """The one quote currency every pair trades in (the ledger is kept in it)."""
-    quotes = {run.spot.quote for run in pairs} | {run.perp.quote for run in pairs}
-    if len(quotes) != 1:
-        raise OrchestratorError(f"all pairs must share one quote currency, got {sorted(quotes)}")
-    return quotes.pop()
 
 
 class Trader:

@@ -7,14 +7,15 @@ Real ``ccxt.async_support.bybit`` talks to it unchanged but for its URLs::
         ...
         venue.audit.creates          # every order create received, with arrival times
 
-Parts: ``state`` (the books, pure), ``auth`` (signature and receive window),
-``faults`` (the fault spec and malformed answers), ``market`` (instruments, recorded
-and generated market data), ``server`` (the HTTP venue), ``endpoints`` and ``admin``
-(its v5 and admin endpoints, written against ``surface``), ``account`` (the account's
-settings), ``audit`` (the create record and its checks), ``checks`` (input bounds),
-``codes`` (Bybit's retCodes), ``client`` (a ccxt client pointed at it), ``options``
-(``orchestrator venue``'s command line; the command is commands/venue.py). It imports
-nothing of the orchestrator above ``market`` and the core.
+Parts: ``state`` (the books, pure) and ``records`` (what they hold), ``auth``
+(signature and receive window), ``faults`` (the fault spec and malformed answers),
+``market`` (instruments, recorded and generated market data), ``server`` (the HTTP
+venue), ``endpoints`` and ``admin`` (its v5 and admin endpoints, written against
+``surface``), ``account`` (the account's settings), ``audit`` (the create record and
+its checks), ``checks`` (input bounds), ``codes`` (Bybit's retCodes), ``client`` (a
+ccxt client pointed at it), ``options`` (``orchestrator venue``'s command line; the
+command is commands/venue.py). It imports nothing of the orchestrator above
+``market`` and the core.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
         parse_faults,
     )
     from orchestrator.venue.market import HOUR_MS, SyntheticHistory, funding_rate, kline_entry
+    from orchestrator.venue.records import Execution, Fill, Order, Position
     from orchestrator.venue.server import Venue
-    from orchestrator.venue.state import Book, Execution, Fill, Order, Position
+    from orchestrator.venue.state import Book
 
 # Loaded on first use, so that ``orchestrator``'s CLI does not pay for aiohttp.
 _HOME = {
@@ -60,10 +62,10 @@ _HOME = {
     "kline_entry": "market",
     "Venue": "server",
     "Book": "state",
-    "Execution": "state",
-    "Fill": "state",
-    "Order": "state",
-    "Position": "state",
+    "Execution": "records",
+    "Fill": "records",
+    "Order": "records",
+    "Position": "records",
 }
 __all__ = [
     "DEFAULT_API_KEY",

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from orchestrator.venue.state import ZERO, Book, Order
+from orchestrator.venue.records import ZERO, Order
+from orchestrator.venue.state import Book
 
 _ATTEMPT = re.compile(r"\d+$")
 # Creates refused before they were read (no valid key or signature, a body that is not

@@ -20,7 +20,8 @@ from orchestrator.venue.audit import CreateRecord
 from orchestrator.venue.codes import VenueError
 from orchestrator.venue.faults import FaultRule
 from orchestrator.venue.market import HOUR_MS
-from orchestrator.venue.state import SETTLE_COIN, ZERO, Book, Position, num
+from orchestrator.venue.records import SETTLE_COIN, ZERO, Position, num
+from orchestrator.venue.state import Book
 from orchestrator.venue.surface import MarketSurface
 
 

@@ -37,7 +37,8 @@ from orchestrator.venue.market import (
     SyntheticHistory,
     load_instrument_entries,
 )
-from orchestrator.venue.state import ZERO, Book, Execution, Fill, Instrument, Order
+from orchestrator.venue.records import ZERO, Execution, Fill, Instrument, Order
+from orchestrator.venue.state import Book
 
 _PRE = frozenset({"reject", "timeout_before", "drop_before"})
 _ALL_KINDS = frozenset(

@@ -10,7 +10,8 @@ from typing import Protocol
 from orchestrator.venue.audit import Audit
 from orchestrator.venue.faults import FaultBook
 from orchestrator.venue.market import RecordedMarket, SyntheticHistory
-from orchestrator.venue.state import Book, Execution, Order
+from orchestrator.venue.records import Execution, Order
+from orchestrator.venue.state import Book
 
 
 class MarketSurface(Protocol):
