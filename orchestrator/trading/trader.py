@@ -1,7 +1,7 @@
 """What a run does with its market, whatever feeds it: per pair, the strategy's
 decisions, one position at a time through the PositionManager, and the money.
 
-The replay (engine.py) feeds it recorded data on the data's clock; a live run
+The replay (replay/engine.py) feeds it recorded data on the data's clock; a live run
 (orchestrator/live) feeds it the venue's prices on the wall clock. Both use these
 same lines: the strategy, the manager and the accounting are the same objects in
 paper and live mode; only the executor and the market source differ.
