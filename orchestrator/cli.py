@@ -16,6 +16,18 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.market.recorded import DataError
 from orchestrator.venue import options as venue_options
 
+WAIT_HELP = "how long to wait for the run's answer (default 30)"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not from above 0 to 3600 seconds")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -139,6 +151,40 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
     diag.add_argument("--svg", type=Path, metavar="FILE", help="with --position: write an SVG")
 
+    # Steering a running live run or rehearsal from another terminal (commands/control.py).
+    stop = commands.add_parser(
+        "stop",
+        help="stop a running live run: no more opens, then exit with its summary",
+        description="The run stops at its next cycle, as on SIGTERM: positions are closed "
+        "or left as live.on_stop says; with --close-all every position is closed (both legs "
+        "together, as any close). SIGUSR1 to the run's process does the same as --close-all.",
+    )
+    stop.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
+    stop.add_argument("--close-all", action="store_true", help="close every position first")
+    stop.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
+    stop.set_defaults(module="control")
+    pause = commands.add_parser(
+        "pause", help="a running live run opens nothing more (what it holds it keeps)"
+    )
+    pause.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
+    pause.add_argument("--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT (default: all)")
+    pause.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
+    pause.set_defaults(module="control")
+    resume_trading = commands.add_parser(
+        "resume-trading",
+        help="a paused live run opens again (a pause by the breaker too)",
+    )
+    resume_trading.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder"
+    )
+    resume_trading.add_argument(
+        "--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT (default: all)"
+    )
+    resume_trading.add_argument(
+        "--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP
+    )
+    resume_trading.set_defaults(module="control")
+
     venue = commands.add_parser(
         "venue", help="run the loopback Bybit v5 venue on 127.0.0.1 until Ctrl-C"
     )
@@ -151,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     # The command's module is imported when it runs, by its name, not before: the parser
     # above is all `orchestrator --help` needs, and a paper run never pays for ccxt,
     # aiohttp, Dask or OpenTelemetry's SDK. The one import not at the top, on purpose.
-    command = importlib.import_module(f"orchestrator.commands.{args.command}")
+    module = getattr(args, "module", args.command)  # stop, pause, resume-trading: control
+    command = importlib.import_module(f"orchestrator.commands.{module}")
     try:
         code: int = command.main(args)
     except (ConfigError, DataError, OrchestratorError) as exc:

@@ -5,7 +5,7 @@ session's ``LiveRun`` and the replay's ``Replay``: the one session above both.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ from opentelemetry.trace import Tracer
 
 from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config
+from orchestrator.control import ControlBox
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.run import LiveRun
 from orchestrator.live.session import Strategies
@@ -103,9 +104,12 @@ async def rehearse(
     recorder: JournalRecorder | None = None,
     run_nonce: str | None = None,
     progress: Progress | None = None,
+    control: ControlBox | None = None,
+    close_on_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[RunResult, RunResult]:
     """The live path against the loopback venue replaying the recorded data, then the
-    always-hedged baseline replayed on paper over the same window."""
+    always-hedged baseline replayed on paper over the same window. ``control`` and
+    ``close_on_stop``: as for the live session."""
 
     faults = load_faults(rehearsal.faults) if rehearsal.faults is not None else None
     venue = Venue(
@@ -135,6 +139,7 @@ async def rehearse(
                 recorder=recorder,
                 run_nonce=run_nonce,
             )
+            run.control, run.close_on_stop = control, close_on_stop
             clock = venue.recorded
             assert clock is not None
 

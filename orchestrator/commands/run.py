@@ -41,6 +41,7 @@ from opentelemetry.trace import Tracer
 from orchestrator import files
 from orchestrator.bybit.client import credentials
 from orchestrator.config import Loaded, load
+from orchestrator.control import ControlBox
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.files import INCOMPLETE, OutputError
 from orchestrator.journal import Journal, JournalError
@@ -116,7 +117,7 @@ def run(
     stdout = files.PipeSafe(out or sys.stdout)  # a reader that leaves fails nothing
     out, err = cast(TextIO, stdout), err or sys.stderr
     folders: list[RunFolder] = []  # the run folder, once made
-    with stop_on_signals() as signals:
+    with stop_on_signals(close_all=True) as signals:
         try:
             code = _run(config_path, out, err, signals, folders, rehearsal)
             stdout.flush()
@@ -164,7 +165,8 @@ class RehearsalRequest(msgspec.Struct, frozen=True):
 
 
 Played = tuple[RunResult, RunResult | None]  # the run, and its baseline if it has one
-Play = Callable[[Signals, Tracer | None, JournalRecorder | None], Awaitable[Played]]
+# What a run plays, given its stop signals, tracer, journal and folder.
+Play = Callable[[Signals, Tracer | None, JournalRecorder | None, Path], Awaitable[Played]]
 
 
 def _session(
@@ -186,10 +188,18 @@ def _session(
         say = _teller(err)
 
         async def live(
-            signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+            signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None, folder: Path
         ) -> Played:
             result = await live_session(
-                config, strategies, signals, tracer, recorder=recorder, run_nonce=nonce, say=say
+                config,
+                strategies,
+                signals,
+                tracer,
+                recorder=recorder,
+                run_nonce=nonce,
+                say=say,
+                control=ControlBox(folder),
+                close_on_stop=lambda: signals.close_all,
             )
             return result, None
 
@@ -198,7 +208,7 @@ def _session(
     if rehearsal is None:
 
         async def replay(
-            signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+            signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None, folder: Path
         ) -> Played:
             return await replay_both(prepared, progress, signals, tracer, recorder)
 
@@ -217,7 +227,7 @@ def _session(
     nonce = new_run_nonce()
 
     async def rehearse_it(
-        signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+        signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None, folder: Path
     ) -> Played:
         return await rehearse(
             config,
@@ -231,6 +241,8 @@ def _session(
             recorder=recorder,
             run_nonce=nonce,
             progress=ProgressBar("rehearsal", err, unit="hours", pipe=False),
+            control=ControlBox(folder),
+            close_on_stop=lambda: signals.close_all,
         )
 
     return "rehearsal", nonce, prepared.warnings, rehearse_it
@@ -423,7 +435,7 @@ def _resumed_live(
     say = _teller(err)
 
     async def live(
-        signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None
+        signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None, folder: Path
     ) -> Played:
         result = await live_session(
             config,
@@ -433,6 +445,8 @@ def _resumed_live(
             recorder=recorder,
             run_nonce=nonce,
             resumed=journaled,
+            control=ControlBox(folder),
+            close_on_stop=lambda: signals.close_all,
             say=say,
         )
         return result, None
@@ -456,7 +470,11 @@ def _play(
     started = time.perf_counter()
     try:
         result, baseline = anyio.run(
-            play, signals, folder.tracing.tracer() if folder.tracing else None, recorder
+            play,
+            signals,
+            folder.tracing.tracer() if folder.tracing else None,
+            recorder,
+            folder.path,
         )
         recorder.flush()
     finally:

@@ -29,6 +29,7 @@ from opentelemetry.trace import Tracer
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue as read
 from orchestrator.config import Config
+from orchestrator.control import ControlBox, Request
 from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.journal.recorder import JournalRecorder
@@ -68,6 +69,7 @@ HOUR_MS = 3_600_000
 
 
 ADOPTABLE = frozenset({"validated", "needs_attention"})
+PAUSED_BY_OPERATOR = "paused by the operator: orchestrator pause, by"
 
 
 def outside_words(result: OrderResult) -> str:
@@ -103,6 +105,11 @@ class LiveRun(Trader):
     ) -> None:
         self.config = config
         self.recorder = recorder
+        # The operator's requests (control.py), taken every cycle; a stop asked for there
+        # (why, in the operator's words), and whether a stop closes every position.
+        self.control: ControlBox | None = None
+        self.asked_to_stop: str | None = None
+        self.close_on_stop: Callable[[], bool] = lambda: False
         # A resumed run: positions taken back from the journal, carried on once the
         # first prices are in; and the client order ids its ledger already has.
         self.restored: list[tuple[PairRun, Position]] = []
@@ -301,7 +308,7 @@ class LiveRun(Trader):
             self.attach(tg)
             if after_cycle is not None:
                 await after_cycle()  # a rehearsal: the first hour of its window has closed
-            while not stop.is_set():
+            while not stop.is_set() and self.asked_to_stop is None:
                 # As in a replay: prices, then funding settled on what was held, then
                 # the decisions, then the equity; only on a cycle whose reads all came.
                 try:
@@ -314,6 +321,9 @@ class LiveRun(Trader):
                     await self._wait(stop, self.contact.wait_seconds(self.poll_seconds))
                     continue
                 self.contact.reached()
+                self._obey()
+                if self.asked_to_stop is not None:
+                    break  # nothing more is decided: the stop comes first
                 if not self._told_trading:
                     self._told_trading = True
                     self.say(self._trading())
@@ -338,11 +348,12 @@ class LiveRun(Trader):
                 await self._wait(stop, self.poll_seconds)
             await self.settle()  # an open or close under way is finished
             self.clock_ms = self.clock.now_ms()
-            if not stop.is_set():
+            stopped = stop.is_set() or self.asked_to_stop is not None
+            if not stopped:
                 await self.close_all("end of data")
             else:
                 self.stopping()
-                if self.config.live.on_stop == "close":
+                if self.config.live.on_stop == "close" or self.close_on_stop():
                     await self.close_all("run stopped")
             tg.cancel_scope.cancel()  # positions left open stay in their state
         if progress is not None and until_ms is not None:
@@ -360,7 +371,7 @@ class LiveRun(Trader):
             starting_balance=self.starting_balance,
             ending_balance=self.live_account.balance(self.quote),
             events=self.market.polls,
-            interrupted=stop.is_set(),
+            interrupted=stop.is_set() or self.asked_to_stop is not None,
         )
 
     async def _read_cycle(self, holders: dict[int, tuple[str, int]]) -> set[int]:
@@ -423,6 +434,67 @@ class LiveRun(Trader):
             if run.open_paused is not None and run.open_paused.startswith(CLOSES_FAILED):
                 run.open_paused = None
             await self._act(run, self._close(run, f"changed outside the run: {what}"))
+
+    def _obey(self) -> None:
+        """The operator's requests waiting in the run folder (control.py), oldest first:
+        each carried out, said, journaled with when and who, and answered."""
+        if self.control is None:
+            return
+        for request, path, problem in self.control.take():
+            if request is None:
+                self.control.answer(path, f"refused: {problem}")
+                continue
+            answer = self._carry_out(request)
+            asked = datetime.fromtimestamp(request.at_ms / 1000, UTC)
+            line = f"{request.words()} (by {request.user or 'someone'}): {answer}"
+            self.say(line)
+            self.notes.append(f"{asked:%Y-%m-%d %H:%M:%S} UTC: {line}")
+            if self.recorder is not None:
+                self.recorder.record_meta(
+                    f"control {request.id}", f"{asked:%Y-%m-%d %H:%M:%S} UTC {line}"
+                )
+            self.control.answer(path, answer)
+
+    def _carry_out(self, request: Request) -> str:
+        """What the request did, in a line the operator reads."""
+        pairs = [run for run in self.pairs if request.pair in (None, run.name)]
+        if request.pair is not None and not pairs:
+            names = ", ".join(run.name for run in self.pairs)
+            return f"refused: no pair {request.pair} in this run (its pairs: {names})"
+        if request.command == "stop":
+            self.asked_to_stop = request.words()
+            if request.close_all:
+                self.close_on_stop = lambda: True
+            held = [run.position.id for run in self.pairs if run.position is not None]
+            what = (
+                "closing"
+                if request.close_all or self.config.live.on_stop == "close"
+                else ("leaving open (live.on_stop: leave)")
+            )
+            return f"stopping; {what} {', '.join(held) or 'no position'}"
+        if request.command == "pause":
+            for run in pairs:
+                if run.open_paused is None:
+                    run.open_paused = f"{PAUSED_BY_OPERATOR} {request.user}"
+            return (
+                f"opens nothing more on {', '.join(run.name for run in pairs)}; what is held stays"
+            )
+        cleared = []
+        for run in pairs:  # resume-trading: the operator has looked
+            if run.open_paused is not None:
+                cleared.append(f"{run.name} ({run.open_paused})")
+                run.open_paused = None
+                run.failed_opens = 0
+        if not cleared:
+            return "nothing was paused"
+        left = f"; opening stays stopped: {self.opening_stopped}" if self.opening_stopped else ""
+        return f"opens again on {'; '.join(cleared)}{left}"
+
+    def stop_outcome(self) -> str | None:
+        outcome = super().stop_outcome()
+        if outcome is None or self.asked_to_stop is None:
+            return outcome
+        return f"{self.asked_to_stop}: {outcome}"
 
     def _holder_at(self, run: PairRun, when_ms: int) -> str | None:
         """The position of ``run``'s pair that held the perp short at ``when_ms``: the

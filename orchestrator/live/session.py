@@ -12,6 +12,7 @@ from opentelemetry.trace import Tracer
 
 from orchestrator.bybit.client import credentials, make_exchange
 from orchestrator.config import Config
+from orchestrator.control import ControlBox
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.resume import Journaled, reconcile
 from orchestrator.live.run import LiveRun
@@ -31,10 +32,14 @@ async def live_session(
     run_nonce: str | None = None,
     resumed: Journaled | None = None,
     say: Callable[[str], None] = lambda line: None,
+    control: ControlBox | None = None,
+    close_on_stop: Callable[[], bool] = lambda: False,
 ) -> RunResult:
     """Trade on Bybit (``config.network``) until stopped. Keys from the environment.
     ``resumed``: what the journal of the run being resumed holds, reconciled with the
-    venue before anything is sent."""
+    venue before anything is sent. ``control``: the operator's requests, taken every
+    cycle; ``close_on_stop``: whether a stop closes every position (the emergency
+    stop), whatever ``live.on_stop`` says."""
     key, secret = credentials()  # a clear error before anything is sent
     exchange = make_exchange(
         key, secret, config.live.timing, network=config.network, url=config.live.url
@@ -50,6 +55,7 @@ async def live_session(
             own_perps={p.perp_symbol for p in resumed.unfinished} if resumed else (),
         )
         run.say = say
+        run.control, run.close_on_stop = control, close_on_stop
         if resumed is not None:
             await reconcile(run, resumed)
             taken = ", ".join(f"{p.id} ({p.state})" for _, p in run.restored) or "none"

@@ -1,5 +1,8 @@
 """Stopping on SIGINT, SIGTERM or SIGHUP: the first asks to stop at the next instant,
-the second stops at once. Exit codes follow the shell's 128 + the signal's number."""
+the second stops at once. Exit codes follow the shell's 128 + the signal's number.
+A run also stops on SIGUSR1, closing every position whatever ``live.on_stop`` says
+(the emergency stop; ``orchestrator stop --close-all`` asks the same through the run
+folder)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+CLOSE_ALL_SIGNAL = signal.SIGUSR1
 
 
 def exit_code(signum: int) -> int:
@@ -36,6 +40,7 @@ class Signals:
         self.first: int | None = None
         self.second: int | None = None
         self.cause: str | None = None  # why the run stopped itself (stop_for), not a signal
+        self.close_all = False  # SIGUSR1: close every position on the way out
         self._when_stopping: list[Callable[[], None]] = []
 
     def is_set(self) -> bool:
@@ -59,6 +64,8 @@ class Signals:
         self._stop.set()
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == CLOSE_ALL_SIGNAL:
+            self.close_all = True
         if self.first is None:
             self.first = signum
             self._stop.set()
@@ -68,14 +75,14 @@ class Signals:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[Signals]:
+def stop_on_signals(*, close_all: bool = False) -> Iterator[Signals]:
     """Ctrl-C, SIGTERM or SIGHUP ask the replay to stop at the next instant: no new
     positions, open ones closed on the last prices, everything written. A second
     one stops at once. A signal ignored when the process started (``nohup``, a
-    background job) stays ignored."""
+    background job) stays ignored. ``close_all``: SIGUSR1 too, the emergency stop."""
     signals = Signals()
     previous = {}
-    for s in HANDLED_SIGNALS:
+    for s in (*HANDLED_SIGNALS, *((CLOSE_ALL_SIGNAL,) if close_all else ())):
         if signal.getsignal(s) is not signal.SIG_IGN:
             previous[s] = signal.signal(s, signals.handle)
     try:
