@@ -242,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="replay the recorded data through the strategy (paper), or trade (live)"
     )
-    run.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    run.add_argument(
+        "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
+    )
     run.add_argument(
         "--resume",
         type=Path,
@@ -258,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
         "against the loopback Bybit venue replaying the recorded data, one market hour per "
         "cycle, then reports as a run does, beside the always-hedged baseline on paper.",
     )
-    rehearse.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    rehearse.add_argument(
+        "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
+    )
     rehearse.add_argument("--hours", type=int, help="market hours to rehearse (default: all)")
     rehearse.add_argument("--start", help="market time to start at, e.g. 2024-06-01")
     rehearse.add_argument("--faults", type=Path, metavar="FILE", help="a venue fault spec")
@@ -272,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json, chart.html, best.yaml). Trials run on a local Dask cluster (one worker "
         "per core) unless --scheduler names an existing one.",
     )
-    sweep.add_argument("sweep_file", nargs="?", type=Path, default=Path("sweep.yaml"))
+    sweep.add_argument(
+        "sweep_file", nargs="?", type=Path, default=Path("sweep.yaml"), help="the sweep file"
+    )
     sweep.add_argument(
         "--resume",
         type=Path,
@@ -289,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(handler=_sweep)
 
     check = commands.add_parser("check", help="validate the config and its data without running")
-    check.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    check.add_argument(
+        "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
+    )
     check.set_defaults(handler=_check)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of config.yaml")
@@ -297,7 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_schema)
 
     demo = commands.add_parser("demo", help="open and close one paper position on stub prices")
-    demo.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    demo.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        default=Path("config.yaml"),
+        help="the run config (fees, balance, size)",
+    )
     demo.set_defaults(handler=_demo)
 
     data = commands.add_parser("data", help="market data for replays")
@@ -355,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     journal.set_defaults(handler=_journal)
 
     diag = commands.add_parser("diagrams", help="write the state diagrams from the machines")
-    diag.add_argument("--out", type=Path, default=Path("diagrams"))
+    diag.add_argument(
+        "--out", type=Path, default=Path("diagrams"), help="the folder written and checked"
+    )
     diag.add_argument("--check", action="store_true", help="exit 1 if the files are out of date")
     diag.add_argument(
         "--position", metavar="ID", help="print the machine with this position's path marked"
