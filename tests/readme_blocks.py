@@ -35,12 +35,21 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNNABLE = "<!-- runnable -->"
 OUTPUT = "<!-- output -->"
 ANY = "..."
 # Files a new user's commands read from the repository root.
-COPIED = ("config.yaml", "sweep.yaml", "config.schema.json", "sweep.schema.json", "diagrams")
+COPIED = (
+    "config.yaml",
+    "sweep.yaml",
+    "config.schema.json",
+    "sweep.schema.json",
+    "diagrams",
+    "docs/examples",  # the files the site's pages use (a quick sweep)
+)
 COMMAND_TIMEOUT = 300  # seconds: a safety net for a hung command, not a measurement
 
 
@@ -65,8 +74,38 @@ class Block:
 
 
 def documents() -> list[Path]:
-    """The README, then every page of docs/ (when there is one)."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+    """The README, then the site's pages in the order of its navigation (mkdocs.yml's
+    ``nav``: the order a reader follows, so a page may use the runs an earlier one made),
+    then any page of docs/ not in it."""
+    named = [ROOT / "docs" / name for name in nav_pages(ROOT / "mkdocs.yml")]
+    pages = [page for page in named if page.is_file()]
+    rest = sorted(set((ROOT / "docs").glob("**/*.md")) - set(pages))
+    return [ROOT / "README.md", *pages, *rest]
+
+
+def nav_pages(mkdocs_yml: Path) -> list[str]:
+    """The pages named in the site's ``nav``, in order (none without the file)."""
+    if not mkdocs_yml.is_file():
+        return []
+
+    class Loader(yaml.SafeLoader):
+        """Reads MkDocs' ``!!python/name:`` tags as nothing: only ``nav`` is wanted."""
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+    found: list[str] = []
+
+    def walk(entry: object) -> None:
+        if isinstance(entry, str) and entry.endswith(".md"):
+            found.append(entry)
+        elif isinstance(entry, list):
+            for item in entry:
+                walk(item)
+        elif isinstance(entry, dict):
+            for item in entry.values():
+                walk(item)
+
+    walk(yaml.load(mkdocs_yml.read_text(encoding="utf-8"), Loader=Loader).get("nav", []))
+    return found
 
 
 def _fence(lines: list[str], start: int, path: Path, marker: str) -> tuple[str, int]:
