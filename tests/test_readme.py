@@ -32,11 +32,14 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Block | Exception
     return results
 
 
-def test_the_readme_marks_its_offline_commands_runnable() -> None:
+def test_the_docs_mark_their_offline_commands_runnable() -> None:
+    """The README and the site's pages together run every offline command."""
     commands = "\n".join(b.code for b in BLOCKS if b.language == "sh")
     for command in ("run", "check", "schema", "journal", "traces", "diagrams", "demo"):
         assert f".venv/bin/orchestrator {command}" in commands, command
     assert "orchestrator rehearse" in commands
+    assert "orchestrator sweep" in commands
+    assert "orchestrator run --resume" in commands
     assert any(b.language == "python" for b in BLOCKS)
     assert sum(b.expected is not None for b in BLOCKS) >= 5
 
