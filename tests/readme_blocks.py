@@ -1,4 +1,5 @@
-"""The runnable blocks of the README (and docs/): found, run, and their shown output checked.
+"""The runnable blocks of the README and the site's pages (docs/): found, run, and their
+shown output checked.
 
 Markers (HTML comments: GitHub does not show them):
 
@@ -13,13 +14,13 @@ Markers (HTML comments: GitHub does not show them):
   compared). Trailing spaces are ignored. ``...`` inside a line matches any text on that line
   (run ids, timings, wall-clock times); a line that is only ``...`` matches any number of lines.
 
-Regenerate the shown outputs after a change of what the commands print::
+Regenerate the shown outputs of a page after a change of what the commands print::
 
-    .venv/bin/python -m tests.readme_blocks --update README.md
+    .venv/bin/python -m tests.readme_blocks --update docs/quickstart.md
 
-It runs every runnable block and rewrites each output block with what was printed, keeping
-every line of the block whose pattern still matches (so the ``...`` parts stay), then shows
-``git diff README.md`` to review.
+It runs every runnable block of the pages before it and of the page, and rewrites each of
+the page's output blocks with what was printed, keeping every line of the block whose
+pattern still matches (so the ``...`` parts stay); review with ``git diff``.
 """
 
 from __future__ import annotations
@@ -227,9 +228,7 @@ def difference(block: Block) -> str:
     pattern (so a run id under ``...`` is not reported)."""
     assert block.expected is not None
     return "\n".join(
-        difflib.unified_diff(
-            block.expected, regenerated(block), "shown in the README", "printed", lineterm=""
-        )
+        difflib.unified_diff(block.expected, regenerated(block), "shown", "printed", lineterm="")
     )
 
 
@@ -307,11 +306,16 @@ def _merged(expected: str, printed: str) -> str:
 
 
 def update(path: Path) -> int:
+    """Rewrites the output blocks of ``path`` from what its blocks print now, after
+    running the blocks of the pages before it (in reading order: a page may read the
+    runs an earlier one made)."""
     lines = path.read_text(encoding="utf-8").splitlines()
+    pages = documents()
+    before = pages[: pages.index(path)] if path in pages else []
     blocks = parse(path)
     with tempfile.TemporaryDirectory(prefix="readme-") as folder:
         env = workspace(Path(folder))
-        for block in blocks:
+        for block in [b for page in before for b in parse(page)] + blocks:
             run_block(block, Path(folder), env)
     for block in reversed(blocks):  # from the end, so earlier spans stay put
         if block.expected_span is not None:

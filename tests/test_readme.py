@@ -1,7 +1,8 @@
-"""Every block of the README (and docs/) marked ``<!-- runnable -->`` runs as a new user
-runs it, offline on the recorded data, and prints what the README shows under it: the
-documentation cannot drift from the program. The markers are described in
-tests/readme_blocks.py, and in the README's "Documentation that runs"."""
+"""Every block of the README and of the site's pages (docs/) marked ``<!-- runnable -->``
+runs as a new user runs it, offline on the recorded data, in the site's reading order, and
+prints what the page shows under it: the documentation cannot drift from the program. The
+markers are described in tests/readme_blocks.py, and in docs/internals/testing.md
+("Documentation that runs")."""
 
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ def test_runnable_block_runs_and_prints_what_is_shown(
     if block.expected is not None:
         assert matches(block.expected, result.printed), (
             f"{block.where}: the output shown differs from what the block printed "
-            f"(regenerate: .venv/bin/python -m tests.readme_blocks --update README.md):\n"
-            + readme_blocks.difference(result)
+            f"(regenerate: .venv/bin/python -m tests.readme_blocks --update "
+            f"{block.path.relative_to(readme_blocks.ROOT)}):\n" + readme_blocks.difference(result)
         )
 
 
