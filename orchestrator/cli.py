@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="replay the recorded data through the strategy (paper), or trade (live)"
     )
-    run.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    run.add_argument(
+        "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
+    )
     run.add_argument(
         "--resume",
         type=Path,
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         "against the loopback Bybit venue replaying the recorded data, one market hour per "
         "cycle, then reports as a run does, beside the always-hedged baseline on paper.",
     )
-    rehearse.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    rehearse.add_argument(
+        "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
+    )
     rehearse.add_argument("--hours", type=int, help="market hours to rehearse (default: all)")
     rehearse.add_argument("--start", help="market time to start at, e.g. 2024-06-01")
     rehearse.add_argument("--faults", type=Path, metavar="FILE", help="a venue fault spec")
@@ -66,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json, chart.html, best.yaml). Trials run on a local Dask cluster (one worker "
         "per core) unless --scheduler names an existing one.",
     )
-    sweep.add_argument("sweep_file", nargs="?", type=Path, default=Path("sweep.yaml"))
+    sweep.add_argument(
+        "sweep_file", nargs="?", type=Path, default=Path("sweep.yaml"), help="the sweep file"
+    )
     sweep.add_argument(
         "--resume",
         type=Path,
@@ -82,13 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--write-schema", type=Path, metavar="FILE", help="write it to FILE")
 
     check = commands.add_parser("check", help="validate the config and its data without running")
-    check.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    check.add_argument(
+        "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
+    )
 
     schema = commands.add_parser("schema", help="print the JSON Schema of config.yaml")
     schema.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE instead")
 
     demo = commands.add_parser("demo", help="open and close one paper position on stub prices")
-    demo.add_argument("config", nargs="?", type=Path, default=Path("config.yaml"))
+    demo.add_argument(
+        "config",
+        nargs="?",
+        type=Path,
+        default=Path("config.yaml"),
+        help="the run config (fees, balance, size)",
+    )
 
     data = commands.add_parser("data", help="market data for replays")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -142,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("--json", action="store_true", help="machine-readable output")
 
     diag = commands.add_parser("diagrams", help="write the state diagrams from the machines")
-    diag.add_argument("--out", type=Path, default=Path("diagrams"))
+    diag.add_argument(
+        "--out", type=Path, default=Path("diagrams"), help="the folder written and checked"
+    )
     diag.add_argument("--check", action="store_true", help="exit 1 if the files are out of date")
     diag.add_argument(
         "--position", metavar="ID", help="print the machine with this position's path marked"
@@ -220,11 +236,14 @@ class _OneLine(logging.Formatter):
 def run() -> None:
     """Console-script entry point.
 
-    Exit codes: 0 done; 1 ``diagrams --check`` found stale files; 2 an error
-    said before anything ran (config, data, output folder); 3 a run whose
-    results could not all be written (its folder is marked INCOMPLETE);
-    128 + a signal's number when stopped by SIGINT (130), SIGHUP (129) or
-    SIGTERM (143): see ``orchestrator.commands.run``.
+    Exit codes: 0 done; 1 ``diagrams --check`` found stale files, or ``stop``,
+    ``pause`` or ``resume-trading`` had no answer from the run in time (the
+    request waits for its next cycle); 2 an error said before anything ran
+    (config, data, output folder; a run that is not running or refused the
+    request); 3 a run whose results could not all be written (its folder is
+    marked INCOMPLETE); 128 + a signal's number when stopped by SIGINT (130),
+    SIGHUP (129) or SIGTERM (143), or a live run by SIGUSR1 (138: every
+    position closed first): see ``orchestrator.commands.run``.
     """
     handler = logging.StreamHandler()
     handler.setFormatter(_OneLine())

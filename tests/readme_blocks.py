@@ -1,4 +1,5 @@
-"""The runnable blocks of the README (and docs/): found, run, and their shown output checked.
+"""The runnable blocks of the README and the site's pages (docs/): found, run, and their
+shown output checked.
 
 Markers (HTML comments: GitHub does not show them):
 
@@ -13,13 +14,13 @@ Markers (HTML comments: GitHub does not show them):
   compared). Trailing spaces are ignored. ``...`` inside a line matches any text on that line
   (run ids, timings, wall-clock times); a line that is only ``...`` matches any number of lines.
 
-Regenerate the shown outputs after a change of what the commands print::
+Regenerate the shown outputs of a page after a change of what the commands print::
 
-    .venv/bin/python -m tests.readme_blocks --update README.md
+    .venv/bin/python -m tests.readme_blocks --update docs/quickstart.md
 
-It runs every runnable block and rewrites each output block with what was printed, keeping
-every line of the block whose pattern still matches (so the ``...`` parts stay), then shows
-``git diff README.md`` to review.
+It runs every runnable block of the pages before it and of the page, and rewrites each of
+the page's output blocks with what was printed, keeping every line of the block whose
+pattern still matches (so the ``...`` parts stay); review with ``git diff``.
 """
 
 from __future__ import annotations
@@ -35,12 +36,21 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNNABLE = "<!-- runnable -->"
 OUTPUT = "<!-- output -->"
 ANY = "..."
 # Files a new user's commands read from the repository root.
-COPIED = ("config.yaml", "sweep.yaml", "config.schema.json", "sweep.schema.json", "diagrams")
+COPIED = (
+    "config.yaml",
+    "sweep.yaml",
+    "config.schema.json",
+    "sweep.schema.json",
+    "diagrams",
+    "docs/examples",  # the files the site's pages use (a quick sweep)
+)
 COMMAND_TIMEOUT = 300  # seconds: a safety net for a hung command, not a measurement
 
 
@@ -65,8 +75,38 @@ class Block:
 
 
 def documents() -> list[Path]:
-    """The README, then every page of docs/ (when there is one)."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+    """The README, then the site's pages in the order of its navigation (mkdocs.yml's
+    ``nav``: the order a reader follows, so a page may use the runs an earlier one made),
+    then any page of docs/ not in it."""
+    named = [ROOT / "docs" / name for name in nav_pages(ROOT / "mkdocs.yml")]
+    pages = [page for page in named if page.is_file()]
+    rest = sorted(set((ROOT / "docs").glob("**/*.md")) - set(pages))
+    return [ROOT / "README.md", *pages, *rest]
+
+
+def nav_pages(mkdocs_yml: Path) -> list[str]:
+    """The pages named in the site's ``nav``, in order (none without the file)."""
+    if not mkdocs_yml.is_file():
+        return []
+
+    class Loader(yaml.SafeLoader):
+        """Reads MkDocs' ``!!python/name:`` tags as nothing: only ``nav`` is wanted."""
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+    found: list[str] = []
+
+    def walk(entry: object) -> None:
+        if isinstance(entry, str) and entry.endswith(".md"):
+            found.append(entry)
+        elif isinstance(entry, list):
+            for item in entry:
+                walk(item)
+        elif isinstance(entry, dict):
+            for item in entry.values():
+                walk(item)
+
+    walk(yaml.load(mkdocs_yml.read_text(encoding="utf-8"), Loader=Loader).get("nav", []))
+    return found
 
 
 def _fence(lines: list[str], start: int, path: Path, marker: str) -> tuple[str, int]:
@@ -188,9 +228,7 @@ def difference(block: Block) -> str:
     pattern (so a run id under ``...`` is not reported)."""
     assert block.expected is not None
     return "\n".join(
-        difflib.unified_diff(
-            block.expected, regenerated(block), "shown in the README", "printed", lineterm=""
-        )
+        difflib.unified_diff(block.expected, regenerated(block), "shown", "printed", lineterm="")
     )
 
 
@@ -268,11 +306,16 @@ def _merged(expected: str, printed: str) -> str:
 
 
 def update(path: Path) -> int:
+    """Rewrites the output blocks of ``path`` from what its blocks print now, after
+    running the blocks of the pages before it (in reading order: a page may read the
+    runs an earlier one made)."""
     lines = path.read_text(encoding="utf-8").splitlines()
+    pages = documents()
+    before = pages[: pages.index(path)] if path in pages else []
     blocks = parse(path)
     with tempfile.TemporaryDirectory(prefix="readme-") as folder:
         env = workspace(Path(folder))
-        for block in blocks:
+        for block in [b for page in before for b in parse(page)] + blocks:
             run_block(block, Path(folder), env)
     for block in reversed(blocks):  # from the end, so earlier spans stay put
         if block.expected_span is not None:

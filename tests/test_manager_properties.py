@@ -8,7 +8,7 @@ venue twice, nothing is sent on an intent twice, and the trader's own coins are
 never sold.
 
 Time is trio's MockClock: a schedule of seconds runs in microseconds. CI runs
-1,000 examples; the deeper profile is documented in the README:
+1,000 examples; the deeper profile is documented in docs/internals/testing.md:
 
     HYPOTHESIS_PROFILE=deep .venv/bin/pytest tests/test_manager_properties.py
 """

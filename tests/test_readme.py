@@ -1,7 +1,8 @@
-"""Every block of the README (and docs/) marked ``<!-- runnable -->`` runs as a new user
-runs it, offline on the recorded data, and prints what the README shows under it: the
-documentation cannot drift from the program. The markers are described in
-tests/readme_blocks.py, and in the README's "Documentation that runs"."""
+"""Every block of the README and of the site's pages (docs/) marked ``<!-- runnable -->``
+runs as a new user runs it, offline on the recorded data, in the site's reading order, and
+prints what the page shows under it: the documentation cannot drift from the program. The
+markers are described in tests/readme_blocks.py, and in docs/internals/testing.md
+("Documentation that runs")."""
 
 from __future__ import annotations
 
@@ -32,11 +33,14 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Block | Exception
     return results
 
 
-def test_the_readme_marks_its_offline_commands_runnable() -> None:
+def test_the_docs_mark_their_offline_commands_runnable() -> None:
+    """The README and the site's pages together run every offline command."""
     commands = "\n".join(b.code for b in BLOCKS if b.language == "sh")
     for command in ("run", "check", "schema", "journal", "traces", "diagrams", "demo"):
         assert f".venv/bin/orchestrator {command}" in commands, command
     assert "orchestrator rehearse" in commands
+    assert "orchestrator sweep" in commands
+    assert "orchestrator run --resume" in commands
     assert any(b.language == "python" for b in BLOCKS)
     assert sum(b.expected is not None for b in BLOCKS) >= 5
 
@@ -51,8 +55,8 @@ def test_runnable_block_runs_and_prints_what_is_shown(
     if block.expected is not None:
         assert matches(block.expected, result.printed), (
             f"{block.where}: the output shown differs from what the block printed "
-            f"(regenerate: .venv/bin/python -m tests.readme_blocks --update README.md):\n"
-            + readme_blocks.difference(result)
+            f"(regenerate: .venv/bin/python -m tests.readme_blocks --update "
+            f"{block.path.relative_to(readme_blocks.ROOT)}):\n" + readme_blocks.difference(result)
         )
 
 

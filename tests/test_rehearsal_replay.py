@@ -135,7 +135,7 @@ def test_a_rehearsal_equals_the_paper_replay_of_the_same_hours(
 
 def test_the_shipped_default_and_the_readmes_faults_example_rehearse(workdir: Path) -> None:
     """`orchestrator rehearse config.yaml` (shortened) starts at the data's first hour;
-    so does the README's --faults example. A pipe stays quiet: no progress bar."""
+    so does the rehearsal guide's --faults example. A pipe stays quiet: no progress bar."""
     code, out, err = finished("rehearse", "config.yaml", "--hours", "24", cwd=workdir)
     assert code == 0, err
     assert "rehearsal" in out and "always hedged" in out

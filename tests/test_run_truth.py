@@ -78,9 +78,9 @@ def recomputed(ledger: list[dict[str, str]], run: str, start: Decimal) -> Decima
 
 
 def readme_faults() -> str:
-    """The fault file the README shows under **Faults**."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("**Faults**") :]
+    """The fault file the rehearsal guide shows under ``## Faults``."""
+    text = (ROOT / "docs" / "guides" / "rehearsal.md").read_text()
+    section = text[text.index("## Faults") :]
     return section.split("```yaml\n", 1)[1].split("```", 1)[0]
 
 

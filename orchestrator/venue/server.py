@@ -278,6 +278,10 @@ class Venue:
 
     # -- the pipeline -----------------------------------------------------------
 
+    def routes(self) -> list[tuple[str, str, bool]]:
+        """Every Bybit v5 route it serves: (method, path, whether it must be signed)."""
+        return [(m, f"/v5/{e}", signed) for (m, e), (_, signed) in self._endpoints().items()]
+
     def _endpoints(self) -> dict[tuple[str, str], tuple[Handler, bool]]:
         return {
             ("GET", "market/instruments-info"): (partial(endpoints.instruments, self), False),
