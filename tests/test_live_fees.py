@@ -6,8 +6,13 @@ coins. Real ccxt against the shipped venue."""
 
 from __future__ import annotations
 
+import csv
+import json
+import signal
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +22,13 @@ from orchestrator.settings import VenueTiming
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, FaultRule, Venue
 from tests.fake_bybit import INSTRUMENTS
 from tests.support import BTC_PERP, BTC_SPOT, FakeClock
+from tests.test_crash_resume_live import (
+    VenueProcess,
+    Watched,
+    journal_state,
+    orchestrator,
+    write_config,
+)
 
 pytestmark = pytest.mark.anyio
 D = Decimal
@@ -72,3 +84,55 @@ async def test_a_round_trip_without_fee_detail_keeps_the_traders_own_coins(
     assert venue.book.wallet["BTC"] == OWN_BTC  # the trader's own coins, untouched
     assert venue.audit.oversold() == {}
     assert venue.audit.sent_twice() == []
+
+
+def test_through_the_cli_a_run_without_fee_detail_keeps_the_traders_own_coins(
+    tmp_path: Path,
+) -> None:
+    """The same through ``orchestrator run`` (mode live) against ``orchestrator venue`` in
+    its own process, every order read without cumFeeDetail: the run opens and closes,
+    its ledger has every fee the venue took and balances on the venue's numbers, and the
+    trader's own BTC are still there."""
+    rules = {"rules": [{"kind": "no_fee_detail", "times": None}]}
+    (tmp_path / "rules.json").write_text(json.dumps(rules))
+    venue = VenueProcess(
+        tmp_path,
+        [],
+        "100000",
+        "--balance",
+        f"BTC={OWN_BTC}",
+        "--faults",
+        str(tmp_path / "rules.json"),
+    )
+    try:
+        write_config(tmp_path, venue.url, on_stop="close")
+        run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
+        deadline = time.monotonic() + 60
+        while run.process.poll() is None and time.monotonic() < deadline:
+            folders = sorted((tmp_path / "runs").glob("*"))
+            if (journal_state(folders[-1])[0] if folders else []) == ["validated"]:
+                break
+            time.sleep(0.05)
+        run.process.send_signal(signal.SIGTERM)
+        code, err = run.finish(timeout=60)
+        state = venue.admin("state")
+    finally:
+        venue.stop()
+    assert code == 143, err
+    assert "Traceback" not in err
+    btc = next(
+        D(c["walletBalance"])
+        for a in state["wallet"]["list"]
+        for c in a["coin"]
+        if c["coin"] == "BTC"
+    )
+    assert btc == OWN_BTC, btc  # on_stop: close sold what the run bought, and only that
+    assert state["checks"]["oversold"] == {}
+    (run_dir,) = (tmp_path / "runs").glob("*")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["positions"] == {"closed": 1}, err
+    assert summary["ledger_balances"] is True, err
+    with (run_dir / "ledger.csv").open() as f:
+        fees = [D(r["amount"]) for r in csv.DictReader(f) if r["kind"] == "fee"]
+    venue_fees = [D(e["execFee"]) for e in state["executions"] if e["execType"] == "Trade"]
+    assert len(fees) == len(venue_fees) == 4 and all(fee < 0 for fee in fees), (fees, venue_fees)
