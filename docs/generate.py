@@ -75,6 +75,13 @@ CONFIG_KEYS: dict[str, Key] = {
         "`paper` replays the recorded data with simulated fills; `live` trades on Bybit "
         "(keys from the environment)."
     ),
+    "market": Key(
+        "Where a paper run's prices and funding come from: `recorded` (the default, a "
+        "replay of the recorded data) or `live` (a dry run: the venue's live tickers and "
+        "settlements drive the strategy as in live mode, fills are simulated; no API key). "
+        "A live run trades on the live market; `market: recorded` with `mode: live` is "
+        "refused."
+    ),
     "venue": Key("The exchange. Bybit is the only one."),
     "network": Key(
         "Live mode: which Bybit. `mainnet`, `testnet`, or `demo` (Bybit's demo trading). "

@@ -346,6 +346,10 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A run: decimals are quoted strings; API keys come only from the environment."""
 
     mode: Literal["paper", "live"] = "paper"
+    # Where a paper run's prices and funding come from: the recorded data (a replay), or
+    # the venue's live market (a dry run: paper fills on live prices, no key needed).
+    # A live run trades on the live market.
+    market: Literal["recorded", "live"] | None = None
     venue: Literal["bybit"] = "bybit"
     network: Literal["mainnet", "testnet", "demo"] = "testnet"  # live mode: which Bybit
     pairs: list[Pair] = msgspec.field(
@@ -408,6 +412,12 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 f"second, got {timeout:g}: a market order's round trip to the venue takes up "
                 "to a second, and a leg timed out while filling is rolled back, paying fees twice"
             )
+        if self.mode == "live" and self.market == "recorded":
+            raise ValueError(
+                "market: a live run trades on the live market; for paper fills on the "
+                "recorded data use mode: paper (market: recorded), on live prices "
+                "mode: paper with market: live (a dry run)"
+            )
         request_timeout = self.live.request_timeout_ms / 1000
         if self.mode == "live" and timeout < 2 * request_timeout:
             raise ValueError(
@@ -422,6 +432,16 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                     f"fees.{name}: must be >= 0, got {rate} (rebates are paid to makers, "
                     "never to takers)"
                 )
+
+    @property
+    def dry_run(self) -> bool:
+        """Paper fills on the venue's live prices and funding (``market: live``)."""
+        return self.mode == "paper" and self.market == "live"
+
+    @property
+    def on_live_market(self) -> bool:
+        """A live run or a dry run: the venue's market drives it, on the wall clock."""
+        return self.mode == "live" or self.dry_run
 
 
 class Loaded(msgspec.Struct, frozen=True):

@@ -18,7 +18,7 @@ def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = Non
     the warnings a run would print, on stderr; nothing created."""
     out, err = out or sys.stdout, err or sys.stderr
     loaded = load(config_path)
-    if loaded.config.mode == "live":
+    if loaded.config.on_live_market:
         return _check_live(config_path, loaded, out, err)
     prepared = prepare(loaded)
     for warning in prepared.warnings:
@@ -35,19 +35,22 @@ def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = Non
 
 
 def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> int:
-    """A live config: the settings, the keys in the environment, the output folder.
-    Nothing is sent (the venue is first asked by ``run``, in its startup checks)."""
+    """A live config (or a dry run's): the settings, the keys in the environment (a dry
+    run needs none), the output folder. Nothing is sent (the venue is first asked by
+    ``run``, in its startup checks)."""
     for warning in loaded.warnings:
         print(f"warning: {warning}", file=err)
-    credentials()
-    files.ensure_writable(loaded.output_dir(), create=False)
     config = loaded.config
+    if not config.dry_run:
+        credentials()
+    files.ensure_writable(loaded.output_dir(), create=False)
     where = config.live.url or f"Bybit {config.network}"
-    print(
-        f"{config_path}: OK: live on {where}, {len(config.pairs)} pairs; "
-        "API key and secret found in the environment",
-        file=out,
-    )
+    if config.dry_run:
+        what = "a dry run (paper fills) on the live market of"
+        keys = "no API key needed"
+    else:
+        what, keys = "live on", "API key and secret found in the environment"
+    print(f"{config_path}: OK: {what} {where}, {len(config.pairs)} pairs; {keys}", file=out)
     return 0
 
 

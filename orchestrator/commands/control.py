@@ -14,7 +14,7 @@ from orchestrator.control import Command, ControlError, new_request, running, se
 from orchestrator.journal import Journal, JournalError
 from orchestrator.journal.schema import DB_NAME
 
-STEERABLE = ("live", "rehearsal")  # a replay runs in seconds: Ctrl-C stops it
+STEERABLE = ("live", "dry-run", "rehearsal")  # a replay runs in seconds: Ctrl-C stops it
 RESULTS = "summary.json"
 
 

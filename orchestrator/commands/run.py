@@ -68,6 +68,7 @@ EXIT_UNBALANCED = 4
 
 CONFIG_FILE = "config.yaml"
 CONFIG_PATH = "config_path"  # journal meta: where the run's config was (its relative paths)
+DRY_RUN = "dry-run"  # the journal's mode of a paper run on the live market
 RESULT_FILES = ["summary.json", "ledger.csv", "positions.csv"]
 CHART_FILE = "chart.html"
 
@@ -177,13 +178,13 @@ def _session(
 ) -> tuple[str, str, list[str], Play]:
     """What the run plays: (mode, client order id nonce, warnings, the coroutine)."""
     config = loaded.config
-    if rehearsal is None and config.mode == "live":
+    if rehearsal is None and config.on_live_market:
         # The live and rehearsal sessions are imported only when a run is one: they
         # load ccxt and aiohttp (about 0.7 s), which a paper run never needs.
         from orchestrator.live.session import live_session
 
-        credentials()  # a missing key is said now, before anything else
-
+        if not config.dry_run:
+            credentials()  # a missing key is said now, before anything else
         nonce = new_run_nonce()
         say = _teller(err)
 
@@ -203,7 +204,8 @@ def _session(
             )
             return result, None
 
-        return "live", nonce, list(loaded.warnings), live
+        mode = DRY_RUN if config.dry_run else "live"
+        return mode, nonce, list(loaded.warnings), live
     prepared = prepare(loaded)
     if rehearsal is None:
 
@@ -351,7 +353,7 @@ def _resume(
                 f"{run_dir}: the run folder lacks its config ({CONFIG_FILE}); nothing was done"
             )
         mode = meta.get("mode")
-        if mode not in ("paper", "live"):
+        if mode not in ("paper", "live", DRY_RUN):
             why = (
                 "a rehearsal's venue ran inside its process and ended with it; rehearse again"
                 if mode == "rehearsal"
@@ -364,12 +366,13 @@ def _resume(
         loaded = load(copy)
         original = Path(meta.get(CONFIG_PATH, str(copy)))
         loaded = msgspec.structs.replace(loaded, path=original)
-        if loaded.config.mode != mode:
+        configured = DRY_RUN if loaded.config.dry_run else loaded.config.mode
+        if configured != mode:
             raise OrchestratorError(
-                f"{run_dir}: its {CONFIG_FILE} says mode {loaded.config.mode}, its journal "
+                f"{run_dir}: its {CONFIG_FILE} says {configured}, its journal "
                 f"{mode}; nothing was done"
             )
-        if mode == "live":
+        if mode in ("live", DRY_RUN):
             nonce, warnings, play = _resumed_live(loaded, journal, meta, err)
             recorder = JournalRecorder(journal)
         else:
@@ -429,8 +432,9 @@ def _resumed_live(
     from orchestrator.live.resume import Journaled  # (as in _session: ccxt only if live)
     from orchestrator.live.session import live_session
 
-    credentials()  # a missing key is said now, before anything else
     config, nonce = loaded.config, meta.get("run_nonce", "")
+    if not config.dry_run:
+        credentials()  # a missing key is said now, before anything else
     journaled = Journaled.read(journal, "strategy")
     say = _teller(err)
 

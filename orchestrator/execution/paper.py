@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
+
 from orchestrator.exceptions import (
     InsufficientFundsError,
     InvalidOrderError,
@@ -180,6 +182,29 @@ class PaperExecutor(Executor):
     async def fetch_holdings(self, spot: Instrument, perp: Instrument) -> Holdings:
         size = self._perps.get(perp.symbol, PerpHolding()).size
         return Holdings(spot=self.balance(spot.base), perp_short=max(-size, ZERO))
+
+    # -- after a restart
+
+    def take_back(self, request: OrderRequest, result: OrderResult) -> None:
+        """An order this paper venue answered before a restart, as the run's journal
+        recorded it: its fill applied to the wallet and perps again, and found by its
+        client order id. (A dry run's venue lived in the process that stopped; its
+        journal is all that is left of what it did.)"""
+        self._orders[request.client_order_id] = result
+        if result.filled_qty <= 0 or result.avg_price is None:
+            return
+        inst = self._instruments[request.symbol]
+        if inst.category is Category.SPOT:
+            buy = request.side is Side.BUY
+            self._fill_spot(inst, buy, result.filled_qty, result.avg_price, result.fee)
+        else:
+            filled = msgspec.structs.replace(request, quantity=result.filled_qty)
+            self._fill_perp(inst, filled, result.avg_price, result.fee)
+
+    def take_back_funding(self, symbol: str, amount: Decimal) -> None:
+        """A funding payment made before a restart (the journal's ledger entry)."""
+        quote = self._instruments[symbol].quote
+        self._balances[quote] = self._balances.get(quote, ZERO) + amount
 
     # -- fills
 

@@ -180,7 +180,7 @@ class Journal(Records):
             )
             conn.execute("COMMIT")
             sync_folder(run_dir)  # the new file's name, durable too
-            return cls(path, conn, lock, durable_intents=mode == "live")
+            return cls(path, conn, lock, durable_intents=mode in ("live", "dry-run"))
         except BaseException as exc:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -219,7 +219,8 @@ class Journal(Records):
                 raise JournalError(f"{path}: cannot be put in WAL mode")
             probe_write(conn, path)
             mode = conn.execute("SELECT value FROM meta WHERE key = 'mode'").fetchone()
-            return cls(path, conn, lock, durable_intents=mode is None or mode[0] == "live")
+            durable = mode is None or mode[0] in ("live", "dry-run")
+            return cls(path, conn, lock, durable_intents=durable)
         except BaseException as exc:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):

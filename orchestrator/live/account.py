@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from orchestrator.bybit.retry import read_venue
-from orchestrator.execution.paper import PerpHolding
+from orchestrator.execution.paper import PaperExecutor, PerpHolding
 from orchestrator.models import ZERO
 
 
@@ -72,3 +72,23 @@ class LiveAccount:
     def get_perp_position(self, symbol: str) -> PerpHolding:
         held = self._positions.get(symbol, PerpHolding())
         return PerpHolding(held.size, held.entry_price)
+
+
+class PaperAccount:
+    """A dry run's account: the PaperExecutor's virtual wallet and perp positions, read
+    as a live run reads the venue's (there is nothing to refresh: it is the truth)."""
+
+    def __init__(self, paper: PaperExecutor) -> None:
+        self._paper = paper
+
+    async def refresh(self) -> None:
+        return None
+
+    def balance(self, currency: str) -> Decimal:
+        return self._paper.balance(currency)
+
+    def available_balance(self, currency: str) -> Decimal:
+        return self._paper.available_balance(currency)
+
+    def get_perp_position(self, symbol: str) -> PerpHolding:
+        return self._paper.get_perp_position(symbol)

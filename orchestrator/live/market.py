@@ -171,6 +171,46 @@ class LiveMarket:
                 del self._next_funding[i]  # the next poll reads the new next funding time
         return found
 
+    async def paper_funding(
+        self, run: PairRun, since_ms: int, quantity: Decimal
+    ) -> list[FundingPaid]:
+        """A dry run's short of ``quantity`` contracts: each settlement since ``since_ms``
+        in the venue's public funding history, paid at the perp's price of the
+        settlement's hour (its candle's open, the venue's own text), as a replay pays it."""
+        rows = await read(
+            partial(
+                self._exchange.fetch_funding_rate_history,
+                run.perp.symbol,
+                since_ms,
+                50,
+                {"until": self.clock.now_ms() + 1},
+            )
+        )
+        paid: list[FundingPaid] = []
+        for row in sorted(rows, key=lambda r: r["timestamp"]):
+            stamp, rate = int(row["timestamp"]), _decimal(row.get("fundingRate"))
+            if stamp < since_ms or rate is None:
+                continue
+            price = await self._price_at(run, stamp)
+            if price is None:
+                continue  # no price for that hour: not paid, and the summary says so
+            received = quantity * price * rate  # the short receives a positive rate
+            key = f"paper-{run.perp.symbol}-{stamp}"
+            paid.append(FundingPaid(key, stamp, quantity, price, rate, received))
+        return paid
+
+    async def _price_at(self, run: PairRun, stamp: int) -> Decimal | None:
+        """The perp's price at ``stamp``: the open of the hour's candle, or, where the
+        venue does not list a candle still forming, the close of the hour before."""
+        for start, column in ((stamp, 1), (stamp - HOUR_MS, 4)):
+            params: dict[str, str | int] = {"category": "linear", "interval": "60"}
+            params |= {"symbol": self._ids[run.perp.symbol], "start": start, "end": start}
+            answer = await read(partial(self._exchange.publicGetV5MarketKline, params))
+            candles = ((answer or {}).get("result") or {}).get("list") or []
+            if candles and isinstance(candles[0], list) and len(candles[0]) > column:
+                return _decimal(candles[0][column])
+        return None
+
     async def funding_paid(self, run: PairRun, since_ms: int) -> list[FundingPaid]:
         """Funding executions on the run's perp since ``since_ms`` not yet recorded."""
         rows = await read(

@@ -101,6 +101,18 @@ async def check_account(
     return shape
 
 
+def public_terms(
+    exchange: Any, pairs: Sequence[tuple[Instrument, Instrument]], fees: FeeSettings
+) -> AccountShape:
+    """A dry run's terms, from the venue's public data alone: the configured fee rates
+    (there is no account to ask) and each perp's funding interval."""
+    shape = AccountShape()
+    for _spot, perp in pairs:
+        interval = _interval_hours(exchange.market(perp.symbol), shape)
+        shape.terms[perp.symbol] = PairTerms(fees=fees, interval_hours=interval)
+    return shape
+
+
 def _check_key(key: dict[str, Any]) -> None:
     if str(key.get("readOnly")) == "1":
         raise refuse("the API key is read-only; it needs spot and contract trading")

@@ -19,6 +19,8 @@ from decimal import Decimal
 
 from machines import FINAL_STATES
 from orchestrator.exceptions import OrderOutcomeUnknown
+from orchestrator.execution.live import LiveExecutor
+from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.reader import Records
 from orchestrator.journal.schema import Intent
 from orchestrator.live.preflight import StartupError
@@ -72,6 +74,19 @@ class Journaled:
         return [p for p in self.positions if p.state not in FINAL_STATES]
 
 
+def take_back_paper(paper: PaperExecutor, journaled: Journaled) -> None:
+    """A dry run's venue lived in the process that stopped: its wallet and perps are
+    made again from what the journal says it filled and paid, in the order recorded.
+    An order the journal has no answer for never reached it (it died with it)."""
+    for position in journaled.positions:
+        for intent in journaled.orders.get(position.id, []):
+            if intent.result is not None:
+                paper.take_back(intent.request, intent.result)
+    for entry in journaled.ledger:
+        if entry.kind == "funding":
+            paper.take_back_funding(entry.symbol, entry.amount)
+
+
 def pair_of(run: LiveRun, position: Position) -> PairRun | None:
     for pair in run.pairs:
         if (pair.spot.symbol, pair.perp.symbol) == (position.spot_symbol, position.perp_symbol):
@@ -98,6 +113,8 @@ async def reconcile(run: LiveRun, journaled: Journaled) -> None:
         # The pair holds it from now on: valued and marked even if the run stops
         # before its first cycle carries it on.
         pair.position = position
+    if run.paper is not None:
+        take_back_paper(run.paper, journaled)
     unknown = await run.manager.settle_restored()
     if unknown:
         ids = ", ".join(r.client_order_id for r in unknown)
@@ -137,6 +154,8 @@ async def changed_outside(
     or more perp short sold by trades the run did not send (the owner's own): pair -> what
     changed. The first cycle takes a change in, as a live run does."""
     changed: dict[str, str] = {}
+    if not isinstance(run.executor, LiveExecutor):
+        return changed  # a dry run's paper account changes by its own orders only
     for pair in run.pairs:
         held = [p for other, p in restored if other is pair]
         if pair.name not in differing or len(held) != 1 or held[0].state not in ADOPTABLE:

@@ -32,8 +32,9 @@ from orchestrator.config import Config
 from orchestrator.control import ControlBox, Request
 from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
+from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.recorder import JournalRecorder
-from orchestrator.live.account import LiveAccount
+from orchestrator.live.account import LiveAccount, PaperAccount
 from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.live.preflight import (
@@ -41,6 +42,7 @@ from orchestrator.live.preflight import (
     StartupError,
     check_account,
     check_markets,
+    public_terms,
     set_leverage,
 )
 from orchestrator.market.ticker import TickerService
@@ -92,7 +94,7 @@ class LiveRun(Trader):
         config: Config,
         exchange: Any,
         pairs: list[PairRun],
-        account: LiveAccount,
+        account: LiveAccount | None,
         *,
         tracer: Tracer | None,
         label: str,
@@ -103,6 +105,7 @@ class LiveRun(Trader):
         shape: AccountShape,
         recorder: JournalRecorder | None = None,
     ) -> None:
+        """``account`` None: a dry run, paper fills on the venue's live prices."""
         self.config = config
         self.recorder = recorder
         # The operator's requests (control.py), taken every cycle; a stop asked for there
@@ -126,7 +129,26 @@ class LiveRun(Trader):
         tracing = PositionTracer(tracer, clock=ticker.clock)
         if recorder is not None:
             recorder.clock = ticker.clock
-        self.executor = LiveExecutor(exchange, timing=config.live.timing, hedged=shape.hedged)
+        # A dry run's venue is a PaperExecutor in this process, filling at the live prices;
+        # its account is that executor's virtual wallet, read as the venue's would be.
+        self.paper: PaperExecutor | None = None
+        self.executor: LiveExecutor | PaperExecutor
+        held: LiveAccount | PaperAccount
+        if account is None:
+            instruments = [i for run in pairs for i in (run.spot, run.perp)]
+            self.paper = PaperExecutor(
+                ticker,
+                config.fees,
+                instruments,
+                slippage=config.paper.slippage,
+                leverage=config.paper.leverage,
+            )
+            for currency, amount in config.balances.items():
+                self.paper.set_initial_balance(currency, amount)
+            self.executor, held = self.paper, PaperAccount(self.paper)
+        else:
+            self.executor = LiveExecutor(exchange, timing=config.live.timing, hedged=shape.hedged)
+            held = account
         manager = PositionManager(
             self.executor,
             ticker,
@@ -137,21 +159,24 @@ class LiveRun(Trader):
             listeners=[] if recorder is None else [recorder],
         )
         quote = pairs[0].spot.quote
-        self.starting_balance = account.balance(quote)
+        self.starting_balance = held.balance(quote)
         super().__init__(
             pairs,
             manager,
-            account,
+            self.paper or held,  # the paper executor: its wallet is journaled as a replay's
             ticker,
-            Ledger({quote: self.starting_balance}, on_money=tracing.money),
-            leverage=config.live.leverage,
+            Ledger(
+                dict(config.balances) if self.paper else {quote: self.starting_balance},
+                on_money=tracing.money,
+            ),
+            leverage=config.paper.leverage if self.paper else config.live.leverage,
             label=label,
             journal=recorder,
             risk=config.risk,
             concurrent=True,
         )
-        self.live_account = account
-        self.held_where = "on the venue"
+        self.live_account = held
+        self.held_where = "in the dry run's paper account" if self.paper else "on the venue"
         self.market = LiveMarket(exchange, pairs, ticker, self.clock)
         self.skipped = skipped
         self.shape = shape
@@ -173,10 +198,12 @@ class LiveRun(Trader):
         run_nonce: str | None = None,
         recorder: JournalRecorder | None = None,
         own_perps: Collection[str] = (),
+        dry_run: bool = False,
     ) -> LiveRun:
         """Markets, pairs, account and leverage, in that order; StartupError if off.
         ``own_perps``: perp symbols whose positions a resumed run's journal holds (its
-        own, not another's)."""
+        own, not another's). ``dry_run``: paper fills on the live market; only the
+        venue's public data is read (no key, no account)."""
         try:
             return await cls._connect(
                 config,
@@ -189,6 +216,7 @@ class LiveRun(Trader):
                 run_nonce=run_nonce,
                 recorder=recorder,
                 own_perps=own_perps,
+                dry_run=dry_run,
             )
         except ccxt.BaseError as exc:
             raise StartupError(
@@ -210,6 +238,7 @@ class LiveRun(Trader):
         run_nonce: str | None,
         recorder: JournalRecorder | None,
         own_perps: Collection[str],
+        dry_run: bool,
     ) -> LiveRun:
         await read(exchange.load_markets)
         instruments = check_markets(exchange, config.pairs)
@@ -217,25 +246,30 @@ class LiveRun(Trader):
             PairRun(p, instruments[p.spot], instruments[p.perp], s)
             for p, s in zip(config.pairs, strategies, strict=True)
         ]
+        legs = [(r.spot, r.perp) for r in pairs]
         # Read-only until the account is known to take the run's orders.
-        shape = await check_account(exchange, [(r.spot, r.perp) for r in pairs], config.fees)
+        if dry_run:
+            shape = public_terms(exchange, legs, config.fees)
+        else:
+            shape = await check_account(exchange, legs, config.fees)
         for run in pairs:
             if isinstance(run.strategy, FundingStrategy):
                 terms = shape.terms[run.perp.symbol]
                 run.strategy.adopt(terms.fees, terms.interval_hours)
-        account = LiveAccount(exchange, [run.perp.symbol for run in pairs])
-        await account.refresh()
-        skipped = []
-        for run in pairs:
-            foreign = account.get_perp_position(run.perp.symbol)
-            if foreign.size and run.perp.symbol not in own_perps:
-                # Not this run's: reported and left alone, and so is its pair.
-                run.ended = True
-                skipped.append(
-                    f"{run.perp.symbol}: the account already holds {foreign.size} contracts "
-                    f"at {foreign.entry_price} that this run did not open; left alone, and "
-                    f"{run.name} is not traded"
-                )
+        account = None if dry_run else LiveAccount(exchange, [run.perp.symbol for run in pairs])
+        skipped: list[str] = []
+        if account is not None:
+            await account.refresh()
+            for run in pairs:
+                foreign = account.get_perp_position(run.perp.symbol)
+                if foreign.size and run.perp.symbol not in own_perps:
+                    # Not this run's: reported and left alone, and so is its pair.
+                    run.ended = True
+                    skipped.append(
+                        f"{run.perp.symbol}: the account already holds {foreign.size} "
+                        f"contracts at {foreign.entry_price} that this run did not open; left "
+                        f"alone, and {run.name} is not traded"
+                    )
         return cls(
             config,
             exchange,
@@ -280,7 +314,7 @@ class LiveRun(Trader):
             # The first write: after the startup's checks and, when resuming, after the
             # journal and the venue were found to agree.
             for run in self.pairs:
-                if not run.ended:
+                if not run.ended and self.paper is None:
                     await set_leverage(self.exchange, run.perp.symbol, self.config.live.leverage)
             self.clock.set(int(await read(self.exchange.fetch_time)))
             # The rates settled by the start, as a replay of a window is warmed up.
@@ -385,7 +419,9 @@ class LiveRun(Trader):
         for i, when, rate in await self.market.settlements():
             run = self.pairs[i]
             holder = self._holder_at(run, when)
-            if holder is not None:
+            if holder is not None and self.paper is not None:
+                self._settle_on_paper(run, holder, when, rate)
+            elif holder is not None:
                 holders.setdefault(i, (holder, when))
             run.strategy.on_funding(rate)
             run.funding_rates.append((when, rate))
@@ -399,6 +435,8 @@ class LiveRun(Trader):
         holds (a close by hand, auto-deleveraging, a liquidation, coins moved out) is
         taken into the record at the venue's prices, said, and the rest closed: the pair
         is flat and trades again. More is the owner's, and left alone."""
+        if not isinstance(self.executor, LiveExecutor):
+            return  # a dry run's paper account changes by its own orders only
         for run in self.pairs:
             position = run.position
             if position is None or run.busy or position.state not in ADOPTABLE:
@@ -496,6 +534,29 @@ class LiveRun(Trader):
             return outcome
         return f"{self.asked_to_stop}: {outcome}"
 
+    def _settle_on_paper(self, run: PairRun, holder: str, when_ms: int, rate: Decimal) -> None:
+        """A dry run: the venue's settlement paid on the paper short, at the perp's last
+        price, as a replay pays it (Bybit's own record of it is the real account's)."""
+        assert self.paper is not None
+        position = run.position
+        if position is None or position.id != holder:
+            # Held at the settlement, closed before the run read it: a paper close is
+            # instant, so only a settlement read late (the venue lost a while) lands here.
+            when = datetime.fromtimestamp(when_ms / 1000, UTC)
+            self.notes.append(
+                f"{run.name}: the settlement at {when:%Y-%m-%d %H:%M} UTC was read after "
+                f"{holder} closed; not paid in the dry run"
+            )
+            return
+        price = self._last(run.perp.symbol)
+        quantity = abs(self.paper.get_perp_position(run.perp.symbol).size)
+        amount = self.paper.settle_funding(run.perp.symbol, rate, price)
+        if amount:
+            run.cash += self.ledger.record_funding(
+                when_ms, run.name, holder, run.perp.symbol, quantity, price, rate, amount
+            )
+            self.journal_money()
+
     def _holder_at(self, run: PairRun, when_ms: int) -> str | None:
         """The position of ``run``'s pair that held the perp short at ``when_ms``: the
         settlement's own time, not when the run read it (a close may have been under
@@ -520,9 +581,11 @@ class LiveRun(Trader):
         try:
             # Settled since the last cycle (a stop's closes take time): to their holders.
             self.clock_ms = self.clock.now_ms()
-            for i, when, _rate in await self.market.settlements():
+            for i, when, rate in await self.market.settlements():
                 holder = self._holder_at(self.pairs[i], when)
-                if holder is not None:
+                if holder is not None and self.paper is not None:
+                    self._settle_on_paper(self.pairs[i], holder, when, rate)
+                elif holder is not None:
                     holders.setdefault(i, (holder, when))
             await self._record_funding(holders, last=True)
         except ccxt.NetworkError as exc:
@@ -594,7 +657,12 @@ class LiveRun(Trader):
             opened = position.created_at or position.opened_at
             first = int(opened.timestamp() * 1000) if opened else self.start_ms or 0
             since = max(recorded, default=first) + 1
-            paid = await self.market.funding_paid(run, since)
+            if self.paper is not None:  # paid on the paper short, as it would have been
+                paid = await self.market.paper_funding(run, since, position.perp_qty)
+                for payment in paid:
+                    self.paper.take_back_funding(run.perp.symbol, payment.received)
+            else:
+                paid = await self.market.funding_paid(run, since)
             for payment in paid:
                 run.cash += self.ledger.record_funding(
                     payment.time_ms,

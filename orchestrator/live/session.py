@@ -35,12 +35,14 @@ async def live_session(
     control: ControlBox | None = None,
     close_on_stop: Callable[[], bool] = lambda: False,
 ) -> RunResult:
-    """Trade on Bybit (``config.network``) until stopped. Keys from the environment.
+    """Trade on Bybit (``config.network``) until stopped. Keys from the environment;
+    a dry run (``mode: paper``, ``market: live``) fills on paper at the live prices.
     ``resumed``: what the journal of the run being resumed holds, reconciled with the
     venue before anything is sent. ``control``: the operator's requests, taken every
     cycle; ``close_on_stop``: whether a stop closes every position (the emergency
     stop), whatever ``live.on_stop`` says."""
-    key, secret = credentials()  # a clear error before anything is sent
+    # A dry run reads only the venue's public data: it needs no key, and has none.
+    key, secret = ("", "") if config.dry_run else credentials()
     exchange = make_exchange(
         key, secret, config.live.timing, network=config.network, url=config.live.url
     )
@@ -53,6 +55,7 @@ async def live_session(
             recorder=recorder,
             run_nonce=run_nonce,
             own_perps={p.perp_symbol for p in resumed.unfinished} if resumed else (),
+            dry_run=config.dry_run,
         )
         run.say = say
         run.control, run.close_on_stop = control, close_on_stop

@@ -132,10 +132,11 @@ def make_plan(
     if base_override is None and not base_path.is_file():
         raise SweepError(f"{path}: base: no run config at {base_path}")
     base = base_override or load(base_path)
-    if base.config.mode != "paper":
+    if base.config.mode != "paper" or base.config.dry_run:
+        kind = "dry run" if base.config.dry_run else base.config.mode
         raise SweepError(
-            f"{path}: base: {base_path.name} is a {base.config.mode} config; a sweep replays "
-            "the recorded data (mode: paper)"
+            f"{path}: base: {base_path.name} is a {kind} config; a sweep replays "
+            "the recorded data (mode: paper, market: recorded)"
         )
     try:
         sets = expand(
