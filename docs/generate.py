@@ -158,10 +158,20 @@ CONFIG_KEYS: dict[str, Key] = {
     ),
     "paper.leverage": Key(
         "The paper perp short's leverage: its margin, notional / leverage, is held back "
-        "from the available balance. Paper mode does not simulate liquidation.",
+        "from the available balance. The margin guard models the short's margin from it "
+        "(see `risk.margin_warn`): at high leverage a replay shows where a position would "
+        "have been closed by the guard or liquidated.",
         "1 to 100 (above 10: a warning)",
         accepts=('"1"', '"100"'),
         refuses=('"0.5"', '"101"'),
+    ),
+    "paper.maintenance_margin_rate": Key(
+        "The perp's maintenance margin rate in the margin guard's model of a paper short "
+        "(a replay, a dry run): maintenance margin = notional x this rate. Bybit's lowest "
+        "risk tier for BTCUSDT and ETHUSDT is 0.5 %.",
+        "above 0, below 0.5",
+        accepts=('"0.001"', '"0.1"'),
+        refuses=('"0"', '"0.5"'),
     ),
     "strategy.funding_window": Key(
         "How many settled funding rates are averaged for the entry and exit rules.",
@@ -221,6 +231,23 @@ CONFIG_KEYS: dict[str, Key] = {
         "0 to 0.1",
         accepts=('"0"', '"0.1"'),
         refuses=('"-0.001"', '"0.11"'),
+    ),
+    "risk.margin_warn": Key(
+        "The margin guard warns (once, until it falls back) when the short's maintenance "
+        "margin reaches this fraction of the margin that holds it; the venue liquidates "
+        "at 1. Paper: the short's own margin (notional / `paper.leverage`, less its loss); "
+        "live: Bybit's `accountMMRate` for the whole account.",
+        "above 0, below `risk.margin_act`",
+        accepts=('"0.3"',),
+        refuses=('"0"', '"0.9"'),
+    ),
+    "risk.margin_act": Key(
+        "At this fraction the guard closes the position nearest to liquidation, both legs "
+        "together, before the venue does; said on stderr and in the summary. The summary's "
+        "`margin_headroom` gives each pair's least headroom (1 - the highest fraction).",
+        "above `risk.margin_warn`, below 1",
+        accepts=('"0.9"',),
+        refuses=('"0.4"', '"1"'),
     ),
     "data.dir": Key(
         "The recorded data's folder, relative to the config file. The environment variable "
@@ -725,6 +752,8 @@ ROUTES: dict[str, str] = {
     "POST /admin/funding": '`{"symbol": "BTCUSDT", "rate": "0.0001"}`: settle one funding '
     "payment now",
     "POST /admin/clock": '`{"time_ms": ...}` or `{"advance_ms": ...}` (recorded mode)',
+    "POST /admin/collateral": '`{"coin": "BTC", "on": false}`: the coin stops counting in the '
+    "margin balance behind `accountMMRate` (maintenance margin / margin balance)",
     "POST /admin/outside": "a trade the run did not make (the owner's own, auto-deleveraging, "
     "a liquidation)",
     "GET /admin/state": "wallet, positions, orders, executions, requests per endpoint and the "

@@ -180,11 +180,17 @@ class PaperSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     slippage: Decimal = Decimal("0.0005")  # against the taker, a fraction of the price
     leverage: Decimal = Decimal(1)  # of the perp short: margin = notional / leverage
+    # Bybit's lowest risk tier for BTCUSDT and ETHUSDT: the margin guard's model of the
+    # short (trading/margin.py) in a replay and a dry run.
+    maintenance_margin_rate: Decimal = Decimal("0.005")
 
     def __post_init__(self) -> None:
         if not self.slippage.is_finite() or not 0 <= self.slippage < Decimal("0.1"):
             raise ValueError(f"slippage: must be a fraction in [0, 0.1), got {self.slippage}")
         require_positive("leverage", self.leverage)
+        mmr = self.maintenance_margin_rate
+        if not mmr.is_finite() or not 0 < mmr < Decimal("0.5"):
+            raise ValueError(f"maintenance_margin_rate: must be in (0, 0.5), got {mmr}")
         # Below 1 the margin would exceed the notional: Bybit's lowest leverage is 1.
         if not 1 <= self.leverage <= MAX_LEVERAGE:
             raise ValueError(f"leverage: must be between 1 and {MAX_LEVERAGE}, got {self.leverage}")
@@ -254,12 +260,23 @@ class RiskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Opening stops for the whole run once failed opens have cost more than this
     # fraction of the starting balance (fees and slippage paid to roll them back).
     failed_open_budget: Decimal = Decimal("0.005")
+    # The margin guard: the maintenance margin as a fraction of the margin that holds it
+    # (the venue liquidates at 1). At ``margin_warn`` the run says so; at ``margin_act``
+    # it closes the position nearest to liquidation, both legs together.
+    margin_warn: Decimal = Decimal("0.5")
+    margin_act: Decimal = Decimal("0.8")
 
     def __post_init__(self) -> None:
         for name in ("max_failed_opens", "max_failed_closes"):
             count: int = getattr(self, name)
             if not 1 <= count <= 100:
                 raise ValueError(f"{name}: must be between 1 and 100, got {_count(count)}")
+        warn, act = self.margin_warn, self.margin_act
+        if not (warn.is_finite() and act.is_finite() and 0 < warn < act < 1):
+            raise ValueError(
+                f"margin_warn and margin_act: must be 0 < margin_warn < margin_act < 1 "
+                f"(the venue liquidates at 1), got {warn} and {act}"
+            )
         budget = self.failed_open_budget
         if not budget.is_finite() or not 0 <= budget <= Decimal("0.1"):
             raise ValueError(

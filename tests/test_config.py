@@ -320,7 +320,7 @@ MALFORMED: list[tuple[str, str, str, list[str]]] = [
         "unknown-key-nothing-close",
         "colour: blue\n",
         "colour",
-        ["unknown key; expected one of: mode, venue, network, pairs"],
+        ["unknown key; expected one of: mode, market, venue, network, pairs"],
     ),
     # balances
     (
@@ -761,6 +761,7 @@ def test_the_schema_describes_the_file() -> None:
     assert config["additionalProperties"] is False
     assert set(config["properties"]) == {
         "mode",
+        "market",
         "venue",
         "network",
         "live",

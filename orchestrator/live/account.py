@@ -27,6 +27,9 @@ class LiveAccount:
         self._total: dict[str, Decimal] = {}
         self._free: dict[str, Decimal] = {}
         self._positions: dict[str, PerpHolding] = {}
+        # Bybit's accountMMRate: maintenance margin / margin balance (1 liquidates);
+        # None where the venue does not say it.
+        self.mm_rate: Decimal | None = None
 
     async def refresh(self) -> None:
         # Bybit's own decimal text (``info``), not ccxt's floats: a float of a
@@ -34,7 +37,13 @@ class LiveAccount:
         balance = await read_venue(self._exchange.fetch_balance)
         total: dict[str, Decimal] = {}
         free: dict[str, Decimal] = {}
+        rate: Decimal | None = None
         for account in ((balance.get("info") or {}).get("result") or {}).get("list") or []:
+            if account.get("accountMMRate") not in (None, ""):
+                try:
+                    rate = _decimal(account["accountMMRate"])
+                except ArithmeticError:  # unreadable: as if not said
+                    rate = None
             for coin in account.get("coin") or []:
                 name, wallet = coin.get("coin"), _decimal(coin.get("walletBalance"))
                 if not name:
@@ -51,7 +60,7 @@ class LiveAccount:
                         ZERO,
                     )
                     free[name] = wallet - used
-        self._total, self._free = total, free
+        self._total, self._free, self.mm_rate = total, free, rate
         positions: dict[str, PerpHolding] = {}
         for symbol in self._perps:  # Bybit answers one symbol per call
             for p in await read_venue(partial(self._exchange.fetch_positions, [symbol])):

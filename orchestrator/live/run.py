@@ -173,6 +173,8 @@ class LiveRun(Trader):
             label=label,
             journal=recorder,
             risk=config.risk,
+            # A dry run models the paper short's margin; a live run reads the venue's.
+            maintenance_margin_rate=config.paper.maintenance_margin_rate if self.paper else None,
             concurrent=True,
         )
         self.live_account = held
@@ -183,6 +185,7 @@ class LiveRun(Trader):
         self.contact = VenueContact(lambda line: self.say(line))
         self._beat_at = time.monotonic()
         self._told_trading = False
+        self._margin_warned = False  # the account's margin said to be past margin_warn
 
     @classmethod
     async def connect(
@@ -427,6 +430,7 @@ class LiveRun(Trader):
             run.funding_rates.append((when, rate))
         await self._record_funding(holders)
         await self.live_account.refresh()
+        self._guard_account_margin()
         await self._adopt_outside_changes()
         return touched
 
@@ -533,6 +537,55 @@ class LiveRun(Trader):
         if outcome is None or self.asked_to_stop is None:
             return outcome
         return f"{self.asked_to_stop}: {outcome}"
+
+    def _guard_account_margin(self) -> None:
+        """Live: the margin guard on Bybit's own figure, the account's maintenance margin
+        over its margin balance (``accountMMRate``; the venue liquidates at 1). At
+        ``risk.margin_act`` the position nearest to liquidation (its short's loss against
+        its entry the largest) is closed at this cycle's decisions, both legs together;
+        at ``risk.margin_warn`` the run says so, once until the rate falls back below."""
+        if not isinstance(self.live_account, LiveAccount):
+            return  # a dry run: the paper short's own model (trading/margin.py)
+        rate = self.live_account.mm_rate
+        held = [
+            run
+            for run in self.pairs
+            if run.position is not None and run.position.state == "validated" and not run.busy
+        ]
+        if rate is None or not held:
+            return
+        for run in held:
+            run.worst_margin = rate if run.worst_margin is None else max(run.worst_margin, rate)
+        act, warn = self.risk.margin_act, self.risk.margin_warn
+        if rate < warn:
+            self._margin_warned = False
+            return
+        if rate < act:
+            if not self._margin_warned:
+                self._margin_warned = True
+                self._tell(
+                    f"the account's maintenance margin is {rate:.0%} of its margin balance "
+                    f"(Bybit's accountMMRate; warns at {warn:.0%}, the guard acts at "
+                    f"{act:.0%}, the venue liquidates at 100%)"
+                )
+            return
+
+        def loss(run: PairRun) -> Decimal:
+            assert run.position is not None
+            entry = run.position.perp_entry_price or self._last(run.perp.symbol)
+            return (self._last(run.perp.symbol) - entry) / entry if entry else ZERO
+
+        worst = max(held, key=loss)
+        if worst.margin_due is None and worst.position is not None:
+            worst.margin_due = (
+                f"margin guard: the account's maintenance margin is {rate:.0%} of its margin "
+                f"balance (Bybit's accountMMRate; acts at {act:.0%}, the venue liquidates "
+                "at 100%)"
+            )
+            self._tell(
+                f"{worst.name}: {worst.position.id}, the position nearest to liquidation, "
+                f"closed by the {worst.margin_due}"
+            )
 
     def _settle_on_paper(self, run: PairRun, holder: str, when_ms: int, rate: Decimal) -> None:
         """A dry run: the venue's settlement paid on the paper short, at the perp's last

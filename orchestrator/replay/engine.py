@@ -166,6 +166,7 @@ class Replay(Trader):
             label=label,
             journal=recorder,
             risk=config.risk,
+            maintenance_margin_rate=config.paper.maintenance_margin_rate,
         )
 
     # -- the loop

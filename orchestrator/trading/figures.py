@@ -98,6 +98,9 @@ def replayed_ms(result: RunResult, run: PairRun) -> int:
     return max(min(run.end_ms, result.end_ms) - max(run.first_ms, result.start_ms), 0)
 
 
+HEADROOM_PLACES = Decimal("0.0001")  # a ratio, said to a hundredth of a percent
+
+
 class Summary(msgspec.Struct):
     run_id: str
     label: str
@@ -120,6 +123,9 @@ class Summary(msgspec.Struct):
     baseline_ledger_balances: bool | None
     warnings: list[str]  # about the data (printed before the run)
     alerts: list[str]  # about the run: positions left unfinished, opening stopped (after it)
+    # The margin guard: per pair, the least headroom its short had before liquidation
+    # (1 - the highest maintenance margin / margin it reached; None: nothing held).
+    margin_headroom: dict[str, Decimal | None] = msgspec.field(default_factory=dict)
 
 
 def ledger_identity(result: RunResult) -> tuple[Decimal, Decimal]:
@@ -186,6 +192,12 @@ def summarise(
         baseline_ledger_balances=None if baseline is None else _balances(baseline),
         warnings=list(warnings),
         alerts=alerts,
+        margin_headroom={
+            r.name: None
+            if r.worst_margin is None
+            else max(Decimal(1) - r.worst_margin, ZERO).quantize(HEADROOM_PLACES)
+            for r in result.pairs
+        },
     )
 
 

@@ -19,6 +19,7 @@ from orchestrator.models import ZERO, Instrument, Position
 from orchestrator.strategy.funding import Strategy
 from orchestrator.trading.curve import Curve
 from orchestrator.trading.ledger import Ledger, LedgerEntry
+from orchestrator.trading.margin import MarginLine
 
 HOUR_MS = 3_600_000
 
@@ -87,6 +88,14 @@ class PairRun:
     open_paused: str | None = None
     close_paused: str | None = None
     busy: bool = False  # an open or close of it is under way (decided concurrently)
+    # The margin guard (margin.py): the held short's prices of warning and acting (a
+    # paper account's model), whether it was warned, a close the guard asked for (the
+    # venue's own figure, live), and the highest ratio seen while holding (None: never
+    # held).
+    margin_line: MarginLine | None = None
+    margin_warned: bool = False
+    margin_due: str | None = None
+    worst_margin: Decimal | None = None
 
     @property
     def name(self) -> str:

@@ -31,6 +31,8 @@ from orchestrator.position.errors import DeltaHedgeError
 from orchestrator.position.manager import PositionManager
 from orchestrator.trading.curve import Curve
 from orchestrator.trading.ledger import Ledger, LedgerEntry
+from orchestrator.trading.margin import line as margin_line
+from orchestrator.trading.margin import ratio as margin_ratio
 from orchestrator.trading.run import HOUR_MS, Account, MoneyJournal, PairRun, RunResult, quote_of
 
 CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins
@@ -53,8 +55,12 @@ class Trader:
         journal: MoneyJournal | None = None,
         risk: RiskSettings | None = None,
         concurrent: bool = False,
+        maintenance_margin_rate: Decimal | None = None,
     ) -> None:
+        """``maintenance_margin_rate``: the margin guard's paper model of the short
+        (margin.py); None where the venue reports the margin (a live run)."""
         self.label = label
+        self.mmr = maintenance_margin_rate
         # Live: each pair's open or close runs in a task of its own, so that a slow leg of
         # one pair never holds up another's; a replay acts on each decision before its
         # next instant (its fills are immediate, and its figures must not depend on timing).
@@ -127,7 +133,12 @@ class Trader:
             if quiet is not None and quiet(holding):
                 continue
             found = prices(spot, perp)
-            if found is not None and (leave if holding else enter)(*found) is not None:
+            if found is None:
+                continue
+            margin = run.margin_line
+            if holding and margin is not None and margin.due(found[1], run.margin_warned):
+                return True  # the margin guard acts, or warns
+            if (leave if holding else enter)(*found) is not None:
                 return True
         return False
 
@@ -147,9 +158,63 @@ class Trader:
                 if reason is not None and not self._starved(run):
                     await self._act(run, self._open(run, reason))
             elif not run.close_paused:
-                reason = run.strategy.exit_reason(spot, perp)
+                reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
                 if reason is not None:
                     await self._act(run, self._close(run, reason))
+
+    # -- the margin guard
+
+    def _margin_guard(self, run: PairRun, perp: Decimal) -> str | None:
+        """Why the guard closes the pair's position now (None: it does not): its short's
+        margin at ``risk.margin_act`` (paper: margin.py at the perp price; live: the
+        venue's own figure, ``margin_due``). At ``risk.margin_warn`` it says so once."""
+        if run.margin_due is not None:
+            return run.margin_due
+        margin, position = run.margin_line, run.position
+        if margin is None or position is None or perp < margin.warn:
+            return None
+        assert self.mmr is not None
+        assert position.perp_entry_price is not None
+        now = margin_ratio(position.perp_entry_price, perp, self.leverage, self.mmr)
+        if run.worst_margin is None or now > run.worst_margin:
+            run.worst_margin = now
+        if perp >= margin.liquidation:
+            # One price step jumped past both: the venue would have liquidated it first.
+            reason = (
+                f"margin guard: the perp at {perp} is past the short's liquidation near "
+                f"{margin.liquidation:.2f}; the venue would have liquidated it (closed here "
+                "at this price, which a liquidation would not have given)"
+            )
+            self._tell(f"{run.name}: {position.id} closed by the {reason}")
+            return reason
+        if perp >= margin.act:
+            reason = (
+                f"margin guard: the short's maintenance margin is {now:.0%} of its margin at "
+                f"{perp} (acts at {self.risk.margin_act:.0%}; liquidation near "
+                f"{margin.liquidation:.2f})"
+            )
+            self._tell(f"{run.name}: {position.id} closed by the {reason}")
+            return reason
+        if not run.margin_warned:
+            run.margin_warned = True
+            self._tell(
+                f"{run.name}: {position.id}'s maintenance margin is {now:.0%} of its margin "
+                f"at {perp} (warns at {self.risk.margin_warn:.0%}); the guard closes it at "
+                f"{margin.act:.2f}, before liquidation near {margin.liquidation:.2f}"
+            )
+        return None
+
+    def _watch_margin(self, run: PairRun, position: Position) -> None:
+        """The held short's margin line, from its entry (paper model only)."""
+        run.margin_warned, run.margin_due = False, None
+        entry = position.perp_entry_price
+        if self.mmr is None or entry is None or position.perp_qty <= 0:
+            run.margin_line = None
+            return
+        risk = self.risk
+        run.margin_line = margin_line(
+            entry, self.leverage, self.mmr, risk.margin_warn, risk.margin_act
+        )
 
     async def _act(self, run: PairRun, action: Coroutine[Any, Any, None]) -> None:
         """Carry out an open or close: now, or (concurrent) in a task of the run's group
@@ -263,6 +328,7 @@ class Trader:
         self._record(run, position)
         run.failed_opens = 0
         run.position = position
+        self._watch_margin(run, position)
         run.close_requested = anyio.Event()
         task_status.started()
         await self._closing_loop(run, position)
@@ -335,6 +401,7 @@ class Trader:
         self._record_orders(run, position, missing, quotes)
         if position.state in ("validated", "needs_attention"):
             run.position = position
+            self._watch_margin(run, position)
             run.close_requested = anyio.Event()
             self._tg.start_soon(self._closing_loop, run, position)
         elif run.position is position:  # finished now: the pair is flat
@@ -511,7 +578,17 @@ class Trader:
             short = perp_position(perp_symbol)
             if short.size:
                 equity += short.size * (perp_last - short.entry_price)
+            if run.margin_line is not None and perp_last:
+                self._note_margin(run, position, perp_last)
         self.equity.append(t, equity)
+
+    def _note_margin(self, run: PairRun, position: Position, perp: Decimal) -> None:
+        """The highest margin ratio the pair's short has reached (summary: headroom)."""
+        assert self.mmr is not None
+        assert position.perp_entry_price is not None
+        now = margin_ratio(position.perp_entry_price, perp, self.leverage, self.mmr)
+        if run.worst_margin is None or now > run.worst_margin:
+            run.worst_margin = now
 
     def pair_pnl(self, run: PairRun) -> Decimal:
         """The pair's PnL so far: its cash plus its open legs at their last prices."""

@@ -55,6 +55,9 @@ class Account:
     permissions: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in FULL_PERMISSIONS.items()}
     )
+    # Coins the owner switched off as collateral (Bybit: set-collateral-switch): they no
+    # longer count in the margin balance that holds the perps' maintenance margin.
+    collateral_off: set[str] = field(default_factory=set)
 
     def mode_of(self, symbol: str) -> Mode:
         return self.modes.get(symbol, self.mode)

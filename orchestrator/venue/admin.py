@@ -12,6 +12,8 @@
   "qty": "0.01", "exec_type": "Trade" | "AdlTrade" | "BustTrade", "price": optional}``: a
   trade the run did not make (the owner's own, auto-deleveraging, a liquidation)
 - ``POST /admin/clock``: ``{"time_ms": ...}`` or ``{"advance_ms": ...}`` (recorded mode)
+- ``POST /admin/collateral``: ``{"coin": "BTC", "on": false}``: the coin no longer counts
+  in the margin balance (``accountMMRate`` = maintenance margin / margin balance)
 - ``GET /admin/state``: wallet, positions, orders, executions, requests received per
   endpoint and the audit checks
 
@@ -218,6 +220,21 @@ def add_admin_routes(app: web.Application, venue: AdminSurface) -> None:
         )
         return _ok({"execution": execution.view()})
 
+    async def collateral(request: web.Request) -> web.Response:
+        """Switch a coin on or off as collateral, as the owner does on Bybit."""
+        body = await _object(request)
+        coin, on = body.get("coin"), body.get("on")
+        if not isinstance(coin, str) or not COIN.fullmatch(coin):
+            raise _BadRequest('coin: expected a coin name, e.g. "BTC"')
+        if not isinstance(on, bool):
+            raise _BadRequest("on: true or false")
+        off = venue.book.account.collateral_off
+        if on:
+            off.discard(coin)
+        else:
+            off.add(coin)
+        return _ok({"collateral_off": sorted(off)})
+
     async def clock(request: web.Request) -> web.Response:
         body = await _object(request)
         market = venue.recorded
@@ -258,5 +275,6 @@ def add_admin_routes(app: web.Application, venue: AdminSurface) -> None:
     app.router.add_post("/admin/balances", guarded(balances))
     app.router.add_post("/admin/funding", guarded(funding))
     app.router.add_post("/admin/clock", guarded(clock))
+    app.router.add_post("/admin/collateral", guarded(collateral))
     app.router.add_post("/admin/outside", guarded(outside))
     app.router.add_get("/admin/state", guarded(state))

@@ -25,6 +25,8 @@ from orchestrator.venue.records import (
     Position,
 )
 
+MAINTENANCE_RATE = Decimal("0.005")  # Bybit's lowest risk tier of BTCUSDT and ETHUSDT
+
 
 @dataclass
 class Book:
@@ -88,6 +90,36 @@ class Book:
             (abs(p.size) * p.avg_price / self.leverage_of(s) for s, p in self.positions.items()),
             ZERO,
         )
+
+    def position_mm(self) -> Decimal:
+        """The perps' maintenance margin: notional at the mark x the lowest risk tier's
+        rate (Bybit's BTCUSDT and ETHUSDT: 0.5 %)."""
+        total = ZERO
+        for symbol, p in self.positions.items():
+            if p.size:
+                mark = self.prices.get(("linear", symbol), p.avg_price)
+                total += abs(p.size) * mark * MAINTENANCE_RATE
+        return total
+
+    def margin_balance(self) -> Decimal:
+        """What holds the maintenance margin on a unified account: the USDT wallet, the
+        perps' unrealised PnL, and every other coin switched on as collateral at its spot
+        price (a collateral ratio of 1: the shipped venue's simplification)."""
+        total = self.wallet.get(SETTLE_COIN, ZERO) + self.unrealised()
+        for coin, amount in self.wallet.items():
+            if coin == SETTLE_COIN or coin in self.account.collateral_off or amount <= 0:
+                continue
+            price = self.prices.get(("spot", f"{coin}{SETTLE_COIN}"))
+            if price is not None:
+                total += amount * price
+        return total
+
+    def mm_rate(self) -> Decimal:
+        """Bybit's accountMMRate: maintenance margin / margin balance; 1 liquidates."""
+        mm, balance = self.position_mm(), self.margin_balance()
+        if mm <= 0:
+            return ZERO
+        return (mm / balance).quantize(Decimal("0.0001")) if balance > 0 else Decimal(1)
 
     def leverage_of(self, symbol: str) -> Decimal:
         return self.leverage.get(symbol, self.default_leverage)
