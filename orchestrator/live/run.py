@@ -55,6 +55,7 @@ from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
 from orchestrator.position.tracer import PositionTracer
+from orchestrator.risk import RiskManager
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.ledger import Ledger
 from orchestrator.trading.run import PairRun, Progress, RunResult, StopFlag, stopping_whole
@@ -124,6 +125,7 @@ class LiveRun(Trader):
             self.executor,
             ticker,
             config.trading,
+            risk=RiskManager(config.trading, config.risk.portfolio_limits()),
             tracing=tracing,
             run_nonce=run_nonce,
             journal=recorder,

@@ -24,7 +24,12 @@ from anyio.abc import TaskGroup, TaskStatus
 from machines import FINAL_STATES
 from orchestrator.bybit.client import repeated_refusal
 from orchestrator.config import RiskSettings
-from orchestrator.exceptions import InsufficientSizeError, OrchestratorError, RunMustStop
+from orchestrator.exceptions import (
+    InsufficientSizeError,
+    OrchestratorError,
+    PortfolioLimitReached,
+    RunMustStop,
+)
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, OrderResult, Position
 from orchestrator.position.errors import DeltaHedgeError
@@ -144,7 +149,7 @@ class Trader:
                 if run.open_paused or self.opening_stopped:
                     continue
                 reason = run.strategy.entry_reason(spot, perp)
-                if reason is not None and not self._starved(run):
+                if reason is not None and not self._starved(run) and not self._no_room(run):
                     await self._act(run, self._open(run, reason))
             elif not run.close_paused:
                 reason = run.strategy.exit_reason(spot, perp)
@@ -258,6 +263,15 @@ class Trader:
                 self.positions.append(rejected)
             if isinstance(exc, InsufficientSizeError):
                 self._starve(run, exc)
+            elif isinstance(exc, PortfolioLimitReached):
+                run.limited_at = self.manager.open_exposure()
+                # (the baseline beside a replay keeps the same limits, and says whose)
+                who = "" if self.label == "strategy" else f"{self.label}: "
+                self._tell(
+                    f"{who}{run.name}: open {pid} refused, opens nothing until a position "
+                    f"closes: {exc}",
+                    kind="limit",
+                )
             task_status.started()
             return
         self._record(run, position)
@@ -380,13 +394,14 @@ class Trader:
         what = "closes and opens nothing more" if closes else "opens nothing more"
         self._tell(f"{run.name}: paused, {what} this run: {cause}")
 
-    def _tell(self, line: str) -> None:
-        """One line, said now, kept in the summary and the journal."""
+    def _tell(self, line: str, *, kind: str = "pause") -> None:
+        """One line, said now, kept in the summary and the journal (``kind`` begins
+        its journal key)."""
         when = datetime.fromtimestamp(self.clock_ms / 1000, UTC)
         self.say(line)
         self.notes.append(f"{when:%Y-%m-%d %H:%M} UTC: {line}")
         if self.journal is not None:
-            self.journal.record_meta(f"pause {self.label} {len(self.notes)}", line)
+            self.journal.record_meta(f"{kind} {self.label} {len(self.notes)}", line)
 
     def _starved(self, run: PairRun) -> bool:
         """True while the balance that could size no position is unchanged."""
@@ -395,6 +410,17 @@ class Trader:
         if self.account.available_balance(self.quote) == run.starved_at:
             return True
         run.starved_at = None
+        return False
+
+    def _no_room(self, run: PairRun) -> bool:
+        """True while a portfolio limit that refused the pair's open has had no position
+        close (no fewer open, none holding less) since."""
+        if run.limited_at is None:
+            return False
+        count, exposure = self.manager.open_exposure()
+        if count >= run.limited_at[0] and exposure >= run.limited_at[1]:
+            return True
+        run.limited_at = None
         return False
 
     def _starve(self, run: PairRun, exc: InsufficientSizeError) -> None:
@@ -408,8 +434,13 @@ class Trader:
 
     def _budget(self) -> Decimal:
         """What one new position may use: the free balance shared among the pairs not
-        yet holding one, less what the perp leg's margin will take."""
-        free = sum(1 for run in self.pairs if run.position is None) or 1
+        yet holding one (no more than risk.max_open_positions leaves room for), less what
+        the perp leg's margin will take."""
+        free = sum(1 for run in self.pairs if run.position is None)
+        cap = self.risk.max_open_positions
+        if cap is not None:  # only this many more may open: the balance is theirs
+            free = min(free, cap - self.manager.open_exposure()[0])
+        free = max(free, 1)
         available = self.account.available_balance(self.quote)
         per_leg = available / (1 + 1 / self.leverage) / free
         return per_leg * Decimal("0.99")  # room for fees and slippage
