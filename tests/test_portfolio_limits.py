@@ -234,15 +234,15 @@ def test_an_exposure_limit_below_one_full_position_warns(tmp_path: Path) -> None
 # -- replays of the shipped config through the CLI
 
 
-def replay(tmp_path: Path, risk_yaml: str) -> tuple[str, Path]:
-    """``orchestrator run`` on the shipped config.yaml with ``risk_yaml`` appended;
-    (stdout, the run folder)."""
+def replay(tmp_path: Path, risk_yaml: str, *command: str) -> tuple[str, Path]:
+    """``orchestrator run`` (or ``command``) on the shipped config.yaml with
+    ``risk_yaml`` appended; (stdout, the run folder)."""
     shutil.copyfile(ROOT / "config.yaml", tmp_path / "config.yaml")
     with (tmp_path / "config.yaml").open("a") as f:
         f.write(f"\nrisk:\n{risk_yaml}")
     env = dict(os.environ, ORCHESTRATOR_DATA=str(DATA), PYTHONUNBUFFERED="1")
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "run", "config.yaml"],
+        [sys.executable, "-m", "orchestrator", *(command or ("run",)), "config.yaml"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -356,3 +356,28 @@ def test_the_shipped_replay_holds_both_pairs_at_once_without_limits(tmp_path: Pa
     assert {p["state"] for p in rows} == {"closed"}
     top, top_exposure = most_at_once(rows)
     assert top == 2 and top_exposure > D(60000)
+
+
+def test_a_rehearsal_keeps_the_limit_too(tmp_path: Path) -> None:
+    """The live code path against the loopback venue: both pairs want to open in the
+    first hours, decided concurrently; one is admitted."""
+    out, folder = replay(tmp_path, "  max_open_positions: 1\n", "rehearse", "--hours", "600")
+    rows = positions(folder, "rehearsal")
+    refused = [p for p in rows if p["state"] == "rejected"]
+    assert refused and all(
+        p["reason"] == "risk.max_open_positions reached: 1 position open or opening, the limit is 1"
+        for p in refused
+    )
+    assert most_at_once([p for p in rows if p["state"] == "closed"])[0] == 1
+    for p in refused:
+        assert f"rehearsal: {p['spot_symbol'].replace('/', '')}: open {p['id']} refused" in out
+
+
+def test_the_readmes_example_loads_beside_the_shipped_config(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("Portfolio limits, also under `risk:`") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", 8)]
+    path = write(tmp_path, (ROOT / "config.yaml").read_text() + "\n" + example)
+    loaded = load(path)
+    assert loaded.warnings == []
+    assert loaded.config.risk.portfolio_limits() == PortfolioLimits(1, D(60000))
