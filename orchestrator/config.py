@@ -57,9 +57,9 @@ MAX_STALE_SECONDS = 7 * 86_400.0
 # Money in the quote currency (a balance, a position's size): more than a
 # quadrillion is a typo or a unit mistake, and would only overflow later.
 MAX_AMOUNT = Decimal(10) ** 15
-MAX_LEVERAGE = Decimal(100)
+MAX_LEVERAGE = Decimal(100)  # Bybit's highest, on BTCUSDT
 # Positions open at once: more than this is a typo (Bybit lists a few hundred perps).
-MAX_OPEN_POSITIONS = 10_000  # Bybit's highest, on BTCUSDT
+MAX_OPEN_POSITIONS = 10_000
 # The data window: times before 1970 or from 2100 on are not market data.
 FIRST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 END_TIME = datetime(2100, 1, 1, tzinfo=UTC)

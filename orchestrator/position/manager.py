@@ -81,7 +81,7 @@ class _Entry:
     opening: list[Leg] = field(default_factory=list)  # the open's legs, once restored
     blocked: str | None = None  # why the last unwind could send nothing
     # Both legs' notional at the prices its open was checked at: what it holds of the
-    # portfolio's exposure limit until it is finished (None: restored, see _exposure).
+    # portfolio's exposure limit until it is finished (None: restored, see _held).
     exposure: Decimal | None = None
 
     def send(self, event: str) -> None:
