@@ -232,6 +232,23 @@ CONFIG_KEYS: dict[str, Key] = {
         accepts=('"0"', '"0.1"'),
         refuses=('"-0.001"', '"0.11"'),
     ),
+    "risk.max_open_positions": Key(
+        "How many positions may be open or opening at once across all pairs (null: no limit "
+        "beyond one per pair). An open beyond it is refused before any order, said once, "
+        "and tried again once a position has closed; it is no failure of the breaker.",
+        "1 to 10,000, or null",
+        accepts=("1", "10000", "null"),
+        refuses=("0", "10001"),
+    ),
+    "risk.max_total_exposure_usd": Key(
+        "What the positions open or opening may hold together, in USD: each position's spot "
+        "and perp notional (quantity x spot price + quantity x perp price, at the prices its "
+        "open was checked at). Null: no limit. Below 2 x `trading.max_position_size_usd` "
+        "no full position fits: a warning.",
+        "above 0, at most 10^15, or null",
+        accepts=('"60000"', "null"),
+        refuses=('"0"', '"-1"'),
+    ),
     "risk.margin_warn": Key(
         "The margin guard warns (once, until it falls back) when the short's maintenance "
         "margin reaches this fraction of the margin that holds it; the venue liquidates "

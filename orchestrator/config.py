@@ -32,6 +32,7 @@ import msgspec
 from orchestrator import config_file
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.models import require_positive
+from orchestrator.risk import PortfolioLimits
 from orchestrator.settings import FeeSettings, TradingSettings, VenueTiming
 
 DATA_ENV = "ORCHESTRATOR_DATA"
@@ -57,6 +58,8 @@ MAX_STALE_SECONDS = 7 * 86_400.0
 # quadrillion is a typo or a unit mistake, and would only overflow later.
 MAX_AMOUNT = Decimal(10) ** 15
 MAX_LEVERAGE = Decimal(100)  # Bybit's highest, on BTCUSDT
+# Positions open at once: more than this is a typo (Bybit lists a few hundred perps).
+MAX_OPEN_POSITIONS = 10_000
 # The data window: times before 1970 or from 2100 on are not market data.
 FIRST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 END_TIME = datetime(2100, 1, 1, tzinfo=UTC)
@@ -250,7 +253,8 @@ def _count(number: int) -> str:
 
 
 class RiskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The breaker: what repeated failure pauses (a pair) or stops (all opening)."""
+    """The breaker: what repeated failure pauses (a pair) or stops (all opening); and the
+    portfolio's limits across pairs, checked before every open (risk.py)."""
 
     # A pair whose opens fail this many times in a row opens nothing more this run.
     max_failed_opens: int = 2
@@ -265,8 +269,28 @@ class RiskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # it closes the position nearest to liquidation, both legs together.
     margin_warn: Decimal = Decimal("0.5")
     margin_act: Decimal = Decimal("0.8")
+    # How many positions may be open or opening at once, across all pairs (null: no
+    # limit beyond one per pair). An open beyond it is refused, and tried again once a
+    # position has closed.
+    max_open_positions: int | None = None
+    # What the positions open or opening may hold together, in USD: each position's
+    # spot and perp notional (both legs) at the prices its open was checked at (null:
+    # no limit). One position of trading.max_position_size_usd holds about twice that.
+    max_total_exposure_usd: Decimal | None = None
 
     def __post_init__(self) -> None:
+        positions = self.max_open_positions
+        if positions is not None and not 1 <= positions <= MAX_OPEN_POSITIONS:
+            raise ValueError(
+                f"max_open_positions: must be between 1 and {MAX_OPEN_POSITIONS:,} (null: no "
+                f"limit), got {_count(positions)}"
+            )
+        exposure = self.max_total_exposure_usd
+        if exposure is not None and (not exposure.is_finite() or not 0 < exposure <= MAX_AMOUNT):
+            raise ValueError(
+                f"max_total_exposure_usd: must be a positive amount of at most {MAX_AMOUNT:,f} "
+                f"USD (null: no limit), got {exposure}"
+            )
         for name in ("max_failed_opens", "max_failed_closes"):
             count: int = getattr(self, name)
             if not 1 <= count <= 100:
@@ -282,6 +306,9 @@ class RiskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"failed_open_budget: must be a fraction of the balance in [0, 0.1], got {budget}"
             )
+
+    def portfolio_limits(self) -> PortfolioLimits:
+        return PortfolioLimits(self.max_open_positions, self.max_total_exposure_usd)
 
 
 class OutputSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -519,6 +546,13 @@ def config_warnings(config: Config) -> list[str]:
         found.append(
             f"trading.delta_drift_tolerance: {drift} accepts legs that differ by "
             f"{drift:.0%}: that much of the position would be unhedged"
+        )
+    cap, size = config.risk.max_total_exposure_usd, config.trading.max_position_size_usd
+    if cap is not None and cap < 2 * size:
+        found.append(
+            f"risk.max_total_exposure_usd: {cap} USD is less than one position of "
+            f"trading.max_position_size_usd holds ({size} USD a leg, {2 * size} both legs): "
+            "a position that size is refused even when nothing else is open"
         )
     strategy = config.strategy
     if strategy.max_basis > PLAUSIBLE_BASIS:

@@ -23,6 +23,11 @@ class RiskCheckFailed(OrchestratorError):
     """The risk manager refused the position before any order was sent."""
 
 
+class PortfolioLimitReached(RiskCheckFailed):
+    """Refused by a limit across pairs (risk.max_open_positions,
+    risk.max_total_exposure_usd): not a failure, room comes back when a position closes."""
+
+
 class OrderRejected(OrchestratorError):
     """The venue (or the paper venue) refused the order: nothing filled."""
 

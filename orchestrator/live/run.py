@@ -58,6 +58,7 @@ from orchestrator.money import exact
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
 from orchestrator.position.tracer import PositionTracer
+from orchestrator.risk import RiskManager
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.ledger import Ledger
 from orchestrator.trading.run import PairRun, Progress, RunResult, StopFlag, stopping_whole
@@ -153,6 +154,7 @@ class LiveRun(Trader):
             self.executor,
             ticker,
             config.trading,
+            risk=RiskManager(config.trading, config.risk.portfolio_limits()),
             tracing=tracing,
             run_nonce=run_nonce,
             journal=recorder,
@@ -566,7 +568,8 @@ class LiveRun(Trader):
                 self._tell(
                     f"the account's maintenance margin is {rate:.0%} of its margin balance "
                     f"(Bybit's accountMMRate; warns at {warn:.0%}, the guard acts at "
-                    f"{act:.0%}, the venue liquidates at 100%)"
+                    f"{act:.0%}, the venue liquidates at 100%)",
+                    kind="margin",
                 )
             return
 
@@ -584,7 +587,8 @@ class LiveRun(Trader):
             )
             self._tell(
                 f"{worst.name}: {worst.position.id}, the position nearest to liquidation, "
-                f"closed by the {worst.margin_due}"
+                f"closed by the {worst.margin_due}",
+                kind="margin",
             )
 
     def _settle_on_paper(self, run: PairRun, holder: str, when_ms: int, rate: Decimal) -> None:

@@ -27,6 +27,7 @@ from orchestrator.exceptions import (
     InsufficientSizeError,
     IntentNotRecorded,
     InvalidOrderError,
+    PortfolioLimitReached,
     PositionStateError,
     PriceUnavailableError,
     RiskCheckFailed,
@@ -65,7 +66,7 @@ from orchestrator.position.outside import outside_change
 from orchestrator.position.sending import LegSender
 from orchestrator.position.sizing import PositionSizer, round_down
 from orchestrator.position.tracer import PositionTracer
-from orchestrator.risk import RiskManager
+from orchestrator.risk import RiskManager, exposure_usd
 from orchestrator.settings import TradingSettings
 
 
@@ -79,6 +80,9 @@ class _Entry:
     unresolved: list[Leg] = field(default_factory=list)  # outcome still unknown
     opening: list[Leg] = field(default_factory=list)  # the open's legs, once restored
     blocked: str | None = None  # why the last unwind could send nothing
+    # Both legs' notional at the prices its open was checked at: what it holds of the
+    # portfolio's exposure limit until it is finished (None: restored, see _held).
+    exposure: Decimal | None = None
 
     def send(self, event: str) -> None:
         if self.machine is None:
@@ -136,6 +140,37 @@ class PositionManager:
         return [
             e.position for e in self._positions.values() if e.position.state not in FINAL_STATES
         ]
+
+    def open_exposure(self) -> tuple[int, Decimal]:
+        """(how many, their exposure in USD): the positions counted against the portfolio
+        limits now, those open or opening (risk.py)."""
+        held = self._held_exposures()
+        return len(held), sum(held, ZERO)
+
+    def _held_exposures(self, besides: _Entry | None = None) -> list[Decimal]:
+        return [
+            self._held(e)
+            for e in self._positions.values()
+            if e is not besides and e.position.state not in FINAL_STATES
+        ]
+
+    def _held(self, entry: _Entry) -> Decimal:
+        """What the position counts against risk.max_total_exposure_usd."""
+        if entry.exposure is None:
+            # Restored after a restart: its quantity at its legs' entry prices, or the
+            # last prices where a leg never filled (one leg's price for both while only
+            # one is known).
+            position = entry.position
+            spot = position.spot_entry_price or self._last(position.spot_symbol)
+            perp = position.perp_entry_price or self._last(position.perp_symbol)
+            if spot is None or perp is None:
+                return exposure_usd(position.quantity, spot or perp or ZERO, perp or spot or ZERO)
+            entry.exposure = exposure_usd(position.quantity, spot, perp)
+        return entry.exposure
+
+    def _last(self, symbol: str) -> Decimal | None:
+        quote = self._ticker.get_quote(symbol)
+        return quote[0] if quote else None
 
     def finish_traces(self, positions: Sequence[Position]) -> None:
         """End the traces of positions left open when the run ends."""
@@ -254,6 +289,16 @@ class PositionManager:
         if not ok:
             self._reject(entry, why)
             raise RiskCheckFailed(why)
+        exposure = exposure_usd(qty, spot_price, perp_price)
+        if self._risk.limits.any:
+            # No await from here to the orders' leaving, and this entry is registered:
+            # an open checked after this one counts it, so two at once cannot together
+            # pass a limit.
+            refused = self._risk.check_portfolio(exposure, self._held_exposures(entry))
+            if refused is not None:
+                self._reject(entry, refused)
+                raise PortfolioLimitReached(refused)
+        entry.exposure = exposure
         return qty
 
     def _judge_open(

@@ -37,6 +37,7 @@ from orchestrator.money import exact
 from orchestrator.position.manager import PositionManager
 from orchestrator.position.tracer import PositionTracer
 from orchestrator.replay.window import Window
+from orchestrator.risk import RiskManager
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.ledger import Ledger
 from orchestrator.trading.run import HOUR_MS, PairRun, Progress, RunResult, StopFlag, stopping_whole
@@ -151,6 +152,7 @@ class Replay(Trader):
             self.executor,
             ticker,
             config.trading,
+            risk=RiskManager(config.trading, config.risk.portfolio_limits()),
             tracing=tracing,
             run_nonce=REPLAY_NONCE,
             journal=recorder,

@@ -82,6 +82,10 @@ class PairRun:
     # The available balance at which no position could be sized: nothing is tried
     # again until it changes.
     starved_at: Decimal | None = None
+    # A portfolio limit (risk.max_open_positions, risk.max_total_exposure_usd) refused its
+    # open: (positions, exposure) open then. Not tried again until fewer are open or they
+    # hold less: a limit reached is said once, and is no failure of the breaker.
+    limited_at: tuple[int, Decimal] | None = None
     # The breaker: failures in a row, and why the pair opens (or closes) nothing more.
     failed_opens: int = 0
     failed_closes: int = 0

@@ -24,7 +24,12 @@ from anyio.abc import TaskGroup, TaskStatus
 from machines import FINAL_STATES
 from orchestrator.bybit.client import repeated_refusal
 from orchestrator.config import RiskSettings
-from orchestrator.exceptions import InsufficientSizeError, OrchestratorError, RunMustStop
+from orchestrator.exceptions import (
+    InsufficientSizeError,
+    OrchestratorError,
+    PortfolioLimitReached,
+    RunMustStop,
+)
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, OrderResult, Position
 from orchestrator.position.errors import DeltaHedgeError
@@ -155,7 +160,7 @@ class Trader:
                 if run.open_paused or self.opening_stopped:
                     continue
                 reason = run.strategy.entry_reason(spot, perp)
-                if reason is not None and not self._starved(run):
+                if reason is not None and not self._starved(run) and not self._no_room(run):
                     await self._act(run, self._open(run, reason))
             elif not run.close_paused:
                 reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
@@ -185,7 +190,7 @@ class Trader:
                 f"{margin.liquidation:.2f}; the venue would have liquidated it (closed here "
                 "at this price, which a liquidation would not have given)"
             )
-            self._tell(f"{run.name}: {position.id} closed by the {reason}")
+            self._tell(f"{run.name}: {position.id} closed by the {reason}", kind="margin")
             return reason
         if perp >= margin.act:
             reason = (
@@ -193,14 +198,15 @@ class Trader:
                 f"{perp} (acts at {self.risk.margin_act:.0%}; liquidation near "
                 f"{margin.liquidation:.2f})"
             )
-            self._tell(f"{run.name}: {position.id} closed by the {reason}")
+            self._tell(f"{run.name}: {position.id} closed by the {reason}", kind="margin")
             return reason
         if not run.margin_warned:
             run.margin_warned = True
             self._tell(
                 f"{run.name}: {position.id}'s maintenance margin is {now:.0%} of its margin "
                 f"at {perp} (warns at {self.risk.margin_warn:.0%}); the guard closes it at "
-                f"{margin.act:.2f}, before liquidation near {margin.liquidation:.2f}"
+                f"{margin.act:.2f}, before liquidation near {margin.liquidation:.2f}",
+                kind="margin",
             )
         return None
 
@@ -323,6 +329,15 @@ class Trader:
                 self.positions.append(rejected)
             if isinstance(exc, InsufficientSizeError):
                 self._starve(run, exc)
+            elif isinstance(exc, PortfolioLimitReached):
+                run.limited_at = self.manager.open_exposure()
+                # (the baseline beside a replay keeps the same limits, and says whose)
+                who = "" if self.label == "strategy" else f"{self.label}: "
+                self._tell(
+                    f"{who}{run.name}: open {pid} refused, opens nothing until a position "
+                    f"closes: {exc}",
+                    kind="limit",
+                )
             task_status.started()
             return
         self._record(run, position)
@@ -447,13 +462,14 @@ class Trader:
         what = "closes and opens nothing more" if closes else "opens nothing more"
         self._tell(f"{run.name}: paused, {what} this run: {cause}")
 
-    def _tell(self, line: str) -> None:
-        """One line, said now, kept in the summary and the journal."""
+    def _tell(self, line: str, *, kind: str = "pause") -> None:
+        """One line, said now, kept in the summary and the journal (``kind`` begins
+        its journal key)."""
         when = datetime.fromtimestamp(self.clock_ms / 1000, UTC)
         self.say(line)
         self.notes.append(f"{when:%Y-%m-%d %H:%M} UTC: {line}")
         if self.journal is not None:
-            self.journal.record_meta(f"pause {self.label} {len(self.notes)}", line)
+            self.journal.record_meta(f"{kind} {self.label} {len(self.notes)}", line)
 
     def _starved(self, run: PairRun) -> bool:
         """True while the balance that could size no position is unchanged."""
@@ -462,6 +478,17 @@ class Trader:
         if self.account.available_balance(self.quote) == run.starved_at:
             return True
         run.starved_at = None
+        return False
+
+    def _no_room(self, run: PairRun) -> bool:
+        """True while a portfolio limit that refused the pair's open has had no position
+        close (no fewer open, none holding less) since."""
+        if run.limited_at is None:
+            return False
+        count, exposure = self.manager.open_exposure()
+        if count >= run.limited_at[0] and exposure >= run.limited_at[1]:
+            return True
+        run.limited_at = None
         return False
 
     def _starve(self, run: PairRun, exc: InsufficientSizeError) -> None:
@@ -475,8 +502,13 @@ class Trader:
 
     def _budget(self) -> Decimal:
         """What one new position may use: the free balance shared among the pairs not
-        yet holding one, less what the perp leg's margin will take."""
-        free = sum(1 for run in self.pairs if run.position is None) or 1
+        yet holding one (no more than risk.max_open_positions leaves room for), less what
+        the perp leg's margin will take."""
+        free = sum(1 for run in self.pairs if run.position is None)
+        cap = self.risk.max_open_positions
+        if cap is not None:  # only this many more may open: the balance is theirs
+            free = min(free, cap - self.manager.open_exposure()[0])
+        free = max(free, 1)
         available = self.account.available_balance(self.quote)
         per_leg = available / (1 + 1 / self.leverage) / free
         return per_leg * Decimal("0.99")  # room for fees and slippage
