@@ -176,11 +176,12 @@ class Trader:
         if run.margin_due is not None:
             return run.margin_due
         margin, position = run.margin_line, run.position
-        if margin is None or position is None or perp < margin.warn:
+        if margin is None or position is None or perp < margin.warn or self.mmr is None:
             return None
-        assert self.mmr is not None
-        assert position.perp_entry_price is not None
-        now = margin_ratio(position.perp_entry_price, perp, self.leverage, self.mmr)
+        entry = position.perp_entry_price
+        if entry is None or position.perp_qty <= 0:
+            return None  # no short left to guard
+        now = margin_ratio(entry, perp, self.leverage, self.mmr)
         if run.worst_margin is None or now > run.worst_margin:
             run.worst_margin = now
         if perp >= margin.liquidation:
@@ -315,6 +316,7 @@ class Trader:
             self._open_failed(run, exc.position, cash - run.cash - held)
             if exc.position.state == "needs_attention":
                 run.position = exc.position  # exposure left: the exit rules will retry
+                self._watch_margin(run, exc.position)
                 run.close_requested = anyio.Event()
                 task_status.started()
                 await self._closing_loop(run, exc.position)
@@ -360,6 +362,7 @@ class Trader:
             if position.state == "closed":
                 run.failed_closes = 0
                 run.position = None
+                run.margin_line, run.margin_due = None, None
                 run.released.set()
                 return
             run.failed_closes += 1
@@ -616,9 +619,10 @@ class Trader:
 
     def _note_margin(self, run: PairRun, position: Position, perp: Decimal) -> None:
         """The highest margin ratio the pair's short has reached (summary: headroom)."""
-        assert self.mmr is not None
-        assert position.perp_entry_price is not None
-        now = margin_ratio(position.perp_entry_price, perp, self.leverage, self.mmr)
+        entry = position.perp_entry_price
+        if self.mmr is None or entry is None or position.perp_qty <= 0:
+            return  # no short left to guard
+        now = margin_ratio(entry, perp, self.leverage, self.mmr)
         if run.worst_margin is None or now > run.worst_margin:
             run.worst_margin = now
 
