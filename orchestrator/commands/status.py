@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from decimal import Decimal
@@ -39,6 +41,7 @@ def to_json(status: RunStatus) -> dict[str, Any]:
         "state": status.state,
         "state_detail": status.state_detail,
         "writer_pid": status.writer_pid,
+        "now_ms": status.now_ms,
         "as_of_ms": status.as_of_ms,
         "as_of": time_text(status.as_of_ms),
         "clock": status.clock,
@@ -146,7 +149,11 @@ def format_status(status: RunStatus) -> str:
     row("state", f"{status.state.upper()}: {status.state_detail}")
     if status.summary and status.summary.get("interrupted"):
         row("", "the run was stopped early (a signal), as its summary says")
-    clock = "the machine's clock" if status.clock == "wall" else "the run's clock, its last record"
+    clock = (
+        "the recorded data's time at the run's last record"
+        if status.clock == "data"
+        else "the venue's time at the run's last record"
+    )
     began = (
         f"started {time_text(status.start_ms)}"
         if status.start_ms is not None
@@ -154,10 +161,12 @@ def format_status(status: RunStatus) -> str:
     )
     row("as of", f"{time_text(status.as_of_ms)} ({clock}); {began}")
     if status.last_contact_ms is not None:
-        ago = ""
-        if status.clock == "wall":
-            ago = f" ({max(status.as_of_ms - status.last_contact_ms, 0) / 1000:.0f} s ago)"
-        row("venue", f"last successful contact {time_text(status.last_contact_ms)}{ago}")
+        ago = f" ({max(status.now_ms - status.last_contact_ms, 0) / 1000:.0f} s ago)"
+        row(
+            "venue",
+            f"last successful contact {time_text(status.last_contact_ms)}{ago}, "
+            "on this machine's clock",
+        )
     else:
         row("venue", f"last successful contact: {status.contact_note}")
     row(
@@ -254,10 +263,13 @@ def snapshot(run_dir: Path, *, as_json: bool) -> str:
 
 def watch(run_dir: Path, seconds: float, *, as_json: bool, out: TextIO) -> int:
     """Refresh until Ctrl-C: in place on a terminal, one snapshot after another,
-    separated by a blank line, on a pipe (a log keeps each)."""
+    separated by a blank line, on a pipe (a log keeps each). Ctrl-C sets a flag rather
+    than raising: a snapshot being written is finished, never cut."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     tty = out.isatty()
-    first = True
     try:
+        first = True
         while True:
             text = snapshot(run_dir, as_json=as_json)
             if tty:
@@ -266,9 +278,10 @@ def watch(run_dir: Path, seconds: float, *, as_json: bool, out: TextIO) -> int:
                 out.write(("" if first else "\n") + text + "\n")
             out.flush()
             first = False
-            time.sleep(seconds)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+            if stop.wait(seconds):
+                return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def main(args: argparse.Namespace) -> int:

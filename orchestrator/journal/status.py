@@ -91,8 +91,9 @@ class RunStatus:
     state: str  # "running", "stopped", "incomplete" or "died"
     state_detail: str  # one sentence: who holds it, how it ended, what to do
     writer_pid: int | None
-    as_of_ms: int  # the moment "today" and ages are measured at
-    clock: str  # "wall" (live: the machine's clock) or "run" (a replay's data clock)
+    now_ms: int  # the machine's clock when read: what "last contact ... ago" counts from
+    as_of_ms: int  # the run's clock at its last record: "today" and ages are measured there
+    clock: str  # whose time as_of is: "venue" (live, rehearsal) or "data" (a replay)
     quote: str
     start_ms: int | None  # when a live run started (journaled), else None
     first_ms: int | None  # the journal's first record
@@ -155,9 +156,10 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         times.append(snap.time_ms)
     if cycle is not None:
         times.append(int(cycle.get("market_ms", 0)))
-    # A live run's day is the trader's; a replay's (or a rehearsal's) is its data's.
-    clock = "wall" if mode == "live" else "run"
-    as_of = now_ms if clock == "wall" else max(times, default=now_ms)
+    # Ages and "today" are on the run's own clock, as its records are: the venue's time
+    # (live: Bybit's clock; against a recorded venue, its data's) or a replay's data's.
+    as_of = max(times, default=now_ms)
+    clock = "data" if mode == "paper" else "venue"
 
     state, detail = _run_state(run_dir, view, mode)
     summary = _summary(run_dir, problems) if state != "running" else None
@@ -225,6 +227,7 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         state=state,
         state_detail=detail,
         writer_pid=view.writer[0] if view.writer else None,
+        now_ms=now_ms,
         as_of_ms=as_of,
         clock=clock,
         quote=quote,

@@ -15,6 +15,7 @@ replay's order (orchestrator/replay/window.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -32,6 +33,7 @@ from orchestrator.config import Config
 from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.journal.recorder import JournalRecorder
+from orchestrator.journal.status import LAST_CYCLE
 from orchestrator.live.account import LiveAccount
 from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
@@ -334,6 +336,7 @@ class LiveRun(Trader):
                     )
                 if after_cycle is not None:
                     await after_cycle()
+                self._journal_cycle()
                 self._heartbeat()
                 await self._wait(stop, self.poll_seconds)
             await self.settle()  # an open or close under way is finished
@@ -465,6 +468,25 @@ class LiveRun(Trader):
                 + "; ".join(missing)
                 + f"; the figures use the last reading, {self.contact.last_contact()}"
             )
+
+    def _journal_cycle(self) -> None:
+        """The cycle's reads all came: when (the machine's clock), the prices and the
+        account, in the journal's meta, where ``orchestrator status`` reads them. One
+        small commit, not fsynced (WAL, synchronous=NORMAL): cheap every cycle."""
+        if self.recorder is None or self.contact.last_ok is None:
+            return
+        cycle = {
+            "contact_ms": int(self.contact.last_ok * 1000),
+            "market_ms": self.clock_ms,
+            "prices": {s: [str(p), int(t * 1000)] for s, (p, t) in self.ticker.quotes.items()},
+            "balance": {
+                "currency": self.quote,
+                "total": str(self.live_account.balance(self.quote)),
+                "available": str(self.live_account.available_balance(self.quote)),
+            },
+            "equity": str(self.equity_now()),
+        }
+        self.recorder.record_meta(LAST_CYCLE, json.dumps(cycle, sort_keys=True))
 
     def _heartbeat(self) -> None:
         every = self.config.live.heartbeat_seconds
