@@ -294,3 +294,24 @@ def test_a_live_run_running_then_killed(tmp_path: Path) -> None:
             run.process.kill()
             run.finish(timeout=30)
         venue.stop()
+
+
+def test_the_pauses_the_run_said_are_shown_with_their_causes(
+    paper_run: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "paused"
+    shutil.copytree(paper_run, copy)
+    lines = {
+        "pause strategy 2": "ETHUSDT: paused, opens nothing more this run: 3 opens in a row failed",
+        "pause strategy 10": "strategy: opening stopped for every pair: failed opens have cost 9",
+    }
+    with sqlite3.connect(copy / DB_NAME) as conn:  # as trader._tell journals them
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", lines.items())
+    conn.close()
+    got = status_json(str(copy), cwd=tmp_path)
+    assert [(p["n"], p["line"]) for p in got["pauses"]] == [
+        (2, lines["pause strategy 2"]),
+        (10, lines["pause strategy 10"]),
+    ]
+    text = status(str(copy), cwd=tmp_path).stdout
+    assert f"paused      {lines['pause strategy 2']}" in text
