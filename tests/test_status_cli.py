@@ -158,8 +158,9 @@ def snapshots(text: str) -> list[str]:
 
 def wait_holding(workdir: Path, run: Watched) -> Path:
     """The run's folder once it holds a validated position and has journaled a cycle
-    (its prices and last contact) since the position opened."""
+    (its prices, account and last contact) begun after the position was seen held."""
     deadline = time.monotonic() + 90
+    seen_ms: float | None = None  # when the position was first seen held
     while time.monotonic() < deadline and run.process.poll() is None:
         folders = sorted((workdir / "runs").glob("*"))
         if folders and (folders[0] / DB_NAME).is_file() and run.trading:
@@ -169,8 +170,9 @@ def wait_holding(workdir: Path, run: Watched) -> Path:
             except Exception:  # being created: look again
                 positions, meta = [], {}
             cycle = json.loads(meta.get(journal_status.LAST_CYCLE, "{}"))
-            held = [p for p in positions if p.state == "validated" and p.opened_at]
-            if held and cycle.get("contact_ms", 0) > held[0].opened_at.timestamp() * 1000:
+            if seen_ms is None and any(p.state == "validated" for p in positions):
+                seen_ms = time.time() * 1000  # (the venue's clock stands: the machine's)
+            if seen_ms is not None and cycle.get("contact_ms", 0) > seen_ms:
                 return folders[0]
         time.sleep(0.1)
     raise AssertionError("the run held no position in time:\n" + "".join(run.lines))
@@ -305,13 +307,17 @@ def test_the_pauses_the_run_said_are_shown_with_their_causes(
         "pause strategy 2": "ETHUSDT: paused, opens nothing more this run: 3 opens in a row failed",
         "pause strategy 10": "strategy: opening stopped for every pair: failed opens have cost 9",
     }
+    request = "2026-01-02 03:04:05 UTC orchestrator pause --pair BTCUSDT (by ann): paused"
     with sqlite3.connect(copy / DB_NAME) as conn:  # as trader._tell journals them
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", lines.items())
+        conn.execute("INSERT INTO meta (key, value) VALUES ('control 1a2b', ?)", (request,))
     conn.close()
     got = status_json(str(copy), cwd=tmp_path)
     assert [(p["n"], p["line"]) for p in got["pauses"]] == [
         (2, lines["pause strategy 2"]),
         (10, lines["pause strategy 10"]),
     ]
+    assert got["operator_requests"] == [request]
     text = status(str(copy), cwd=tmp_path).stdout
     assert f"paused      {lines['pause strategy 2']}" in text
+    assert f"operator    {request}" in text

@@ -66,6 +66,7 @@ def to_json(status: RunStatus) -> dict[str, Any]:
         "fees_total": str(status.fees_total),
         "positions": [_position_json(row) for row in status.positions],
         "pauses": [{"label": p.label, "n": p.n, "line": p.line} for p in status.pauses],
+        "operator_requests": status.requests,
         "last_venue_contact_ms": status.last_contact_ms,
         "last_venue_contact": (
             time_text(status.last_contact_ms)
@@ -209,6 +210,8 @@ def format_status(status: RunStatus) -> str:
             row("paused", pause.line)
     else:
         row("paused", "nothing (no pause said in the journal)")
+    for request in status.requests:
+        row("operator", request)
     for problem in status.problems:
         row("warning", problem)
     return "\n".join(lines)

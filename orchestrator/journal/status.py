@@ -45,6 +45,9 @@ STARTING_BALANCE = "starting_balance"
 # "balance": {"currency", "total", "available"}, "equity"}. Written by live/run.py.
 LAST_CYCLE = "last_cycle"
 PAUSE_PREFIX = "pause "  # meta "pause <label> <n>": the lines the trader said (trader._tell)
+# Meta "control <id>": "<time> UTC <request> ...": an operator's stop, pause or
+# resume-trading as the run journals it (orchestrator/control.py, where it exists).
+CONTROL_PREFIX = "control "
 DAY_MS = 86_400_000
 
 
@@ -108,6 +111,7 @@ class RunStatus:
     fees_total: Decimal
     positions: list[PositionStatus]
     pauses: list[Pause]
+    requests: list[str]  # the operator's requests the run journaled, oldest first
     last_contact_ms: int | None
     contact_note: str  # why there is none, when there is none
     account: dict[str, Any] | None  # what the account last said (venue or paper wallet)
@@ -159,7 +163,8 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
     # Ages and "today" are on the run's own clock, as its records are: the venue's time
     # (live: Bybit's clock; against a recorded venue, its data's) or a replay's data's.
     as_of = max(times, default=now_ms)
-    clock = "data" if mode == "paper" else "venue"
+    # A run that journals its cycles reads a venue (live, a dry run, a rehearsal).
+    clock = "data" if mode == "paper" and cycle is None else "venue"
 
     state, detail = _run_state(run_dir, view, mode)
     summary = _summary(run_dir, problems) if state != "running" else None
@@ -216,7 +221,7 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
     contact_ms, contact_note = None, ""
     if cycle is not None and "contact_ms" in cycle:
         contact_ms = int(cycle["contact_ms"])
-    elif mode == "paper":
+    elif clock == "data":
         contact_note = "none: a paper replay reads recorded data, it never contacts a venue"
     else:
         contact_note = "not recorded in this journal (written by live runs from this version on)"
@@ -244,6 +249,7 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         fees_total=-sum((e.amount for e in ledger if e.kind == "fee"), ZERO),
         positions=rows,
         pauses=_pauses(meta),
+        requests=sorted(v for k, v in meta.items() if k.startswith(CONTROL_PREFIX)),
         last_contact_ms=contact_ms,
         contact_note=contact_note,
         account=_account(cycle, snap, quote, leverage),
