@@ -478,7 +478,9 @@ class LiveRun(Trader):
         cycle = {
             "contact_ms": int(self.contact.last_ok * 1000),
             "market_ms": self.clock_ms,
-            "prices": {s: [str(p), int(t * 1000)] for s, (p, t) in self.ticker.quotes.items()},
+            # round, not int: a quote's time is float seconds, and 1.2345e12 / 1000 * 1000
+            # may come back a millisecond short, older than the fills at that instant.
+            "prices": {s: [str(p), round(t * 1000)] for s, (p, t) in self.ticker.quotes.items()},
             "balance": {
                 "currency": self.quote,
                 "total": str(self.live_account.balance(self.quote)),
