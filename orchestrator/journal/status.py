@@ -345,25 +345,33 @@ def _quote(positions: list[Position], ledger: list[LedgerEntry], config: Config 
 
 
 def _last_prices(ledger: list[LedgerEntry], cycle: dict[str, Any] | None) -> dict[str, Price]:
-    """Each symbol's latest price the journal holds: the run's last cycle (the venue's
-    prices), a mark (what was left open valued at the run's end) or a fill; at the same
-    instant a cycle's before a mark's before a fill's."""
-    rank = {"fill": 0, "mark": 1, "venue": 2}
-    found: dict[str, Price] = {}
-
-    def offer(symbol: str, price: Decimal, time_ms: int, source: str) -> None:
-        was = found.get(symbol)
-        if was is None or (time_ms, rank[source]) >= (was.time_ms, rank[was.source]):
-            found[symbol] = Price(price, time_ms, source)
-
+    """Each symbol's last price the journal holds: a mark (what was left open, valued at
+    a run's end) not older than the last cycle's; else the last cycle's (the venue's
+    prices, journaled after the cycle's fills: never older than them, whatever their
+    times say, as a live run's clock is set again from the venue's at every cycle);
+    else the last fill."""
+    marks: dict[str, Price] = {}
+    fills: dict[str, Price] = {}
     for e in ledger:
-        if e.kind in ("fill", "mark") and e.price:
-            offer(e.symbol, e.price, e.time_ms, e.kind)
+        if e.price and e.kind in ("fill", "mark"):
+            latest = marks if e.kind == "mark" else fills
+            was = latest.get(e.symbol)
+            if was is None or e.time_ms >= was.time_ms:
+                latest[e.symbol] = Price(e.price, e.time_ms, e.kind)
+    found: dict[str, Price] = {}
     if cycle is not None:
         for symbol, (price, time_ms) in dict(cycle.get("prices", {})).items():
             value = _decimal(price)
             if value is not None:
-                offer(symbol, value, int(time_ms), "venue")
+                found[symbol] = Price(value, int(time_ms), "venue")
+    for symbol, mark in marks.items():
+        was = found.get(symbol)
+        if was is None or mark.time_ms >= was.time_ms:
+            found[symbol] = mark
+    for symbol, fill in fills.items():
+        was = found.get(symbol)
+        if was is None or (was.source == "mark" and fill.time_ms > was.time_ms):
+            found[symbol] = fill
     return found
 
 
