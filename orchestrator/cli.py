@@ -155,6 +155,29 @@ def build_parser() -> argparse.ArgumentParser:
     journal.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder")
     journal.add_argument("--json", action="store_true", help="machine-readable output")
 
+    status = commands.add_parser(
+        "status",
+        help="where a run stands: running, stopped or died; positions, equity, funding",
+        description="Reads a run's folder (the latest run by default), running or stopped, "
+        "without disturbing it: whether a process runs it, stopped it cleanly or died; each "
+        "position's state, legs, entry prices, unrealised PnL, funding and fees; the equity "
+        "and its parts; funding today (UTC) and in total; pauses; the last venue contact.",
+    )
+    status.add_argument(
+        "run_dir", nargs="?", type=Path, metavar="RUN_DIR", help="a run folder (default: latest)"
+    )
+    status.add_argument("--runs", type=Path, default=Path("runs"), help="where runs are")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C; on a pipe, one snapshot after "
+        "another, separated by a blank line",
+    )
+
     diag = commands.add_parser("diagrams", help="write the state diagrams from the machines")
     diag.add_argument(
         "--out", type=Path, default=Path("diagrams"), help="the folder written and checked"

@@ -60,6 +60,11 @@ def read(path: Path, schema: type[S]) -> S:
     return _decode(_read(path), schema)
 
 
+def decode(text: str, schema: type[S]) -> S:
+    """Config text (a run's journal keeps its config's) as ``schema``; Invalid if wrong."""
+    return _decode(text, schema)
+
+
 def _read(path: Path) -> str:
     try:
         size = path.stat().st_size

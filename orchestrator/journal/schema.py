@@ -229,9 +229,14 @@ def check_journal(conn: sqlite3.Connection, path: Path) -> None:
     if application_id != APPLICATION_ID:
         raise JournalError(f"{path} is not a journal: an SQLite database of another kind")
     if version != SCHEMA_VERSION:
+        newer = (
+            "; a newer orchestrator wrote it: upgrade to read it"
+            if version > SCHEMA_VERSION
+            else ""
+        )
         raise JournalError(
             f"{path} is a journal of version {version}; this orchestrator reads version "
-            f"{SCHEMA_VERSION} only"
+            f"{SCHEMA_VERSION} only{newer}"
         )
     problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
     if problems != ["ok"]:

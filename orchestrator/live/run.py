@@ -15,6 +15,7 @@ replay's order (orchestrator/replay/window.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -34,6 +35,7 @@ from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.recorder import JournalRecorder
+from orchestrator.journal.status import LAST_CYCLE
 from orchestrator.live.account import LiveAccount, PaperAccount
 from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
@@ -383,6 +385,7 @@ class LiveRun(Trader):
                     )
                 if after_cycle is not None:
                     await after_cycle()
+                self._journal_cycle()
                 self._heartbeat()
                 await self._wait(stop, self.poll_seconds)
             await self.settle()  # an open or close under way is finished
@@ -657,6 +660,27 @@ class LiveRun(Trader):
                 + "; ".join(missing)
                 + f"; the figures use the last reading, {self.contact.last_contact()}"
             )
+
+    def _journal_cycle(self) -> None:
+        """The cycle's reads all came: when (the machine's clock), the prices and the
+        account, in the journal's meta, where ``orchestrator status`` reads them. One
+        small commit, not fsynced (WAL, synchronous=NORMAL): cheap every cycle."""
+        if self.recorder is None or self.contact.last_ok is None:
+            return
+        cycle = {
+            "contact_ms": int(self.contact.last_ok * 1000),
+            "market_ms": self.clock_ms,
+            # round, not int: a quote's time is float seconds, and 1.2345e12 / 1000 * 1000
+            # may come back a millisecond short, older than the fills at that instant.
+            "prices": {s: [str(p), round(t * 1000)] for s, (p, t) in self.ticker.quotes.items()},
+            "balance": {
+                "currency": self.quote,
+                "total": str(self.live_account.balance(self.quote)),
+                "available": str(self.live_account.available_balance(self.quote)),
+            },
+            "equity": str(self.equity_now()),
+        }
+        self.recorder.record_meta(LAST_CYCLE, json.dumps(cycle, sort_keys=True))
 
     def _heartbeat(self) -> None:
         every = self.config.live.heartbeat_seconds
