@@ -373,9 +373,9 @@ def test_a_rehearsal_keeps_the_limit_too(tmp_path: Path) -> None:
         assert f"rehearsal: {p['spot_symbol'].replace('/', '')}: open {p['id']} refused" in out
 
 
-def test_the_readmes_example_loads_beside_the_shipped_config(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("Portfolio limits, also under `risk:`") :]
+def test_the_guides_example_loads_beside_the_shipped_config(tmp_path: Path) -> None:
+    guide = (ROOT / "docs" / "guides" / "strategy-and-sweeps.md").read_text()
+    section = guide[guide.index("## Portfolio limits") :]
     example = section[section.index("```yaml\n") + 8 : section.index("```\n", 8)]
     path = write(tmp_path, (ROOT / "config.yaml").read_text() + "\n" + example)
     loaded = load(path)
