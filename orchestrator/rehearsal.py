@@ -147,7 +147,7 @@ async def rehearse(
             )
             run.control, run.close_on_stop = control, close_on_stop
             if alerts is not None:
-                run.alert = alerts.send
+                run.alert, alerts.hold_while = alerts.send, run.acting
                 run.where = "the rehearsal's loopback venue (recorded data)"
             clock = venue.recorded
             assert clock is not None

@@ -13,6 +13,9 @@ takes the queue and calls apprise, whose ``notify`` is blocking I/O.
   notes say how many failed. Never a line per failure.
 - An identical alert (the same event and words) is sent at most once per
   ``alerts.repeat_minutes`` (settings.py says why 30).
+- While the run has orders in flight, the worker waits (``hold_while``, at most
+  ``HOLD_SECONDS``): a send takes a few milliseconds of Python, which would otherwise
+  contend with the event loop for the interpreter's lock while it places both legs.
 - At the end, ``close`` lets the worker drain the queue for ``DRAIN_SECONDS``, then drops
   what is left with one line saying how many were lost. The worker is a daemon: a service
   that hangs cannot hold the process past that.
@@ -47,6 +50,10 @@ QUEUE_SIZE = 100
 DRAIN_SECONDS = 5.0  # at the end of a run, what the service gets to take what is queued
 MAX_KEYS = 1024  # rate limit: distinct alerts remembered before the old ones are forgotten
 MAX_REASON = 240  # characters of apprise's words in a failure's line
+# An alert waits while orders are in flight (``hold_while``), at most this long: apprise's
+# few milliseconds of Python per send would otherwise take the interpreter's lock from
+# the event loop while it places both legs.
+HOLD_SECONDS = 2.0
 
 # apprise's own split (space or comma separated, a comma inside a URL's query kept); it is
 # not annotated.
@@ -195,6 +202,9 @@ class Alerts:
         self.drain_seconds = drain_seconds
         # Heard of each alert queued (the journal: ``status`` shows the alerts raised).
         self.on_raised: Callable[[str, str], None] | None = None
+        # True while the run has orders in flight (read from the worker thread: a plain
+        # attribute read, no lock); the worker waits for it (HOLD_SECONDS at most).
+        self.hold_while: Callable[[], bool] | None = None
         self.counts = _Counts()
         self._repeat = settings.repeat_minutes * 60
         self._last: dict[tuple[str, str], float] = {}
@@ -276,9 +286,18 @@ class Alerts:
                 continue
             self._in_flight = 1
             try:
+                self._hold()
                 self._deliver(alert)
             finally:
                 self._in_flight = 0
+
+    def _hold(self) -> None:
+        busy = self.hold_while
+        if busy is None:
+            return
+        until = time.monotonic() + HOLD_SECONDS
+        while busy() and time.monotonic() < until and not self._abandoned.is_set():
+            time.sleep(0.005)
 
     def _deliver(self, alert: _Alert) -> None:
         event = EVENTS[alert.event]

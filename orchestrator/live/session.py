@@ -68,7 +68,7 @@ async def live_session(
             run.say = say
             run.control, run.close_on_stop = control, close_on_stop
             if alerts is not None:
-                run.alert = alerts.send
+                run.alert, alerts.hold_while = alerts.send, run.acting
                 run.resumed = resumed.how() if resumed is not None else None
             if resumed is not None:
                 await reconcile(run, resumed)

@@ -175,6 +175,10 @@ class Trader:
             if not self._acting:
                 self._idle.set()
 
+    def acting(self) -> bool:
+        """Whether an open or close is under way (alerts wait for it: alerts/sender.py)."""
+        return self._acting > 0
+
     async def settle(self) -> None:
         """Until no open or close decided concurrently is under way."""
         await self._idle.wait()
