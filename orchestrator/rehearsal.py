@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Tracer
 
-from orchestrator.alerts.sender import Alerts
 from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config
 from orchestrator.control import ControlBox
@@ -26,6 +26,9 @@ from orchestrator.replay.window import cut
 from orchestrator.strategy.funding import AlwaysHedged
 from orchestrator.trading.run import Progress, RunResult, StopFlag
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue, load_faults
+
+if TYPE_CHECKING:
+    from orchestrator.alerts.sender import Alerts
 
 HOUR_MS = 3_600_000
 
