@@ -357,6 +357,41 @@ CONFIG_KEYS: dict[str, Key] = {
         accepts=('"http://127.0.0.1:8999"',),
         refuses=('"127.0.0.1:8999"',),
     ),
+    "alerts.events": Key(
+        "The events alerted (the Alerts guide says what each is about); `[]`: none. Alerts "
+        "are sent only when `ORCHESTRATOR_ALERT_URLS` (or a variable `url_envs` names) holds "
+        "a URL.",
+        "names of events",
+        accepts=('["opened", "closed"]', "[]"),
+        refuses=('["liquidated"]',),
+    ),
+    "alerts.url_envs": Key(
+        "Names of environment variables, each holding apprise URLs (space or comma "
+        "separated), besides `ORCHESTRATOR_ALERT_URLS`. Never a URL: it carries a token.",
+        "names like `TEAM_ALERTS`, each set when the run starts",
+        accepts=('["TEAM_ALERTS"]',),
+        refuses=('["json://127.0.0.1/hook"]', '["TEAM", "TEAM"]'),
+    ),
+    "alerts.repeat_minutes": Key(
+        "An identical alert (the same event and words) is sent at most once per this many "
+        "minutes; 0: every time.",
+        "0 to 10,080 (a week)",
+        accepts=("0", "10080"),
+        refuses=("-1", "10081"),
+    ),
+    "alerts.venue_lost_seconds": Key(
+        "The venue unanswered this long before `venue_lost` is alerted (then `venue_back` "
+        "when it answers).",
+        "0 to 86,400 (a day)",
+        accepts=("0", "86400"),
+        refuses=("-1", "86401"),
+    ),
+    "alerts.daily_summary_hour": Key(
+        "The hour (UTC, on the venue's clock) of the daily summary.",
+        "0 to 23",
+        accepts=("0", "23"),
+        refuses=("-1", "24"),
+    ),
 }
 
 SWEEP_KEYS: dict[str, Key] = {

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from orchestrator import config_file
+from orchestrator.alerts.settings import AlertSettings
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.models import require_positive
 from orchestrator.risk import PortfolioLimits
@@ -412,6 +413,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     output: OutputSettings = OutputSettings()
     tracing: TracingSettings = TracingSettings()
     live: LiveSettings = LiveSettings()
+    alerts: AlertSettings = AlertSettings()
 
     def __post_init__(self) -> None:
         if not self.pairs:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Tracer
 
@@ -17,7 +18,7 @@ from orchestrator.config import Config
 from orchestrator.control import ControlBox
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.run import LiveRun
-from orchestrator.live.session import Strategies
+from orchestrator.live.session import Strategies, journaling
 from orchestrator.market.recorded import DataError, PairData
 from orchestrator.models import Instrument
 from orchestrator.replay.engine import Replay
@@ -25,6 +26,9 @@ from orchestrator.replay.window import cut
 from orchestrator.strategy.funding import AlwaysHedged
 from orchestrator.trading.run import Progress, RunResult, StopFlag
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue, load_faults
+
+if TYPE_CHECKING:
+    from orchestrator.alerts.sender import Alerts
 
 HOUR_MS = 3_600_000
 
@@ -106,10 +110,12 @@ async def rehearse(
     progress: Progress | None = None,
     control: ControlBox | None = None,
     close_on_stop: Callable[[], bool] = lambda: False,
+    alerts: Alerts | None = None,
 ) -> tuple[RunResult, RunResult]:
     """The live path against the loopback venue replaying the recorded data, then the
-    always-hedged baseline replayed on paper over the same window. ``control`` and
-    ``close_on_stop``: as for the live session."""
+    always-hedged baseline replayed on paper over the same window. ``control``,
+    ``close_on_stop`` and ``alerts``: as for the live session (the rehearsal's alerts
+    are the live run's, on the market's clock: a daily summary every 24 hours of it)."""
 
     faults = load_faults(rehearsal.faults) if rehearsal.faults is not None else None
     venue = Venue(
@@ -125,6 +131,9 @@ async def rehearse(
     )
     assert venue.recorded is not None
     venue.recorded.end_at(rehearsal.end_ms)  # the window's data, as a replay of it loads it
+    if alerts is not None:
+        alerts.start()
+        alerts.on_raised = journaling(recorder)
     async with venue:
         exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
         try:
@@ -140,6 +149,9 @@ async def rehearse(
                 run_nonce=run_nonce,
             )
             run.control, run.close_on_stop = control, close_on_stop
+            if alerts is not None:
+                run.alert, alerts.hold_while = alerts.send, run.acting
+                run.where = "the rehearsal's loopback venue (recorded data)"
             clock = venue.recorded
             assert clock is not None
 
@@ -154,6 +166,8 @@ async def rehearse(
             )
         finally:
             await exchange.close()
+            notes = await alerts.aclose() if alerts is not None else []
+    result.notes.extend(notes)
     # The same window on paper, cut by the same rule (window.py).
     strategy = config.strategy
     cut_data, cut_window = cut(

@@ -66,3 +66,12 @@ def test_live_skew_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -
         r"skew p50, concurrent [\d.]+ ms; sequential [\d.]+ ms .*ccxt throttle on", out
     )
     assert re.search(r"burst: 4 opens back to back", out)
+
+
+def test_alerts_latency_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -> None:
+    # The venue and the runs in their own processes, the receiver here: all stopped.
+    out = quick("alerts_latency.py", tmp_path)
+    for mode in ("none", "hanging", "answering"):
+        assert re.search(rf"^{mode}\s+2\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
+    assert re.search(r"hanging - none, open p50: [+\-][\d.]+ ms; target <= \+10 ms", out), out
+    assert "load average" in out

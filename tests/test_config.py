@@ -775,6 +775,7 @@ def test_the_schema_describes_the_file() -> None:
         "data",
         "output",
         "tracing",
+        "alerts",
     }
     assert schema["$defs"]["TradingSettings"]["properties"]["delta_drift_tolerance"] == {
         "type": "string",

@@ -181,16 +181,19 @@ def _session(
     if rehearsal is None and config.on_live_market:
         # The live and rehearsal sessions are imported only when a run is one: they
         # load ccxt and aiohttp (about 0.7 s), which a paper run never needs.
-        from orchestrator.live.session import live_session
+        from orchestrator.live.session import alerts_for, live_session
 
         if not config.dry_run:
             credentials()  # a missing key is said now, before anything else
+        alerts = alerts_for(config, err)  # as is an alert URL that cannot be used
         nonce = new_run_nonce()
         say = _teller(err)
 
         async def live(
             signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None, folder: Path
         ) -> Played:
+            if alerts is not None:
+                alerts.label = folder.name
             result = await live_session(
                 config,
                 strategies,
@@ -201,6 +204,7 @@ def _session(
                 say=say,
                 control=ControlBox(folder),
                 close_on_stop=lambda: signals.close_all,
+                alerts=alerts,
             )
             return result, None
 
@@ -215,7 +219,8 @@ def _session(
             return await replay_both(prepared, progress, signals, tracer, recorder)
 
         return config.mode, REPLAY_NONCE, prepared.warnings, replay
-    from orchestrator.rehearsal import plan as rehearsal_plan  # (as live_session above)
+    from orchestrator.live.session import alerts_for  # (as live_session above)
+    from orchestrator.rehearsal import plan as rehearsal_plan
     from orchestrator.rehearsal import rehearse
     from orchestrator.venue.market import require_hourly
 
@@ -225,12 +230,15 @@ def _session(
     plan, notes = rehearsal_plan(prepared.datasets, start, rehearsal.hours, rehearsal.faults)
     for note in notes:
         print(f"note: {note}", file=err)
+    rehearsal_alerts = alerts_for(config, err)
 
     nonce = new_run_nonce()
 
     async def rehearse_it(
         signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None, folder: Path
     ) -> Played:
+        if rehearsal_alerts is not None:
+            rehearsal_alerts.label = folder.name
         return await rehearse(
             config,
             prepared.loaded.data_dir(),
@@ -245,6 +253,7 @@ def _session(
             progress=ProgressBar("rehearsal", err, unit="hours", pipe=False),
             control=ControlBox(folder),
             close_on_stop=lambda: signals.close_all,
+            alerts=rehearsal_alerts,
         )
 
     return "rehearsal", nonce, prepared.warnings, rehearse_it
@@ -430,17 +439,20 @@ def _resumed_live(
 ) -> tuple[str, list[str], Play]:
     """A live run carried on: same nonce, the journal's positions and ledger."""
     from orchestrator.live.resume import Journaled  # (as in _session: ccxt only if live)
-    from orchestrator.live.session import live_session
+    from orchestrator.live.session import alerts_for, live_session
 
     config, nonce = loaded.config, meta.get("run_nonce", "")
     if not config.dry_run:
         credentials()  # a missing key is said now, before anything else
+    alerts = alerts_for(config, err)
     journaled = Journaled.read(journal, "strategy")
     say = _teller(err)
 
     async def live(
         signals: Signals, tracer: Tracer | None, recorder: JournalRecorder | None, folder: Path
     ) -> Played:
+        if alerts is not None:
+            alerts.label = folder.name
         result = await live_session(
             config,
             strategies,
@@ -452,6 +464,7 @@ def _resumed_live(
             control=ControlBox(folder),
             close_on_stop=lambda: signals.close_all,
             say=say,
+            alerts=alerts,
         )
         return result, None
 

@@ -24,7 +24,14 @@ from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.reader import Records
 from orchestrator.journal.schema import Intent
 from orchestrator.live.preflight import StartupError
-from orchestrator.live.run import ADOPTABLE, START_MS, STARTING_BALANCE, LiveRun, outside_words
+from orchestrator.live.run import (
+    ADOPTABLE,
+    RUN_STATE,
+    START_MS,
+    STARTING_BALANCE,
+    LiveRun,
+    outside_words,
+)
 from orchestrator.models import ZERO, Holdings, Position, Side
 from orchestrator.position.outside import outside_change
 from orchestrator.trading.ledger import LedgerEntry
@@ -47,6 +54,9 @@ class Journaled:
     start_ms: int | None
     ledgered: set[str] = field(default_factory=set)  # client order ids the ledger has
     quotes: dict[str, Decimal] = field(default_factory=dict)  # by client order id
+    # How the run being resumed ended: "running" (it died: killed, crashed, its machine
+    # lost), "stopped", or None (a journal from before this was recorded).
+    ended: str | None = None
 
     @classmethod
     def read(cls, journal: Records, label: str) -> Journaled:
@@ -67,7 +77,19 @@ class Journaled:
             quotes={
                 cid: o.quote for o in journal.orders() if (cid := o.client_order_id) and o.quote
             },
+            ended=meta.get(RUN_STATE),
         )
+
+    def how(self) -> str:
+        """How the run being resumed had ended, as the resumed alert says it."""
+        if self.ended == "running":
+            return (
+                "after a crash: the run had died without stopping (killed, crashed or its "
+                "machine lost)"
+            )
+        if self.ended == "stopped":
+            return "after a stop"
+        return "(how it had ended is not recorded)"
 
     @property
     def unfinished(self) -> list[Position]:

@@ -27,6 +27,7 @@ import anyio
 import ccxt
 from opentelemetry.trace import Tracer
 
+from machines import FINAL_STATES
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue as read
 from orchestrator.config import Config
@@ -71,10 +72,18 @@ STARTING_BALANCE = "starting_balance"
 START_MS = "start_ms"
 FOREVER_MS = 2**62  # a live pair's data never ends
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+# Journal meta: "running" while a live run trades, "stopped" once it has stopped; a resume
+# that finds "running" carries on a run that died (killed, crashed, the machine lost).
+RUN_STATE = "live_state"
 
 
 ADOPTABLE = frozenset({"validated", "needs_attention"})
 PAUSED_BY_OPERATOR = "paused by the operator: orchestrator pause, by"
+
+
+def _utc(ms: float) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def outside_words(result: OrderResult) -> str:
@@ -190,6 +199,14 @@ class LiveRun(Trader):
         self._beat_at = time.monotonic()
         self._told_trading = False
         self._margin_warned = False  # the account's margin said to be past margin_warn
+        # Alerts: a resumed run says why it was resumed ("after a crash"...), the outage
+        # alerted (its start), the daily summary's day and what it counts from.
+        self.resumed: str | None = None
+        # The venue, as alerts name it (never a URL: it could carry a password).
+        self.where = "the venue at live.url" if config.live.url else f"Bybit {config.network}"
+        self._lost_alerted: float | None = None
+        self._summary_day: int | None = None
+        self._summary_from: tuple[int, Decimal, Decimal] = (0, ZERO, ZERO)
 
     @classmethod
     async def connect(
@@ -305,7 +322,17 @@ class LiveRun(Trader):
         an hour): once after the start, then after each read-decide cycle.
         ``progress``: (market hours done, hours in all) after each cycle, with ``until_ms``."""
         with exact(), stopping_whole():
-            return await self._run(stop, until_ms, after_cycle, progress)
+            try:
+                result = await self._run(stop, until_ms, after_cycle, progress)
+            except Exception as exc:
+                if self.alert is not None:
+                    self.alert("stopped", f"the run stopped on an error: {exc}")
+                raise
+            if self.alert is not None:
+                self.alert("stopped", self._stopped_words(result))
+            if self.recorder is not None:
+                self.recorder.record_meta(RUN_STATE, "stopped")
+            return result
 
     async def _run(
         self,
@@ -332,6 +359,8 @@ class LiveRun(Trader):
                 f"{describe(self.exchange, exc)}"
             ) from None
         self.contact.reached()
+        if self.recorder is not None:
+            self.recorder.record_meta(RUN_STATE, "running")
         fresh = self.start_ms is None
         if self.start_ms is None:
             self.start_ms = self.clock.now_ms()
@@ -358,16 +387,22 @@ class LiveRun(Trader):
                     # Reads were retried: what is held stays as it is, nothing opens on
                     # prices going stale; said at once, read again with backoff.
                     self.contact.lost(describe(self.exchange, exc))
+                    if self.alert is not None:
+                        self._alert_unreachable()
                     self._heartbeat()
                     await self._wait(stop, self.contact.wait_seconds(self.poll_seconds))
                     continue
                 self.contact.reached()
+                if self._lost_alerted is not None:
+                    self._alert_back()
                 self._obey()
                 if self.asked_to_stop is not None:
                     break  # nothing more is decided: the stop comes first
                 if not self._told_trading:
                     self._told_trading = True
                     self.say(self._trading())
+                    if self.alert is not None:
+                        self._alert_start()
                 traded = len(self.ledger.entries)
                 await self.decide(touched)
                 if after_cycle is not None:
@@ -379,6 +414,8 @@ class LiveRun(Trader):
                 if len(self.ledger.entries) != traded:
                     await self.live_account.refresh()  # the decisions' fills, in the equity
                 self.sample_equity()
+                if self.alert is not None:
+                    self._daily_summary()
                 if progress is not None and until_ms is not None:
                     progress(
                         (self.clock_ms - start_ms) // HOUR_MS, (until_ms - start_ms) // HOUR_MS
@@ -433,6 +470,13 @@ class LiveRun(Trader):
                 holders.setdefault(i, (holder, when))
             run.strategy.on_funding(rate)
             run.funding_rates.append((when, rate))
+            held = run.position
+            if rate < 0 and held is not None and held.state == "validated" and self.alert:
+                self.alert(
+                    "funding_negative",
+                    f"{run.name}: funding settled at {rate:.4%} at {_utc(when)}: the perp short "
+                    f"of {held.id} pays it instead of receiving it",
+                )
         await self._record_funding(holders)
         await self.live_account.refresh()
         self._guard_account_margin()
@@ -681,6 +725,86 @@ class LiveRun(Trader):
             "equity": str(self.equity_now()),
         }
         self.recorder.record_meta(LAST_CYCLE, json.dumps(cycle, sort_keys=True))
+
+    # -- alerts (only when the run has them)
+
+    def _alert_start(self) -> None:
+        assert self.alert is not None
+        line = f"{self._trading()} on {self.where}; equity {self.equity_now():,.2f} {self.quote}"
+        if self.resumed is not None:
+            self.alert("resumed", f"resumed {self.resumed}; {line}")
+        else:
+            self.alert("started", line)
+
+    def _stopped_words(self, result: RunResult) -> str:
+        if result.interrupted:
+            what = f"Stopped: {result.stopped or 'asked to stop'}"
+        else:
+            what = "Ended: the end of its window; what was held is closed"
+        funding = sum((e.amount for e in result.ledger.entries if e.kind == "funding"), ZERO)
+        left = [f"{p.id} {p.state}" for p in result.positions if p.state not in FINAL_STATES]
+        return (
+            f"{what}. Equity {result.ending_equity:,.2f} {result.quote} (from "
+            f"{result.starting_balance:,.2f}); funding {funding:+,.2f}; positions left: "
+            f"{', '.join(left) or 'none'}"
+        )
+
+    def _alert_unreachable(self) -> None:
+        """Once an outage has lasted ``alerts.venue_lost_seconds``: said once for it."""
+        assert self.alert is not None
+        since = self.contact.down_since
+        if since is None or self._lost_alerted == since:
+            return
+        lasted = self.contact.clock() - since
+        if lasted < self.config.alerts.venue_lost_seconds:
+            return
+        self._lost_alerted = since
+        self.alert(
+            "venue_lost",
+            f"the venue has not answered for {lasted:.0f} s (since {_utc(since * 1000)}): "
+            f"{self.contact.cause}. Positions are left as they are; nothing opens",
+        )
+
+    def _alert_back(self) -> None:
+        since, self._lost_alerted = self._lost_alerted, None
+        if self.alert is not None and since is not None:
+            self.alert(
+                "venue_back",
+                f"the venue answers again, after {self.contact.clock() - since:.0f} s "
+                f"unreachable (since {_utc(since * 1000)})",
+            )
+
+    def _daily_summary(self) -> None:
+        """Once a day, when the venue's clock passes ``alerts.daily_summary_hour`` UTC:
+        equity, funding since the last summary (or the start) and in all, positions."""
+        assert self.alert is not None
+        hour = self.config.alerts.daily_summary_hour
+        day = (self.clock_ms - hour * HOUR_MS) // DAY_MS
+        funding = sum((e.amount for e in self.ledger.entries if e.kind == "funding"), ZERO)
+        equity = self.equity_now()
+        if self._summary_day is None or day <= self._summary_day:
+            if self._summary_day is None:
+                self._summary_day = day
+                self._summary_from = (self.clock_ms, equity, funding)
+            return
+        since_ms, equity_then, funding_then = self._summary_from
+        self._summary_day = day
+        self._summary_from = (self.clock_ms, equity, funding)
+        held = [
+            f"{run.position.id} {run.position.state} ({run.position.spot_qty} {run.spot.base})"
+            for run in self.pairs
+            if run.position is not None
+        ]
+        paused = [f"{run.name}: {run.open_paused}" for run in self.pairs if run.open_paused]
+        if self.opening_stopped:
+            paused.append(f"all opening: {self.opening_stopped}")
+        self.alert(
+            "daily_summary",
+            f"equity {equity:,.2f} {self.quote} ({equity - equity_then:+,.2f} since "
+            f"{_utc(since_ms)}); funding {funding - funding_then:+,.2f} since then, "
+            f"{funding:+,.2f} in all; positions: {', '.join(held) or 'none'}"
+            + (f"; paused: {'; '.join(paused)}" if paused else ""),
+        )
 
     def _heartbeat(self) -> None:
         every = self.config.live.heartbeat_seconds

@@ -80,6 +80,9 @@ class Trader:
         self.failed_open_cost = ZERO
         self.opening_stopped: str | None = None
         self.say: Callable[[str], None] = lambda line: None
+        # Alerts (orchestrator/alerts): (event, text), queued for the trader's phone. A
+        # replay has none: its events are history, replayed in seconds.
+        self.alert: Callable[[str, str], None] | None = None
         self.journal = journal
         self._journaled = 0  # ledger entries already in the journal
         self.pairs = pairs
@@ -244,6 +247,10 @@ class Trader:
             if not self._acting:
                 self._idle.set()
 
+    def acting(self) -> bool:
+        """Whether an open or close is under way (alerts wait for it: alerts/sender.py)."""
+        return self._acting > 0
+
     async def settle(self) -> None:
         """Until no open or close decided concurrently is under way."""
         await self._idle.wait()
@@ -301,6 +308,7 @@ class Trader:
 
     async def _hold(self, run: PairRun, *, task_status: TaskStatus[None]) -> None:
         """Open a position, then close it whenever asked, until it is closed."""
+        reason = run.entries[-1][1] if run.entries else ""
         run.opened += 1
         pid = f"{run.name}-{run.opened:04d}"
         cash = run.cash
@@ -313,7 +321,10 @@ class Trader:
             # What the attempt lost: the cash it cost less what it still holds, at price.
             held = exc.position.spot_qty * self._last(run.spot.symbol)
             held -= exc.position.perp_qty * self._last(run.perp.symbol)
-            self._open_failed(run, exc.position, cash - run.cash - held)
+            cost = cash - run.cash - held
+            if self.alert is not None:
+                self._alert_failed_open(run, exc.position, cost)
+            self._open_failed(run, exc.position, cost)
             if exc.position.state == "needs_attention":
                 run.position = exc.position  # exposure left: the exit rules will retry
                 self._watch_margin(run, exc.position)
@@ -343,6 +354,8 @@ class Trader:
             task_status.started()
             return
         self._record(run, position)
+        if self.alert is not None:
+            self.alert("opened", self._opened_words(run, position, reason))
         run.failed_opens = 0
         run.position = position
         self._watch_margin(run, position)
@@ -359,6 +372,8 @@ class Trader:
             with contextlib.suppress(DeltaHedgeError):
                 await self.manager.close_position(position.id)
             self._record(run, position, since=recorded)
+            if self.alert is not None:
+                self._alert_close(run, position)
             if position.state == "closed":
                 run.failed_closes = 0
                 run.position = None
@@ -438,10 +453,13 @@ class Trader:
             # Refused for want of balance: nothing is tried until the balance changes.
             run.starved_at = self.account.available_balance(self.quote)
             run.failed_opens = 0
-            self._tell(
+            line = (
                 f"{run.name}: opens nothing until the balance changes: the venue refused "
                 f"the open: {repeated[0]}"
             )
+            self._tell(line)
+            if self.alert is not None:
+                self.alert("paused", line)
         elif repeated is not None:
             self._pause(run, f"the venue refused the open and will refuse it again: {repeated[0]}")
         elif run.failed_opens >= self.risk.max_failed_opens:
@@ -454,6 +472,8 @@ class Trader:
                 f"budget of {self.failed_open_budget:.2f} (risk.failed_open_budget)"
             )
             self._tell(f"{self.label}: opening stopped for every pair: {self.opening_stopped}")
+            if self.alert is not None:
+                self.alert("paused", f"opening stopped for every pair: {self.opening_stopped}")
 
     def _pause(self, run: PairRun, cause: str, *, closes: bool = False) -> None:
         if closes:
@@ -464,6 +484,63 @@ class Trader:
             return
         what = "closes and opens nothing more" if closes else "opens nothing more"
         self._tell(f"{run.name}: paused, {what} this run: {cause}")
+        if self.alert is not None:
+            self.alert("paused", f"{run.name}: paused, {what} this run: {cause}")
+
+    # -- what alerts say (only when the run has alerts: the ledger is read)
+
+    def _opened_words(self, run: PairRun, position: Position, reason: str) -> str:
+        qty, quote = position.quantity, self.quote
+        spot, perp = position.spot_entry_price or ZERO, position.perp_entry_price or ZERO
+        return (
+            f"{run.name}: {position.id} opened: long {position.spot_qty} {run.spot.symbol} at "
+            f"{spot}, short {position.perp_qty} {run.perp.symbol} at {perp} (about "
+            f"{qty * spot:,.2f} {quote} a leg)" + (f"; why: {reason}" if reason else "")
+        )
+
+    def _alert_failed_open(self, run: PairRun, position: Position, cost: Decimal) -> None:
+        assert self.alert is not None
+        if position.state == "rolled_back":
+            self.alert(
+                "rolled_back",
+                f"{run.name}: {position.id} did not open and was unwound to flat, at a cost "
+                f"of {cost:,.2f} {self.quote}: {position.reason}",
+            )
+        elif position.state == "needs_attention":
+            self.alert(
+                "needs_attention",
+                f"{run.name}: {position.id} did not open and could not be unwound: "
+                f"{self._exposure(position)} left: {position.reason}; the exit rules will "
+                "try to close it",
+            )
+
+    def _alert_close(self, run: PairRun, position: Position) -> None:
+        assert self.alert is not None
+        why = run.exits[-1][1] if run.exits else "asked"
+        if position.state == "closed":
+            pnl = sum(
+                (
+                    e.amount
+                    for e in self.ledger.entries
+                    if e.position_id == position.id and e.kind in ("fill", "fee", "funding")
+                ),
+                ZERO,
+            )
+            self.alert(
+                "closed",
+                f"{run.name}: {position.id} closed ({why}); its PnL {pnl:+,.2f} {self.quote} "
+                "(fills, fees and funding)",
+            )
+        elif position.state == "needs_attention":
+            self.alert(
+                "needs_attention",
+                f"{run.name}: {position.id}'s close ({why}) failed: {self._exposure(position)} "
+                f"left: {position.reason}",
+            )
+
+    @staticmethod
+    def _exposure(position: Position) -> str:
+        return f"spot {position.spot_qty} {position.spot_symbol}, perp short {position.perp_qty}"
 
     def _tell(self, line: str, *, kind: str = "pause") -> None:
         """One line, said now, kept in the summary and the journal (``kind`` begins
@@ -473,6 +550,8 @@ class Trader:
         self.notes.append(f"{when:%Y-%m-%d %H:%M} UTC: {line}")
         if self.journal is not None:
             self.journal.record_meta(f"{kind} {self.label} {len(self.notes)}", line)
+        if kind == "margin" and self.alert is not None:
+            self.alert("margin", line)
 
     def _starved(self, run: PairRun) -> bool:
         """True while the balance that could size no position is unchanged."""
