@@ -202,11 +202,11 @@ def run_recorded(config_path: Path, repeat: int, top: int) -> Figures:
     n = events_in(datasets)
     replay(config, datasets, inst)  # the columns of the loaded data are made once, here
     replay_s, result = best_of(repeat, lambda: replay(config, datasets, inst))
-    hedged = [AlwaysHedged() for _ in config.pairs]
+    hedged = [AlwaysHedged() for _ in config.pair_list]
     base_s, _ = best_of(repeat, lambda: replay(config, datasets, inst, hedged))
     read_s, _ = best_of(repeat, lambda: read_columns(datasets))
     rate = result.events / replay_s
-    pairs = ", ".join(p.name for p in config.pairs)
+    pairs = ", ".join(p.name for p in config.pair_list)
     print(f"  {n:,} market events ({pairs}), {len(result.positions)} positions")
     row("loading (prepare(load(config)))", load_s, f"best of {repeat}")
     row("Replay.run, the strategy", replay_s, f"{rate:12,.0f} events/s, best of {repeat}")

@@ -42,6 +42,7 @@ SCHEMA_FILE = "config.schema.json"
 SPOT_SYMBOL = r"^[A-Z0-9]+/[A-Z0-9]+$"
 PERP_SYMBOL = r"^[A-Z0-9]+/[A-Z0-9]+:[A-Z0-9]+$"
 CURRENCY = r"^[A-Z0-9]+$"
+MARKET_ID = r"^[A-Z0-9]{2,30}USDT$"  # a USDT pair's market id: BTCUSDT
 # Both legs are market orders that fill in well under a second; minutes mean a
 # typo (milliseconds written as seconds) and a leg left unhedged for that long.
 MAX_ORDER_TIMEOUT_SECONDS = 300.0
@@ -312,6 +313,60 @@ class RiskSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return PortfolioLimits(self.max_open_positions, self.max_total_exposure_usd)
 
 
+class UniverseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which pairs ``pairs: auto`` considers, and how they are ranked and rotated
+    (orchestrator/universe). A pair is a linear USDT perpetual with a spot market."""
+
+    # Considered only with this much 24 h perp turnover, in USD (the venue's ticker live,
+    # the last 24 hourly candles in a replay).
+    min_turnover_usd: Decimal = Decimal(0)
+    # Considered only once this many days of settled funding are known.
+    min_history_days: int = 7
+    # At most this many pairs considered at once: the most 24 h turnover first.
+    max_pairs: int = 200
+    include: list[str] = msgspec.field(default_factory=list)  # market ids always considered
+    exclude: list[str] = msgspec.field(default_factory=list)  # market ids never considered
+    # The settled rates a rank reads: the last this many days.
+    history_days: int = 30
+    # The holding horizon: the round trip's cost is spread over this many hours.
+    horizon_hours: int = 168
+    # A held position is closed for a better pair only when the better one's expected
+    # net yield (annualised) beats it by this much after both round trips' costs ...
+    rotate_margin: Decimal = Decimal("0.05")
+    # ... and the held one has been open at least this long.
+    rotate_cooldown_hours: int = 24
+
+    def __post_init__(self) -> None:
+        turnover = self.min_turnover_usd
+        if not turnover.is_finite() or not 0 <= turnover <= MAX_AMOUNT:
+            raise ValueError(
+                f"min_turnover_usd: must be between 0 and {MAX_AMOUNT:,f} USD, got {turnover}"
+            )
+        bounds = {
+            "min_history_days": (0, 3650),
+            "max_pairs": (1, MAX_OPEN_POSITIONS),
+            "history_days": (1, 3650),
+            "horizon_hours": (1, MAX_HOLD_HOURS),
+            "rotate_cooldown_hours": (0, MAX_HOLD_HOURS),
+        }
+        for name, (low, high) in bounds.items():
+            value: int = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name}: must be between {low} and {high:,}, got {_count(value)}")
+        margin = self.rotate_margin
+        if not margin.is_finite() or not 0 <= margin <= 10:
+            raise ValueError(f"rotate_margin: must be a fraction per year in [0, 10], got {margin}")
+        for name in ("include", "exclude"):
+            for i, market in enumerate(getattr(self, name)):
+                if not re.fullmatch(MARKET_ID, market):
+                    raise ValueError(
+                        f"{name}[{i}]: {market[:40]!r} is not a market id like 'BTCUSDT'"
+                    )
+        both = sorted(set(self.include) & set(self.exclude))
+        if both:
+            raise ValueError(f"include and exclude both name {', '.join(both)}")
+
+
 class OutputSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a run writes its record."""
 
@@ -397,7 +452,9 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     market: Literal["recorded", "live"] | None = None
     venue: Literal["bybit"] = "bybit"
     network: Literal["mainnet", "testnet", "demo"] = "testnet"  # live mode: which Bybit
-    pairs: list[Pair] = msgspec.field(
+    # The pairs traded: a list, or "auto": every pair the universe section lets in,
+    # ranked (a session resolves it: Config.resolved).
+    pairs: list[Pair] | Literal["auto"] = msgspec.field(
         default_factory=lambda: [
             Pair("BTC/USDT", "BTC/USDT:USDT"),
             Pair("ETH/USDT", "ETH/USDT:USDT"),
@@ -414,12 +471,13 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tracing: TracingSettings = TracingSettings()
     live: LiveSettings = LiveSettings()
     alerts: AlertSettings = AlertSettings()
+    universe: UniverseSettings = UniverseSettings()
 
     def __post_init__(self) -> None:
         if not self.pairs:
-            raise ValueError("pairs: at least one pair is needed")
+            raise ValueError("pairs: at least one pair is needed (or auto)")
         first: dict[str, int] = {}
-        for i, pair in enumerate(self.pairs):
+        for i, pair in enumerate(self.pair_list):
             # Pair ties the perp to the spot, so the spot symbol names the pair.
             if pair.spot in first:
                 raise ValueError(f"pairs[{i}]: {pair.spot} is already pairs[{first[pair.spot]}]")
@@ -433,7 +491,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(
                     f"balances.{currency}: must be at most {MAX_AMOUNT:,f}, got {amount}"
                 )
-        for pair in self.pairs:
+        for pair in self.pair_list or [Pair("BTC/USDT", "BTC/USDT:USDT")]:
             quote = pair.spot.split("/")[1]
             if self.balances.get(quote, Decimal(0)) <= 0:
                 raise ValueError(
@@ -478,6 +536,21 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                     f"fees.{name}: must be >= 0, got {rate} (rebates are paid to makers, "
                     "never to takers)"
                 )
+
+    @property
+    def auto(self) -> bool:
+        """``pairs: auto``: the universe section chooses the pairs."""
+        return self.pairs == "auto"
+
+    @property
+    def pair_list(self) -> list[Pair]:
+        """The pairs written in ``pairs:``, or those ``pairs: auto`` was resolved to;
+        empty while auto is unresolved."""
+        return [] if self.pairs == "auto" else self.pairs
+
+    def resolved(self, pairs: list[Pair]) -> Config:
+        """This config trading ``pairs`` (what auto chose), the universe kept."""
+        return msgspec.structs.replace(self, pairs=pairs)
 
     @property
     def dry_run(self) -> bool:

@@ -180,7 +180,7 @@ async def rehearse(
         config,
         cut_data,
         instruments,
-        [AlwaysHedged() for _ in config.pairs],
+        [AlwaysHedged() for _ in config.pair_list],
         label="always hedged",
         window=cut_window,
     ).run(stop=stop)

@@ -28,7 +28,7 @@ def check(config_path: Path, out: TextIO | None = None, err: TextIO | None = Non
     rows = sum(len(d.spot) + len(d.perp) + len(d.funding) for d in prepared.datasets)
     print(
         f"{config_path}: OK: {config.mode} on {config.venue}, "
-        f"{len(config.pairs)} pairs, {rows:,} market events in {prepared.loaded.data_dir()}",
+        f"{len(config.pair_list)} pairs, {rows:,} market events in {prepared.loaded.data_dir()}",
         file=out,
     )
     return 0
@@ -50,7 +50,7 @@ def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> 
         keys = "no API key needed"
     else:
         what, keys = "live on", "API key and secret found in the environment"
-    print(f"{config_path}: OK: {what} {where}, {len(config.pairs)} pairs; {keys}", file=out)
+    print(f"{config_path}: OK: {what} {where}, {len(config.pair_list)} pairs; {keys}", file=out)
     return 0
 
 

@@ -30,7 +30,7 @@ def download(args: argparse.Namespace) -> int:
     if args.pairs:
         spots = [spot.strip() for spot in ",".join(args.pairs).split(",")]
     elif config is not None:
-        spots = [pair.spot for pair in config.config.pairs]
+        spots = [pair.spot for pair in config.config.pair_list]
     else:
         raise OrchestratorError(
             "--pairs: name the pairs (e.g. BTC/USDT,ETH/USDT), or --config a config "

@@ -339,8 +339,8 @@ def _quote(positions: list[Position], ledger: list[LedgerEntry], config: Config 
         return ledger[0].currency
     if positions:
         return positions[0].spot_symbol.partition("/")[2] or "USDT"
-    if config is not None and config.pairs:
-        return config.pairs[0].spot.partition("/")[2] or "USDT"
+    if config is not None and config.pair_list:
+        return config.pair_list[0].spot.partition("/")[2] or "USDT"
     return "USDT"
 
 

@@ -265,10 +265,10 @@ class LiveRun(Trader):
         dry_run: bool,
     ) -> LiveRun:
         await read(exchange.load_markets)
-        instruments = check_markets(exchange, config.pairs)
+        instruments = check_markets(exchange, config.pair_list)
         pairs = [
             PairRun(p, instruments[p.spot], instruments[p.perp], s)
-            for p, s in zip(config.pairs, strategies, strict=True)
+            for p, s in zip(config.pair_list, strategies, strict=True)
         ]
         legs = [(r.spot, r.perp) for r in pairs]
         # Read-only until the account is known to take the run's orders.

@@ -119,7 +119,7 @@ class Replay(Trader):
         )
         pairs = [
             PairRun(p, instruments[p.spot], instruments[p.perp], s)
-            for p, s in zip(config.pairs, strategies, strict=True)
+            for p, s in zip(config.pair_list, strategies, strict=True)
         ]
         for run, data in zip(pairs, self.datasets, strict=True):
             run.first_ms, run.end_ms = pair_window(data)

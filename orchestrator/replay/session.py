@@ -46,10 +46,10 @@ def prepare(loaded: Loaded) -> Prepared:
     cover the same time.
     """
     config, data_dir = loaded.config, loaded.data_dir()
-    symbols = [s for p in config.pairs for s in (p.spot, p.perp)]
+    symbols = [s for p in config.pair_list for s in (p.spot, p.perp)]
     instrument_warnings: list[str] = []
     start, end = ms_of(config.data.start), ms_of(config.data.end)
-    spots = [p.spot for p in config.pairs]
+    spots = [p.spot for p in config.pair_list]
     try:
         instruments = load_instruments(
             data_dir, symbols, venue=config.venue, warnings=instrument_warnings
@@ -57,7 +57,7 @@ def prepare(loaded: Loaded) -> Prepared:
     except DataMissing as exc:  # no instrument file: none of the data is there
         raise DataMissing(exc.what, spots, data_dir, start, end) from None
     except DataError as exc:
-        for i, pair in enumerate(config.pairs):
+        for i, pair in enumerate(config.pair_list):
             for leg, symbol in (("spot", pair.spot), ("perp", pair.perp)):
                 if f"'{symbol}'" in str(exc):
                     raise ConfigError(
@@ -65,7 +65,7 @@ def prepare(loaded: Loaded) -> Prepared:
                     ) from exc
         raise
     datasets, missing = [], []
-    for p in config.pairs:  # every pair, so one command fetches all that is missing
+    for p in config.pair_list:  # every pair, so one command fetches all that is missing
         try:
             datasets.append(
                 load_pair(data_dir, p.spot, p.perp, venue=config.venue, start_ms=start, end_ms=end)
@@ -111,7 +111,7 @@ async def replay_both(
         config,
         datasets,
         prepared.instruments,
-        [AlwaysHedged() for _ in config.pairs],
+        [AlwaysHedged() for _ in config.pair_list],
         label="always hedged",
         window=window,
     )

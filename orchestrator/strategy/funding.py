@@ -162,5 +162,6 @@ class AlwaysHedged:
 
 def strategies(config: Config) -> list[Strategy]:
     return [
-        FundingStrategy(config.strategy, config.fees, config.paper.slippage) for _ in config.pairs
+        FundingStrategy(config.strategy, config.fees, config.paper.slippage)
+        for _ in config.pair_list
     ]

@@ -38,7 +38,7 @@ class Plan(msgspec.Struct, frozen=True):
 
     @property
     def pairs(self) -> list[str]:
-        return [p.name for p in self.base.config.pairs]
+        return [p.name for p in self.base.config.pair_list]
 
     @property
     def evaluated(self) -> list[WalkStep]:
@@ -155,7 +155,7 @@ def make_plan(
     except Invalid as exc:
         raise SweepError(f"{path}: {exc}") from None
     config = base.config
-    pairs = tuple((p.spot, p.perp) for p in config.pairs)
+    pairs = tuple((p.spot, p.perp) for p in config.pair_list)
     data_dir = base.data_dir()
     digest = fingerprint(data_dir, config.venue, pairs)
     source = DataSource(

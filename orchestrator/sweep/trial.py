@@ -235,7 +235,7 @@ def _baseline_key(config: Config) -> bytes:
     """What the always-hedged baseline depends on: not the strategy's settings."""
     return msgspec.json.encode(
         [
-            config.pairs,
+            config.pair_list,
             config.balances,
             config.trading,
             config.fees,
@@ -258,7 +258,7 @@ def _baseline(
         if found is not None:
             _baselines.move_to_end(key)
             return found
-    plays: list[Strategy] = [AlwaysHedged() for _ in config.pairs]
+    plays: list[Strategy] = [AlwaysHedged() for _ in config.pair_list]
     baseline = anyio.run(
         _replay, config, datasets, market.instruments, plays, "always hedged", replay_window
     )
