@@ -88,8 +88,10 @@ CONFIG_KEYS: dict[str, Key] = {
         "A paper run ignores it."
     ),
     "pairs": Key(
-        "The pairs traded, each a spot market bought and its linear perpetual sold short.",
-        "at least one; each spot once",
+        "The pairs traded, each a spot market bought and its linear perpetual sold short; "
+        "or `auto`: the pairs the `universe` section considers, best ranked first (the "
+        "Universe guide).",
+        "at least one; each spot once; or `auto`",
     ),
     "pairs[].spot": Key(
         "The spot market, as a ccxt symbol.", "capital letters and digits: `BASE/QUOTE`"
@@ -391,6 +393,65 @@ CONFIG_KEYS: dict[str, Key] = {
         "0 to 23",
         accepts=("0", "23"),
         refuses=("-1", "24"),
+    ),
+    "universe.min_turnover_usd": Key(
+        "A pair is considered only with this much 24 h perp turnover, in USD (the venue's "
+        "ticker live; volume x close of the last 24 hourly candles in a replay).",
+        "0 to 10^15",
+        accepts=('"0"', '"1000000"'),
+        refuses=('"-1"',),
+    ),
+    "universe.min_history_days": Key(
+        "A pair is considered once this many days of settled funding are known.",
+        "0 to 3,650",
+        accepts=("0", "3650"),
+        refuses=("-1", "3651"),
+    ),
+    "universe.max_pairs": Key(
+        "At most this many pairs are considered at once: the included ones, then the most "
+        "24 h turnover.",
+        "1 to 10,000",
+        accepts=("1", "10000"),
+        refuses=("0", "10001"),
+    ),
+    "universe.include": Key(
+        "Market ids (`BTCUSDT`) always considered, whatever their history, turnover or "
+        "rank by turnover.",
+        "USDT market ids; none also excluded",
+        accepts=('["BTCUSDT"]', "[]"),
+        refuses=('["BTC/USDT"]',),
+    ),
+    "universe.exclude": Key(
+        "Market ids never considered.",
+        "USDT market ids",
+        accepts=('["ETHUSDT"]',),
+        refuses=('["eth"]',),
+    ),
+    "universe.history_days": Key(
+        "The settled rates a rank reads: those of the last this many days.",
+        "1 to 3,650",
+        accepts=("1", "3650"),
+        refuses=("0", "3651"),
+    ),
+    "universe.horizon_hours": Key(
+        "The holding horizon: the round trip's cost is spread over this many hours in the "
+        "expected net yield.",
+        "1 to 100,000",
+        accepts=("1", "100000"),
+        refuses=("0", "100001"),
+    ),
+    "universe.rotate_margin": Key(
+        "A held position is closed for a better pair only when the better one's expected "
+        "net yield (a fraction per year) beats it by this much after both round trips.",
+        "0 to 10",
+        accepts=('"0"', '"10"'),
+        refuses=('"-0.1"', '"11"'),
+    ),
+    "universe.rotate_cooldown_hours": Key(
+        "... and only once the held position has been open this long.",
+        "0 to 100,000",
+        accepts=("0", "100000"),
+        refuses=("-1", "100001"),
     ),
 }
 

@@ -29,6 +29,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not from 1 to 1,000,000")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator", description="Delta-neutral funding-rate arbitrage orchestrator."
@@ -91,6 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
     )
+
+    screen = commands.add_parser(
+        "screen", help="every spot + perp pair ranked by expected net annualised yield"
+    )
+    screen.add_argument(
+        "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
+    )
+    screen.add_argument(
+        "--at", metavar="TIME", help="recorded data: as known then (default: the newest settlement)"
+    )
+    screen.add_argument("--top", type=_count, metavar="N", help="only the N best-ranked pairs")
+    screen.add_argument(
+        "--history-days",
+        type=_count,
+        metavar="D",
+        help="settled rates read (universe.history_days)",
+    )
+    screen.add_argument(
+        "--horizon-hours", type=_count, metavar="H", help="holding horizon (universe.horizon_hours)"
+    )
+    shape = screen.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="JSON on stdout")
+    shape.add_argument("--csv", action="store_true", help="CSV on stdout")
 
     schema = commands.add_parser("schema", help="print the JSON Schema of config.yaml")
     schema.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE instead")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 import yaml
@@ -296,7 +297,7 @@ def _refuse_secrets(value: Any, path: str, open_containers: set[int], done: set[
 def _check_shape(value: Any, typ: Any, path: str, float_text: dict[int, str]) -> None:
     """What msgspec cannot say well: unknown keys (with a suggestion), floats given for
     decimals, and the real key of a bad mapping entry (msgspec prints ``[...]``)."""
-    typ = _bare(typ)
+    typ = _bare(typ, value)
     if is_struct(typ) and isinstance(value, dict):
         fields = struct_fields(typ)
         for key, item in value.items():
@@ -342,17 +343,17 @@ def _translate(exc: msgspec.ValidationError, path: str, value: Any, typ: Any) ->
     assert match is not None  # the pattern matches any text
     message = match["message"]
     where = path
-    typ = _bare(typ)
+    typ = _bare(typ, value)
     # Struct fields and list indexes only: _check_shape has checked every mapping entry.
     for field, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", match["path"] or ""):
         if field:
             where = _join(where, field)
-            typ = _bare(struct_fields(typ)[field])
             value = value[field]
+            typ = _bare(struct_fields(typ)[field], value)
         else:
             where = f"{where}[{index}]"
-            typ = _bare(get_args(typ)[0])
             value = value[int(index)]
+            typ = _bare(get_args(typ)[0], value)
     if _TYPE_MISMATCH.fullmatch(message):
         return Invalid(where, _expected(typ, value))
     missing = _MISSING_FIELD.fullmatch(message)
@@ -406,5 +407,16 @@ def _join(path: str, key: object) -> str:
     return f"{path}[{key!r}]"
 
 
-def _bare(typ: Any) -> Any:
-    return get_args(typ)[0] if get_origin(typ) is Annotated else typ
+def _bare(typ: Any, value: Any = None) -> Any:
+    """The type without its annotations; of a union (``pairs``: a list or "auto"), the
+    member a container ``value`` is (its list, its struct), so that what is inside is
+    checked and named as that member's."""
+    typ = get_args(typ)[0] if get_origin(typ) is Annotated else typ
+    if get_origin(typ) in (Union, UnionType):
+        for member in get_args(typ):
+            member = _bare(member)
+            if (isinstance(value, list) and get_origin(member) is list) or (
+                isinstance(value, dict) and (is_struct(member) or get_origin(member) is dict)
+            ):
+                return member
+    return typ

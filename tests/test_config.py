@@ -776,6 +776,7 @@ def test_the_schema_describes_the_file() -> None:
         "output",
         "tracing",
         "alerts",
+        "universe",
     }
     assert schema["$defs"]["TradingSettings"]["properties"]["delta_drift_tolerance"] == {
         "type": "string",

@@ -151,3 +151,26 @@ def write_folder(folder: Path, n_pairs: int, days: int, *, seed: int = 1, gz: bo
         with out(f"bybit_{market}_funding_rates_{window}") as funding:
             funding.write(FUNDING_HEADER)
             funding.writelines(_funding(rng, k, hours))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m orchestrator.market.synthetic FOLDER [--pairs N] [--days D] [--seed S]``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.market.synthetic",
+        description="Write a generated data folder of many pairs (SYN0USDT, ...), funding "
+        "every 8, 4, 2 or 1 h, to try the screen and pairs: auto offline.",
+    )
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--pairs", type=int, default=50, choices=range(1, 1001), metavar="N")
+    parser.add_argument("--days", type=int, default=60, choices=range(1, 3651), metavar="D")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    write_folder(args.folder, args.pairs, args.days, seed=args.seed)
+    print(f"wrote {args.pairs} pairs x {args.days} days to {args.folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""`orchestrator screen`: every spot + perp pair ranked by expected net annualised yield.
+
+On the recorded data (a config with ``market: recorded``, the default): every pair of
+the data folder, as known at ``--at`` (default: the newest settlement in the folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+
+from orchestrator.config import ConfigError, UniverseSettings, load, parse_time
+from orchestrator.output import screen as output
+from orchestrator.universe.rank import rank
+from orchestrator.universe.recorded import facts_at, newest_settlement, pairs_in
+
+
+def main(args: argparse.Namespace) -> int:
+    loaded = load(args.config)
+    config = loaded.config
+    universe = _universe(config.universe, args)
+    warnings: list[str] = list(loaded.warnings)
+    if config.on_live_market:
+        raise ConfigError(
+            f"{args.config}: market: live: the screen of the venue's live market is not "
+            "available yet; screen the recorded data (market: recorded)"
+        )
+    data_dir = loaded.data_dir()
+    pairs = pairs_in(data_dir, config.venue)
+    if not pairs:
+        raise ConfigError(
+            f"no pair in {data_dir}: a pair needs funding, spot and perp candle files "
+            "(orchestrator data download fetches them)"
+        )
+    at_ms = _at(args.at) if args.at else newest_settlement(data_dir, pairs, config.venue)
+    reach = max(universe.history_days, universe.min_history_days)
+    facts = facts_at(
+        data_dir, pairs, at_ms, universe.history_days, reach_days=reach, venue=config.venue,
+        warnings=warnings, progress=_progress(len(pairs)),
+    )  # fmt: skip
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    ranked = rank(facts, universe, config.fees, config.paper.slippage, at_ms)
+    considered = sum(1 for r in ranked if r.left_out is None)
+    if not considered:
+        print(
+            f"note: none of the {len(ranked)} pairs is considered at {_when(at_ms)}: "
+            "each row says why (the universe section's filters)",
+            file=sys.stderr,
+        )
+    if args.top is not None:
+        ranked = [r for r in ranked if r.left_out is None][: args.top]
+    when = _when(at_ms)
+    if args.json:
+        head = {
+            "at": f"{datetime.fromtimestamp(at_ms / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}",
+            "source": str(data_dir),
+            "pairs_found": len(pairs),
+            "considered": considered,
+            "universe": msgspec.to_builtins(universe),
+        }
+        sys.stdout.write(output.as_json(ranked, head))
+    elif args.csv:
+        sys.stdout.write(output.as_csv(ranked))
+    else:
+        print(
+            f"screen at {when}, recorded data in {data_dir}: {len(pairs)} pairs, "
+            f"{considered} considered; net/y = mean settled rate x 8760 / interval over the "
+            f"last {universe.history_days} days, less the round trip over "
+            f"{universe.horizon_hours} h"
+        )
+        sys.stdout.write(output.as_table(ranked))
+    return 0
+
+
+def _universe(settings: UniverseSettings, args: argparse.Namespace) -> UniverseSettings:
+    changes = {
+        name: value
+        for name, value in (
+            ("history_days", args.history_days),
+            ("horizon_hours", args.horizon_hours),
+        )
+        if value is not None
+    }
+    if not changes:
+        return settings
+    try:
+        return msgspec.structs.replace(settings, **changes)
+    except ValueError as exc:  # __post_init__ runs again: its bounds
+        raise ConfigError(f"--{str(exc).split(':')[0].replace('_', '-')}: {exc}") from None
+
+
+def _when(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _at(text: str) -> int:
+    try:
+        return int(parse_time(text).timestamp() * 1000)
+    except ValueError as exc:
+        raise ConfigError(f"--at: {text[:40]!r} is not an ISO date or time ({exc})") from None
+
+
+def _progress(total: int) -> Callable[[int, int], None] | None:
+    """Progress on stderr when it is a terminal and the pairs are many."""
+    if total < 20 or not sys.stderr.isatty():
+        return None
+
+    def say(done: int, of: int) -> None:
+        end = "\n" if done == of else ""
+        print(f"\rreading pairs: {done}/{of}", end=end, file=sys.stderr, flush=True)
+
+    return say

@@ -1,0 +1,125 @@
+"""Every pair of a data folder, and what was known of each at an instant: from the
+recorded files only, nothing stamped after that instant (no look-ahead).
+
+A pair of the folder: a USDT market id with funding, spot and perp candle files and
+both instrument entries. Known at ``at_ms``: settlements stamped at or before it,
+candles closed by it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from orchestrator.config import Pair
+from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair
+from orchestrator.market.series import Loader
+from orchestrator.universe.facts import PairFacts
+
+DAY_MS = 86_400_000
+ZERO = Decimal(0)
+_FUNDING_FILE = re.compile(
+    r"^(?P<venue>[a-z0-9]+)_(?P<id>[A-Z0-9]+USDT)_funding_rates_.+\.csv(\.gz)?$"
+)
+
+
+def pairs_in(data_dir: Path, venue: str = "bybit") -> list[Pair]:
+    """The USDT pairs whose funding, spot and perp candle files are all in the folder,
+    by market id."""
+    found: list[Pair] = []
+    names = {p.name for p in data_dir.iterdir()} if data_dir.is_dir() else set()
+    for name in sorted(names):
+        match = _FUNDING_FILE.match(name)
+        if match is None or match["venue"] != venue:
+            continue
+        market = match["id"]
+        kinds = ("spot", "perp")
+        if all(any(n.startswith(f"{venue}_{market}_{k}_") for n in names) for k in kinds):
+            base = market[: -len("USDT")]
+            found.append(Pair(f"{base}/USDT", f"{base}/USDT:USDT"))
+    return list({p.spot: p for p in found}.values())
+
+
+def newest_settlement(data_dir: Path, pairs: list[Pair], venue: str = "bybit") -> int:
+    """The newest settlement any of the pairs' funding files holds (ms)."""
+    newest = 0
+    for pair in pairs:
+        rates = Loader(data_dir, venue, pair.spot, None, None).funding(pair.perp)
+        if rates:
+            newest = max(newest, rates[-1].time_ms)
+    if not newest:
+        raise DataError(f"no settled funding in {data_dir}")
+    return newest
+
+
+def facts_at(
+    data_dir: Path,
+    pairs: list[Pair],
+    at_ms: int,
+    history_days: int,
+    *,
+    reach_days: int = 0,
+    venue: str = "bybit",
+    warnings: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PairFacts]:
+    """Each pair's facts at ``at_ms``: its settled rates of the last ``history_days``,
+    24 h perp turnover (volume x close of the hourly candles closed in the last day),
+    basis of the last closed candles, and the earliest settlement known within
+    ``reach_days`` (at least the history span) before it. A pair with no data by then,
+    or no instrument entry, is left out and said in ``warnings``."""
+    reach_ms = max(history_days, reach_days, 1) * DAY_MS
+    found: list[PairFacts] = []
+    for n, pair in enumerate(pairs, 1):
+        try:
+            instruments = load_instruments(data_dir, [pair.spot, pair.perp], venue=venue)
+            data = load_pair(
+                data_dir, pair.spot, pair.perp, venue=venue, start_ms=at_ms - reach_ms,
+                end_ms=at_ms + 1,
+            )  # fmt: skip
+        except DataError as exc:
+            if warnings is not None:
+                warnings.append(f"{pair.spot}: left out: {exc}")
+            continue
+        finally:
+            if progress is not None:
+                progress(n, len(pairs))
+        interval = instruments[pair.perp].funding_interval_hours
+        found.append(facts_of(data, at_ms, history_days, interval))
+    return found
+
+
+def facts_of(data: PairData, at_ms: int, history_days: int, interval_hours: int) -> PairFacts:
+    """One pair's facts at ``at_ms`` from its loaded data."""
+    since = at_ms - history_days * DAY_MS
+    settled = [f for f in data.funding if f.time_ms <= at_ms]
+    rates = [(f.time_ms, f.rate) for f in settled if f.time_ms > since]
+    day_ago = at_ms - DAY_MS
+    turnover = ZERO
+    last_perp: Decimal | None = None
+    for candle in data.perp:
+        closed = candle.close_time_ms
+        if closed > at_ms:
+            break
+        last_perp = candle.close
+        if closed > day_ago:
+            turnover += candle.volume * candle.close
+    last_spot = None
+    for candle in data.spot:
+        if candle.close_time_ms > at_ms:
+            break
+        last_spot = candle.close
+    basis = None if last_spot is None or last_perp is None else last_perp / last_spot - 1
+    market = data.spot_symbol.replace("/", "")
+    return PairFacts(
+        market=market,
+        spot=data.spot_symbol,
+        perp=data.perp_symbol,
+        interval_hours=interval_hours,
+        rates=rates,
+        first_settled_ms=settled[0].time_ms if settled else None,
+        turnover_24h=turnover,
+        basis=basis,
+    )

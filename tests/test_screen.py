@@ -1,0 +1,169 @@
+"""`orchestrator screen` on the recorded data: a generated folder of 50 pairs with
+funding every 1, 2, 4 or 8 hours, ranked as a plain recomputation of the documented
+formula from the raw files ranks them; nothing stamped after ``--at`` changes it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.market.synthetic import write_folder
+from tests.folder_support import ROOT, no_traceback
+
+PAIRS, DAYS = 50, 40
+AT = "2024-01-25T06:00:00Z"
+DAY_MS = 86_400_000
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("universe")
+    write_folder(root / "data", PAIRS, DAYS, seed=7)
+    (root / "config.yaml").write_text("data:\n  dir: data\n")
+    yield root
+    shutil.rmtree(root)
+
+
+def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it, on the config's own data folder."""
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_DATA"}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env=dict(env, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def recompute(data: Path, at: str, history_days: int = 30, horizon: int = 168) -> list[tuple]:
+    """The guide's formula from the files, with nothing of the project's code:
+    net = mean(rates of the last history_days up to at) * 8760 / interval
+          - (2 * (0.001 + 0.00055) + 4 * 0.0005) * 8760 / horizon  (the default fees)."""
+    at_ms = _ms(at)
+    doc = json.loads(next(data.glob("*instruments*.json")).read_text())
+    cost = (2 * (Decimal("0.001") + Decimal("0.00055")) + 4 * Decimal("0.0005")) * 8760 / horizon
+    out = []
+    for market, entry in doc["linear"].items():
+        hours = int(entry["fundingInterval"]) // 60
+        (path,) = data.glob(f"bybit_{market}_funding_rates_*.csv")
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        first = _ms(rows[0]["funding_timestamp"])
+        rates = [
+            Decimal(r["funding_rate"])
+            for r in rows
+            if at_ms - history_days * DAY_MS < _ms(r["funding_timestamp"]) <= at_ms
+        ]
+        if at_ms - first < 7 * DAY_MS:  # min_history_days' default
+            continue
+        mean = sum(rates, Decimal(0)) / len(rates)
+        out.append((market, hours, len(rates), mean * 8760 / hours - cost))
+    return sorted(out, key=lambda t: (-t[3], t[0]))
+
+
+def screen(folder: Path, *args: str) -> Any:
+    done = orchestrator("screen", "config.yaml", *args, cwd=folder)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_screen_ranks_as_the_formula_recomputed_from_the_files(folder: Path) -> None:
+    got = json.loads(screen(folder, "--at", AT, "--json"))
+    expected = recompute(folder / "data", AT)
+    assert got["at"] == AT and got["pairs_found"] == PAIRS
+    ranked = [p for p in got["pairs"] if p["rank"] is not None]
+    assert [(p["pair"], p["interval_hours"], p["settlements"]) for p in ranked] == [
+        (m, h, n) for m, h, n, _ in expected
+    ]
+    for p, (_, _, _, net) in zip(ranked, expected, strict=True):
+        assert Decimal(p["net_annualised"]) == net
+    assert [p["rank"] for p in ranked] == list(range(1, len(ranked) + 1))
+    # Every interval is there, each annualised with its own.
+    assert {p["interval_hours"] for p in ranked} == {1, 2, 4, 8}
+
+
+def test_nothing_after_the_instant_changes_the_screen(folder: Path, tmp_path: Path) -> None:
+    before = json.loads(screen(folder, "--at", AT, "--json"))["pairs"]
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    at_ms = _ms(AT)
+    for path in (changed / "data").glob("*.csv"):
+        lines = path.read_text().splitlines(keepends=True)
+        kept = [lines[0]]
+        for line in lines[1:]:
+            stamp = line.split(",", 1)[0]
+            if _ms(stamp) > at_ms:  # a settlement or candle after the instant: negated
+                cells = line.split(",")
+                if "funding" in path.name:
+                    cells[1] = str(-Decimal(cells[1]) - Decimal("0.001"))
+                else:
+                    cells[4] = str(Decimal(cells[4]) * 3)
+                    cells[2] = str(max(Decimal(cells[2]), Decimal(cells[4])))
+                    cells[5] = str(Decimal(cells[5]) * 9)
+                line = ",".join(cells)
+            kept.append(line)
+        path.write_text("".join(kept))
+    assert json.loads(screen(changed, "--at", AT, "--json"))["pairs"] == before
+    assert (
+        json.loads(screen(changed, "--json"))["pairs"] != before
+    )  # the change is there to be seen later
+
+
+def test_top_csv_and_the_universe_filters(folder: Path, tmp_path: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(screen(folder, "--at", AT, "--top", "5", "--csv"))))
+    expected = recompute(folder / "data", AT)[:5]
+    assert [r["pair"] for r in rows] == [m for m, *_ in expected]
+    assert [r["rank"] for r in rows] == ["1", "2", "3", "4", "5"]
+    # Excluded, or under the turnover floor: left out, each saying why.
+    (folder / "filtered.yaml").write_text(
+        "data:\n  dir: data\nuniverse:\n  exclude: [SYN0USDT]\n  min_turnover_usd: '2000000'\n"
+    )
+    try:
+        got = json.loads(
+            orchestrator("screen", "filtered.yaml", "--at", AT, "--json", cwd=folder).stdout
+        )
+    finally:
+        (folder / "filtered.yaml").unlink()
+    reasons = {p["pair"]: p["left_out"] for p in got["pairs"]}
+    assert reasons["SYN0USDT"] == "excluded"
+    low = [p for p in got["pairs"] if p["left_out"] and "turnover" in p["left_out"]]
+    assert low and all(Decimal(p["turnover_24h"]) < 2_000_000 for p in low)
+    kept = [p for p in got["pairs"] if p["left_out"] is None]
+    assert kept and all(Decimal(p["turnover_24h"]) >= 2_000_000 for p in kept)
+    # Too young at the start: nothing considered, and the table says why per pair.
+    early = screen(folder, "--at", "2024-01-03")
+    assert "under min_history_days 7" in early
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--at", "yesterday"], "--at: 'yesterday' is not an ISO date"),
+        (["--top", "0"], "--top: 0 is not from 1 to 1,000,000"),
+        (["--history-days", "99999"], "history_days: must be between 1 and 3,650"),
+    ],
+)
+def test_bad_arguments_are_refused_in_one_line(folder: Path, args: list[str], words: str) -> None:
+    done = orchestrator("screen", "config.yaml", *args, cwd=folder)
+    no_traceback(done)
+    assert done.returncode == 2
+    assert words in done.stderr
