@@ -329,7 +329,7 @@ class UniverseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The settled rates a rank reads: the last this many days.
     history_days: int = 30
     # The holding horizon: the round trip's cost is spread over this many hours.
-    horizon_hours: int = 168
+    horizon_hours: int = 720  # strategy.min_hold_hours
     # A held position is closed for a better pair only when the better one's expected
     # net yield (annualised) beats it by this much after both round trips' costs ...
     rotate_margin: Decimal = Decimal("0.05")

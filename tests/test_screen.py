@@ -53,7 +53,7 @@ def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def recompute(data: Path, at: str, history_days: int = 30, horizon: int = 168) -> list[tuple]:
+def recompute(data: Path, at: str, history_days: int = 30, horizon: int = 720) -> list[tuple]:
     """The guide's formula from the files, with nothing of the project's code:
     net = mean(rates of the last history_days up to at) * 8760 / interval
           - (2 * (0.001 + 0.00055) + 4 * 0.0005) * 8760 / horizon  (the default fees)."""

@@ -40,7 +40,7 @@ from opentelemetry.trace import Tracer
 
 from orchestrator import files
 from orchestrator.bybit.client import credentials
-from orchestrator.config import Loaded, load
+from orchestrator.config import ConfigError, Loaded, load
 from orchestrator.control import ControlBox
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.files import INCOMPLETE, OutputError
@@ -178,6 +178,12 @@ def _session(
 ) -> tuple[str, str, list[str], Play]:
     """What the run plays: (mode, client order id nonce, warnings, the coroutine)."""
     config = loaded.config
+    if config.auto and (rehearsal is not None or config.on_live_market):
+        what = "a rehearsal" if rehearsal is not None else "a live run or a dry run"
+        raise ConfigError(
+            f"{loaded.path}: pairs: auto: {what} trades the pairs listed in pairs: (pairs: "
+            "auto ranks the pairs of a replay); orchestrator screen ranks them to choose"
+        )
     if rehearsal is None and config.on_live_market:
         # The live and rehearsal sessions are imported only when a run is one: they
         # load ccxt and aiohttp (about 0.7 s), which a paper run never needs.

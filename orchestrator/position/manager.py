@@ -141,6 +141,32 @@ class PositionManager:
             e.position for e in self._positions.values() if e.position.state not in FINAL_STATES
         ]
 
+    def can_size(
+        self,
+        spot: Instrument,
+        perp: Instrument,
+        available_balance: Decimal,
+        *,
+        limits: bool = False,
+    ) -> bool:
+        """Whether an open of this pair with this balance would find a quantity meeting
+        both instruments' minimums at the prices now (what ``open_position`` refuses with
+        InsufficientSizeError) and, with ``limits``, within the portfolio limits; False
+        too when a price is missing. Records nothing."""
+        spot_price = self._ticker.get_price(spot.symbol)
+        perp_price = self._ticker.get_price(perp.symbol)
+        if spot_price is None or perp_price is None:
+            return False
+        qty = self._sizer.calculate_matching_quantity(
+            spot_price, available_balance, spot, perp, perp_price
+        )
+        if qty is None:
+            return False
+        if limits and self._risk.limits.any:
+            exposure = exposure_usd(qty, spot_price, perp_price)
+            return self._risk.check_portfolio(exposure, self._held_exposures()) is None
+        return True
+
     def open_exposure(self) -> tuple[int, Decimal]:
         """(how many, their exposure in USD): the positions counted against the portfolio
         limits now, those open or opening (risk.py)."""

@@ -4,7 +4,9 @@ the strategy's replay and the always-hedged baseline's over the same instants
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 import msgspec
 from opentelemetry.trace import Tracer
@@ -23,7 +25,12 @@ from orchestrator.replay.coverage import coverage_warnings
 from orchestrator.replay.engine import Replay
 from orchestrator.replay.window import config_window
 from orchestrator.strategy.funding import AlwaysHedged, strategies
+from orchestrator.trading.ranking import Ranking, Turnover
 from orchestrator.trading.run import Progress, RunResult, StopFlag
+from orchestrator.universe.rank import DAY_MS
+from orchestrator.universe.recorded import pairs_in
+
+ZERO = Decimal(0)
 
 
 def ms_of(text: str | None) -> int | None:
@@ -31,10 +38,11 @@ def ms_of(text: str | None) -> int | None:
 
 
 class Prepared(msgspec.Struct, frozen=True):
-    loaded: Loaded
+    loaded: Loaded  # pairs: auto resolved to the data folder's pairs
     instruments: dict[str, Instrument]
     datasets: list[PairData]
     warnings: list[str]
+    auto: bool = False  # pairs: auto: the run ranks them (trading/ranking.py)
 
 
 def prepare(loaded: Loaded) -> Prepared:
@@ -45,6 +53,9 @@ def prepare(loaded: Loaded) -> Prepared:
     loader's (duplicates, gaps), and where series of a pair, or pairs, do not
     cover the same time.
     """
+    auto = loaded.config.auto
+    if auto:
+        loaded = resolve_auto(loaded)
     config, data_dir = loaded.config, loaded.data_dir()
     symbols = [s for p in config.pair_list for s in (p.spot, p.perp)]
     instrument_warnings: list[str] = []
@@ -78,7 +89,7 @@ def prepare(loaded: Loaded) -> Prepared:
     warnings += instrument_warnings
     warnings += [w for d in datasets for w in d.warnings]
     warnings += coverage_warnings(datasets)
-    return Prepared(loaded, instruments, datasets, warnings)
+    return Prepared(loaded, instruments, datasets, warnings, auto)
 
 
 async def replay_both(
@@ -98,7 +109,7 @@ async def replay_both(
     """
     config = prepared.loaded.config
     datasets, window = config_window(config, prepared.loaded.data_dir(), prepared.datasets)
-    result = await Replay(
+    strategy = Replay(
         config,
         datasets,
         prepared.instruments,
@@ -106,7 +117,13 @@ async def replay_both(
         tracer=tracer,
         recorder=recorder,
         window=window,
-    ).run(progress=make_progress("strategy"), stop=stop)
+    )
+    if prepared.auto:
+        strategy.ranking = Ranking(
+            strategy.pairs, config.universe, config.fees, config.paper.slippage,
+            turnover_of(datasets),
+        )  # fmt: skip
+    result = await strategy.run(progress=make_progress("strategy"), stop=stop)
     replay = Replay(
         config,
         datasets,
@@ -129,3 +146,48 @@ class _ReplayedTo:
 
     def is_set(self) -> bool:
         return self._replay.clock_ms >= self._last_ms
+
+
+def resolve_auto(loaded: Loaded) -> Loaded:
+    """``pairs: auto`` on the recorded data: every pair of the data folder the universe
+    does not exclude (its other filters are applied at each instant, as known then)."""
+    config = loaded.config
+    data_dir = loaded.data_dir()
+    found = pairs_in(data_dir, config.venue)
+    names = {p.name for p in found}
+    missing = [m for m in config.universe.include if m not in names]
+    if missing:
+        raise ConfigError(
+            f"{loaded.path}: universe.include: {', '.join(missing)} not in {data_dir} "
+            "(a pair needs funding, spot and perp candle files)"
+        )
+    pairs = [p for p in found if p.name not in config.universe.exclude]
+    if not pairs:
+        raise ConfigError(
+            f"{loaded.path}: pairs: auto: no pair in {data_dir} (a pair needs funding, spot "
+            "and perp candle files; orchestrator data download fetches them)"
+        )
+    return msgspec.structs.replace(loaded, config=config.resolved(pairs))
+
+
+def turnover_of(datasets: Sequence[PairData]) -> Turnover:
+    """Each pair's 24 h perp turnover at an instant: volume x close of the candles
+    closed in the day before it (as the screen counts it); a pair's sums are made the
+    first time it is asked (only a universe filtering on turnover asks)."""
+    made: dict[int, tuple[list[int], list[Decimal]]] = {}
+
+    def sums(i: int) -> tuple[list[int], list[Decimal]]:
+        if i not in made:
+            times, running, total = [], [ZERO], ZERO
+            for candle in datasets[i].perp:
+                total += candle.volume * candle.close
+                times.append(candle.close_time_ms)
+                running.append(total)
+            made[i] = (times, running)
+        return made[i]
+
+    def turnover(i: int, now_ms: int) -> Decimal:
+        times, running = sums(i)
+        return running[bisect_right(times, now_ms)] - running[bisect_right(times, now_ms - DAY_MS)]
+
+    return turnover

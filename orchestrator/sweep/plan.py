@@ -149,6 +149,11 @@ def make_plan(
         )
     except Invalid as exc:
         raise SweepError(f"{path}: {exc}") from None
+    if base.config.auto:
+        raise SweepError(
+            f"{path}: base: pairs: auto: a sweep trades the pairs its base config lists "
+            "(orchestrator screen ranks the folder's pairs to choose them)"
+        )
     prepared = prepare(base)
     try:
         steps = plan(sweep.walk_forward, data_span(prepared.datasets))

@@ -38,6 +38,7 @@ from orchestrator.trading.curve import Curve
 from orchestrator.trading.ledger import Ledger, LedgerEntry
 from orchestrator.trading.margin import line as margin_line
 from orchestrator.trading.margin import ratio as margin_ratio
+from orchestrator.trading.ranking import Ranking
 from orchestrator.trading.run import HOUR_MS, Account, MoneyJournal, PairRun, RunResult, quote_of
 
 CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins
@@ -121,6 +122,10 @@ class Trader:
         # left open is held: said when the run ends.
         self.at_stop: list[Position] | None = None
         self.held_where = "in the paper account"
+        # pairs: auto (ranking.py): opens go to the best-ranked pairs the universe
+        # considers, the balance shared among the opens of one instant.
+        self.ranking: Ranking | None = None
+        self._share: int | None = None
 
     def attach(self, tg: TaskGroup) -> None:
         """The task group the positions' tasks run in (the driver's)."""
@@ -151,6 +156,9 @@ class Trader:
         return False
 
     async def decide(self, touched: Collection[int]) -> None:
+        if self.ranking is not None:
+            await self._decide_ranked(touched, self.ranking)
+            return
         for i in sorted(touched):
             run = self.pairs[i]
             if run.ended or run.busy:
@@ -169,6 +177,53 @@ class Trader:
                 reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
                 if reason is not None:
                     await self._act(run, self._close(run, reason))
+
+    async def _decide_ranked(self, touched: Collection[int], ranking: Ranking) -> None:
+        """pairs: auto: the exits first (they free capital), then the opens the universe
+        considers now, best expected net yield first."""
+        wanting: list[tuple[Decimal, str, PairRun, str]] = []
+        now = self.clock_ms
+        for i in sorted(touched):
+            run = self.pairs[i]
+            if run.ended or run.busy:
+                continue
+            spot = self.ticker.get_price(run.spot.symbol)
+            perp = self.ticker.get_price(run.perp.symbol)
+            if spot is None or perp is None:
+                continue
+            if run.position is not None:
+                if not run.close_paused:
+                    reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
+                    if reason is not None:
+                        await self._act(run, self._close(run, reason))
+                continue
+            if run.open_paused or self.opening_stopped:
+                continue
+            reason = run.strategy.entry_reason(spot, perp)
+            if reason is None or i not in ranking.considered(now):
+                continue
+            net = ranking.net(run, now)
+            if net is not None and net > 0:
+                wanting.append((-net, run.name, run, f"{reason}; ranked at {net:.2%}/y net"))
+        wanting.sort(key=lambda w: (w[0], w[1]))
+        cap = self.risk.max_open_positions
+        for k, (_, _, run, reason) in enumerate(wanting):
+            share = len(wanting) - k
+            if cap is not None:
+                share = min(share, cap - self.manager.open_exposure()[0])
+            if share < 1 or self.opening_stopped:
+                break
+            self._share = share
+            try:
+                # An open the limits would refuse is not sent: the next best may fit.
+                if (
+                    not self._starved(run)
+                    and not self._no_room(run)
+                    and self.manager.can_size(run.spot, run.perp, self._budget(), limits=True)
+                ):
+                    await self._act(run, self._open(run, reason))
+            finally:
+                self._share = None
 
     # -- the margin guard
 
@@ -554,10 +609,26 @@ class Trader:
             self.alert("margin", line)
 
     def _starved(self, run: PairRun) -> bool:
-        """True while the balance that could size no position is unchanged."""
+        """True while no position of the pair can be sized: the balance that could size
+        none is unchanged, or, changed, still sizes none at the prices now (checked
+        without an open: a starved pair sends no rejected open on every change)."""
+        available = self.account.available_balance(self.quote)
         if run.starved_at is None:
-            return False
-        if self.account.available_balance(self.quote) == run.starved_at:
+            budget = self._budget()
+            if self.manager.can_size(run.spot, run.perp, budget):
+                return False
+            run.starved_at = available
+            when = datetime.fromtimestamp(self.clock_ms / 1000, UTC)
+            self.notes.append(
+                f"{run.name}: stopped opening at {when:%Y-%m-%d %H:%M} UTC with {available:.2f} "
+                f"{self.quote} available: no quantity within {budget:.2f} {self.quote} meets "
+                "both instruments' minimums; no new position until one does"
+            )
+            return True
+        if available == run.starved_at:
+            return True
+        if not self.manager.can_size(run.spot, run.perp, self._budget()):
+            run.starved_at = available
             return True
         run.starved_at = None
         return False
@@ -587,6 +658,8 @@ class Trader:
         yet holding one (no more than risk.max_open_positions leaves room for), less what
         the perp leg's margin will take."""
         free = sum(1 for run in self.pairs if run.position is None)
+        if self._share is not None:  # pairs: auto: among this instant's opens
+            free = self._share
         cap = self.risk.max_open_positions
         if cap is not None:  # only this many more may open: the balance is theirs
             free = min(free, cap - self.manager.open_exposure()[0])

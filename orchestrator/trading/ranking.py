@@ -1,0 +1,102 @@
+"""``pairs: auto`` inside a run: each pair's expected net yield now and whether the
+universe considers it now, from what the run has seen (the screen's formula,
+universe/rank.py, kept up to date as settlements arrive, never recomputed whole).
+
+Only what is known at the run's clock is read: the settlements the run has seen (a
+replay's warm-up included), and the turnover of candles closed by then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+from orchestrator.config import UniverseSettings
+from orchestrator.settings import FeeSettings
+from orchestrator.trading.run import PairRun
+from orchestrator.universe.rank import DAY_MS, HOURS_PER_YEAR, round_trip_cost
+
+ZERO = Decimal(0)
+# A pair's 24 h turnover at an instant (ms), from what had closed by then.
+Turnover = Callable[[int, int], Decimal]  # (pair index, time ms)
+
+
+class _Window:
+    """One pair's settled rates within the history span, summed as they arrive."""
+
+    __slots__ = ("hi", "lo", "total")
+
+    def __init__(self) -> None:
+        self.lo = 0  # the oldest rate inside the span, in run.funding_rates
+        self.hi = 0  # rates taken in so far
+        self.total = ZERO
+
+
+class Ranking:
+    def __init__(
+        self,
+        runs: Sequence[PairRun],
+        universe: UniverseSettings,
+        fees: FeeSettings,
+        slippage: Decimal,
+        turnover: Turnover | None = None,
+    ) -> None:
+        self.runs = list(runs)
+        self.u = universe
+        self.cost = round_trip_cost(fees, slippage) * HOURS_PER_YEAR / universe.horizon_hours
+        self.span_ms = universe.history_days * DAY_MS
+        self._windows = [_Window() for _ in runs]
+        self._turnover = turnover
+        self._index = {id(run): i for i, run in enumerate(runs)}
+        self._considered: tuple[int, frozenset[int]] | None = None
+
+    def net(self, run: PairRun, now_ms: int) -> Decimal | None:
+        """Expected net annualised yield of ``run`` at ``now_ms``; None without a rate in
+        the span."""
+        w = self._windows[self._index[id(run)]]
+        rates = run.funding_rates
+        while w.hi < len(rates) and rates[w.hi][0] <= now_ms:
+            w.total += rates[w.hi][1]
+            w.hi += 1
+        since = now_ms - self.span_ms
+        while w.lo < w.hi and rates[w.lo][0] <= since:
+            w.total -= rates[w.lo][1]
+            w.lo += 1
+        n = w.hi - w.lo
+        if not n:
+            return None
+        return w.total / n * HOURS_PER_YEAR / run.perp.funding_interval_hours - self.cost
+
+    def considered(self, now_ms: int) -> frozenset[int]:
+        """The indexes of the pairs the universe considers at ``now_ms`` (worked out once
+        an instant)."""
+        if self._considered is not None and self._considered[0] == now_ms:
+            return self._considered[1]
+        u = self.u
+        included, excluded = set(u.include), set(u.exclude)
+        passing: list[tuple[bool, Decimal, int]] = []
+        need_turnover = self._turnover is not None and (
+            u.min_turnover_usd > 0 or u.max_pairs < len(self.runs)
+        )
+        for i, run in enumerate(self.runs):
+            name = run.name
+            if name in excluded:
+                continue
+            turnover = self._turnover(i, now_ms) if need_turnover and self._turnover else ZERO
+            if name not in included:
+                rates = run.funding_rates
+                first = rates[0][0] if rates else None
+                if u.min_history_days and (
+                    first is None or now_ms - first < u.min_history_days * DAY_MS
+                ):
+                    continue
+                if turnover < u.min_turnover_usd:
+                    continue
+            passing.append((name not in included, -turnover, i))
+        passing.sort()
+        chosen = frozenset(i for _, _, i in passing[: u.max_pairs])
+        self._considered = (now_ms, chosen)
+        return chosen
+
+    def index(self, run: PairRun) -> int:
+        return self._index[id(run)]

@@ -1,0 +1,173 @@
+"""`pairs: auto` in a replay, through the real CLI, on a generated folder of 50 pairs
+with funding every 1, 2, 4 or 8 hours: opens go to the best-ranked pairs first (as a
+plain recomputation of the formula from the raw files ranks them), every cap holds,
+the ledger balances, nothing after an instant changes what was decided up to it, and
+a pair that cannot be sized sends no rejected open."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from orchestrator.market.synthetic import write_folder
+from tests.folder_support import ROOT, no_traceback
+
+PAIRS, DAYS = 50, 40
+DAY_MS = 86_400_000
+COST = (2 * (Decimal("0.001") + Decimal("0.00055")) + 4 * Decimal("0.0005")) * 8760 / 720
+CONFIG = """pairs: auto
+data:
+  dir: {data}
+risk:
+  max_open_positions: 6
+  max_total_exposure_usd: "11000"
+universe:
+  min_history_days: 3
+  exclude: [SYN1USDT]
+"""
+
+
+def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_DATA"}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env=dict(env, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("auto")
+    write_folder(root, PAIRS, DAYS, seed=11)
+    yield root
+    shutil.rmtree(root)
+
+
+def run(folder: Path, data: Path, config: str = CONFIG) -> tuple[Path, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(config.format(data=data))
+    done = orchestrator("run", "config.yaml", cwd=folder)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (folder / "runs").iterdir()
+    return run_dir, done.stdout
+
+
+def positions(run_dir: Path, label: str = "strategy") -> list[dict[str, str]]:
+    with (run_dir / "positions.csv").open() as f:
+        return [row for row in csv.DictReader(f) if row["run"] == label]
+
+
+def _ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def rates_of(data: Path) -> dict[str, tuple[int, list[tuple[int, Decimal]]]]:
+    doc = json.loads(next(data.glob("*instruments*.json")).read_text())
+    found = {}
+    for market, entry in doc["linear"].items():
+        (path,) = data.glob(f"bybit_{market}_funding_rates_*.csv")
+        with path.open() as f:
+            rows = [
+                (_ms(r["funding_timestamp"].replace("Z", "+00:00")), Decimal(r["funding_rate"]))
+                for r in csv.DictReader(f)
+            ]
+        found[market] = (int(entry["fundingInterval"]) // 60, rows)
+    return found
+
+
+def net_at(rates: tuple[int, list[tuple[int, Decimal]]], t: int) -> Decimal:
+    """The guide's formula, from the raw rows: the last 30 days' mean rate up to t, a
+    year of it at the pair's own interval, less the round trip over 720 h."""
+    hours, rows = rates
+    span = [r for when, r in rows if t - 30 * DAY_MS < when <= t]
+    return sum(span, Decimal(0)) / len(span) * 8760 / hours - COST
+
+
+def test_auto_opens_the_best_ranked_first_within_every_cap(data: Path, tmp_path: Path) -> None:
+    run_dir, out = run(tmp_path / "a", data)
+    assert "strategy ledger balances" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["ledger_balances"] is True
+    rows = positions(run_dir)
+    opened = [r for r in rows if r["opened_at"]]
+    assert len(opened) >= 5
+    assert not [r for r in rows if r["state"] == "rejected"]
+    assert "SYN1/USDT" not in {r["spot_symbol"] for r in rows}  # excluded
+    # At no instant more than 6 open, nor more than 11,000 USD held (both legs at entry).
+    events = sorted(
+        [(_ms(r["opened_at"]), 1, r) for r in opened]
+        + [(_ms(r["closed_at"]), -1, r) for r in opened if r["closed_at"]],
+        key=lambda e: (e[0], e[1]),
+    )
+    count, held = 0, Decimal(0)
+    for _, step, r in events:
+        size = Decimal(r["quantity"]) * (
+            Decimal(r["spot_entry_price"]) + Decimal(r["perp_entry_price"])
+        )
+        count += step
+        held += step * size
+        assert count <= 6 and held <= 11000
+    # The opens of one instant go best-ranked first, by the formula recomputed.
+    rates = rates_of(data)
+    by_instant: dict[str, list[str]] = defaultdict(list)
+    for r in opened:  # positions.csv lists them in the order they were created
+        by_instant[r["opened_at"]].append(r["spot_symbol"].replace("/", ""))
+    several = [markets for markets in by_instant.values() if len(markets) > 1]
+    assert several
+    for when, markets in by_instant.items():
+        nets = [net_at(rates[m], _ms(when)) for m in markets]
+        assert nets == sorted(nets, reverse=True), (when, markets, nets)
+        assert all(n > 0 for n in nets)
+
+
+def test_nothing_after_an_instant_changes_what_was_decided_before(
+    data: Path, tmp_path: Path
+) -> None:
+    cut = "2024-01-20T00:00:00+00:00"
+    cut_ms = _ms(cut)
+    changed = tmp_path / "changed"
+    shutil.copytree(data, changed)
+    for path in changed.glob("*funding_rates*.csv"):
+        lines = path.read_text().splitlines(keepends=True)
+        out = [lines[0]]
+        for line in lines[1:]:
+            cells = line.split(",")
+            if _ms(cells[0].replace("Z", "+00:00")) > cut_ms:
+                cells[1] = str(-Decimal(cells[1]) * 3)  # a regime that never came
+            out.append(",".join(cells))
+        path.write_text("".join(out))
+    first, _ = run(tmp_path / "a", data)
+    second, _ = run(tmp_path / "b", changed)
+
+    def before_cut(run_dir: Path) -> list[tuple[str, str, str, str]]:
+        return [
+            (r["id"], r["opened_at"], r["quantity"], r["spot_entry_price"])
+            for r in positions(run_dir)
+            if r["created_at"] and _ms(r["created_at"]) <= cut_ms
+        ]
+
+    assert before_cut(first) and before_cut(first) == before_cut(second)
+    assert positions(first) != positions(second)
+
+
+def test_a_pair_that_cannot_be_sized_sends_no_rejected_open(data: Path, tmp_path: Path) -> None:
+    config = CONFIG.replace("pairs: auto\n", 'pairs: auto\nbalances:\n  USDT: "8"\n')
+    run_dir, out = run(tmp_path / "a", data, config)
+    assert not positions(run_dir)  # nothing opened, nothing rejected
+    assert "no new position until one does" in out + (run_dir / "summary.json").read_text()
