@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
@@ -91,11 +93,11 @@ def rates_of(data: Path) -> dict[str, tuple[int, list[tuple[int, Decimal]]]]:
     return found
 
 
-def net_at(rates: tuple[int, list[tuple[int, Decimal]]], t: int) -> Decimal:
-    """The guide's formula, from the raw rows: the last 30 days' mean rate up to t, a
-    year of it at the pair's own interval, less the round trip over 720 h."""
+def net_at(rates: tuple[int, list[tuple[int, Decimal]]], t: int, days: int = 30) -> Decimal:
+    """The guide's formula, from the raw rows: the mean rate of the ``days`` days up to
+    t, a year of it at the pair's own interval, less the round trip over 720 h."""
     hours, rows = rates
-    span = [r for when, r in rows if t - 30 * DAY_MS < when <= t]
+    span = [r for when, r in rows if t - days * DAY_MS < when <= t]
     return sum(span, Decimal(0)) / len(span) * 8760 / hours - COST
 
 
@@ -171,3 +173,62 @@ def test_a_pair_that_cannot_be_sized_sends_no_rejected_open(data: Path, tmp_path
     run_dir, out = run(tmp_path / "a", data, config)
     assert not positions(run_dir)  # nothing opened, nothing rejected
     assert "no new position until one does" in out + (run_dir / "summary.json").read_text()
+
+
+ROTATING = """pairs: auto
+data:
+  dir: {data}
+risk:
+  max_open_positions: 3
+universe:
+  min_history_days: 3
+  history_days: 7
+  rotate_margin: "{margin}"
+  rotate_cooldown_hours: {cooldown}
+"""
+ROTATION = re.compile(
+    r"(?P<when>[\d-]+ [\d:]+) UTC: rotation: (?P<old>SYN\d+USDT) closed for (?P<new>SYN\d+USDT): "
+    r"funding expected (?P<new_y>[-\d.]+)%/y against (?P<old_y>[-\d.]+)%/y"
+)
+
+
+def test_a_held_pair_is_rotated_out_when_and_only_when_the_rule_says(
+    data: Path, tmp_path: Path
+) -> None:
+    config = ROTATING.format(data="{data}", margin="0.02", cooldown=24)
+    run_dir, out = run(tmp_path / "a", data, config)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["ledger_balances"] is True
+    rotations = summary["rotations"]
+    assert rotations and f"rotations: {len(rotations)}" in out
+    rates = rates_of(data)
+    rows = positions(run_dir)
+    for line in rotations:
+        m = ROTATION.match(line)
+        assert m, line
+        t = _ms(m["when"] + "+00:00")
+        new, old = (net_at(rates[m[k]], t, days=7) + COST for k in ("new", "old"))
+        assert f"{new:.2%}" == m["new_y"] + "%" and f"{old:.2%}" == m["old_y"] + "%"
+        assert new - old > 2 * COST + Decimal("0.02")  # the rule, recomputed
+        # The old one was held at least the cool-down, closed then; the new one opened then.
+        (closed,) = [r for r in rows if r["spot_symbol"] == m["old"][:-4] + "/USDT"
+                     and r["closed_at"] and _ms(r["closed_at"]) == t]  # fmt: skip
+        assert t - _ms(closed["opened_at"]) >= 24 * 3_600_000
+        assert any(
+            r["spot_symbol"] == m["new"][:-4] + "/USDT" and r["opened_at"]
+            and _ms(r["opened_at"]) == t
+            for r in rows
+        )  # fmt: skip
+    journal = sqlite3.connect(run_dir / "journal.sqlite3")
+    try:
+        said = [v for (v,) in journal.execute("select value from meta where key like 'rotation%'")]
+    finally:
+        journal.close()
+    assert [line.split(" UTC: ", 1)[1] for line in rotations] == said
+    assert (run_dir / "traces.jsonl").read_text().count('"fo.rotation.closed"') >= len(rotations)
+    # A margin no gain reaches, or a cool-down longer than the data: no rotation at all.
+    for margin, cooldown in (("10", 24), ("0.02", 24 * DAYS)):
+        config = ROTATING.format(data="{data}", margin=margin, cooldown=cooldown)
+        quiet, out = run(tmp_path / f"q{margin}-{cooldown}", data, config)
+        assert json.loads((quiet / "summary.json").read_text())["rotations"] == []
+        assert "rotations:" not in out

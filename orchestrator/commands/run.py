@@ -593,6 +593,8 @@ def _print_results(
         f"positions by state: {summary.positions}, always hedged: {summary.baseline_positions}",
         file=out,
     )
+    if summary.rotations:
+        print(f"rotations: {len(summary.rotations)} (each in summary.json)", file=out)
     return unbalanced
 
 

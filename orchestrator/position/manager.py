@@ -167,6 +167,10 @@ class PositionManager:
             return self._risk.check_portfolio(exposure, self._held_exposures()) is None
         return True
 
+    def explain(self, position: Position, name: str, attributes: dict[str, str]) -> None:
+        """A decision about the position, on its trace."""
+        self._tracing.note(position, name, attributes)
+
     def open_exposure(self) -> tuple[int, Decimal]:
         """(how many, their exposure in USD): the positions counted against the portfolio
         limits now, those open or opening (risk.py)."""

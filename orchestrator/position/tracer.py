@@ -72,6 +72,14 @@ class PositionTracer:
         if target.id in FINAL_STATES:
             self.finish(model)
 
+    def note(self, position: Position, name: str, attributes: dict[str, str]) -> None:
+        """An event on the position's trace that explains a decision about it (a
+        rotation: which pair, the expected yields, the costs)."""
+        if self.enabled:
+            self._root(position).add_event(
+                name, {**attributes, "fo.market_time": self._market_time()}
+            )
+
     # -- spans the manager opens
 
     def phase(self, position: Position, name: str) -> AbstractContextManager[Span]:

@@ -126,6 +126,8 @@ class Summary(msgspec.Struct):
     # The margin guard: per pair, the least headroom its short had before liquidation
     # (1 - the highest maintenance margin / margin it reached; None: nothing held).
     margin_headroom: dict[str, Decimal | None] = msgspec.field(default_factory=dict)
+    # pairs: auto: each held position closed for a better pair, when and why.
+    rotations: list[str] = msgspec.field(default_factory=list)
 
 
 def ledger_identity(result: RunResult) -> tuple[Decimal, Decimal]:
@@ -198,6 +200,7 @@ def summarise(
             else max(Decimal(1) - r.worst_margin, ZERO).quantize(HEADROOM_PLACES)
             for r in result.pairs
         },
+        rotations=list(result.rotations),
     )
 
 

@@ -67,6 +67,12 @@ class Ranking:
             return None
         return w.total / n * HOURS_PER_YEAR / run.perp.funding_interval_hours - self.cost
 
+    def gross(self, run: PairRun, now_ms: int) -> Decimal | None:
+        """Expected annualised funding of ``run`` at ``now_ms`` (net before the round
+        trip); None without a rate in the span."""
+        net = self.net(run, now_ms)
+        return None if net is None else net + self.cost
+
     def considered(self, now_ms: int) -> frozenset[int]:
         """The indexes of the pairs the universe considers at ``now_ms`` (worked out once
         an instant)."""

@@ -124,6 +124,8 @@ class RunResult:
     notes: list[str]  # what the run decided that a reader must know (said once each)
     # A stopped run: what became of the positions open when the stop came.
     stopped: str | None = None
+    # pairs: auto: each held position closed for a better pair, and why.
+    rotations: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager

@@ -126,6 +126,7 @@ class Trader:
         # considers, the balance shared among the opens of one instant.
         self.ranking: Ranking | None = None
         self._share: int | None = None
+        self.rotations: list[str] = []
 
     def attach(self, tg: TaskGroup) -> None:
         """The task group the positions' tasks run in (the driver's)."""
@@ -213,17 +214,80 @@ class Trader:
                 share = min(share, cap - self.manager.open_exposure()[0])
             if share < 1 or self.opening_stopped:
                 break
-            self._share = share
-            try:
-                # An open the limits would refuse is not sent: the next best may fit.
-                if (
-                    not self._starved(run)
-                    and not self._no_room(run)
-                    and self.manager.can_size(run.spot, run.perp, self._budget(), limits=True)
-                ):
-                    await self._act(run, self._open(run, reason))
-            finally:
-                self._share = None
+            await self._open_ranked(run, reason, share)
+        blocked = [w for w in wanting if w[2].position is None and not w[2].busy]
+        if blocked and not self.concurrent and not self.opening_stopped:
+            await self._rotate(blocked[0][2], blocked[0][3], ranking)
+
+    async def _open_ranked(self, run: PairRun, reason: str, share: int) -> None:
+        self._share = share
+        try:
+            # An open the limits would refuse is not sent: the next best may fit.
+            if (
+                not self._starved(run)
+                and not self._no_room(run)
+                and self.manager.can_size(run.spot, run.perp, self._budget(), limits=True)
+            ):
+                await self._act(run, self._open(run, reason))
+        finally:
+            self._share = None
+
+    async def _rotate(self, better: PairRun, reason: str, ranking: Ranking) -> None:
+        """Close the held position expected to earn least for ``better``, when the
+        funding ``better`` is expected to earn beats it by both round trips and
+        universe.rotate_margin (annualised), and it has been held the cool-down."""
+        now, u = self.clock_ms, ranking.u
+        expected = ranking.gross(better, now)
+        if expected is None:
+            return
+        held_since = now - u.rotate_cooldown_hours * HOUR_MS
+        worst: tuple[Decimal, PairRun] | None = None
+        for run in self.pairs:
+            position = run.position
+            if (
+                position is None
+                or run.busy
+                or run.close_paused
+                or position.state != "validated"
+                or position.opened_at is None
+                or position.opened_at.timestamp() * 1000 > held_since
+            ):
+                continue
+            gross = ranking.gross(run, now)
+            if gross is not None and (worst is None or gross < worst[0]):
+                worst = (gross, run)
+        if worst is None:
+            return
+        gross, victim = worst
+        costs = 2 * ranking.cost
+        gain = expected - gross
+        if gain <= costs + u.rotate_margin:
+            return
+        assert victim.position is not None
+        line = (
+            f"rotation: {victim.name} closed for {better.name}: funding expected "
+            f"{expected:.2%}/y against {gross:.2%}/y, a gain of {gain:.2%}/y beyond both round "
+            f"trips' {costs:.2%}/y and universe.rotate_margin {u.rotate_margin:.2%}/y"
+        )
+        when = datetime.fromtimestamp(now / 1000, UTC)
+        self.rotations.append(f"{when:%Y-%m-%d %H:%M} UTC: {line}")
+        if self.journal is not None:
+            self.journal.record_meta(f"rotation {self.label} {len(self.rotations)}", line)
+        facts = {
+            "fo.rotation.closed": victim.name,
+            "fo.rotation.opened": better.name,
+            "fo.rotation.closed_expected": str(gross),
+            "fo.rotation.opened_expected": str(expected),
+            "fo.rotation.costs": str(costs),
+            "fo.rotation.margin": str(u.rotate_margin),
+        }
+        self.manager.explain(victim.position, "rotation", facts)
+        self.say(line)
+        await self._act(victim, self._close(victim, f"rotation: for {better.name}"))
+        if victim.position is None:  # closed: its capital goes to the better pair
+            await self._open_ranked(better, f"{reason}; rotated in for {victim.name}", 1)
+            if better.position is not None:
+                self.manager.explain(better.position, "rotation", facts)
 
     # -- the margin guard
 
@@ -701,6 +765,7 @@ class Trader:
             interrupted=interrupted,
             notes=self.notes,
             stopped=self.stop_outcome() if interrupted else None,
+            rotations=self.rotations,
         )
 
     def journal_money(self) -> None:
