@@ -75,3 +75,16 @@ def test_alerts_latency_benchmark_quick_profile_prints_every_figure(tmp_path: Pa
         assert re.search(rf"^{mode}\s+2\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
     assert re.search(r"hanging - none, open p50: [+\-][\d.]+ ms; target <= \+10 ms", out), out
     assert "load average" in out
+
+
+def test_universe_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -> None:
+    out = quick("universe.py", tmp_path)
+    assert "1. generated 12 pairs x 20 d" in out
+    for label, target in (
+        ("end to end, s", "< 60"),
+        ("peak RSS, MiB", "< 1,024"),
+        ("per event, auto / 2 pairs", r"<= 1\.3x"),
+        ("rejected opens", "small"),
+    ):
+        assert re.search(rf"{re.escape(label)}\s+[\d.,]+x?\s+{target}", out), label
+    assert re.search(r"load average before: .+, \d+ cores", out)

@@ -232,3 +232,30 @@ def test_a_held_pair_is_rotated_out_when_and_only_when_the_rule_says(
         quiet, out = run(tmp_path / f"q{margin}-{cooldown}", data, config)
         assert json.loads((quiet / "summary.json").read_text())["rotations"] == []
         assert "rotations:" not in out
+
+
+def test_a_sweep_searches_the_universe_settings_of_an_auto_base(data: Path, tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(ROTATING.format(data=data, margin="0.02", cooldown=24))
+    (tmp_path / "sweep.yaml").write_text(
+        "base: config.yaml\n"
+        "parameters:\n"
+        "  universe.history_days: [3, 7]\n"
+        "  universe.horizon_hours: [24, 720]\n"
+        "walk_forward:\n"
+        "  windows:\n"
+        "    - train: {start: '2024-01-01', end: '2024-01-25'}\n"
+        "      test: {start: '2024-01-25', end: '2024-02-09'}\n"
+        "objective:\n  metric: net_pnl\n"
+        "output: sweeps\nworkers: 1\n"
+    )
+    done = orchestrator("sweep", "sweep.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (folder,) = (tmp_path / "sweeps").iterdir()
+    with (folder / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    train = [r for r in rows if r["kind"] == "train"]
+    assert len(train) == 4
+    # The settings change the trials: not all four trade alike.
+    assert len({r["total.net_pnl"] for r in train}) > 1, [r["total.net_pnl"] for r in train]
+    assert all(r["ledger_balances"] == "true" for r in rows), [r["ledger_balances"] for r in rows]

@@ -108,7 +108,9 @@ async def replay_both(
     it short: it takes seconds, and a comparison over another window would mislead.
     """
     config = prepared.loaded.config
-    datasets, window = config_window(config, prepared.loaded.data_dir(), prepared.datasets)
+    datasets, window = config_window(
+        config, prepared.loaded.data_dir(), prepared.datasets, prepared.auto
+    )
     strategy = Replay(
         config,
         datasets,

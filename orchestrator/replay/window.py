@@ -85,8 +85,19 @@ def settled_rates(data_dir: Path, venue: str, data: PairData) -> list[FundingRat
     return list(Loader(data_dir, venue, data.spot_symbol, None, None).funding(data.perp_symbol))
 
 
+def warm_up_depth(config: Config, auto: bool = False) -> int:
+    """The settlements before a window's start a replay warms up on: what the strategy
+    reads; under ``pairs: auto``, what the ranking reads too (the universe's history
+    and minimum history, in hourly settlements: the shortest interval)."""
+    depth = max(config.strategy.funding_window, config.strategy.negative_streak)
+    if auto:
+        u = config.universe
+        depth = max(depth, max(u.history_days, u.min_history_days) * 24)
+    return depth
+
+
 def config_window(
-    config: Config, data_dir: Path, datasets: Sequence[PairData]
+    config: Config, data_dir: Path, datasets: Sequence[PairData], auto: bool = False
 ) -> tuple[list[PairData], Window | None]:
     """A replay's data: with ``data.start`` or ``data.end`` (``datasets`` loaded for
     them), the window's as a rehearsal of the same hours takes it; the whole data,
@@ -100,5 +111,4 @@ def config_window(
     if start is None:  # from the data's first hour
         start = min(c[0].open_time_ms for d in datasets for c in (d.spot, d.perp) if c)
     settled = [settled_rates(data_dir, config.venue, d) for d in datasets]
-    depth = max(config.strategy.funding_window, config.strategy.negative_streak)
-    return cut(datasets, start, end, depth, settled)
+    return cut(datasets, start, end, warm_up_depth(config, auto), settled)

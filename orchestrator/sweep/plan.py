@@ -38,7 +38,7 @@ class Plan(msgspec.Struct, frozen=True):
 
     @property
     def pairs(self) -> list[str]:
-        return [p.name for p in self.base.config.pair_list]
+        return [p.name for p in self.prepared.loaded.config.pair_list]  # auto: resolved
 
     @property
     def evaluated(self) -> list[WalkStep]:
@@ -149,17 +149,12 @@ def make_plan(
         )
     except Invalid as exc:
         raise SweepError(f"{path}: {exc}") from None
-    if base.config.auto:
-        raise SweepError(
-            f"{path}: base: pairs: auto: a sweep trades the pairs its base config lists "
-            "(orchestrator screen ranks the folder's pairs to choose them)"
-        )
-    prepared = prepare(base)
+    prepared = prepare(base)  # pairs: auto: the data folder's pairs (each trial ranks them)
     try:
         steps = plan(sweep.walk_forward, data_span(prepared.datasets))
     except Invalid as exc:
         raise SweepError(f"{path}: {exc}") from None
-    config = base.config
+    config = prepared.loaded.config
     pairs = tuple((p.spot, p.perp) for p in config.pair_list)
     data_dir = base.data_dir()
     digest = fingerprint(data_dir, config.venue, pairs)

@@ -169,7 +169,7 @@ def out_of_sample(plan: Plan, run: SweepRun) -> tuple[OutOfSample | None, Stitch
 
 
 def _quote(plan: Plan) -> str:
-    return plan.base.config.pair_list[0].spot.split("/")[1]
+    return plan.prepared.loaded.config.pair_list[0].spot.split("/")[1]
 
 
 def verdict(oos: OutOfSample | None, planned: int) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
-from orchestrator.config import Config
+from orchestrator.config import Config, Pair
 from orchestrator.market.recorded import (
     DataError,
     PairData,
@@ -39,10 +39,13 @@ from orchestrator.market.recorded import (
 )
 from orchestrator.models import Instrument
 from orchestrator.replay.engine import Replay
+from orchestrator.replay.session import turnover_of
 from orchestrator.replay.window import Window as ReplayWindow
+from orchestrator.replay.window import warm_up_depth
 from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
 from orchestrator.sweep.windows import Window
 from orchestrator.trading.figures import Summary, summarise
+from orchestrator.trading.ranking import Ranking
 from orchestrator.trading.run import RunResult
 
 MARKETS_KEPT = 4  # data sets a worker keeps loaded (one per sweep, normally)
@@ -227,8 +230,15 @@ async def _replay(
     plays: list[Strategy],
     label: str,
     window: ReplayWindow,
+    auto: bool = False,
 ) -> RunResult:
-    return await Replay(config, datasets, instruments, plays, label=label, window=window).run()
+    replay = Replay(config, datasets, instruments, plays, label=label, window=window)
+    if auto:  # pairs: auto: opens ranked, rotations (trading/ranking.py)
+        replay.ranking = Ranking(
+            replay.pairs, config.universe, config.fees, config.paper.slippage,
+            turnover_of(datasets),
+        )  # fmt: skip
+    return await replay.run()
 
 
 def _baseline_key(config: Config) -> bytes:
@@ -273,8 +283,10 @@ def run_trial(spec: TrialSpec, data: DataSource | Market) -> TrialResult:
     """Replay the trial's config on its window, and the baseline; their summary."""
     market = data if isinstance(data, Market) else market_for(data)
     config = spec.config
-    depth = max(config.strategy.funding_window, config.strategy.negative_streak)
-    datasets, replay_window = window_slice(market, spec.window, depth)
+    auto = config.auto
+    if auto:  # the market holds the data folder's pairs, as the plan resolved them
+        config = config.resolved([Pair(d.spot_symbol, d.perp_symbol) for d in market.datasets])
+    datasets, replay_window = window_slice(market, spec.window, warm_up_depth(config, auto))
     result = anyio.run(
         _replay,
         config,
@@ -283,6 +295,7 @@ def run_trial(spec: TrialSpec, data: DataSource | Market) -> TrialResult:
         strategies(config),
         "strategy",
         replay_window,
+        auto,
     )
     baseline = _baseline(config, spec.window, market, datasets, replay_window)
     summary = summarise(spec.trial, result, baseline, [])
