@@ -115,7 +115,7 @@ def test_a_rehearsal_equals_the_paper_replay_of_the_same_hours(
     for key in (
         "pairs", "total", "baseline", "baseline_total", "starting_balance", "ending_balance",
         "ending_equity", "ledger_balances", "baseline_ledger_balances", "positions",
-        "baseline_positions", "quote", "interrupted",
+        "baseline_positions", "quote", "interrupted", "rotations",
     ):  # fmt: skip
         assert figure(live[key]) == figure(paper[key]), key
     # What neither could equal by nature: the run id, the label, the events counted, and
@@ -126,7 +126,7 @@ def test_a_rehearsal_equals_the_paper_replay_of_the_same_hours(
     assert set(live) - compared == {
         "pairs", "total", "baseline", "baseline_total", "starting_balance", "ending_balance",
         "ending_equity", "ledger_balances", "baseline_ledger_balances", "positions",
-        "baseline_positions", "quote", "interrupted",
+        "baseline_positions", "quote", "interrupted", "rotations",
     }  # fmt: skip
     # Every ledger row and every position, both runs (the strategy's and the baseline's).
     for name in ("ledger.csv", "positions.csv"):

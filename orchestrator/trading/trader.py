@@ -222,12 +222,23 @@ class Trader:
     async def _open_ranked(self, run: PairRun, reason: str, share: int) -> None:
         self._share = share
         try:
+            if self._starved(run) or self._no_room(run):
+                return
+            budget = self._budget()
+            if not self.manager.can_size(run.spot, run.perp, budget):
+                # Said once; no rejected open now, nor on every balance change after.
+                available = self.account.available_balance(self.quote)
+                run.starved_at = available
+                when = datetime.fromtimestamp(self.clock_ms / 1000, UTC)
+                self.notes.append(
+                    f"{run.name}: stopped opening at {when:%Y-%m-%d %H:%M} UTC with "
+                    f"{available:.2f} {self.quote} available: no quantity within {budget:.2f} "
+                    f"{self.quote} meets both instruments' minimums; no new position until "
+                    "one does"
+                )
+                return
             # An open the limits would refuse is not sent: the next best may fit.
-            if (
-                not self._starved(run)
-                and not self._no_room(run)
-                and self.manager.can_size(run.spot, run.perp, self._budget(), limits=True)
-            ):
+            if self.manager.can_size(run.spot, run.perp, budget, limits=True):
                 await self._act(run, self._open(run, reason))
         finally:
             self._share = None
@@ -676,19 +687,9 @@ class Trader:
         """True while no position of the pair can be sized: the balance that could size
         none is unchanged, or, changed, still sizes none at the prices now (checked
         without an open: a starved pair sends no rejected open on every change)."""
-        available = self.account.available_balance(self.quote)
         if run.starved_at is None:
-            budget = self._budget()
-            if self.manager.can_size(run.spot, run.perp, budget):
-                return False
-            run.starved_at = available
-            when = datetime.fromtimestamp(self.clock_ms / 1000, UTC)
-            self.notes.append(
-                f"{run.name}: stopped opening at {when:%Y-%m-%d %H:%M} UTC with {available:.2f} "
-                f"{self.quote} available: no quantity within {budget:.2f} {self.quote} meets "
-                "both instruments' minimums; no new position until one does"
-            )
-            return True
+            return False
+        available = self.account.available_balance(self.quote)
         if available == run.starved_at:
             return True
         if not self.manager.can_size(run.spot, run.perp, self._budget()):
