@@ -1065,7 +1065,8 @@ RUN_FILES: dict[str, str] = {
     "summary.json": "the figures of the table for the strategy and the baseline, the "
     "positions of each by final state, `ending_balance` (the wallet) and `ending_equity` "
     "(wallet plus what is still held), `ledger_balances` for each run, data `warnings` and "
-    "run `alerts`",
+    "run `alerts`, each pair's least `margin_headroom`, and under `pairs: auto` the "
+    "`rotations` (when, which pairs, the expected yields and costs)",
     "ledger.csv": "every money movement of both runs (first column `run`: `strategy` or "
     "`always hedged`): `fill` (the coins that moved and their cash: sale +, purchase -), "
     "`fee` (in the quote coin; a fee charged in the coin bought is valued at the fill "
