@@ -38,12 +38,28 @@ def main(args: argparse.Namespace) -> int:
         )
     at_ms = _at(args.at) if args.at else newest_settlement(data_dir, pairs, config.venue)
     reach = max(universe.history_days, universe.min_history_days)
+    left_out: list[str] = []
     facts = facts_at(
         data_dir, pairs, at_ms, universe.history_days, reach_days=reach, venue=config.venue,
-        warnings=warnings, progress=_progress(len(pairs)),
+        warnings=left_out, progress=_progress(len(pairs)),
     )  # fmt: skip
+    if not facts:
+        first = left_out[0] if left_out else "no pair could be read"
+        raise ConfigError(
+            f"--at {_when(at_ms)}: none of the {len(pairs)} pairs has data in the "
+            f"{reach} days up to it; the first: {first}"
+        )
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if len(left_out) > 3:  # one line, not one per pair
+        names = ", ".join(w.split(":", 1)[0] for w in left_out)
+        print(
+            f"warning: {len(left_out)} pairs left out ({names}); the first: {left_out[0]}",
+            file=sys.stderr,
+        )
+    else:
+        for warning in left_out:
+            print(f"warning: {warning}", file=sys.stderr)
     ranked = rank(facts, universe, config.fees, config.paper.slippage, at_ms)
     considered = sum(1 for r in ranked if r.left_out is None)
     if not considered:
