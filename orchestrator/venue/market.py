@@ -168,6 +168,10 @@ def require_hourly(data: PairData, where: str) -> None:
             )
 
 
+def _whole(candles: list[Candle]) -> list[Candle]:
+    return candles if type(candles) is list else list(candles)
+
+
 class RecordedMarket:
     """The recorded pairs of ``data_dir`` on a market clock (epoch ms) moved by ``advance_to``."""
 
@@ -182,6 +186,10 @@ class RecordedMarket:
             except DataMissing:
                 continue
             require_hourly(data, f"{data_dir}: {market_id}")
+            # Held whole, whatever load_pair streams to spare memory (the process's
+            # KEEP_ROWS, shared by every pair): the venue looks bars up at random, and a
+            # streamed series would read its files again at each look-up.
+            data = msgspec.structs.replace(data, spot=_whole(data.spot), perp=_whole(data.perp))
             self.series[market_id] = _Series(
                 data,
                 [c.open_time_ms for c in data.spot],

@@ -280,6 +280,9 @@ class Venue:
             raise ValueError("the market clock only moves forward")
         settled = []
         for when, market_id, funding in market.fundings_between(market.clock_ms, time_ms):
+            held = self.book.positions.get(market_id)
+            if held is None or held.size == 0:
+                continue  # nothing to settle (and the prices of every pair are set below)
             mark = market.prices_at(when).get(("linear", market_id))
             self.book.prices.update(market.prices_at(when))
             execution = self.book.settle_funding(market_id, funding.rate, when, mark)
