@@ -392,6 +392,64 @@ CONFIG_KEYS: dict[str, Key] = {
         accepts=("0", "23"),
         refuses=("-1", "24"),
     ),
+    "universe.min_turnover_usd": Key(
+        "A pair is considered only with this much 24 h perp turnover (USD): the venue's "
+        "ticker live, the last 24 hourly candles in a replay.",
+        "0 to 10^15, a quoted decimal",
+        accepts=('"0"', '"5000000"'),
+        refuses=('"-1"',),
+    ),
+    "universe.min_history_days": Key(
+        "A pair is considered only once this many days of settled funding are known (its "
+        "listing's age).",
+        "0 to 3,650",
+        accepts=("0", "3650"),
+        refuses=("-1", "3651"),
+    ),
+    "universe.max_pairs": Key(
+        "At most this many pairs considered at once: those with the most 24 h turnover.",
+        "1 to 10,000",
+        accepts=("1", "10000"),
+        refuses=("0", "10001"),
+    ),
+    "universe.include": Key(
+        "Market ids always considered, whatever their history, turnover or rank by turnover.",
+        "market ids like `BTCUSDT`, none also excluded",
+        accepts=("[BTCUSDT]",),
+        refuses=("[BTC/USDT]",),
+    ),
+    "universe.exclude": Key(
+        "Market ids never considered.",
+        "market ids like `BTCUSDT`",
+        accepts=("[DOGEUSDT]",),
+        refuses=("[doge]",),
+    ),
+    "universe.history_days": Key(
+        "The settled rates a rank reads: the last this many days.",
+        "1 to 3,650",
+        accepts=("1", "3650"),
+        refuses=("0", "3651"),
+    ),
+    "universe.horizon_hours": Key(
+        "The holding horizon: a round trip's cost is spread over this many hours in the "
+        "expected net yield.",
+        "1 to 100,000",
+        accepts=("1", "168"),
+        refuses=("0",),
+    ),
+    "universe.rotate_margin": Key(
+        "A held position is closed for a better pair only when the better one's expected net "
+        "yield (annualised) beats it by this much after both round trips' costs.",
+        "0 to 10, a quoted fraction per year",
+        accepts=('"0"', '"0.05"'),
+        refuses=('"-0.01"', '"11"'),
+    ),
+    "universe.rotate_cooldown_hours": Key(
+        "... and only once the held position has been open this long.",
+        "0 to 100,000",
+        accepts=("0", "24"),
+        refuses=("-1",),
+    ),
 }
 
 SWEEP_KEYS: dict[str, Key] = {
@@ -775,10 +833,13 @@ def cli_page() -> str:
 # -- the loopback venue -----------------------------------------------------------------------
 
 ROUTES: dict[str, str] = {
-    "GET /v5/market/instruments-info": "the instruments, from `bybit_instruments_info*.json`",
-    "GET /v5/market/tickers": "last prices; a perp's funding rate and next funding time",
+    "GET /v5/market/instruments-info": "the instruments, from `bybit_instruments_info*.json`; "
+    "linear paged by `limit` (1 to 1000, default 500) and `cursor`, spot unpaged, as Bybit",
+    "GET /v5/market/tickers": "every pair's last price, a tick either side as bid and ask, the "
+    "last 24 h (turnover, volume, high, low) from the recorded bars; a perp's predicted "
+    "funding rate, next funding time and own interval",
     "GET /v5/market/kline": "candles: the recorded ones, or made up around the set price",
-    "GET /v5/market/funding/history": "settled funding rates",
+    "GET /v5/market/funding/history": "settled funding rates, each perp at its own interval",
     "GET /v5/market/time": "the venue's time (the market's, when replaying recorded data)",
     "POST /v5/order/create": "market orders, filled at the set or replayed price (a spot "
     "buy's fee in the coin bought)",
