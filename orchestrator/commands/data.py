@@ -114,7 +114,7 @@ def _config_of(args: argparse.Namespace) -> Loaded | None:
 
 
 class FactsProgress:
-    """``universe: 12/40 pairs (SYN11USDT)``, redrawn in place on stderr."""
+    """``the venue's market: 12/40 pairs (SYN11USDT)``, redrawn in place on stderr."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
