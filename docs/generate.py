@@ -836,10 +836,13 @@ def cli_page() -> str:
 # -- the loopback venue -----------------------------------------------------------------------
 
 ROUTES: dict[str, str] = {
-    "GET /v5/market/instruments-info": "the instruments, from `bybit_instruments_info*.json`",
-    "GET /v5/market/tickers": "last prices; a perp's funding rate and next funding time",
+    "GET /v5/market/instruments-info": "the instruments, from `bybit_instruments_info*.json`; "
+    "linear paged by `limit` (1 to 1000, default 500) and `cursor`, spot unpaged, as Bybit",
+    "GET /v5/market/tickers": "every pair's last price, a tick either side as bid and ask, the "
+    "last 24 h (turnover, volume, high, low) from the recorded bars; a perp's predicted "
+    "funding rate, next funding time and own interval",
     "GET /v5/market/kline": "candles: the recorded ones, or made up around the set price",
-    "GET /v5/market/funding/history": "settled funding rates",
+    "GET /v5/market/funding/history": "settled funding rates, each perp at its own interval",
     "GET /v5/market/time": "the venue's time (the market's, when replaying recorded data)",
     "POST /v5/order/create": "market orders, filled at the set or replayed price (a spot "
     "buy's fee in the coin bought)",

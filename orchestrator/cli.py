@@ -147,7 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument(
         "--pairs",
         action="append",
-        help="spot symbols, e.g. BTC/USDT,ETH/USDT; default: the config's pairs",
+        help="spot symbols, e.g. BTC/USDT,ETH/USDT; default: the config's pairs (or --top, "
+        "--universe)",
+    )
+    down.add_argument(
+        "--top",
+        type=int,
+        metavar="N",
+        help="the N pairs of the venue's whole market (a linear USDT perp and its spot, both "
+        "trading) with the most 24 h perp turnover; with --universe, the N best by expected "
+        "net yield of those the universe lets in",
+    )
+    down.add_argument(
+        "--universe",
+        action="store_true",
+        help="the pairs the config's universe section lets in (turnover, history, include, "
+        "exclude, max_pairs), ranked by expected net yield from the venue's funding history",
     )
     down.add_argument("--since", help="first day (UTC), e.g. 2024-01-01; default: a year ago")
     down.add_argument("--until", help="end (exclusive), e.g. 2025-01-01; default: today")

@@ -128,7 +128,7 @@ class FakeBybit:
 
     @property
     def funding_hours(self) -> int:
-        return self.venue.synthetic.funding_hours
+        return self.venue.synthetic.funding_hours or 8
 
     @funding_hours.setter
     def funding_hours(self, value: int) -> None:

@@ -2,6 +2,8 @@
 
 On the recorded data (a config with ``market: recorded``, the default): every pair of
 the data folder, as known at ``--at`` (default: the newest settlement in the folder).
+On the live market (``market: live`` or ``mode: live``): every pair of the venue now,
+read from its public data (no key needed).
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import anyio
 import msgspec
 
-from orchestrator.config import ConfigError, UniverseSettings, load, parse_time
+from orchestrator.bybit.client import make_exchange
+from orchestrator.commands.data import FactsProgress
+from orchestrator.config import Config, ConfigError, UniverseSettings, load, parse_time
+from orchestrator.exceptions import OrchestratorError
 from orchestrator.output import screen as output
+from orchestrator.universe.facts import PairFacts
+from orchestrator.universe.live import PairFailure, UniverseError, live_facts
 from orchestrator.universe.rank import rank
 from orchestrator.universe.recorded import facts_at, newest_settlement, pairs_in
 
@@ -25,10 +33,9 @@ def main(args: argparse.Namespace) -> int:
     universe = _universe(config.universe, args)
     warnings: list[str] = list(loaded.warnings)
     if config.on_live_market:
-        raise ConfigError(
-            f"{args.config}: market: live: the screen of the venue's live market is not "
-            "available yet; screen the recorded data (market: recorded)"
-        )
+        if args.at:
+            raise ConfigError("--at: only on the recorded data (market: recorded); live is now")
+        return _show(args, config, universe, *anyio.run(_live, config, universe))
     data_dir = loaded.data_dir()
     pairs = pairs_in(data_dir, config.venue)
     if not pairs:
@@ -60,6 +67,19 @@ def main(args: argparse.Namespace) -> int:
     else:
         for warning in left_out:
             print(f"warning: {warning}", file=sys.stderr)
+    return _show(args, config, universe, facts, at_ms, f"recorded data in {data_dir}", len(pairs))
+
+
+def _show(
+    args: argparse.Namespace,
+    config: Config,
+    universe: UniverseSettings,
+    facts: list[PairFacts],
+    at_ms: int,
+    source: str,
+    found: int,
+) -> int:
+    """The ranked facts, printed as asked."""
     ranked = rank(facts, universe, config.fees, config.paper.slippage, at_ms)
     considered = sum(1 for r in ranked if r.left_out is None)
     if not considered:
@@ -74,8 +94,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         head = {
             "at": f"{datetime.fromtimestamp(at_ms / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}",
-            "source": str(data_dir),
-            "pairs_found": len(pairs),
+            "source": source,
+            "pairs_found": found,
             "considered": considered,
             "universe": msgspec.to_builtins(universe),
         }
@@ -84,13 +104,37 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.write(output.as_csv(ranked))
     else:
         print(
-            f"screen at {when}, recorded data in {data_dir}: {len(pairs)} pairs, "
+            f"screen at {when}, {source}: {found} pairs, "
             f"{considered} considered; net/y = mean settled rate x 8760 / interval over the "
             f"last {universe.history_days} days, less the round trip over "
             f"{universe.horizon_hours} h"
         )
         sys.stdout.write(output.as_table(ranked))
     return 0
+
+
+async def _live(
+    config: Config, universe: UniverseSettings
+) -> tuple[list[PairFacts], int, str, int]:
+    """Every pair of the venue's market now (public data: no key), as live_facts reads it
+    (kept to the venue's rate limits); a pair that could not be read is said and left out."""
+    exchange = make_exchange(
+        "", "", config.live.timing, network=config.network, url=config.live.url
+    )
+    failures: list[PairFailure] = []
+    try:
+        facts = await live_facts(
+            exchange, universe.history_days, progress=FactsProgress(), failures=failures
+        )
+        now_ms = int(await exchange.fetch_time())
+    except UniverseError as exc:
+        raise OrchestratorError(f"the venue's market: {exc}") from None
+    finally:
+        await exchange.close()
+    for failure in failures:
+        print(f"warning: left out {failure}", file=sys.stderr)
+    where = config.live.url or f"Bybit {config.network}"
+    return facts, now_ms, f"the live market of {where}", len(facts) + len(failures)
 
 
 def _universe(settings: UniverseSettings, args: argparse.Namespace) -> UniverseSettings:

@@ -187,18 +187,35 @@ def _empty_list(view: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
 # -- market -----------------------------------------------------------------
 
 
+INSTRUMENTS_PAGE = 500  # Bybit's default page of linear instruments; at most 1000
+
+
 async def instruments(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
+    """/v5/market/instruments-info, sorted by symbol. As Bybit: linear pages by
+    ``limit`` (1 to 1000, default 500) and ``cursor`` (the ``nextPageCursor`` of the page
+    before; empty on the last page); spot is not paged (``limit`` and ``cursor`` are
+    ignored); ``status`` filters (none is PreLaunch: ccxt asks for those separately, and
+    answering them all again would duplicate its markets)."""
+    q = ctx.params
     category = ctx.category or ""
-    symbol = ctx.params.get("symbol")
-    listed: list[Any] = []
-    # ccxt asks for pre-launch linear markets separately; answering them would duplicate.
-    if ctx.params.get("status") != "PreLaunch":
-        listed = [
-            i.raw
-            for (c, s), i in v.book.instruments.items()
-            if c == category and symbol in (None, s)
-        ]
-    return {"category": category, "list": listed, "nextPageCursor": ""}
+    symbol, status = q.get("symbol"), q.get("status")
+    listed = sorted(
+        (s, i.raw)
+        for (c, s), i in v.book.instruments.items()
+        if c == category and symbol in (None, s) and status in (None, i.raw.get("status"))
+    )
+    cursor = ""
+    if category != "spot":
+        limit = to_int(q.get("limit"), INSTRUMENTS_PAGE)
+        if not 1 <= limit <= 1000:
+            raise VenueError(codes.PARAMS_ERROR, "params error: limit must be from 1 to 1000")
+        # The cursor names the first symbol of its page: opaque to a client, and it
+        # stays right when instruments come and go between pages.
+        after = str(q.get("cursor") or "")
+        page = [(s, raw) for s, raw in listed if s >= after]
+        listed, rest = page[:limit], page[limit:]
+        cursor = rest[0][0] if rest else ""
+    return {"category": category, "list": [raw for _, raw in listed], "nextPageCursor": cursor}
 
 
 async def tickers(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
@@ -211,19 +228,15 @@ async def tickers(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
         if c != category or wanted not in (None, symbol):
             continue
         text = num(price)
+        bid, ask = _quote(v, category, symbol, price)
         row = {
             "symbol": symbol,
-            "bid1Price": text,
+            "bid1Price": num(bid),
             "bid1Size": "1",
-            "ask1Price": text,
+            "ask1Price": num(ask),
             "ask1Size": "1",
             "lastPrice": text,
-            "prevPrice24h": text,
-            "price24hPcnt": "0",
-            "highPrice24h": text,
-            "lowPrice24h": text,
-            "turnover24h": "0",
-            "volume24h": "0",
+            **_day_fields(v, category, symbol, price),
         }
         if category == "linear":
             # As Bybit's linear rows: ccxt tells a contract ticker from a spot one by
@@ -244,6 +257,40 @@ async def tickers(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     if wanted is not None and not rows:
         raise v.book.error("invalid_symbol", category)
     return {"category": category, "list": rows}
+
+
+def _quote(v: MarketSurface, category: str, symbol: str, price: Decimal) -> tuple[Decimal, Decimal]:
+    """The best bid and ask: a tick either side of the price (the price itself when it is
+    within two ticks of zero). Market orders still fill at the price (and slippage)."""
+    raw = v.book.instruments["spot" if category == "spot" else "linear", symbol].raw
+    tick = to_decimal((raw.get("priceFilter") or {}).get("tickSize")) or ZERO
+    if not tick.is_finite() or tick <= 0 or price <= 2 * tick:
+        return price, price
+    return price - tick, price + tick
+
+
+def _day_fields(v: MarketSurface, category: str, symbol: str, price: Decimal) -> dict[str, str]:
+    """The last 24 hours: from the recorded bars when replaying, else none traded."""
+    day = v.recorded.day_stats(category, symbol, v.market_ms()) if v.recorded else None
+    if day is None:
+        text = num(price)
+        return {
+            "prevPrice24h": text,
+            "price24hPcnt": "0",
+            "highPrice24h": text,
+            "lowPrice24h": text,
+            "turnover24h": "0",
+            "volume24h": "0",
+        }
+    change = price / day.prev_price - 1 if day.prev_price else ZERO
+    return {
+        "prevPrice24h": num(day.prev_price),
+        "price24hPcnt": num(change.quantize(Decimal("0.000001"))),
+        "highPrice24h": num(max(day.high, price)),
+        "lowPrice24h": num(min(day.low, price)),
+        "turnover24h": num(day.turnover),
+        "volume24h": num(day.volume),
+    }
 
 
 def _funding_fields(v: MarketSurface, symbol: str) -> dict[str, str]:

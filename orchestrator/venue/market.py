@@ -3,9 +3,11 @@ hand, replayed from the recorded data, or generated from the time alone.
 
 - ``load_instrument_entries``: the raw instruments-info entries of every
   ``bybit_instruments_info*.json`` in a data folder.
-- ``RecordedMarket``: the recorded candles and funding rates (``load_pair``) on a
-  market clock the venue moves forward; prices are the close of the last bar
-  closed by then, funding settles at each recorded funding time at the perp's price.
+- ``RecordedMarket``: the recorded candles and funding rates (``load_pair``) of every
+  pair of the folder on a market clock the venue moves forward; prices are the close
+  of the last bar closed by then, funding settles at each recorded funding time (each
+  perp at its own interval) at the perp's price; ``day_stats``: the last 24 hours of a
+  market, as a ticker shows them.
 - ``SyntheticHistory``: hourly klines and funding rates computed from the time
   (``kline_entry``, ``funding_rate``), so a test knows what it must receive.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from orchestrator.market.recorded import (
 )
 
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 DEFAULT_HISTORY_START = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 
 
@@ -99,18 +102,21 @@ def newest_first(times: Iterable[int], start: int, end: int, limit: int) -> list
 
 @dataclass
 class SyntheticHistory:
-    """Hourly bars from ``start`` for ``hours`` hours, a settlement every ``funding_hours``."""
+    """Hourly bars from ``start`` for ``hours`` hours; a perp settles every
+    ``funding_hours`` when set, else at its own interval (``intervals``: hours by id,
+    from its instrument's ``fundingInterval``; 8 when it has none)."""
 
     start: int = DEFAULT_HISTORY_START
     hours: int = 0
-    funding_hours: int = 8
+    funding_hours: int | None = None
+    intervals: dict[str, int] = field(default_factory=dict)
 
     def klines(self, category: str, symbol: str, start: int, end: int, limit: int) -> list[Any]:
         bars = range(self.start, self.start + self.hours * HOUR_MS, HOUR_MS)
         return [kline_entry(category, symbol, t) for t in newest_first(bars, start, end, limit)]
 
     def funding(self, symbol: str, start: int, end: int, limit: int) -> list[dict[str, str]]:
-        every = self.funding_hours * HOUR_MS
+        every = (self.funding_hours or self.intervals.get(symbol, 8)) * HOUR_MS
         times = range(self.start, self.start + self.hours * HOUR_MS, every)
         return [
             {
@@ -129,6 +135,17 @@ def _kline(candle: Candle) -> list[str]:
     turnover = candle.volume * candle.close  # the recorded turnover is not kept by load_pair
     values = (candle.open, candle.high, candle.low, candle.close, candle.volume, turnover)
     return [str(candle.open_time_ms), *(format(v, "f") for v in values)]
+
+
+@dataclass(frozen=True)
+class DayStats:
+    """A market's last 24 hours of closed hourly bars, as a v5 ticker shows them."""
+
+    prev_price: Decimal  # the close 24 hours ago (the first open when younger)
+    high: Decimal
+    low: Decimal
+    volume: Decimal  # in the base coin
+    turnover: Decimal  # in the quote coin: the bars' volume * close, as their klines say
 
 
 @dataclass
@@ -151,11 +168,16 @@ def require_hourly(data: PairData, where: str) -> None:
             )
 
 
+def _whole(candles: list[Candle]) -> list[Candle]:
+    return candles if type(candles) is list else list(candles)
+
+
 class RecordedMarket:
     """The recorded pairs of ``data_dir`` on a market clock (epoch ms) moved by ``advance_to``."""
 
     def __init__(self, data_dir: Path, spot_ids: Iterable[tuple[str, str]]) -> None:
-        """``spot_ids``: (market id, spot symbol) pairs to load: ("BTCUSDT", "BTC/USDT")."""
+        """``spot_ids``: (market id, spot symbol) pairs to load: ("BTCUSDT", "BTC/USDT");
+        those without spot and perp candles and funding in ``data_dir`` are left out."""
         self.series: dict[str, _Series] = {}
         for market_id, spot in spot_ids:
             perp = f"{spot}:{spot.split('/')[1]}"
@@ -164,6 +186,10 @@ class RecordedMarket:
             except DataMissing:
                 continue
             require_hourly(data, f"{data_dir}: {market_id}")
+            # Held whole, whatever load_pair streams to spare memory (the process's
+            # KEEP_ROWS, shared by every pair): the venue looks bars up at random, and a
+            # streamed series would read its files again at each look-up.
+            data = msgspec.structs.replace(data, spot=_whole(data.spot), perp=_whole(data.perp))
             self.series[market_id] = _Series(
                 data,
                 [c.open_time_ms for c in data.spot],
@@ -217,6 +243,35 @@ class RecordedMarket:
             if perp is not None:
                 out["linear", market_id] = perp
         return out
+
+    def day_stats(self, category: str, market_id: str, t: int) -> DayStats | None:
+        """The spot (``category`` "spot") or perp market's bars closed in the 24 hours
+        before ``t``; None before its first bar closed."""
+        s = self.series.get(market_id)
+        if s is None:
+            return None
+        candles, opens = (
+            (s.data.spot, s.spot_open) if category == "spot" else (s.data.perp, s.perp_open)
+        )
+        lo, hi = bisect_left(opens, t - DAY_MS), bisect_right(opens, t - HOUR_MS)
+        if hi == 0:
+            return None
+        if lo >= hi:  # no bar in the last day (a gap): nothing traded
+            last = candles[hi - 1].close
+            return DayStats(last, last, last, Decimal(0), Decimal(0))
+        bars = candles[lo:hi]
+        return DayStats(
+            prev_price=candles[lo - 1].close if lo else bars[0].open,
+            high=max(c.high for c in bars),
+            low=min(c.low for c in bars),
+            volume=sum((c.volume for c in bars), Decimal(0)),
+            turnover=sum((c.volume * c.close for c in bars), Decimal(0)),
+        )
+
+    def first_open(self, market_id: str) -> int | None:
+        """When the pair's first perp bar opened: its listing, as far as the data knows."""
+        s = self.series.get(market_id)
+        return s.perp_open[0] if s is not None and s.perp_open else None
 
     def fundings_between(self, after: int, until: int) -> list[tuple[int, str, FundingRate]]:
         """Settlements with ``after < time <= until``, in time order: (time, id, rate)."""

@@ -65,6 +65,32 @@ _GATEWAY_PAGE = (
 )
 
 
+def _recorded_market(
+    data_dir: Path, instruments: Mapping[str, Mapping[str, Mapping[str, Any]]]
+) -> tuple[RecordedMarket, dict[str, dict[str, Mapping[str, Any]]]]:
+    """Every pair of ``data_dir`` with a spot and a linear instrument entry and recorded
+    candles and funding, on one market clock; and the instruments, each recorded market's
+    entry given the data's first hour as its ``launchTime`` when it has none (as Bybit's
+    entries have)."""
+    spot, linear = instruments.get("spot", {}), instruments.get("linear", {})
+    pairs = [
+        (symbol, f"{entry['baseCoin']}/{entry['quoteCoin']}")
+        for symbol, entry in spot.items()
+        if symbol in linear
+    ]
+    market = RecordedMarket(data_dir, pairs)
+    served: dict[str, dict[str, Mapping[str, Any]]] = {
+        category: dict(section) for category, section in instruments.items()
+    }
+    for symbol in market.series:
+        first = market.first_open(symbol)
+        for category in ("spot", "linear"):
+            entry = served[category][symbol]
+            if first is not None and not entry.get("launchTime"):
+                served[category][symbol] = {**entry, "launchTime": str(first)}
+    return market, served
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
@@ -105,6 +131,11 @@ class Venue:
             if data_dir is None:
                 raise ValueError("Venue needs instruments or a data_dir holding them")
             instruments = load_instrument_entries(data_dir)
+        self.recorded: RecordedMarket | None = None
+        if recorded:
+            if data_dir is None:
+                raise ValueError("recorded=True needs the data_dir to replay")
+            self.recorded, instruments = _recorded_market(data_dir, instruments)
         listed = {
             (category, symbol): Instrument.from_entry(category, entry)
             for category, section in instruments.items()
@@ -145,14 +176,12 @@ class Venue:
         self.unknown_paths: list[str] = []
         self.market_queries: list[tuple[str, dict[str, str]]] = []
         self.bad_signatures = 0
-        self.recorded: RecordedMarket | None = None
-        if recorded:
-            if data_dir is None:
-                raise ValueError("recorded=True needs the data_dir to replay")
-            spots = [
-                (i.symbol, f"{i.base}/{i.quote}") for (c, _), i in listed.items() if c == "spot"
-            ]
-            self.recorded = RecordedMarket(data_dir, spots)
+        self.synthetic.intervals = {
+            symbol: int(i.raw.get("fundingInterval") or 480) // 60
+            for (category, symbol), i in listed.items()
+            if category == "linear"
+        }
+        if self.recorded is not None:
             # From the data's first hour (its first bars close an hour later) to its end.
             first, last = self.recorded.start_ms - HOUR_MS, self.recorded.end_ms
             if start_ms is not None and not first <= start_ms <= last:
@@ -251,6 +280,9 @@ class Venue:
             raise ValueError("the market clock only moves forward")
         settled = []
         for when, market_id, funding in market.fundings_between(market.clock_ms, time_ms):
+            held = self.book.positions.get(market_id)
+            if held is None or held.size == 0:
+                continue  # nothing to settle (and the prices of every pair are set below)
             mark = market.prices_at(when).get(("linear", market_id))
             self.book.prices.update(market.prices_at(when))
             execution = self.book.settle_funding(market_id, funding.rate, when, mark)
