@@ -128,6 +128,9 @@ class PositionManager:
         self._sender = LegSender(executor, settings, self._tracing)
         # The registry: changed only between awaits (one event loop), so no lock.
         self._positions: dict[str, _Entry] = {}
+        # The entries not known to be final yet, in the same order: what the portfolio
+        # limits and get_open_positions look at, without walking every position ever made.
+        self._unfinished: dict[str, _Entry] = {}
 
     # -- queries
 
@@ -137,9 +140,15 @@ class PositionManager:
 
     def get_open_positions(self) -> list[Position]:
         """Positions not yet finished: open, on their way in or out, or needing attention."""
-        return [
-            e.position for e in self._positions.values() if e.position.state not in FINAL_STATES
-        ]
+        return [e.position for e in self._unfinished_entries()]
+
+    def _unfinished_entries(self) -> list[_Entry]:
+        """The entries whose position is not final, oldest first (the finished dropped)."""
+        unfinished = self._unfinished
+        done = [pid for pid, e in unfinished.items() if e.position.state in FINAL_STATES]
+        for pid in done:
+            del unfinished[pid]
+        return list(unfinished.values())
 
     def can_size(
         self,
@@ -178,11 +187,7 @@ class PositionManager:
         return len(held), sum(held, ZERO)
 
     def _held_exposures(self, besides: _Entry | None = None) -> list[Decimal]:
-        return [
-            self._held(e)
-            for e in self._positions.values()
-            if e is not besides and e.position.state not in FINAL_STATES
-        ]
+        return [self._held(e) for e in self._unfinished_entries() if e is not besides]
 
     def _held(self, entry: _Entry) -> Decimal:
         """What the position counts against risk.max_total_exposure_usd."""
@@ -256,6 +261,7 @@ class PositionManager:
         if pid in self._positions:
             raise InvalidOrderError(f"position id {pid!r} is already in use")
         self._positions[pid] = entry
+        self._unfinished[pid] = entry
 
         with self._tracing.phase(position, "open"):
             qty = self._size(entry, available_balance)  # rejects and raises if there is none
@@ -638,6 +644,7 @@ class PositionManager:
             if request.client_order_id not in position.client_order_ids:
                 position.client_order_ids.append(request.client_order_id)
         self._positions[position.id] = entry
+        self._unfinished[position.id] = entry
 
     async def settle_restored(self) -> list[OrderRequest]:
         """Ask the venue about every restored order whose outcome the journal lacks (an

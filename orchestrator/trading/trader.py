@@ -127,6 +127,10 @@ class Trader:
         self.ranking: Ranking | None = None
         self._share: int | None = None
         self.rotations: list[str] = []
+        # A replay's open exposure, worked out once per instant and action (_open_exposure).
+        self._acts = 0
+        self._exposure_at: tuple[int, int] | None = None
+        self._exposure_now: tuple[int, Decimal] = (0, ZERO)
 
     def attach(self, tg: TaskGroup) -> None:
         """The task group the positions' tasks run in (the driver's)."""
@@ -211,7 +215,7 @@ class Trader:
         for k, (_, _, run, reason) in enumerate(wanting):
             share = len(wanting) - k
             if cap is not None:
-                share = min(share, cap - self.manager.open_exposure()[0])
+                share = min(share, cap - self._open_exposure()[0])
             if share < 1 or self.opening_stopped:
                 break
             await self._open_ranked(run, reason, share)
@@ -360,7 +364,10 @@ class Trader:
         """Carry out an open or close: now, or (concurrent) in a task of the run's group
         while the other pairs go on deciding."""
         if not self.concurrent:
-            await action
+            try:
+                await action
+            finally:
+                self._acts += 1  # what is open may have changed
             return
         assert self._tg is not None
         run.busy = True
@@ -703,11 +710,21 @@ class Trader:
         close (no fewer open, none holding less) since."""
         if run.limited_at is None:
             return False
-        count, exposure = self.manager.open_exposure()
+        count, exposure = self._open_exposure()
         if count >= run.limited_at[0] and exposure >= run.limited_at[1]:
             return True
         run.limited_at = None
         return False
+
+    def _open_exposure(self) -> tuple[int, Decimal]:
+        """The manager's open_exposure; in a replay (nothing happens between its
+        decisions) worked out once per instant and per open or close, not per pair."""
+        if self.concurrent:
+            return self.manager.open_exposure()
+        key = (self.clock_ms, self._acts)
+        if self._exposure_at != key:
+            self._exposure_now, self._exposure_at = self.manager.open_exposure(), key
+        return self._exposure_now
 
     def _starve(self, run: PairRun, exc: InsufficientSizeError) -> None:
         available = self.account.available_balance(self.quote)
@@ -727,7 +744,7 @@ class Trader:
             free = self._share
         cap = self.risk.max_open_positions
         if cap is not None:  # only this many more may open: the balance is theirs
-            free = min(free, cap - self.manager.open_exposure()[0])
+            free = min(free, cap - self._open_exposure()[0])
         free = max(free, 1)
         available = self.account.available_balance(self.quote)
         per_leg = available / (1 + 1 / self.leverage) / free
