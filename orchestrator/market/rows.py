@@ -23,11 +23,9 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-import queue
 import re
-import threading
 import zlib
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from itertools import compress, count, islice, repeat
@@ -348,126 +346,55 @@ def _plain_pieces(path: Path) -> Iterator[str]:
     ending with the newline. Raises _Careful where csv.reader might read it otherwise
     than split at commas and newlines, or where the read fails (the careful way says
     how)."""
-    blocks = _read_ahead(_blocks(path)) if READ_AHEAD else _blocks(path)
-    try:
-        yield from _lines(blocks)
-    finally:
-        blocks.close()
-
-
-def _lines(blocks: Iterator[bytes]) -> Iterator[str]:
-    """_plain_pieces of the file's bytes."""
-    decode = codecs.getincrementaldecoder("utf-8-sig")().decode
-    tail = ""
-    for data in blocks:
-        done = not data
-        try:
-            text = tail + decode(data, done)
-        except UnicodeDecodeError:
-            raise _Careful from None
-        if done and text and not text.endswith("\n"):
-            text += "\n"
-        end = text.rfind("\n") + 1
-        if not end:
-            tail = text
-            continue
-        text, tail = text[:end], text[end:]
-        if "\r" in text:
-            crlf = text.count("\r\n")
-            if crlf != text.count("\n"):  # some lines end with \n alone
-                text = text.replace("\r\n", "\n").replace("\n", "\n,")
-            else:
-                text = text.replace("\r\n", "\n,")
-            if "\r" in text:
-                raise _Careful
-        else:
-            text = text.replace("\n", "\n,")
-        if '"' in text or "\x00" in text:
-            raise _Careful
-        yield text
-    if tail:
-        raise _Careful
-
-
-def _blocks(path: Path) -> Generator[bytes, None, None]:
-    """The file's bytes (uncompressed), in pieces of at most PIECE_CHARACTERS; an
-    empty piece last. Raises _Careful where the read fails or the file is not one plain
-    gzip member (the careful way says how)."""
     try:
         raw = path.open("rb")
     except OSError:
         raise _Careful from None
     with raw:
-        inflate = zlib.decompressobj(31) if path.name.endswith(".gz") else None
-        while True:
+        gz = path.name.endswith(".gz")
+        inflate = zlib.decompressobj(31) if gz else None
+        decode = codecs.getincrementaldecoder("utf-8-sig")().decode
+        tail = ""
+        done = False
+        while not done:
             try:
                 if inflate is None:
                     data = raw.read(_READ_BYTES)
+                    done = not data
                 elif inflate.eof:
                     if inflate.unused_data or raw.read(1):
                         raise _Careful  # another gzip member, or bytes after the first
-                    data = b""
+                    data, done = b"", True
                 else:
                     block = inflate.unconsumed_tail or raw.read(_READ_BYTES)
                     if not block:
                         raise _Careful  # cut short
                     data = inflate.decompress(block, PIECE_CHARACTERS)
-                    if not data:
-                        continue
-            except (OSError, zlib.error):
+                text = tail + decode(data, done)
+            except (OSError, zlib.error, UnicodeDecodeError):
                 raise _Careful from None
-            yield data
-            if not data:
-                return
-
-
-# Read and decompress a file in a thread of its own, a few pieces ahead of the rows
-# being checked: zlib and the file's reads let the interpreter go on meanwhile.
-READ_AHEAD = True
-_AHEAD = 4  # pieces
-_END = object()
-
-
-def _read_ahead(blocks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
-    """``blocks``, read in a thread at most _AHEAD pieces ahead; what it raises is
-    raised here, in order. Stopping early stops the thread (and closes ``blocks``)."""
-    waiting: queue.Queue[object] = queue.Queue(_AHEAD)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(item, timeout=0.05)
-            except queue.Full:
+            if done and text and not text.endswith("\n"):
+                text += "\n"
+            end = text.rfind("\n") + 1
+            if not end:
+                tail = text
                 continue
-            return True
-        return False
-
-    def work() -> None:
-        try:
-            for block in blocks:
-                if not put(block):
-                    return
-            put(_END)
-        except BaseException as exc:  # raised where it is read
-            put(exc)
-        finally:
-            blocks.close()
-
-    thread = threading.Thread(target=work, name="orchestrator-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = waiting.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, bytes)
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+            text, tail = text[:end], text[end:]
+            if "\r" in text:
+                crlf = text.count("\r\n")
+                if crlf != text.count("\n"):  # some lines end with \n alone
+                    text = text.replace("\r\n", "\n").replace("\n", "\n,")
+                else:
+                    text = text.replace("\r\n", "\n,")
+                if "\r" in text:
+                    raise _Careful
+            else:
+                text = text.replace("\n", "\n,")
+            if '"' in text or "\x00" in text:
+                raise _Careful
+            yield text
+        if tail:
+            raise _Careful
 
 
 def open_text(path: Path) -> IO[str]:
