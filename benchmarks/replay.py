@@ -11,6 +11,9 @@ Prints, in order:
    run folder each writes is deleted afterwards.
 2. On the recorded data (prepare(load(config))): loading time (each load dropped
    before the next, so that each holds the data in memory as the command does);
+   loading the pairs' series alone (load_pair) beside one bare pass of
+   csv.reader over the same files (gzip.open(..., "rt"), nothing parsed), as a ratio
+   beside its target (issue 23: at most 1.5x), best of --repeat each;
    market events per second through the strategy's Replay(...).run() (no progress
    callback; timed around anyio.run, as the command pays it) and the always-hedged
    baseline's, best of --repeat each, on one more load; reading every event's columns
@@ -24,7 +27,9 @@ Prints, in order:
    generated (a day of one pair at a time: bounded memory), then loaded and replayed
    by `prepare(load(config))` and the strategy's Replay in a child process of its own,
    so that its peak RSS (VmHWM) is that run's alone: after loading, and
-   at the end of the replay. The folder is deleted afterwards.
+   at the end of the replay; before that, in the same child, a bare csv.reader pass
+   over the series' files, beside which the loading time is a ratio (its target
+   1.5x). The folder is deleted afterwards.
 5. Every figure beside its target and its baseline (before issue 11).
 
 --quick is the profile CI runs (tests/test_benchmarks_quick.py): every section on
@@ -35,7 +40,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import csv
 import gc
+import gzip
 import json
 import math
 import os
@@ -52,22 +59,25 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import anyio
 import msgspec
 
-from orchestrator.config import Config, load
+from orchestrator.config import Config, Loaded, load
 from orchestrator.market.columns import columns_of
-from orchestrator.market.recorded import PairData
+from orchestrator.market.recorded import PairData, load_pair, market_id
 from orchestrator.models import Instrument
 from orchestrator.replay.engine import Replay
-from orchestrator.replay.session import Prepared, prepare
+from orchestrator.replay.session import Prepared, ms_of, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy, strategies
 from orchestrator.trading.run import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1_000_000  # events per second on one core
+LOAD_TARGET = 1.5  # loading the series / one bare csv.reader pass over their files
+# Before issue 23's loader (this machine, 2 cores): loading the recorded data's series.
+BASELINE_LOAD = "2.6-4.5x"
 RSS_TARGET_MIB = 1024
 # Before issue 11 (commit 2836eb4, this machine, best of 3): the recorded data; the
 # issue's own figures for a generated 10-million-event hourly series held in memory.
@@ -140,6 +150,61 @@ def read_columns(datasets: Sequence[PairData]) -> int:
     return n
 
 
+def series_files(loaded: Loaded) -> list[Path]:
+    """The files load_pair reads for the config's pairs (spot and perp candles, funding)."""
+    config, folder = loaded.config, loaded.data_dir()
+    found: list[Path] = []
+    for pair in config.pairs:
+        for symbol, kind in (
+            (pair.spot, "spot"),
+            (pair.perp, "perp"),
+            (pair.perp, "funding_rates"),
+        ):
+            found += sorted(
+                path
+                for path in folder.glob(f"{config.venue}_{market_id(symbol)}_{kind}_*")
+                if path.name.endswith((".csv", ".csv.gz"))
+            )
+    return found
+
+
+def bare_pass(paths: Sequence[Path]) -> int:
+    """One csv.reader pass over the files, opened as the loader opens them; the rows."""
+    n = 0
+    for path in paths:
+        with open_text(path) as handle:
+            for _ in csv.reader(handle):
+                n += 1
+    return n
+
+
+def open_text(path: Path) -> IO[str]:
+    """A file as gzip.open(..., "rt") or open() gives it, as the loader reads it."""
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
+
+
+def load_series(loaded: Loaded) -> list[PairData]:
+    """Every pair's series as a replay loads them (load_pair), and nothing else."""
+    config, folder = loaded.config, loaded.data_dir()
+    start, end = ms_of(config.data.start), ms_of(config.data.end)
+    return [
+        load_pair(folder, p.spot, p.perp, venue=config.venue, start_ms=start, end_ms=end)
+        for p in config.pairs
+    ]
+
+
+def load_row(label: str, load_s: float, bare_s: float, rest: str) -> float:
+    ratio = load_s / bare_s
+    row(
+        label,
+        load_s,
+        f"{ratio:.2f}x a bare csv.reader pass ({bare_s:.3f} s); target <= {LOAD_TARGET}x; {rest}",
+    )
+    return ratio
+
+
 # -- 1. the command, end to end
 
 
@@ -197,6 +262,15 @@ def run_recorded(config_path: Path, repeat: int, top: int) -> Figures:
         prepare(load(config_path))
 
     load_s, _ = best_of(repeat, load_alone)
+    loaded_config = load(config_path)
+    files = series_files(loaded_config)
+    ratios: list[float] = []
+    for _ in range(repeat):  # interleaved: the machine's load moves both alike
+        bare_s, _ = best_of(1, lambda: bare_pass(files))
+        series_s, _ = best_of(1, lambda: load_series(loaded_config))
+        ratios.append(series_s / bare_s)
+    bare_s, _ = best_of(repeat, lambda: bare_pass(files))
+    series_s, _ = best_of(repeat, lambda: load_series(loaded_config))
     prepared = prepare(load(config_path))
     config, datasets, inst = prepared.loaded.config, prepared.datasets, prepared.instruments
     n = events_in(datasets)
@@ -209,6 +283,13 @@ def run_recorded(config_path: Path, repeat: int, top: int) -> Figures:
     pairs = ", ".join(p.name for p in config.pair_list)
     print(f"  {n:,} market events ({pairs}), {len(result.positions)} positions")
     row("loading (prepare(load(config)))", load_s, f"best of {repeat}")
+    load_ratio = load_row(
+        "loading the series (load_pair)",
+        series_s,
+        bare_s,
+        f"best of {repeat} each; interleaved runs {min(ratios):.2f}-{max(ratios):.2f}x "
+        f"({len(files)} files)",
+    )
     row("Replay.run, the strategy", replay_s, f"{rate:12,.0f} events/s, best of {repeat}")
     row("Replay.run, always hedged", base_s, f"{n / base_s:12,.0f} events/s, best of {repeat}")
     row("reading the columns alone", read_s, f"{n / read_s:12,.0f} events/s, no engine work")
@@ -228,7 +309,7 @@ def run_recorded(config_path: Path, repeat: int, top: int) -> Figures:
 
     print(f"\n3. profile of Replay.run on the recorded data (cProfile, top {top} by own time)")
     profile(prepared, top)
-    return {"rate": rate, "load_s": load_s}
+    return {"rate": rate, "load_s": load_s, "load_ratio": load_ratio}
 
 
 def profile(prepared: Prepared, top: int) -> None:
@@ -398,6 +479,9 @@ def child(config_path: Path) -> None:
     os.environ.pop("ORCHESTRATOR_DATA", None)
     rss0 = max_rss_mib()
     t0 = time.perf_counter()
+    bare_pass(series_files(load(config_path)))
+    bare_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     prepared = prepare(load(config_path))
     load_s = time.perf_counter() - t0
     rss_loaded = max_rss_mib()
@@ -412,6 +496,7 @@ def child(config_path: Path) -> None:
         "events": n,
         "replayed": result.events,
         "load_s": load_s,
+        "bare_s": bare_s,
         "replay_s": replay_s,
         "rss_start": rss0,
         "rss_loaded": rss_loaded,
@@ -464,6 +549,9 @@ def run_generated(config_path: Path, n_pairs: int, days: int, seed: int) -> Figu
     row(
         "loading (prepare(load(config)))", figures["load_s"], f"{n / figures['load_s']:,.0f} rows/s"
     )
+    figures["load_ratio"] = load_row(
+        "loading, beside a bare pass", figures["load_s"], figures["bare_s"], "one pass each"
+    )
     row("Replay.run, the strategy", figures["replay_s"], f"{rate:12,.0f} events/s, one pass")
     print(
         f"  {'peak RSS (child process)':38}{figures['rss_end']:8,.0f} MiB   "
@@ -491,10 +579,22 @@ def summary(recorded: Figures, generated: list[Figures], n_pairs: int) -> None:
         f">= {TARGET:,}",
         f"{BASELINE_RECORDED:,}",
     )
+    line(
+        "recorded data, loading / bare csv.reader",
+        f"{recorded.get('load_ratio', math.nan):.2f}x",
+        f"<= {LOAD_TARGET}x",
+        BASELINE_LOAD,
+    )
     for g in generated:
         if not g:
             continue
         label = f"generated {n_pairs} pairs x {g['days']} d ({g['events'] / 1e6:,.1f} M)"
+        line(
+            f"{label}, loading / bare csv.reader",
+            f"{g['load_ratio']:.2f}x",
+            f"<= {LOAD_TARGET}x",
+            "",
+        )
         line(
             f"{label}, events/s",
             f"{g['rate']:,.0f}",
@@ -551,6 +651,7 @@ def main() -> None:
         generated.append(run_generated(config_path, args.pairs, days, args.seed))
 
     summary(recorded, generated, args.pairs)
+    print(f"\n  load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

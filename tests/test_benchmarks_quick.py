@@ -41,6 +41,12 @@ def test_replay_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -> N
     assert len(re.findall(r"generated 3 pairs x \d d .*events/s\s+[\d,]+\s+>= 1,000,000", out)) == 2
     assert len(re.findall(r"peak RSS MiB\s+[\d,]+\s+< 1,024", out)) == 2
     assert re.search(r"peak RSS, 2 d less 1 d, MiB\s+-?[\d,]+", out)
+    assert re.search(r"recorded data, loading / bare csv.reader\s+[\d.]+x\s+<= 1.5x", out)
+    assert (
+        len(re.findall(r"generated 3 pairs .*loading / bare csv.reader\s+[\d.]+x\s+<= 1.5x", out))
+        == 2
+    )
+    assert "load average" in out
 
 
 def test_lifecycle_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -> None:
@@ -53,9 +59,14 @@ def test_lifecycle_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -
         ("open -> both sent p99, / bare", "<= 2x"),
         ("leg skew p99", "< 1 ms"),
         ("10,000 open positions, traced", "< 300 MiB"),
+        ("journal per lifecycle / its floor", "<= 2x"),
     ):
         assert re.search(rf"{re.escape(label)}\s+[+\-\d.,]+(x|%| ms| MiB)\s+{target}", out), label
     assert re.search(r"python-statemachine [\d.]+ us, the derived table the manager runs", out)
+    assert re.search(
+        r"the journal per paper lifecycle .*: -?[\d.]+ us; its floor, .*: [\d.]+ us", out
+    )
+    assert "load average" in out
 
 
 def test_live_skew_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -> None:

@@ -492,6 +492,30 @@ def test_a_removed_run_folder_is_refused_not_written_into_a_ghost(tmp_path: Path
             j.intents("p1", [request("a1")], 1)
 
 
+def test_a_replay_journal_refuses_an_intent_into_a_removed_or_replaced_file(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    with new_journal(run_dir) as j:
+        j.group_writes()  # as a replay writes it
+        j.intents("p1", [request("a1")], 1)
+        shutil.rmtree(run_dir)
+        with pytest.raises(JournalError, match=r"the journal file is gone .* removed or moved"):
+            j.intents("p1", [request("a2")], 1)
+    other = tmp_path / "other"
+    with new_journal(other) as j:
+        j.group_writes()
+        j.intents("p1", [request("a1")], 1)
+        (other / DB_NAME).unlink()
+        (other / DB_NAME).write_bytes(b"")
+        with pytest.raises(
+            JournalError,
+            match=r"cannot record the intent of a2, a3: the journal "
+            r"file was replaced by another",
+        ):
+            j.intents("p1", [request("a2"), request("a3")], 1)
+
+
 def test_a_run_folder_under_a_file_cannot_hold_a_journal(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(JournalError, match="cannot create the run folder: Not a directory"):

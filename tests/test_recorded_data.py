@@ -647,6 +647,112 @@ def test_truncated_gzip_names_the_file(tmp_path: Path) -> None:
     assert str(e.value).startswith(f"{path}:")
 
 
+# --- long files: what a row says does not depend on where it is -----------------
+
+LONG = 6000  # rows: a file of many pieces, read together where they can be
+
+
+def long_rows(kind: str = "spot") -> list[str]:
+    if kind == "funding":
+        return [FUNDING_HEADER, *(funding_row(8 * i, f"0.0000{i % 90 + 10}") for i in range(LONG))]
+    return [KLINE_HEADER, *(kline(hour, c=f"10{hour % 10}") for hour in range(LONG))]
+
+
+def write_text(folder: Path, kind: str, text: str, gz: bool) -> Path:
+    path = folder / f"bybit_BTCUSDT_{KINDS[kind]}_a.csv{'.gz' if gz else ''}"
+    path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    return path
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["csv", "gzip"])
+@pytest.mark.parametrize(
+    "shape",
+    ["lf", "crlf", "mixed", "bom", "quoted", "no last newline", "offsets", "epoch"],
+)
+def test_a_long_file_reads_the_same_whatever_its_shape(
+    tmp_path: Path, gz: bool, shape: str
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write_pair(plain, spot=long_rows(), funding=long_rows("funding"))
+    lines = long_rows()
+    if shape == "quoted":
+        lines[4500] = lines[4500].replace(",bybit,", ',"bybit",')
+    if shape == "offsets":
+        lines[1:] = [line.replace("Z,", "+00:00,", 1) for line in lines[1:]]
+        assert at(2999) == "2024-05-04T23:00:00Z"
+        lines[3000] = kline("2024-05-05T00:00:00+01:00", c="109")
+    if shape == "epoch":
+        lines[1:] = [kline(str(ms(at(hour))), c=f"10{hour % 10}") for hour in range(LONG)]
+    ends = {"crlf": "\r\n", "mixed": "\r\n"}.get(shape, "\n")
+    text = "".join(line + ends for line in lines)
+    if shape == "mixed":
+        text = text.replace("\r\n", "\n", 2000)
+    if shape == "bom":
+        text = "\ufeff" + text
+    if shape == "no last newline":
+        text = text.rstrip("\n")
+    shaped = tmp_path / "shaped"
+    shaped.mkdir()
+    write_pair(shaped, funding=long_rows("funding"))
+    (shaped / f"bybit_BTCUSDT_{KINDS['spot']}_a.csv").unlink()
+    write_text(shaped, "spot", text, gz)
+    expected, found = load(plain), load(shaped)
+    assert found == expected
+    assert found.spot == expected.spot
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["csv", "gzip"])
+@pytest.mark.parametrize("before", ["nothing", "a quoted field", "a lone carriage return"])
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        (kline(5000, o="x"), "open 'x' is not a number"),
+        (kline(5000, lo="111"), "low 111 is above min(open, close) = 100"),
+        (
+            kline(4998),
+            "timestamp 2024-07-27T06:00:00Z goes back from 2024-07-27T07:00:00Z at line 5001",
+        ),
+        (kline(4999, o="99"), "2024-07-27T07:00:00Z repeats line 5001 with different values"),
+        ("", "a blank line where the header has 10 columns"),
+        (kline(5000) + ",x", "11 columns where the header has 10 columns"),
+        (kline(5000, symbol="ETHUSDT"), "symbol 'ETHUSDT' is another market than BTCUSDT"),
+        (kline("2024-07-27T08:30:00Z"), "open time 2024-07-27T08:30:00Z is not on the hour"),
+        (kline("2024-07-27T08:00:00"), "has no time zone"),
+    ],
+)
+def test_a_fault_deep_in_a_long_file_names_its_line(
+    tmp_path: Path, gz: bool, before: str, fault: str, says: str
+) -> None:
+    lines = long_rows()
+    if before == "a quoted field":
+        lines[1200] = lines[1200].replace(",bybit,", ',"bybit",')
+    lines[5001] = fault  # line 5002 of the file: the row of hour 5000
+    text = "".join(line + "\n" for line in lines)
+    if before == "a lone carriage return":  # ends a line as a newline does
+        text = text.replace(lines[1200] + "\n", lines[1200] + "\r")
+    write_pair(tmp_path, gz=gz)
+    path = write_text(tmp_path, "spot", text, gz)
+    line = 5002
+    with pytest.raises(DataError) as caught:
+        load(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert says in message
+
+
+def test_repeats_deep_in_a_long_file_are_dropped_and_named(tmp_path: Path) -> None:
+    lines = long_rows()
+    for at_line in (5400, 3000, 2999, 1024, 2):  # each repeats the row before it
+        lines.insert(at_line, lines[at_line - 1])
+    write_pair(tmp_path, spot=lines, funding=long_rows("funding"))
+    data = load(tmp_path)
+    assert len(data.spot) == LONG
+    assert data.warnings == [
+        "bybit_BTCUSDT_spot_1h_a.csv: dropped 5 duplicate rows (lines 3, 1026, 3002, 3004, 5405)"
+    ]
+
+
 # --- instrument files -----------------------------------------------------------
 
 

@@ -140,10 +140,15 @@ class JournalRecorder:
     # -- a listener on the machines
 
     def after_transition(self, event: Any, source: Any, target: Any, model: Position) -> None:
-        if not self._skip():
+        if self.failed is None or not self._skip():
             try:
                 self.journal.transition(
-                    model.id, str(event), str(source.id), str(target.id), self._ms(), position=model
+                    model.id,
+                    str(event),
+                    str(source.id),
+                    str(target.id),
+                    int(self.clock() * 1000),
+                    position=model,
                 )
             except Exception as exc:
                 self._fail(exc)
@@ -161,11 +166,12 @@ class JournalRecorder:
                 f"before ({self.failed})"
             )
         try:
-            self.journal.intents(position.id, requests, self._ms(), position=position)
+            self.journal.intents(position.id, requests, int(self.clock() * 1000), position=position)
         except JournalError as exc:
             self._fail(exc)
             raise
-        self._crash.after("intents")
+        if self._crash.point:  # only when a crash test asks for one
+            self._crash.after("intents")
 
     def record_outcome(
         self,
@@ -175,14 +181,20 @@ class JournalRecorder:
         error: str | None,
         quote: Decimal | None = None,
     ) -> None:
-        if not self._skip():
+        if self.failed is None or not self._skip():
             try:
                 self.journal.outcome(
-                    request.client_order_id, result, status, error, time_ms=self._ms(), quote=quote
+                    request.client_order_id,
+                    result,
+                    status,
+                    error,
+                    time_ms=int(self.clock() * 1000),
+                    quote=quote,
                 )
             except Exception as exc:
                 self._fail(exc)
-        self._crash.after("outcome")
+        if self._crash.point:  # only when a crash test asks for one
+            self._crash.after("outcome")
 
     # -- the trader's money
 

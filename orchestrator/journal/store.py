@@ -46,6 +46,7 @@ JournalError naming the file and the reason, never a bare sqlite3 traceback.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -91,6 +92,9 @@ from orchestrator.models import OrderRequest, OrderResult, Position
 from orchestrator.trading.ledger import LedgerEntry
 
 GROUP_LIMIT = 512  # grouped writes waiting before they are committed anyway
+# One INSERT of n intents (n rows of INTENT's values), by n.
+_INTENT_ROW = ", " + INTENT[INTENT.rindex("(") :]
+_INTENTS: dict[int, str] = {}
 
 
 class Journal(Records):
@@ -123,6 +127,9 @@ class Journal(Records):
         self._client_ids: set[str] = {
             cid for (cid,) in conn.execute("SELECT client_order_id FROM orders")
         }
+        # The journal file, held open: a grouped intent checks that it is still linked
+        # (fstat), not its path (stat); see _check_linked.
+        self._held: int | None = None
         # A replay's journal is not synced at all (see the module docstring).
         conn.execute(f"PRAGMA synchronous = {'NORMAL' if durable_intents else 'OFF'}")
 
@@ -243,6 +250,10 @@ class Journal(Records):
             self.flush()
         with self._mutex:
             super().close()
+            held, self._held = self._held, None
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    os.close(held)
             lock, self._lock = self._lock, None
             if lock is not None:
                 lock.release()
@@ -270,12 +281,16 @@ class Journal(Records):
         """Count one more grouped write; commit them all once the limit is reached."""
         self._pending.count += 1
         if self._pending.count >= self._flush_at:
-            try:
-                self.flush()
-            except JournalError:
-                self._flush_at = 2 * self._pending.count
-                raise
-            self._flush_at = self._group_limit
+            self._flush_waiting()
+
+    def _flush_waiting(self) -> None:
+        """The limit is reached: commit what waits."""
+        try:
+            self.flush()
+        except JournalError:
+            self._flush_at = 2 * self._pending.count
+            raise
+        self._flush_at = self._group_limit
 
     def _commit_pending(self, conn: sqlite3.Connection) -> None:
         waiting = self._pending
@@ -342,6 +357,52 @@ class Journal(Records):
                 rollback(conn)
                 raise
 
+    def _insert_intents(self, rows: Sequence[tuple[object, ...]], ids: list[str]) -> None:
+        """A grouped journal's intents, committed alone (what waits, waits on): one
+        INSERT of every row, in the transaction SQLite makes for it."""
+        with self._mutex:
+            conn = self._db()
+            if not self._linked():
+                self._check_in_place(f"the intent of {', '.join(ids)}")
+            sql = _INTENTS.get(len(rows))
+            if sql is None:
+                sql = _INTENTS[len(rows)] = INTENT + _INTENT_ROW * (len(rows) - 1)
+            try:
+                conn.execute(sql, [value for row in rows for value in row])
+            except sqlite3.Error as exc:
+                rollback(conn)
+                raise JournalError(
+                    f"{self.path}: cannot record the intent of {', '.join(ids)}: "
+                    f"{sqlite_reason(exc)}"
+                ) from exc
+
+    def _linked(self) -> bool:
+        """Whether the file SQLite writes is still linked where it was: what
+        _check_in_place checks (which says how it is not), for a grouped intent, at the
+        cost of an fstat of the file held open, not a stat of its path. A removed
+        folder, or the file replaced or unlinked, is found at once; a folder moved whole
+        at the next grouped commit, which checks the path (what is written meanwhile is
+        in the moved file)."""
+        held = self._held
+        if held is None:
+            try:
+                held = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return False
+            try:
+                st = os.fstat(held)
+            except OSError:
+                os.close(held)
+                return False
+            if (st.st_dev, st.st_ino) != self._identity:
+                os.close(held)
+                return False
+            self._held = held
+        try:
+            return os.fstat(held).st_nlink > 0
+        except OSError:
+            return False
+
     def _check_in_place(self, what: str) -> None:
         """SQLite writes on into a file whose folder was removed; refuse that."""
         try:
@@ -404,10 +465,13 @@ class Journal(Records):
         """Record one transition; with ``position``, its record is saved in the same commit."""
         row = (position_id, event, source, target, time_ms)
         if self._group_limit:
-            self._pending.transitions.append(row)
+            waiting = self._pending
+            waiting.transitions.append(row)
             if position is not None:
-                self._pending.positions[position.id] = position
-            self._waiting()
+                waiting.positions[position.id] = position
+            waiting.count += 1
+            if waiting.count >= self._flush_at:
+                self._flush_waiting()
             return
         with self._writing(f"transition {event} of position {position_id}") as conn:
             conn.execute(TRANSITION, row)
@@ -451,15 +515,16 @@ class Journal(Records):
             )
             for r in requests
         ]
-        what = f"the intent of {', '.join(ids)}"
         if self._group_limit:
             # Grouped, the intents are committed alone: nothing else need be before the
-            # orders leave, and this small commit is what every open and close pays.
-            self._insert_alone(INTENT, rows, what)
+            # orders leave, and this small commit is what every open and close pays:
+            # one statement, its own transaction.
+            self._insert_intents(rows, ids)
             self._pending.count += 1
             if position is not None:  # written with what waits: one record per commit
                 self._pending.positions[position.id] = position
         else:
+            what = f"the intent of {', '.join(ids)}"
             with self._writing(what, durable=self._durable_intents) as conn:
                 conn.executemany(INTENT, rows)
                 if position is not None:
@@ -501,8 +566,11 @@ class Journal(Records):
             client_order_id,
         )
         if self._group_limit:
-            self._pending.outcomes.append(row)
-            self._waiting()
+            waiting = self._pending
+            waiting.outcomes.append(row)
+            waiting.count += 1
+            if waiting.count >= self._flush_at:
+                self._flush_waiting()
             return
         with self._writing(f"the outcome of {client_order_id}") as conn:
             conn.execute(OUTCOME, row)

@@ -86,6 +86,17 @@ class SpillWriter:
         if len(self._times) >= CHUNK_ROWS:
             self._flush()
 
+    def add_many(self, times: list[int], values: list[Decimal]) -> None:
+        """``add`` of each, in order (the same chunks)."""
+        done = 0
+        while done < len(times):
+            take = CHUNK_ROWS - len(self._times)
+            self._times += times[done : done + take]
+            self._values += values[done : done + take]
+            done += take
+            if len(self._times) >= CHUNK_ROWS:
+                self._flush()
+
     def _flush(self) -> None:
         if not self._times:
             return

@@ -12,9 +12,11 @@ from __future__ import annotations
 import heapq
 import threading
 import weakref
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator
-from itertools import pairwise
+from collections.abc import Iterator, Sequence
+from itertools import pairwise, repeat
+from operator import add, attrgetter
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -44,6 +46,7 @@ from orchestrator.market.rows import (
     KLINE_COLUMNS,
     FileRows,
     FundingNotes,
+    MakeParser,
     candle_parser,
     funding_parser,
 )
@@ -78,6 +81,9 @@ def _release(rows: int) -> None:
 
 T = TypeVar("T", Candle, FundingRate)
 Row = tuple[int, T, int, int]  # time ms, item, line, index of its file
+# Rows in time order, of one file: times, items, lines, the index of the file
+Rows = tuple[list[int], list[T], Sequence[int], int]
+_close = attrgetter("close")
 
 
 class Files(Generic[T]):
@@ -87,14 +93,12 @@ class Files(Generic[T]):
         self,
         paths: list[Path],
         columns: tuple[str, ...],
-        make_parser: Callable[[dict[str, int]], Callable[[list[str]], tuple[int, T]]],
-        notes: Callable[[Path], FundingNotes] | None = None,
+        make_parser: MakeParser[T],
+        notes: type[FundingNotes] | None = None,
     ) -> None:
         self.paths = paths
         self.columns = columns
-        self.make_parser: Callable[[dict[str, int]], Callable[[list[str]], tuple[int, T]]] = (
-            make_parser
-        )
+        self.make_parser: MakeParser[T] = make_parser
         self.notes = notes
 
     def first_pass(self) -> list[tuple[FileRows[T], FundingNotes | None]]:
@@ -103,6 +107,16 @@ class Files(Generic[T]):
             watch = None if self.notes is None else self.notes(path)
             found.append((FileRows(path, self.columns, self.make_parser, watch), watch))
         return found
+
+    def merged_chunks(self, files: list[FileRows[T]]) -> Iterator[Rows[T]]:
+        """``merged(files)`` a piece at a time: a single file's pieces as it reads them;
+        several files' rows one at a time."""
+        if len(files) == 1:
+            for times, items, lines in files[0].chunks():
+                yield times, items, lines, 0
+            return
+        for time_ms, item, line, index in self.merged(files):
+            yield [time_ms], [item], (line,), index
 
     def merged(self, files: list[FileRows[T]] | None = None) -> Iterator[Row[T]]:
         """Every row of every file in time order; a row found again in a later file is
@@ -181,11 +195,12 @@ class Loader:
         kept = FundingList()
         times: list[int] = []  # of every row of every file, for the usual spacing
         where: list[tuple[int, int]] = []  # (file, line) of each row kept
-        for time_ms, item, line, index in files.merged([f for f, _ in first_pass]):
-            times.append(time_ms)
-            if self._inside(time_ms):
-                kept.append(item)
-                where.append((index, line))
+        for chunk, items, numbers, index in files.merged_chunks([f for f, _ in first_pass]):
+            times += chunk
+            start, end = self._cut(chunk)
+            if start < end:
+                kept += items[start:end]
+                where += zip(repeat(index), numbers[start:end])
         self._refuse_empty(symbol, noun, times[0], times[-1], not kept)
         # Funding every 8 h on Bybit for these pairs, but not for every market.
         spacings = Counter(b - a for a, b in pairwise(times))
@@ -239,27 +254,40 @@ class Loader:
         last: Candle | None = None
         room = _room(self.keep_rows)
         try:
-            for time_ms, item, line, index in files.merged([f for f, _ in first_pass]):
+            for times, items, numbers, index in files.merged_chunks([f for f, _ in first_pass]):
                 if first_ms < 0:
-                    first_ms = time_ms
-                last_ms = time_ms
-                if not self._inside(time_ms):
+                    first_ms = times[0]
+                last_ms = times[-1]
+                start, end = self._cut(times)
+                if start >= end:
                     continue
-                if last is not None:
-                    gap = self._gap(last.open_time_ms, time_ms, step, interval.noun)
-                    if gap:
-                        gaps.append(f"{files.paths[index].name}:{line}: {gap}")
+                if start or end < len(times):
+                    times, items, numbers = times[start:end], items[start:end], numbers[start:end]
+                if last is None:
+                    first = items[0]
+                    before = times[0] - step
                 else:
-                    first = item
-                last = item
+                    before = last.open_time_ms
+                # The times are strictly increasing multiples of the step: there is no
+                # gap when they span exactly their count of steps.
+                if times[-1] - before != len(times) * step:
+                    name = files.paths[index].name
+                    prev = None if last is None else last.open_time_ms
+                    for time_ms, line in zip(times, numbers, strict=True):
+                        gap = (
+                            None if prev is None else self._gap(prev, time_ms, step, interval.noun)
+                        )
+                        if gap:
+                            gaps.append(f"{name}:{line}: {gap}")
+                        prev = time_ms
+                last = items[-1]
                 if spill is not None:
-                    spill.add(time_ms + step, item.close)
+                    spill.add_many(list(map(add, times, repeat(step))), list(map(_close, items)))
                     continue
-                kept.append(item)
+                kept += items
                 if len(kept) > room:
                     spill = SpillWriter()
-                    for candle in kept:
-                        spill.add(candle.open_time_ms + step, candle.close)
+                    spill.add_many([c.open_time_ms + step for c in kept], list(map(_close, kept)))
                     kept = CandleList()
             self._refuse_empty(symbol, noun, first_ms, last_ms, last is None)
         except BaseException:
@@ -273,17 +301,18 @@ class Loader:
         if spill is None:
             _hold(kept)
             return kept
-        start, end = self.start_ms, self.end_ms
+        since, until = self.start_ms, self.end_ms
         return StreamedSeries(
-            lambda: files.window(start, end), first, last, spill.finish(), interval_ms=step
+            lambda: files.window(since, until), first, last, spill.finish(), interval_ms=step
         )
 
     # -- shared
 
-    def _inside(self, time_ms: int) -> bool:
-        return (self.start_ms is None or time_ms >= self.start_ms) and (
-            self.end_ms is None or time_ms < self.end_ms
-        )
+    def _cut(self, times: list[int]) -> tuple[int, int]:
+        """Where the rows within the window begin and end among these (in time order)."""
+        start = 0 if self.start_ms is None else bisect_left(times, self.start_ms)
+        end = len(times) if self.end_ms is None else bisect_left(times, self.end_ms)
+        return start, end
 
     def _glob(self, pattern: str) -> list[Path]:
         return sorted(
