@@ -120,9 +120,7 @@ def main() -> None:
         auto = root / "auto.yaml"
         auto.write_text(CONFIG.format(pairs="auto", data=data, runs=root / "runs"))
         two = root / "two.yaml"
-        listed = "\n".join(
-            f"  - {{spot: SYN{k}/USDT, perp: SYN{k}/USDT:USDT}}" for k in range(2)
-        )
+        listed = "\n".join(f"  - {{spot: SYN{k}/USDT, perp: SYN{k}/USDT:USDT}}" for k in range(2))
         two.write_text(CONFIG.format(pairs="\n" + listed, data=data, runs=root / "runs"))
 
         wall, rss, summary = end_to_end(auto)

@@ -563,6 +563,14 @@ CASES: list[tuple[str, str, list[str], int, str]] = [
     ),
     ("funding -1e6", "funding", [FUNDING_HEADER, funding_row(0, "-1e6")], 2, "-1e6 is beyond +-1"),
     ("funding 1E+999999", "funding", [FUNDING_HEADER, funding_row(0, "1E+999999")], 2, "beyond"),
+    # Beyond the decimal context's exponent: abs() would overflow.
+    (
+        "funding 1e999999999",
+        "funding",
+        [FUNDING_HEADER, funding_row(0, "1e999999999")],
+        2,
+        "1e999999999 is beyond +-1",
+    ),
     (
         "funding 1E-999999",
         "funding",

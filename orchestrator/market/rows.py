@@ -705,7 +705,8 @@ def _funding_problem(stamp: str, rate_text: str) -> str:
     if isinstance(rate, str):
         return rate
     text = shown(rate_text, quote=False)
-    if abs(rate) > _RATE_MAX:
+    # A huge exponent overflows abs() in the context: beyond the bound all the same.
+    if rate.adjusted() > 0 or abs(rate) > _RATE_MAX:
         return (
             f"funding_rate {text} is beyond +-1 (100 %) per settlement: not a funding rate "
             "(Bybit caps it at a few percent)"
