@@ -49,6 +49,8 @@ class Ranking:
         self._turnover = turnover
         self._index = {id(run): i for i, run in enumerate(runs)}
         self._considered: tuple[int, frozenset[int]] | None = None
+        self._young: list[int] | None = None  # _aged: not old enough yet
+        self._old: frozenset[int] = frozenset()
 
     def net(self, run: PairRun, now_ms: int) -> Decimal | None:
         """Expected net annualised yield of ``run`` at ``now_ms``; None without a rate in
@@ -79,11 +81,13 @@ class Ranking:
         if self._considered is not None and self._considered[0] == now_ms:
             return self._considered[1]
         u = self.u
-        included, excluded = set(u.include), set(u.exclude)
-        passing: list[tuple[bool, Decimal, int]] = []
         need_turnover = self._turnover is not None and (
             u.min_turnover_usd > 0 or u.max_pairs < len(self.runs)
         )
+        if not need_turnover:  # only the history's age: once old enough, always
+            return self._aged(now_ms)
+        included, excluded = set(u.include), set(u.exclude)
+        passing: list[tuple[bool, Decimal, int]] = []
         for i, run in enumerate(self.runs):
             name = run.name
             if name in excluded:
@@ -103,6 +107,28 @@ class Ranking:
         chosen = frozenset(i for _, _, i in passing[: u.max_pairs])
         self._considered = (now_ms, chosen)
         return chosen
+
+    def _aged(self, now_ms: int) -> frozenset[int]:
+        """The pairs not excluded, included or with min_history_days of settlements
+        known: a set that only grows, so only the pairs not in it yet are looked at."""
+        u, days = self.u, self.u.min_history_days * DAY_MS
+        if self._young is None:
+            excluded = set(u.exclude)
+            self._young = [i for i, run in enumerate(self.runs) if run.name not in excluded]
+            self._old = frozenset(
+                i for i in self._young if self.runs[i].name in u.include or not days
+            )
+            self._young = [i for i in self._young if i not in self._old]
+        grown = []
+        for i in self._young:
+            rates = self.runs[i].funding_rates
+            if rates and now_ms - rates[0][0] >= days:
+                grown.append(i)
+        if grown:
+            self._old = self._old | frozenset(grown)
+            self._young = [i for i in self._young if i not in self._old]
+        self._considered = (now_ms, self._old)
+        return self._old
 
     def index(self, run: PairRun) -> int:
         return self._index[id(run)]

@@ -188,10 +188,13 @@ class Trader:
         considers now, best expected net yield first."""
         wanting: list[tuple[Decimal, str, PairRun, str]] = []
         now = self.clock_ms
+        deciders = self._deciders
         for i in sorted(touched):
-            run = self.pairs[i]
+            run, quiet = deciders[i][0], deciders[i][1]
             if run.ended or run.busy:
                 continue
+            if run.position is None and quiet is not None and quiet(False):
+                continue  # no price could make it open: not even looked up
             spot = self.ticker.get_price(run.spot.symbol)
             perp = self.ticker.get_price(run.perp.symbol)
             if spot is None or perp is None:
