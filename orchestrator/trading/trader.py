@@ -150,6 +150,8 @@ class Trader:
             holding = run.position is not None
             if quiet is not None and quiet(holding):
                 continue
+            if not holding and self._limited(run):
+                continue  # decide would find no room for it
             found = prices(spot, perp)
             if found is None:
                 continue
@@ -168,6 +170,8 @@ class Trader:
             run = self.pairs[i]
             if run.ended or run.busy:
                 continue
+            if run.position is None and self._limited(run):
+                continue  # (as _no_room below would say, without a price looked up)
             spot = self.ticker.get_price(run.spot.symbol)
             perp = self.ticker.get_price(run.perp.symbol)
             if spot is None or perp is None:
@@ -707,6 +711,14 @@ class Trader:
             return True
         run.starved_at = None
         return False
+
+    def _limited(self, run: PairRun) -> bool:
+        """_no_room's answer when it is True, changing nothing: a limit that refused the
+        pair's open still holds (no position has closed since)."""
+        if run.limited_at is None:
+            return False
+        count, exposure = self._open_exposure()
+        return count >= run.limited_at[0] and exposure >= run.limited_at[1]
 
     def _no_room(self, run: PairRun) -> bool:
         """True while a portfolio limit that refused the pair's open has had no position
