@@ -127,12 +127,21 @@ class VenueProcess:
     """``orchestrator venue`` on the recorded data at a standing clock, with ``faults``,
     ``usdt`` in the wallet and any other ``flags``; stopped with ``stop``."""
 
-    def __init__(self, workdir: Path, faults: list[dict[str, Any]], usdt: str, *flags: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        faults: list[dict[str, Any]],
+        usdt: str,
+        *flags: str,
+        data: Path = DATA,
+        start: str = "2024-01-05",
+        speed: str = "0",
+    ) -> None:
         spec = workdir / "faults.json"
         spec.write_text(json.dumps({"rules": faults}))
         self.process = orchestrator(
-            "venue", "--recorded", "--start", "2024-01-05", "--speed", "0",
-            "--key", KEY, "--secret", SECRET, "--data-dir", str(DATA), "--faults", str(spec),
+            "venue", "--recorded", "--start", start, "--speed", speed,
+            "--key", KEY, "--secret", SECRET, "--data-dir", str(data), "--faults", str(spec),
             "--balance", f"USDT={usdt}", *flags, cwd=workdir,
         )  # fmt: skip
         assert self.process.stdout is not None

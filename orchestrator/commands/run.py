@@ -178,11 +178,11 @@ def _session(
 ) -> tuple[str, str, list[str], Play]:
     """What the run plays: (mode, client order id nonce, warnings, the coroutine)."""
     config = loaded.config
-    if config.auto and (rehearsal is not None or config.on_live_market):
-        what = "a rehearsal" if rehearsal is not None else "a live run or a dry run"
+    if config.auto and rehearsal is not None:
         raise ConfigError(
-            f"{loaded.path}: pairs: auto: {what} trades the pairs listed in pairs: (pairs: "
-            "auto ranks the pairs of a replay); orchestrator screen ranks them to choose"
+            f"{loaded.path}: pairs: auto: a rehearsal trades the pairs listed in pairs: "
+            "(a replay, a dry run or a live run ranks them with pairs: auto); "
+            "orchestrator screen ranks them to choose"
         )
     if rehearsal is None and config.on_live_market:
         # The live and rehearsal sessions are imported only when a run is one: they

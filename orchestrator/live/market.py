@@ -9,7 +9,7 @@ against the loopback venue's compressed clock). Prices go stale on that clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -81,28 +81,38 @@ class LiveMarket:
             for symbol in (run.spot.symbol, run.perp.symbol)
         }
         self.polls = 0
+        # Settled rates already read, by perp symbol, oldest first (pairs: auto read the
+        # universe's history span when choosing: live/auto.py); the warm-up takes them.
+        self.known: Mapping[str, list[tuple[int, Decimal]]] = {}
 
     async def warm_up(self, window: int) -> None:
         """Feed each strategy the last ``window`` rates settled before now, oldest first,
         as a replay of a window is warmed up (orchestrator/replay/window.py; nothing is held
-        yet: no money moves). One settled now comes with the first prices."""
+        yet: no money moves). One settled now comes with the first prices. Rates already
+        known are not read again; all of them are the pair's history (the ranking's)."""
         now = self.clock.now_ms() - 1
         for i, run in enumerate(self._pairs):
-            rows = await read(
-                partial(
-                    self._exchange.fetch_funding_rate_history,
-                    run.perp.symbol,
-                    None,
-                    window,
-                    {"until": now},
+            rates = {t: rate for t, rate in self.known.get(run.perp.symbol, ()) if t <= now}
+            if len(rates) < window:
+                rows = await read(
+                    partial(
+                        self._exchange.fetch_funding_rate_history,
+                        run.perp.symbol,
+                        None,
+                        window,
+                        {"until": now},
+                    )
                 )
-            )
-            for row in sorted(rows, key=lambda r: r["timestamp"])[-window:]:
-                rate = _decimal(row.get("fundingRate"))
-                if rate is not None:
-                    run.strategy.on_funding(rate)
-                    run.funding_rates.append((int(row["timestamp"]), rate))
-                    self._settled[i] = int(row["timestamp"])
+                for row in rows:
+                    rate = _decimal(row.get("fundingRate"))
+                    if rate is not None:
+                        rates[int(row["timestamp"])] = rate
+            settled = sorted(rates.items())
+            for _, rate in settled[-window:]:
+                run.strategy.on_funding(rate)
+            run.funding_rates.extend(settled)
+            if settled:
+                self._settled[i] = settled[-1][0]
 
     async def poll(self) -> set[int]:
         """Read the venue's time, then every pair's prices (one request per category)

@@ -23,6 +23,7 @@ from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.reader import Records
 from orchestrator.journal.schema import Intent
+from orchestrator.live.auto import CHOSEN_PAIRS, journaled_pairs
 from orchestrator.live.preflight import StartupError
 from orchestrator.live.run import (
     ADOPTABLE,
@@ -57,6 +58,8 @@ class Journaled:
     # How the run being resumed ended: "running" (it died: killed, crashed, its machine
     # lost), "stopped", or None (a journal from before this was recorded).
     ended: str | None = None
+    # pairs: auto: the perps the run chose at its start (live/auto.py); None: listed pairs.
+    chosen: list[str] | None = None
 
     @classmethod
     def read(cls, journal: Records, label: str) -> Journaled:
@@ -78,6 +81,7 @@ class Journaled:
                 cid: o.quote for o in journal.orders() if (cid := o.client_order_id) and o.quote
             },
             ended=meta.get(RUN_STATE),
+            chosen=journaled_pairs(meta.get(CHOSEN_PAIRS)),
         )
 
     def how(self) -> str:

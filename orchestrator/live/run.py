@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import anyio
 import ccxt
+import msgspec
 from opentelemetry.trace import Tracer
 
 from machines import FINAL_STATES
@@ -64,6 +65,7 @@ from orchestrator.position.tracer import PositionTracer
 from orchestrator.risk import RiskManager
 from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.ledger import Ledger
+from orchestrator.trading.ranking import Ranking
 from orchestrator.trading.run import PairRun, Progress, RunResult, StopFlag, stopping_whole
 from orchestrator.trading.trader import CLOSES_FAILED, Trader
 
@@ -208,6 +210,14 @@ class LiveRun(Trader):
         self._summary_day: int | None = None
         self._summary_from: tuple[int, Decimal, Decimal] = (0, ZERO, ZERO)
 
+    def rank_pairs(self, rates: Mapping[str, list[tuple[int, Decimal]]]) -> None:
+        """pairs: auto (live/auto.py): opens go to the best-ranked of the pairs chosen at
+        the start, rotations as in a replay; ``rates``: each perp's settled rates over the
+        universe's history span, read when choosing (the warm-up takes them as known)."""
+        c = self.config
+        self.market.known = rates
+        self.ranking = Ranking(self.pairs, c.universe, c.fees, c.paper.slippage, chosen=True)
+
     @classmethod
     async def connect(
         cls,
@@ -277,8 +287,12 @@ class LiveRun(Trader):
         else:
             shape = await check_account(exchange, legs, config.fees)
         for run in pairs:
+            terms = shape.terms[run.perp.symbol]
+            # Its own interval, as a replay's instrument has it (the ranking annualises with it).
+            run.perp = msgspec.structs.replace(
+                run.perp, funding_interval_hours=terms.interval_hours
+            )
             if isinstance(run.strategy, FundingStrategy):
-                terms = shape.terms[run.perp.symbol]
                 run.strategy.adopt(terms.fees, terms.interval_hours)
         account = None if dry_run else LiveAccount(exchange, [run.perp.symbol for run in pairs])
         skipped: list[str] = []

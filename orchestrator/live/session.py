@@ -20,6 +20,7 @@ from orchestrator.config import Config
 from orchestrator.control import ControlBox
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.journal.recorder import JournalRecorder
+from orchestrator.live.auto import CHOSEN_PAIRS, choose
 from orchestrator.live.resume import Journaled, reconcile
 from orchestrator.live.run import LiveRun
 from orchestrator.strategy.funding import Strategy
@@ -62,6 +63,20 @@ async def live_session(
         alerts.on_raised = journaling(recorder)
     try:
         try:
+            chosen = None
+            if config.auto:
+                chosen = await choose(
+                    exchange,
+                    config,
+                    keep={p.perp_symbol for p in resumed.unfinished} if resumed else (),
+                    only=resumed.chosen if resumed else None,
+                    say=say,
+                )
+                for line in chosen.lines:
+                    say(line)
+                config = config.resolved(chosen.pairs)
+                if recorder is not None and resumed is None:
+                    recorder.record_meta(CHOSEN_PAIRS, chosen.journaled())
             run = await LiveRun.connect(
                 config,
                 exchange,
@@ -73,6 +88,8 @@ async def live_session(
                 dry_run=config.dry_run,
             )
             run.say = say
+            if chosen is not None:
+                run.rank_pairs(chosen.rates)
             run.control, run.close_on_stop = control, close_on_stop
             if alerts is not None:
                 run.alert, alerts.hold_while = alerts.send, run.acting

@@ -40,8 +40,14 @@ class Ranking:
         fees: FeeSettings,
         slippage: Decimal,
         turnover: Turnover | None = None,
+        *,
+        chosen: bool = False,
     ) -> None:
+        """``turnover``: each pair's trailing 24 h turnover (None: not filtered on).
+        ``chosen``: the universe chose these pairs already (a live run, at its start:
+        live/auto.py), so each is considered; a replay's are filtered at each instant."""
         self.runs = list(runs)
+        self.chosen = chosen
         self.u = universe
         self.cost = round_trip_cost(fees, slippage) * HOURS_PER_YEAR / universe.horizon_hours
         self.span_ms = universe.history_days * DAY_MS
@@ -79,6 +85,9 @@ class Ranking:
         """The indexes of the pairs the universe considers at ``now_ms`` (worked out once
         an instant)."""
         if self._considered is not None and self._considered[0] == now_ms:
+            return self._considered[1]
+        if self.chosen:
+            self._considered = (now_ms, frozenset(range(len(self.runs))))
             return self._considered[1]
         u = self.u
         need_turnover = self._turnover is not None and (

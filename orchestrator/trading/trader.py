@@ -219,15 +219,27 @@ class Trader:
                 wanting.append((-net, run.name, run, f"{reason}; ranked at {net:.2%}/y net"))
         wanting.sort(key=lambda w: (w[0], w[1]))
         cap = self.risk.max_open_positions
-        for k, (_, _, run, reason) in enumerate(wanting):
-            share = len(wanting) - k
+        if self.concurrent:
+            # The opens go out together (live): each takes an equal share of the balance
+            # as it is now, none spent yet; only as many as risk.max_open_positions has room for.
+            slots = len(wanting)
             if cap is not None:
-                share = min(share, cap - self._open_exposure()[0])
-            if share < 1 or self.opening_stopped:
-                break
-            await self._open_ranked(run, reason, share)
+                slots = min(slots, cap - self._open_exposure()[0])
+            for _, _, run, reason in wanting[: max(slots, 0)]:
+                if self.opening_stopped:
+                    break
+                await self._open_ranked(run, reason, slots)
+        else:
+            for k, (_, _, run, reason) in enumerate(wanting):
+                share = len(wanting) - k  # one after another: what is left, shared
+                if cap is not None:
+                    share = min(share, cap - self._open_exposure()[0])
+                if share < 1 or self.opening_stopped:
+                    break
+                await self._open_ranked(run, reason, share)
         blocked = [w for w in wanting if w[2].position is None and not w[2].busy]
-        if blocked and not self.concurrent and not self.opening_stopped:
+        # One change at a time: no rotation while an open or close is under way (live).
+        if blocked and not self.acting() and not self.opening_stopped:
             await self._rotate(blocked[0][2], blocked[0][3], ranking)
 
     async def _open_ranked(self, run: PairRun, reason: str, share: int) -> None:

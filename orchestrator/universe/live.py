@@ -23,7 +23,7 @@ is reported (which, and why) and the others are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -68,11 +68,13 @@ async def live_facts(
     attempts: int = ATTEMPTS,
     progress: Progress | None = None,
     failures: list[PairFailure] | None = None,
+    perps: Collection[str] | None = None,
 ) -> list[PairFacts]:
     """Every pair's facts now, by market id. ``exchange``: a ccxt async Bybit client the
     caller made and closes (public: no keys needed). ``failures``, when given, is
-    appended one entry per pair left out by an error. Raises UniverseError when the
-    markets, the venue's time or the tickers cannot be read."""
+    appended one entry per pair left out by an error. ``perps``: only the pairs of these
+    perp symbols (None: every pair). Raises UniverseError when the markets, the venue's
+    time or the tickers cannot be read."""
     if history_days < 0 or concurrency < 1 or attempts < 1:
         raise ValueError("history_days must be at least 0, concurrency and attempts 1")
 
@@ -89,6 +91,8 @@ async def live_facts(
     linear = _ticker_rows(await read("the linear tickers", lambda: _tickers(exchange, "linear")))
     spot = _ticker_rows(await read("the spot tickers", lambda: _tickers(exchange, "spot")))
     pairs = listed_pairs(exchange.markets)
+    if perps is not None:
+        pairs = [(perp, spot_market) for perp, spot_market in pairs if perp["symbol"] in perps]
     since = now_ms - history_days * DAY_MS
     found: dict[str, PairFacts] = {}
     lost: list[PairFailure] = []
