@@ -92,6 +92,10 @@ class PaperExecutor(Executor):
         """Net perp position: size (negative = short) and average entry price."""
         return self._perps.get(symbol, NOTHING_HELD)  # frozen: no copy needed
 
+    def held_perps(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Every perp position held: symbol -> (size, entry price)."""
+        return {symbol: (h.size, h.entry_price) for symbol, h in self._perps.items() if h.size}
+
     def margin_in_use(self, currency: str) -> Decimal:
         return sum(
             (

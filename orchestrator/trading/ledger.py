@@ -49,6 +49,8 @@ class Ledger:
         self.starting = dict(starting)
         self.entries: list[LedgerEntry] = []
         self._on_money = on_money
+        # totals(): every pair's sums, and how many entries they cover.
+        self._sums: tuple[int, dict[str | None, list[Decimal]]] | None = None
 
     def record_order(
         self, time_ms: int, pair: str, position_id: str, result: OrderResult, reference: Decimal
@@ -160,20 +162,29 @@ class Ledger:
             return self._totals(pair)
 
     def _totals(self, pair: str | None) -> dict[str, Decimal]:
-        sums = {"funding": ZERO, "fees": ZERO, "slippage": ZERO, "price_pnl": ZERO}
-        for e in self.entries:
-            if pair is not None and e.pair != pair:
-                continue
-            if e.kind == "funding":
-                sums["funding"] += e.amount
-            elif e.kind == "fee":
-                sums["fees"] -= e.amount
-            elif e.kind == "slippage":
-                sums["slippage"] -= e.amount
-            else:  # fill or mark
-                sums["price_pnl"] += e.amount
-        sums["net_pnl"] = sums["funding"] - sums["fees"] + sums["price_pnl"]
-        return sums
+        # Every pair's sums in one pass, kept until an entry is added: the figures ask
+        # for each pair in turn (hundreds under pairs: auto), then for all.
+        if self._sums is None or self._sums[0] != len(self.entries):
+            by_pair: dict[str | None, list[Decimal]] = {None: [ZERO, ZERO, ZERO, ZERO]}
+            every = by_pair[None]
+            for e in self.entries:
+                sums = by_pair.get(e.pair)
+                if sums is None:
+                    sums = by_pair[e.pair] = [ZERO, ZERO, ZERO, ZERO]
+                slot = _SLOT.get(e.kind, 3)  # fill or mark: price PnL
+                sums[slot] += e.amount
+                every[slot] += e.amount
+            self._sums = (len(self.entries), by_pair)
+        funding, fees, slippage, price = self._sums[1].get(pair) or (ZERO, ZERO, ZERO, ZERO)
+        # Fees and slippage are entered as negative amounts: as costs, positive.
+        return {
+            "funding": funding,
+            "fees": -fees,
+            "slippage": -slippage,
+            "price_pnl": price,
+            "net_pnl": funding + fees + price,
+        }
 
 
+_SLOT = {"funding": 0, "fee": 1, "slippage": 2}  # the rest (fill, mark): 3
 _quote = functools.cache(quote_of)  # a handful of symbols, asked at every settlement and fill

@@ -30,6 +30,7 @@ from orchestrator.exceptions import (
     PortfolioLimitReached,
     RunMustStop,
 )
+from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, OrderResult, Position
 from orchestrator.position.errors import DeltaHedgeError
@@ -819,14 +820,11 @@ class Trader:
             return
         self.journal.record_ledger(self.label, self.ledger.entries[self._journaled :])
         self._journaled = len(self.ledger.entries)
-        wallet = getattr(self.account, "get_virtual_balance", None)
-        if wallet is not None:  # the paper executor: its balances are the venue's truth
-            perps = {
-                run.perp.symbol: (held.size, held.entry_price)
-                for run in self.pairs
-                if (held := self.account.get_perp_position(run.perp.symbol)).size
-            }
-            self.journal.record_balances(self.label, wallet(), perps)
+        if isinstance(self.account, PaperExecutor):  # its balances are the venue's truth
+            account = self.account
+            self.journal.record_balances(
+                self.label, account.get_virtual_balance(), account.held_perps()
+            )
 
     def _record(self, run: PairRun, position: Position, since: int = 0) -> None:
         if since == 0:
