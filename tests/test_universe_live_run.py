@@ -95,6 +95,9 @@ def test_a_dry_run_trades_the_best_pairs_of_the_venue_and_resumes_them(
             f"  min_hold_hours: {HOLD_HOURS}\n  max_basis: '0.05'\n"
         )
         _config(tmp_path, venue.url, "paper", extra)
+        checked = orchestrator("check", "config.yaml", cwd=tmp_path)
+        out, _ = checked.communicate(timeout=60)
+        assert checked.returncode == 0 and "pairs: auto (chosen from the venue's market" in out
         run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
         run_dir = _run_dir(run, tmp_path)
         _until(run, run_dir, lambda: len(_positions(run_dir)) >= 3 and run.trading)

@@ -50,7 +50,12 @@ def _check_live(config_path: Path, loaded: Loaded, out: TextIO, err: TextIO) -> 
         keys = "no API key needed"
     else:
         what, keys = "live on", "API key and secret found in the environment"
-    print(f"{config_path}: OK: {what} {where}, {len(config.pair_list)} pairs; {keys}", file=out)
+    pairs = (
+        "pairs: auto (chosen from the venue's market at the start)"
+        if config.auto
+        else f"{len(config.pair_list)} pairs"
+    )
+    print(f"{config_path}: OK: {what} {where}, {pairs}; {keys}", file=out)
     return 0
 
 
