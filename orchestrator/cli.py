@@ -271,6 +271,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP
     )
     resume_trading.set_defaults(module="control")
+    close = commands.add_parser(
+        "close",
+        help="a running live run closes a pair's position (or all) now and opens nothing "
+        "more there until resume-trading",
+    )
+    close.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
+    which = close.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT")
+    which.add_argument("--all", action="store_true", help="every pair")
+    close.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
+    close.set_defaults(module="control")
+    set_ = commands.add_parser(
+        "set",
+        help="a running live run decides with new strategy thresholds from its next cycle",
+        description="NAME=VALUE for strategy.entry_annualised, exit_annualised, max_basis or "
+        "min_hold_hours: checked by the config's own rules, journaled, applied from the next "
+        "decision (the run's config.yaml keeps what it started with).",
+    )
+    set_.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
+    set_.add_argument(
+        "settings", nargs="+", metavar="NAME=VALUE", help="e.g. entry_annualised=0.15"
+    )
+    set_.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
+    set_.set_defaults(module="control")
 
     venue = commands.add_parser(
         "venue", help="run the loopback Bybit v5 venue on 127.0.0.1 until Ctrl-C"
@@ -284,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     # The command's module is imported when it runs, by its name, not before: the parser
     # above is all `orchestrator --help` needs, and a paper run never pays for ccxt,
     # aiohttp, Dask or OpenTelemetry's SDK. The one import not at the top, on purpose.
-    module = getattr(args, "module", args.command)  # stop, pause, resume-trading: control
+    module = getattr(args, "module", args.command)  # stop, pause, ...: control
     command = importlib.import_module(f"orchestrator.commands.{module}")
     try:
         code: int = command.main(args)
@@ -308,7 +332,7 @@ def run() -> None:
     """Console-script entry point.
 
     Exit codes: 0 done; 1 ``diagrams --check`` found stale files, or ``stop``,
-    ``pause`` or ``resume-trading`` had no answer from the run in time (the
+    ``pause``, ``resume-trading``, ``close`` or ``set`` had no answer from the run in time (the
     request waits for its next cycle); 2 an error said before anything ran
     (config, data, output folder; a run that is not running or refused the
     request); 3 a run whose results could not all be written (its folder is

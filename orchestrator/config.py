@@ -21,6 +21,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -592,6 +593,30 @@ def load(path: Path) -> Loaded:
         # No chained cause: YAML errors quote source lines, which may hold a secret.
         raise ConfigError(f"{path}: {exc}") from None
     return Loaded(config, path.resolve(), [f"{path}: {w}" for w in config_warnings(config)])
+
+
+# What a running run may change (``orchestrator set``): the strategy's thresholds. The
+# funding window and the negative streak are not: they size what a strategy remembers.
+STEERABLE_SETTINGS = ("entry_annualised", "exit_annualised", "max_basis", "min_hold_hours")
+
+
+def retuned(config: Config, changes: Mapping[str, str]) -> Config:
+    """``config`` with the strategy's ``changes`` (names of STEERABLE_SETTINGS, values as
+    text), checked by the config's own rules; ValueError saying what is wrong."""
+    unknown = [name for name in changes if name not in STEERABLE_SETTINGS]
+    if unknown or not changes:
+        raise ValueError(
+            f"{', '.join(unknown) or 'nothing'}: a running run may change "
+            f"{', '.join(STEERABLE_SETTINGS)} (strategy.*), one or more as name=value"
+        )
+    values: dict[str, object] = dict(msgspec.structs.asdict(config.strategy))
+    for name, text in changes.items():
+        values[name] = int(text) if name == "min_hold_hours" and text.isdigit() else text
+    try:
+        strategy = msgspec.convert(values, StrategySettings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc).replace("Expected", "expected")) from None
+    return msgspec.structs.replace(config, strategy=strategy)
 
 
 def config_warnings(config: Config) -> list[str]:

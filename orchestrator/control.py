@@ -1,5 +1,6 @@
 """Steering a running run from outside it, through its folder: ``orchestrator stop``,
-``pause`` and ``resume-trading`` (commands/control.py) each write one request file into
+``pause``, ``resume-trading``, ``close`` and ``set`` (commands/control.py; the dashboard
+writes the same requests) each write one request file into
 ``RUN_DIR/control/``; the run takes the requests at its next cycle, carries them out,
 records each in its journal with when and who, and answers each in a ``.done`` file
 beside it, which the command prints.
@@ -19,6 +20,7 @@ import getpass
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,8 +33,9 @@ from orchestrator.journal.lock import LOCK_NAME, holder
 CONTROL_DIR = "control"
 DONE = ".done"
 MAX_REQUEST_BYTES = 4096  # a request is a few fields; anything larger is not ours
-Command = Literal["stop", "pause", "resume-trading"]
-COMMANDS: tuple[Command, ...] = ("stop", "pause", "resume-trading")
+Command = Literal["stop", "pause", "resume-trading", "close", "set"]
+COMMANDS: tuple[Command, ...] = ("stop", "pause", "resume-trading", "close", "set")
+MAX_SETTINGS = 8  # set: at most this many settings in one request
 
 
 class ControlError(OrchestratorError):
@@ -44,9 +47,10 @@ class Request:
     id: str
     command: Command
     close_all: bool = False  # stop: close every position first
-    pair: str | None = None  # pause, resume-trading: one pair (None: all)
+    pair: str | None = None  # pause, resume-trading, close: one pair (None: all)
     user: str = ""
     at_ms: int = 0
+    settings: tuple[tuple[str, str], ...] = ()  # set: (strategy setting, value as text)
 
     def words(self) -> str:
         """The request as the operator typed it, for the journal and the run's output."""
@@ -55,6 +59,10 @@ class Request:
             text += " --close-all"
         if self.pair:
             text += f" --pair {self.pair}"
+        elif self.command == "close":
+            text += " --all"
+        for name, value in self.settings:
+            text += f" {name}={value}"
         return text
 
 
@@ -92,6 +100,7 @@ def send(run_dir: Path, request: Request) -> Path:
             "pair": request.pair,
             "user": request.user,
             "at_ms": request.at_ms,
+            "settings": dict(request.settings),
         }
         files.write_text(folder / f"{request.id}.json", json.dumps(payload))
     except OSError as exc:
@@ -99,14 +108,24 @@ def send(run_dir: Path, request: Request) -> Path:
     return folder / f"{request.id}{DONE}"
 
 
-def new_request(command: Command, *, close_all: bool = False, pair: str | None = None) -> Request:
-    """A request stamped with now and the local user (who asked, for the journal)."""
+def new_request(
+    command: Command,
+    *,
+    close_all: bool = False,
+    pair: str | None = None,
+    settings: Mapping[str, str] | None = None,
+    user: str | None = None,
+) -> Request:
+    """A request stamped with now and who asked (the local user unless ``user`` names
+    another: the dashboard's), for the journal."""
     now = int(time.time() * 1000)
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container)
-        user = f"uid {os.getuid()}"
-    return Request(f"{now}-{uuid4().hex[:8]}", command, close_all, pair, user, now)
+    if user is None:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no name for this uid (a container)
+            user = f"uid {os.getuid()}"
+    pairs = tuple((settings or {}).items())
+    return Request(f"{now}-{uuid4().hex[:8]}", command, close_all, pair, user, now, pairs)
 
 
 class ControlBox:
@@ -146,8 +165,15 @@ def _read(path: Path) -> tuple[Request | None, str]:
     except (OSError, ValueError) as exc:
         return None, f"unreadable: {exc}"
     if not isinstance(body, dict) or body.get("command") not in COMMANDS:
-        return None, "not a request (command must be stop, pause or resume-trading)"
+        return None, f"not a request (command must be one of {', '.join(COMMANDS)})"
     pair = body.get("pair")
+    settings = body.get("settings") or {}
+    if (
+        not isinstance(settings, dict)
+        or len(settings) > MAX_SETTINGS
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in settings.items())
+    ):
+        return None, f"not a request: settings must be at most {MAX_SETTINGS} names and values"
     try:
         return (
             Request(
@@ -157,6 +183,7 @@ def _read(path: Path) -> tuple[Request | None, str]:
                 pair=pair[:40] if isinstance(pair, str) and pair else None,
                 user=str(body.get("user") or "")[:64],
                 at_ms=int(body.get("at_ms") or 0),
+                settings=tuple((k[:40], v[:40]) for k, v in settings.items()),
             ),
             "",
         )

@@ -100,6 +100,65 @@ def test_pause_resume_and_stop_close_all_steer_a_running_run(tmp_path: Path) -> 
     assert code == 2 and "the run is not running; it stopped and wrote its results" in err
 
 
+def test_close_one_pair_and_set_thresholds_steer_a_running_run(tmp_path: Path) -> None:
+    """``orchestrator close --pair``: that pair's legs closed on the venue, the other
+    pair's kept, the pair opens nothing more until resume-trading; ``orchestrator set``:
+    thresholds checked by the config's rules (a wrong one refused, nothing changed), a
+    right one applied from the next decision and journaled."""
+    venue = Venue(tmp_path)
+    try:
+        live_config(tmp_path, venue.url, both=True)
+        run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
+        run_dir = holding(tmp_path, run, 2)
+
+        code, out, err = steer("close", str(run_dir), "--pair", "BTCUSDT", cwd=tmp_path)
+        assert code == 0, err
+        assert out.startswith("closing BTCUSDT-0001; opens nothing more on BTCUSDT until"), out
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            held = {p["symbol"]: Decimal(p["size"]) for p in venue.admin("state")["positions"]}
+            if not held.get("BTCUSDT"):
+                break
+            time.sleep(0.1)
+        assert not held.get("BTCUSDT") and held.get("ETHUSDT"), held
+        time.sleep(1.5)  # cycles pass: BTCUSDT is not opened again
+        states = sorted(journal_state(run_dir)[0])
+        assert states == ["closed", "validated"], states
+
+        # Each wrong value is refused by the config's own rule, and nothing changes.
+        for setting, said in (
+            ("max_basis=5", "max_basis: must be at most 1"),
+            ("exit_annualised=0.5", "is above entry_annualised"),
+            ("funding_window=3", "a running run may change entry_annualised"),
+            ("entry_annualised=lots", "max_basis"),  # (the rule's own words follow)
+        ):
+            code, out, _ = steer("set", str(run_dir), setting, cwd=tmp_path)
+            assert code == 2 and out.startswith("refused: ") and "nothing changed" in out, out
+            if "lots" not in setting:
+                assert said in out, out
+        code, out, err = steer(
+            "set", str(run_dir), "strategy.max_basis=0.0001", "exit_annualised=-1", cwd=tmp_path
+        )
+        assert code == 0, (out, err)
+        assert "strategy.max_basis = 0.0001, strategy.exit_annualised = -1" in out, out
+        # The recorded basis is wider than 0.01 %: ETHUSDT leaves at the next decision.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not flat(venue):
+            time.sleep(0.1)
+        assert flat(venue)
+        run.process.send_signal(signal.SIGINT)
+        code, err = run.finish(timeout=60)
+    finally:
+        venue.stop()
+    assert code == 130, err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["positions"] == {"closed": 2}, summary["positions"]
+    with Journal.read(run_dir) as view:
+        said = [v for k, v in view.meta().items() if k.startswith("control ")]
+    assert any("orchestrator close --pair BTCUSDT (by " in line for line in said), said
+    assert any("orchestrator set max_basis=0.0001 exit_annualised=-1" in line for line in said)
+
+
 def test_sigusr1_closes_every_position_and_exits_with_the_summary(tmp_path: Path) -> None:
     venue = Venue(tmp_path)
     try:

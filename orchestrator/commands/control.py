@@ -1,6 +1,7 @@
-"""``orchestrator stop``, ``pause`` and ``resume-trading``: steer a running live run (or
-rehearsal) from another terminal, through its run folder (control.py). Each waits for
-the run's answer and prints it; a run that is not running is said at once."""
+"""``orchestrator stop``, ``pause``, ``resume-trading``, ``close`` and ``set``: steer a
+running live run (or rehearsal) from another terminal, through its run folder
+(control.py). Each waits for the run's answer and prints it; a run that is not running
+is said at once."""
 
 from __future__ import annotations
 
@@ -20,14 +21,22 @@ RESULTS = "summary.json"
 
 def main(args: argparse.Namespace) -> int:
     """``orchestrator stop RUN_DIR [--close-all]``, ``pause RUN_DIR [--pair P]``,
-    ``resume-trading RUN_DIR [--pair P]``; ``--wait SECONDS`` for the answer."""
+    ``resume-trading RUN_DIR [--pair P]``, ``close RUN_DIR (--pair P | --all)``,
+    ``set RUN_DIR NAME=VALUE...``; ``--wait SECONDS`` for the answer."""
     command: Command = args.command
     run_dir: Path = args.run_dir
     pid = _check(run_dir)
+    settings: dict[str, str] = {}
+    for item in getattr(args, "settings", None) or []:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip() or not value.strip():
+            raise ControlError(f"{item!r}: write each setting as NAME=VALUE, e.g. max_basis=0.01")
+        settings[name.strip().removeprefix("strategy.")] = value.strip()
     request = new_request(
         command,
         close_all=getattr(args, "close_all", False),
         pair=getattr(args, "pair", None),
+        settings=settings,
     )
     answer = send(run_dir, request)
     print(f"asked the run (pid {pid}): {request.words()}", file=sys.stderr)
@@ -68,7 +77,8 @@ def _check(run_dir: Path) -> int:
     if mode not in STEERABLE:
         raise ControlError(
             f"{run_dir}: a {mode or 'paper'} run cannot be steered (a replay runs in seconds; "
-            "Ctrl-C stops it); stop, pause and resume-trading steer live runs and rehearsals"
+            "Ctrl-C stops it); stop, pause, resume-trading, close and set steer live runs and "
+            "rehearsals"
         )
     pid = running(run_dir)
     if pid is None:

@@ -31,7 +31,7 @@ from opentelemetry.trace import Tracer
 from machines import FINAL_STATES
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue as read
-from orchestrator.config import Config
+from orchestrator.config import Config, config_warnings, retuned
 from orchestrator.control import ControlBox, Request
 from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
@@ -409,7 +409,7 @@ class LiveRun(Trader):
                 self.contact.reached()
                 if self._lost_alerted is not None:
                     self._alert_back()
-                self._obey()
+                await self._obey()
                 if self.asked_to_stop is not None:
                     break  # nothing more is decided: the stop comes first
                 if not self._told_trading:
@@ -540,7 +540,7 @@ class LiveRun(Trader):
                 run.open_paused = None
             await self._act(run, self._close(run, f"changed outside the run: {what}"))
 
-    def _obey(self) -> None:
+    async def _obey(self) -> None:
         """The operator's requests waiting in the run folder (control.py), oldest first:
         each carried out, said, journaled with when and who, and answered."""
         if self.control is None:
@@ -549,7 +549,7 @@ class LiveRun(Trader):
             if request is None:
                 self.control.answer(path, f"refused: {problem}")
                 continue
-            answer = self._carry_out(request)
+            answer = await self._carry_out(request)
             asked = datetime.fromtimestamp(request.at_ms / 1000, UTC)
             line = f"{request.words()} (by {request.user or 'someone'}): {answer}"
             self.say(line)
@@ -560,12 +560,16 @@ class LiveRun(Trader):
                 )
             self.control.answer(path, answer)
 
-    def _carry_out(self, request: Request) -> str:
+    async def _carry_out(self, request: Request) -> str:
         """What the request did, in a line the operator reads."""
         pairs = [run for run in self.pairs if request.pair in (None, run.name)]
         if request.pair is not None and not pairs:
             names = ", ".join(run.name for run in self.pairs)
             return f"refused: no pair {request.pair} in this run (its pairs: {names})"
+        if request.command == "close":
+            return await self._close_asked(pairs, request.user)
+        if request.command == "set":
+            return self._retune(dict(request.settings))
         if request.command == "stop":
             self.asked_to_stop = request.words()
             if request.close_all:
@@ -594,6 +598,43 @@ class LiveRun(Trader):
             return "nothing was paused"
         left = f"; opening stays stopped: {self.opening_stopped}" if self.opening_stopped else ""
         return f"opens again on {'; '.join(cleared)}{left}"
+
+    async def _close_asked(self, pairs: list[PairRun], user: str) -> str:
+        """``orchestrator close``: each pair's position closed now, and the pair paused
+        (its strategy would open it again at once) until resume-trading."""
+        closing, under_way = [], []
+        for run in pairs:
+            if run.open_paused is None:
+                run.open_paused = f"{PAUSED_BY_OPERATOR} {user} (orchestrator close)"
+            position = run.position
+            if position is None:
+                continue
+            if run.busy:  # an open or close already under way: it goes on
+                under_way.append(position.id)
+                continue
+            run.close_paused = None  # the operator asks: a paused close is tried again
+            closing.append(position.id)
+            await self._act(run, self._close(run, f"closed by the operator ({user})"))
+        names = ", ".join(run.name for run in pairs)
+        said = f"closing {', '.join(closing)}" if closing else "no position to close"
+        if under_way:
+            said += f"; under way, left to finish: {', '.join(under_way)} (ask again after)"
+        return f"{said}; opens nothing more on {names} until resume-trading"
+
+    def _retune(self, changes: dict[str, str]) -> str:
+        """``orchestrator set``: the strategy's thresholds changed from the next
+        decision on, checked by the config's own rules."""
+        try:
+            config = retuned(self.config, changes)
+        except ValueError as exc:
+            return f"refused: {exc}; nothing changed"
+        self.config = config
+        for run in self.pairs:
+            if isinstance(run.strategy, FundingStrategy):
+                run.strategy.retune(config.strategy)
+        told = ", ".join(f"strategy.{name} = {getattr(config.strategy, name)}" for name in changes)
+        warned = [w for w in config_warnings(config) if w.startswith("strategy.")]
+        return f"from the next decision: {told}" + "".join(f"; warning: {w}" for w in warned)
 
     def stop_outcome(self) -> str | None:
         outcome = super().stop_outcome()

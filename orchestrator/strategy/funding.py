@@ -11,6 +11,8 @@ from decimal import Decimal
 from itertools import islice
 from typing import Protocol
 
+import msgspec
+
 from orchestrator.config import Config, StrategySettings
 from orchestrator.models import ZERO
 from orchestrator.settings import FeeSettings
@@ -65,14 +67,31 @@ class FundingStrategy:
     def adopt(self, fees: FeeSettings, interval_hours: int) -> None:
         """Count with these fees and this funding interval (a live run's: the account's
         own rates, the perp's own interval), before the first settlement."""
+        self._fees, self._interval_hours = fees, interval_hours
         self._per_year = HOURS_PER_YEAR / interval_hours
         self._periods_held = Decimal(self._s.min_hold_hours) / interval_hours
         # Taker fees and slippage on four fills (both legs in, both out), as a
         # fraction of one leg's notional.
         self.round_trip_cost = 2 * (fees.spot_taker + fees.perp_taker) + 4 * self._slippage
 
+    def retune(self, settings: StrategySettings) -> None:
+        """Decide with these thresholds from now on (``orchestrator set`` on a running
+        run): the rates already seen are judged again by them. The funding window and
+        the negative streak stay as they were (they size what is remembered)."""
+        self._s = msgspec.structs.replace(
+            settings,
+            funding_window=self._s.funding_window,
+            negative_streak=self._s.negative_streak,
+        )
+        self.adopt(self._fees, self._interval_hours)
+        if self._rates:
+            self._judge()
+
     def on_funding(self, rate: Decimal) -> None:
         self._rates.append(rate)
+        self._judge()
+
+    def _judge(self) -> None:
         # Funding changes only here; prices change every hour. Work out once what
         # the rates say, so the hourly checks only look at the basis.
         n, k = self._s.funding_window, self._s.negative_streak
