@@ -151,7 +151,7 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
     label = LABEL if LABEL in labels or not labels else next(iter(labels))
     ledger = view.ledger_entries(label)
     positions = view.positions()
-    cycle = _cycle(meta.get(LAST_CYCLE), problems)
+    cycle = last_cycle(meta.get(LAST_CYCLE), problems)
 
     quote = _quote(positions, ledger, config)
     times = [e.time_ms for e in ledger] + [t.time_ms for t in view.transitions()]
@@ -176,7 +176,7 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
     if config is not None:
         leverage = config.live.leverage if mode == "live" else config.paper.leverage
 
-    prices = _last_prices(ledger, cycle)
+    prices = last_prices(ledger, cycle)
     funding_by: dict[str, Decimal] = {}
     fees_by: dict[str, Decimal] = {}
     for e in ledger:
@@ -188,22 +188,13 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
     held_value = allocated = ZERO
     priced = True
     for p in positions:
-        row = PositionStatus(p, funding_by.get(p.id, ZERO), fees_by.get(p.id, ZERO))
-        began = p.opened_at or p.created_at
-        if began is not None:
-            ended = int(p.closed_at.timestamp() * 1000) if p.closed_at else as_of
-            row.age_ms = max(ended - int(began.timestamp() * 1000), 0)
+        row = position_row(p, funding_by.get(p.id, ZERO), fees_by.get(p.id, ZERO), prices, as_of)
         if p.spot_qty or p.perp_qty:
-            row.spot_price = prices.get(p.spot_symbol)
-            row.perp_price = prices.get(p.perp_symbol)
             if row.spot_price is None or row.perp_price is None:
                 priced = False
             else:
                 spot, perp = row.spot_price.price, row.perp_price.price
                 held_value += p.spot_qty * spot - p.perp_qty * perp
-                row.unrealised = p.spot_qty * (spot - (p.spot_entry_price or spot)) - (
-                    p.perp_qty * (perp - (p.perp_entry_price or perp))
-                )
                 margin = ZERO
                 if leverage:
                     margin = p.perp_qty * (p.perp_entry_price or perp) / leverage
@@ -262,6 +253,28 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
 CASH_KINDS = frozenset({"fill", "fee", "funding"})  # slippage is inside the fills already
 
 
+def position_row(
+    p: Position, funding: Decimal, fees: Decimal, prices: dict[str, Price], as_of: int
+) -> PositionStatus:
+    """One position as status shows it: its age on the run's clock and, while it holds
+    anything, its legs' last prices and its unrealised PnL (None when a price is
+    unknown). The dashboard computes its rows with this too, a page at a time."""
+    row = PositionStatus(p, funding, fees)
+    began = p.opened_at or p.created_at
+    if began is not None:
+        ended = int(p.closed_at.timestamp() * 1000) if p.closed_at else as_of
+        row.age_ms = max(ended - int(began.timestamp() * 1000), 0)
+    if p.spot_qty or p.perp_qty:
+        row.spot_price = prices.get(p.spot_symbol)
+        row.perp_price = prices.get(p.perp_symbol)
+        if row.spot_price is not None and row.perp_price is not None:
+            spot, perp = row.spot_price.price, row.perp_price.price
+            row.unrealised = p.spot_qty * (spot - (p.spot_entry_price or spot)) - (
+                p.perp_qty * (perp - (p.perp_entry_price or perp))
+            )
+    return row
+
+
 def _run_state(run_dir: Path, view: JournalView, mode: str) -> tuple[str, str]:
     """Running (a live process holds the lock), stopped (its summary is newer than its
     journal), incomplete (marked so) or died (none of these)."""
@@ -306,7 +319,7 @@ def _config(text: str, problems: list[str]) -> Config | None:
         return None
 
 
-def _cycle(text: str | None, problems: list[str]) -> dict[str, Any] | None:
+def last_cycle(text: str | None, problems: list[str]) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
@@ -344,7 +357,7 @@ def _quote(positions: list[Position], ledger: list[LedgerEntry], config: Config 
     return "USDT"
 
 
-def _last_prices(ledger: list[LedgerEntry], cycle: dict[str, Any] | None) -> dict[str, Price]:
+def last_prices(ledger: list[LedgerEntry], cycle: dict[str, Any] | None) -> dict[str, Price]:
     """Each symbol's last price the journal holds: a mark (what was left open, valued at
     a run's end) not older than the last cycle's; else the last cycle's (the venue's
     prices, journaled after the cycle's fills: never older than them, whatever their
