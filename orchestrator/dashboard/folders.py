@@ -26,6 +26,7 @@ from orchestrator.journal.status import (
     LAST_CYCLE,
     SUMMARY_FILE,
     PositionStatus,
+    Price,
     RunStatus,
     last_cycle,
     last_prices,
@@ -101,6 +102,9 @@ class Cache:
         """The run's journal as it is now (one snapshot per change of its files)."""
         return self.get(run, "view", lambda: read_journal(run))
 
+    def page_context(self, run: Path) -> PageContext:
+        return self.get(run, "page context", lambda: page_context(self.view(run)))
+
     def status(self, run: Path, now_ms: int) -> RunStatus:
         """``orchestrator status``'s reading of the run (its "ago" counted from when it
         was read: the figures are the same until the files change)."""
@@ -119,9 +123,18 @@ class PositionsPage:
     quote: str
 
 
-def positions_page(view: JournalView, state: str | None, offset: int, limit: int) -> PositionsPage:
-    """One page of the run's positions, each computed as ``orchestrator status``
-    computes it (``position_row``), reading only that page's ledger entries."""
+@dataclass(frozen=True)
+class PageContext:
+    """What every page of positions needs from the whole journal (read once per
+    change of the run's files): the ledger's label, the last prices, the run's clock."""
+
+    label: str
+    prices: dict[str, Price]
+    as_of: int
+
+
+def page_context(view: JournalView) -> PageContext:
+    """As ``orchestrator status`` finds them (journal/status.py)."""
     labels = view.ledger_counts()
     label = LABEL if LABEL in labels or not labels else next(iter(labels))
     problems: list[str] = []
@@ -133,7 +146,15 @@ def positions_page(view: JournalView, state: str | None, offset: int, limit: int
         times.append(snap.time_ms)
     if cycle is not None:
         times.append(int(cycle.get("market_ms", 0)))
-    as_of = max((t for t in times if t is not None), default=0)
+    return PageContext(label, prices, max((t for t in times if t is not None), default=0))
+
+
+def positions_page(
+    view: JournalView, context: PageContext, state: str | None, offset: int, limit: int
+) -> PositionsPage:
+    """One page of the run's positions, each computed as ``orchestrator status``
+    computes it (``position_row``), reading only that page's ledger entries."""
+    label, prices, as_of = context.label, context.prices, context.as_of
     total, positions = view.positions_page(state, max(offset, 0), limit)
     money: dict[tuple[str, str], Decimal] = {}
     quote = ""

@@ -32,6 +32,9 @@ def serve(settings: Settings, host: str, port: int, *, token_note: str) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening before the URL is printed: a browser (or a test) that connects at
+        # once waits in the backlog until the server accepts, never refused.
+        sock.listen(128)
     except OSError as exc:
         sock.close()
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
