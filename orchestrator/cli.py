@@ -282,14 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
         "closed from it, with the token.",
     )
     dashboard.add_argument(
-        "--runs", type=Path, help="where runs are (default: config.yaml's output.dir, or runs)"
+        "--runs",
+        type=Path,
+        metavar="DIR",
+        help="where runs are (default: config.yaml's output.dir, or runs)",
     )
     dashboard.add_argument(
-        "--sweeps", type=Path, help="where sweeps are (default: sweep.yaml's output, or sweeps)"
+        "--sweeps",
+        type=Path,
+        metavar="DIR",
+        help="where sweeps are (default: sweep.yaml's output, or sweeps)",
     )
-    dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     dashboard.add_argument(
-        "--port", type=int, default=8050, help="port (default 8050; 0: any free port)"
+        "--host", default="127.0.0.1", metavar="HOST", help="address to bind (127.0.0.1)"
+    )
+    dashboard.add_argument(
+        "--port", type=int, default=8050, metavar="N", help="port (default 8050; 0: any free port)"
     )
     dashboard.add_argument(
         "--controls", action="store_true", help="turn the controls on with a new token, printed"
