@@ -39,11 +39,15 @@ function refresh() {
       const fresh = new DOMParser().parseFromString(text, "text/html").getElementById("content");
       const main = document.getElementById("content");
       if (!fresh || !main) return;
-      const token = document.getElementById("token");
-      const typed = token ? token.value : "";
+      // What the user typed and the run's last answer survive the swap.
+      const kept = ["token", "control-answer"].map((id) => document.getElementById(id));
+      const typed = kept[0] ? kept[0].value : "";
+      const said = kept[1] ? kept[1].textContent : "";
       main.innerHTML = fresh.innerHTML;
-      const again = document.getElementById("token");
-      if (again) again.value = typed;
+      const token = document.getElementById("token");
+      if (token) token.value = typed;
+      const answer = document.getElementById("control-answer");
+      if (answer) answer.textContent = said;
       drawCharts();
       wireControls();
       document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
@@ -63,16 +67,17 @@ function listen() {
 function wireControls() {
   for (const button of document.querySelectorAll("#controls button")) {
     button.onclick = () => {
-      const answer = document.getElementById("control-answer");
+      // Looked up again when the answer comes: a live update may have replaced the page.
+      const say = (text) => { document.getElementById("control-answer").textContent = text; };
       const body = {command: button.dataset.command, close_all: button.dataset.closeAll === "true"};
-      answer.textContent = "asking the run…";
+      say("asking the run…");
       fetch("/api/runs/" + encodeURIComponent(button.dataset.run) + "/control", {
         method: "POST",
         headers: {"Content-Type": "application/json",
                   "X-Dashboard-Token": document.getElementById("token").value},
         body: JSON.stringify(body),
       }).then((r) => r.json()).then((j) => {
-        answer.textContent = j.error ? "refused: " + j.error : j.asked + ": " + j.answer;
+        say(j.error ? "refused: " + j.error : j.asked + ": " + j.answer);
       });
     };
   }
