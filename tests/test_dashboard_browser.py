@@ -113,8 +113,10 @@ def test_run_page_positions_filter_and_open_a_position(
         cells = rows.nth(i).locator("td")
         expected = by_id[cells.nth(0).inner_text()]
         assert cells.nth(2).inner_text() == expected["state"]
-        assert Decimal(cells.nth(8).get_attribute("data-exact")) == Decimal(expected["funding"])
-        assert Decimal(cells.nth(9).get_attribute("data-exact")) == Decimal(expected["fees"])
+        assert cells.nth(3).inner_text() == expected["quantity"]
+        for column, name in ((9, "funding"), (10, "fees"), (11, "price_pnl")):
+            shown = cells.nth(column).get_attribute("data-exact")
+            assert Decimal(shown) == Decimal(expected[name]), name
     # A replay closes what it holds at its end: every position is closed.
     closed = [p for p in by_id.values() if p["state"] == "closed"]
     assert len(closed) == len(by_id) >= 4

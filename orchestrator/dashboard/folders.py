@@ -80,15 +80,19 @@ def signature(run: Path) -> Signature:
 
 
 class Cache:
-    """What was computed from a run's files, until its signature changes. One lock:
-    two requests never compute the same heavy thing (a replay's curves) twice."""
+    """What was computed from a run's files, until its signature changes. A lock per
+    (run, what): two requests never compute the same heavy thing (a replay's curves)
+    twice, and one being computed holds up no other page."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[Path, str], threading.RLock] = {}
         self._values: dict[tuple[Path, str], tuple[Signature, Any]] = {}
 
     def get(self, run: Path, key: str, compute: Callable[[], T]) -> T:
-        with self._lock:
+        with self._guard:
+            lock = self._locks.setdefault((run, key), threading.RLock())
+        with lock:
             now = signature(run)
             held = self._values.get((run, key))
             if held is not None and held[0] == now:

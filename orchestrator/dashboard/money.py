@@ -39,6 +39,7 @@ from orchestrator.journal.status import LABEL, LAST_CYCLE, SUMMARY_FILE
 from orchestrator.market.recorded import DataError
 from orchestrator.models import ZERO
 from orchestrator.money import exact
+from orchestrator.replay.session import prepare, replay_both
 from orchestrator.trading.figures import max_drawdown
 
 HOURS_A_YEAR = Decimal(8760)
@@ -259,9 +260,6 @@ def replayed_curves(run: Path, view: JournalView, summary: dict[str, Any] | None
     if summary.get("interrupted"):
         return Curves(None, None, "the run was stopped early: its curve cannot be replayed")
     try:
-        # Imported here: only a money page of a replay pays for the replay engine.
-        from orchestrator.replay.session import prepare, replay_both
-
         config = config_file.decode(meta.get("config", ""), Config)
         loaded = Loaded(config, Path(meta.get("config_path") or run / "config.yaml"))
         prepared = prepare(loaded)

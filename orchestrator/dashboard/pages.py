@@ -228,8 +228,8 @@ def positions_block(run: str, page: PositionsPage) -> str:
             f'<a href="{link}" class="{on}" data-state="{esc(state)}">{esc(state)} {n}</a>'
         )
     head = [
-        "id", "pair", "state", "spot qty", "perp qty", "spot entry", "perp entry",
-        f"unrealised ({page.quote})", "funding", "fees", "fills' cash", "age",
+        "id", "pair", "state", "quantity", "spot qty", "perp qty", "spot entry", "perp entry",
+        f"unrealised ({page.quote})", "funding", "fees", "price PnL (fills)", "age",
     ]  # fmt: skip
     rows = [_position_cells(run, r, page.price_pnl.get(r.position.id)) for r in page.rows]
     last = min(page.offset + page.limit, page.total)
@@ -254,7 +254,8 @@ def _position_cells(run: str, r: PositionStatus, fills: Decimal | None) -> str:
     link = f"/runs/{quote(run)}/positions/{quote(p.id)}"
     return (
         f'<td><a href="{link}">{esc(p.id)}</a></td><td>{esc(r.pair)}</td>'
-        f'<td class="state">{esc(p.state)}</td><td class="num">{esc(p.spot_qty)}</td>'
+        f'<td class="state">{esc(p.state)}</td><td class="num">{esc(p.quantity)}</td>'
+        f'<td class="num">{esc(p.spot_qty)}</td>'
         f'<td class="num">{esc(p.perp_qty)}</td>'
         f'<td class="num">{esc(p.spot_entry_price or "-")}</td>'
         f'<td class="num">{esc(p.perp_entry_price or "-")}</td>{money(r.unrealised, True)}'
