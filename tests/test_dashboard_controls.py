@@ -48,6 +48,18 @@ def test_close_all_from_the_dashboard_leaves_the_venue_flat(tmp_path: Path, chro
         run_dir = holding(tmp_path, run, 2)
         with dashboard(tmp_path, ORCHESTRATOR_DASHBOARD_TOKEN=TOKEN) as url:
             page = chromium.new_page(viewport={"width": 1300, "height": 900})
+            # A running live run on every page: the list, the machine, the money.
+            page.goto(url)
+            cells = page.locator("table.runs tbody tr", has_text=run_dir.name).locator("td")
+            assert [cells.nth(i).inner_text() for i in (1, 2, 3)] == [
+                "live (testnet)", "bybit testnet", "running",
+            ]  # fmt: skip
+            assert cells.nth(6).inner_text().endswith("UTC")  # its last venue contact
+            page.goto(f"{url}runs/{run_dir.name}/machine")
+            assert page.locator("td[data-state='validated']").inner_text() == "2"
+            page.goto(f"{url}runs/{run_dir.name}/money")
+            assert "keeps no hourly equity" in page.locator("p.note").first.inner_text()
+            page.wait_for_selector("#chart-funding .uplot, #chart-fees .uplot")
             page.goto(f"{url}runs/{run_dir.name}")
             assert TOKEN not in page.content()  # the token never reaches a page
             answer = page.locator("#control-answer")
