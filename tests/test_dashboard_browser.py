@@ -211,3 +211,18 @@ def test_live_updates_arrive_when_the_journal_changes(
     assert page.locator("dd").first.inner_text().startswith("died")
     assert page.locator("#live").inner_text().startswith("live: updated")
     page.screenshot(path=str(shots / "updated.png"), full_page=True)
+
+
+def test_the_run_chart_shows_legends_in_colour_and_its_drawdown(
+    site: tuple[str, Path, Path], page: Any
+) -> None:
+    _, run, shots = site
+    page.goto((run / "chart.html").as_uri())
+    legend = page.locator("svg text", has_text="always hedged").first
+    # as the browser paints it: the line's orange, not the page's grey text colour
+    assert legend.evaluate("e => getComputedStyle(e).fill") == "rgb(255, 127, 14)"
+    assert page.locator("h2", has_text="Drawdown").count() == 1
+    lines = {e.get_attribute("stroke") for e in page.locator("polyline").all()}
+    marks = {e.get_attribute("fill") for e in page.locator("circle").all()}
+    assert marks and not marks & lines  # entries and exits never share a line's colour
+    page.screenshot(path=str(shots / "chart.png"), full_page=True)
