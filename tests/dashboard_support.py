@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +48,27 @@ def short_replay(workdir: Path) -> Path:
     )
     assert proc.returncode == 0, proc.stderr
     (folder,) = (workdir / "runs").iterdir()
+    return folder
+
+
+def quick_sweep(workdir: Path) -> Path:
+    """``orchestrator sweep --in-process`` on docs/examples/quick-sweep.yaml (two sets,
+    five walk-forward steps, seconds) over the whole recorded data; its folder."""
+    text = (ROOT / "docs" / "examples" / "quick-sweep.yaml").read_text(encoding="utf-8")
+    text = text.replace("base: ../../config.yaml", "base: base.yaml")
+    text = text.replace("output: ../../sweeps", "output: sweeps")
+    (workdir / "sweep.yaml").write_text(text, encoding="utf-8")
+    shutil.copyfile(ROOT / "config.yaml", workdir / "base.yaml")
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "sweep", "sweep.yaml", "--in-process"],
+        cwd=workdir,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (workdir / "sweeps").iterdir()
     return folder
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from orchestrator.journal.reader import read_journal
-from tests.dashboard_support import dashboard, short_replay
+from tests.dashboard_support import dashboard, quick_sweep, short_replay
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -33,9 +33,10 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
-    """(the dashboard's URL, the run folder, where screenshots go)."""
+    """(the dashboard's URL, the run folder, where screenshots go); a sweep beside."""
     workdir = tmp_path_factory.mktemp("dashboard")
     run = short_replay(workdir)
+    quick_sweep(workdir)  # sweep.yaml's output: where the dashboard looks for sweeps
     shots = tmp_path_factory.mktemp("screenshots")
     with dashboard(workdir) as url:
         yield url, run, shots
@@ -226,3 +227,31 @@ def test_the_run_chart_shows_legends_in_colour_and_its_drawdown(
     marks = {e.get_attribute("fill") for e in page.locator("circle").all()}
     assert marks and not marks & lines  # entries and exits never share a line's colour
     page.screenshot(path=str(shots / "chart.png"), full_page=True)
+
+
+def test_sweep_pages_show_the_verdict_curve_and_heatmap(
+    site: tuple[str, Path, Path], page: Any
+) -> None:
+    url, run, shots = site
+    (folder,) = (run.parent.parent / "sweeps").iterdir()
+    summary = summary_of(folder)
+    page.goto(f"{url}sweeps")
+    row = page.locator("table.sweeps tbody tr", has_text=folder.name)
+    assert row.locator("td").last.inner_text() == summary["verdict"]
+    row.locator("a").click()
+    page.wait_for_url(f"**/sweeps/{folder.name}")
+    assert page.locator("p.verdict").inner_text() == summary["verdict"]
+    # the curve stitched from curves.jsonl ends where summary.json says, exactly
+    assert "to the last digit" in page.locator("p.note").inner_text()
+    oos = page.locator("table.oos tbody tr")
+    for i, key in enumerate(("search", "base", "always_hedged")):
+        cell = oos.nth(i).locator("td").nth(1)
+        wrote = summary["out_of_sample"][key]["return"]
+        assert Decimal(cell.get_attribute("data-exact")) == Decimal(wrote)
+    # the heatmap: every set on every train window, each step's choice outlined
+    steps = summary["steps"]
+    cells = page.locator("table.heatmap td.heat")
+    assert cells.count() == summary["parameter_sets"] * len(steps)
+    assert page.locator("table.heatmap td.chosen").count() == len(steps)
+    page.wait_for_selector("#chart-equity .uplot")
+    page.screenshot(path=str(shots / "sweep.png"), full_page=True)

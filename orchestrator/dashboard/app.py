@@ -32,10 +32,11 @@ from starlette.staticfiles import StaticFiles
 from orchestrator import config_file
 from orchestrator.config import Config
 from orchestrator.control import COMMANDS, ControlError, new_request, running, send
-from orchestrator.dashboard import folders, pages
+from orchestrator.dashboard import folders, pages, sweep_page
 from orchestrator.dashboard.folders import Cache, NotARun, positions_page
 from orchestrator.dashboard.money import read_money
 from orchestrator.dashboard.money_page import money_page
+from orchestrator.dashboard.sweeps import read_sweep, summary_of, sweep_names
 from orchestrator.journal.lock import JournalError
 from orchestrator.output.diagram import has_dot, svg
 from orchestrator.tracing import inspect, trace_file
@@ -145,12 +146,16 @@ def create_app(settings: Settings) -> Starlette:
 
     def sweeps(request: Request) -> HTMLResponse:
         rows = []
-        if settings.sweeps.is_dir():
-            for folder in sorted(settings.sweeps.iterdir(), reverse=True):
-                summary = _json(folder / "summary.json")
-                if summary is not None:
-                    rows.append((folder.name, str(summary.get("verdict", "-"))))
-        return html(frame("Sweeps"), pages.sweeps_page(rows, str(settings.sweeps)))
+        for name in sweep_names(settings.sweeps):
+            summary = summary_of(settings.sweeps / name)
+            if summary is not None:
+                rows.append((name, summary))
+        return html(frame("Sweeps"), sweep_page.sweeps_page(rows, str(settings.sweeps)))
+
+    def sweep(request: Request) -> HTMLResponse:
+        name = str(request.path_params["sweep"])
+        found = read_sweep(settings.sweeps, name)
+        return html(frame(f"Sweep {name}"), sweep_page.sweep_page(found))
 
     async def events(request: Request) -> Response:
         """Server-sent events: one ``change`` each time the files watched change."""
@@ -234,7 +239,7 @@ def create_app(settings: Settings) -> Starlette:
     async def not_a_run(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/api/"):
             return _error(404, "no such run")
-        return html(frame("No such run"), "<p>No run folder of that name.</p>", 404)
+        return html(frame("Not found"), "<p>No run or sweep folder of that name.</p>", 404)
 
     async def unreadable(request: Request, exc: Exception) -> Response:
         return html(frame("Cannot read the run"), f"<p>{pages.esc(exc)}</p>", 500)
@@ -242,6 +247,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/", runs),
         Route("/sweeps", sweeps),
+        Route("/sweeps/{sweep}", sweep),
         Route("/events", events),
         Route("/runs/{run}", run_page),
         Route("/runs/{run}/machine", machine),

@@ -49,6 +49,11 @@ class NotARun(LookupError):
 Signature = tuple[object, ...]
 
 
+def valid_name(name: str) -> bool:
+    """A folder name a URL may name (never a path)."""
+    return _NAME.match(name) is not None
+
+
 def run_names(runs_dir: Path) -> list[str]:
     """The run folders (those holding a journal), newest first."""
     if not runs_dir.is_dir():

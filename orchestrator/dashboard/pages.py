@@ -322,12 +322,3 @@ def machine_page(counts: dict[str, int], diagram: str) -> str:
         "draws it, with the number of this run's positions in each state.</p>"
         f'<div class="diagram">{diagram}</div>' + table(["state", "positions"], rows, "counts")
     )
-
-
-def sweeps_page(rows: Sequence[tuple[str, str]], folder: str) -> str:
-    if not rows:
-        return f"<p>No sweep folders under <code>{esc(folder)}</code>.</p>"
-    body = [f"<td>{esc(name)}</td><td>{esc(verdict)}</td>" for name, verdict in rows]
-    return f"<p>Sweeps under <code>{esc(folder)}</code>.</p>" + table(
-        ["sweep", "verdict"], body, "sweeps"
-    )
