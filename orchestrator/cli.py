@@ -282,10 +282,17 @@ def build_parser() -> argparse.ArgumentParser:
         "closed from it, with the token.",
     )
     dashboard.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config.yaml"),
+        metavar="FILE",
+        help="the config whose runs folder, data and universe to show (default config.yaml)",
+    )
+    dashboard.add_argument(
         "--runs",
         type=Path,
         metavar="DIR",
-        help="where runs are (default: config.yaml's output.dir, or runs)",
+        help="where runs are (default: the config's output.dir, or runs)",
     )
     dashboard.add_argument(
         "--sweeps",

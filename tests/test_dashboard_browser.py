@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrator.journal.reader import read_journal
-from tests.dashboard_support import dashboard, quick_sweep, short_replay
+from tests.dashboard_support import dashboard, env, quick_sweep, short_replay
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -255,3 +257,28 @@ def test_sweep_pages_show_the_verdict_curve_and_heatmap(
     assert page.locator("table.heatmap td.chosen").count() == len(steps)
     page.wait_for_selector("#chart-equity .uplot")
     page.screenshot(path=str(shots / "sweep.png"), full_page=True)
+
+
+def test_market_page_ranks_as_the_screen_command_does(
+    site: tuple[str, Path, Path], page: Any
+) -> None:
+    url, run, shots = site
+    workdir = run.parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "screen", "--json"],
+        cwd=workdir, env=env(), capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    screen = json.loads(done.stdout)["pairs"]
+    page.goto(f"{url}market")
+    rows = page.locator("table.screen tbody tr")
+    assert rows.count() == len(screen) == 2
+    for i, want in enumerate(screen):
+        cells = rows.nth(i).locator("td")
+        assert cells.nth(1).inner_text() == want["pair"]
+        assert Decimal(cells.nth(3).get_attribute("data-exact")) == Decimal(want["net_annualised"])
+    # the heatmap: one cell per pair and week of recorded funding, each with its figure
+    for want in screen:
+        cells = page.locator(f"svg.heatmap rect[data-pair='{want['pair']}']")
+        assert cells.count() >= 90  # 21 months of weekly means
+        assert "a year" in cells.first.locator("title").text_content()
+    page.screenshot(path=str(shots / "market.png"), full_page=True)

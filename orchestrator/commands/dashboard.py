@@ -1,6 +1,7 @@
 """``orchestrator dashboard``: the local web app over the run and sweep folders
-(orchestrator/dashboard/). The folders default to where config.yaml and sweep.yaml
-write (their ``output.dir`` and ``output``), else ./runs and ./sweeps."""
+(orchestrator/dashboard/). The folders default to where the config (config.yaml) and
+sweep.yaml write (their ``output.dir`` and ``output``), else ./runs and ./sweeps; the
+market page reads the config's data folder and universe."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from orchestrator.sweep.yamlfile import SweepError
 TOKEN_ENV = "ORCHESTRATOR_DASHBOARD_TOKEN"
 
 
-def default_runs() -> Path:
-    config = Path("config.yaml")
+def default_runs(config: Path) -> Path:
     if config.is_file():
         try:
             return load(config).output_dir()
@@ -51,8 +51,9 @@ def main(args: argparse.Namespace) -> int:
     else:
         note = f"read-only (--controls or ${TOKEN_ENV} turns the controls on)"
     settings = Settings(
-        runs=(args.runs or default_runs()).resolve(),
+        runs=(args.runs or default_runs(args.config)).resolve(),
         sweeps=(args.sweeps or default_sweeps()).resolve(),
         token=token,
+        config=args.config.resolve() if args.config.is_file() else None,
     )
     return serve(settings, args.host, args.port, token_note=note)

@@ -30,10 +30,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from orchestrator import config_file
-from orchestrator.config import Config
+from orchestrator.config import Config, ConfigError, load
 from orchestrator.control import COMMANDS, ControlError, new_request, running, send
 from orchestrator.dashboard import folders, pages, sweep_page
 from orchestrator.dashboard.folders import Cache, NotARun, positions_page
+from orchestrator.dashboard.market import Market, market_page, read_market
 from orchestrator.dashboard.money import read_money
 from orchestrator.dashboard.money_page import money_page
 from orchestrator.dashboard.sweeps import read_sweep, summary_of, sweep_names
@@ -53,6 +54,7 @@ class Settings:
     runs: Path
     sweeps: Path
     token: str | None = None  # None: read-only
+    config: Path | None = None  # the market page's config (its data folder, universe)
     addresses: tuple[str, ...] = ()  # host:port this server answers as (filled at start)
     # Set when the server is asked to stop: the live streams end, so shutting down never
     # waits on a browser that keeps one open.
@@ -152,6 +154,16 @@ def create_app(settings: Settings) -> Starlette:
                 rows.append((name, summary))
         return html(frame("Sweeps"), sweep_page.sweeps_page(rows, str(settings.sweeps)))
 
+    market_cache: dict[object, Market] = {}
+
+    def market(request: Request) -> HTMLResponse:
+        # Read again when the config or the data folder changes (a download adds files).
+        key = tuple(_mtime(p) for p in (settings.config, _data_dir(settings.config)))
+        if key not in market_cache:
+            market_cache.clear()
+            market_cache[key] = read_market(settings.config)
+        return html(frame("Market"), market_page(market_cache[key]))
+
     def sweep(request: Request) -> HTMLResponse:
         name = str(request.path_params["sweep"])
         found = read_sweep(settings.sweeps, name)
@@ -246,6 +258,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/", runs),
+        Route("/market", market),
         Route("/sweeps", sweeps),
         Route("/sweeps/{sweep}", sweep),
         Route("/events", events),
@@ -291,6 +304,22 @@ def _spans(run: Path) -> list[trace_file.SpanRecord]:
         return []
     spans, _ = trace_file.read_spans(path)
     return spans
+
+
+def _mtime(path: Path | None) -> int | None:
+    try:
+        return None if path is None else path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _data_dir(config: Path | None) -> Path | None:
+    if config is None:
+        return None
+    try:
+        return load(config).data_dir()
+    except ConfigError:
+        return None
 
 
 def _json(path: Path) -> dict[str, Any] | None:

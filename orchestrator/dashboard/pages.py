@@ -72,7 +72,7 @@ class Frame:
 
 
 def layout(frame: Frame, body: str) -> str:
-    nav = ['<a href="/">Runs</a>', '<a href="/sweeps">Sweeps</a>']
+    nav = ['<a href="/">Runs</a>', '<a href="/sweeps">Sweeps</a>', '<a href="/market">Market</a>']
     if frame.run is not None:
         base = f"/runs/{quote(frame.run)}"
         nav += [
