@@ -106,4 +106,5 @@ def test_dashboard_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -
     assert "1. generated 1,000 positions" in out
     for page in ("run page, 1,000 positions", "runs list", "machine page", "money page, replay"):
         assert re.search(rf"{re.escape(page)}.*\s+[\d.]+\s+[\d.]+\s+< 1 s", out), page
+    assert re.search(r"watched / alone\s+[\d.]+x\s+<= 1.05x", out)
     assert "load average after" in out

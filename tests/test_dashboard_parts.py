@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.dashboard.folders import Cache, positions_page
+from orchestrator.dashboard.folders import Cache, page_context, positions_page
 from orchestrator.dashboard.money import Series, chart_points, drawdown, ratios
 from orchestrator.journal.status import read_status
 from tests.dashboard_support import dashboard, generate_journal, get, post
@@ -34,7 +34,9 @@ def test_pages_of_positions_are_what_status_says(
     run = workdir / "runs" / "generated"
     status = {r.position.id: r for r in read_status(run, 0).positions}
     cache = Cache()
-    view, context = cache.view(run), cache.page_context(run)
+    view = cache.view(run)
+    context = page_context(view)  # found on its own, as status finds them
+    assert context == cache.page_context(run, 0)
     seen = set()
     for state in [None, *counts]:
         expected_total = len(status) if state is None else counts[state]

@@ -108,7 +108,7 @@ def create_app(settings: Settings) -> Starlette:
         state = request.query_params.get("state") or None
         offset = _int(request.query_params.get("offset"))
         page = positions_page(
-            cache.view(run), cache.page_context(run), state, offset, folders.PAGE_SIZE
+            cache.view(run), cache.page_context(run, now_ms()), state, offset, folders.PAGE_SIZE
         )
         body = pages.status_block(status) + pages.positions_block(name, page)
         if settings.token is not None and status.mode in STEERABLE:

@@ -31,7 +31,7 @@ from orchestrator.journal.status import (
     last_cycle,
     last_prices,
     position_row,
-    read_status,
+    status_of,
 )
 from orchestrator.models import ZERO
 
@@ -111,13 +111,15 @@ class Cache:
         """The run's journal as it is now (one snapshot per change of its files)."""
         return self.get(run, "view", lambda: read_journal(run))
 
-    def page_context(self, run: Path) -> PageContext:
-        return self.get(run, "page context", lambda: page_context(self.view(run)))
+    def page_context(self, run: Path, now_ms: int) -> PageContext:
+        """What status found: its ledger label, last prices and clock."""
+        status = self.status(run, now_ms)
+        return PageContext(status.label, status.prices, status.as_of_ms)
 
     def status(self, run: Path, now_ms: int) -> RunStatus:
-        """``orchestrator status``'s reading of the run (its "ago" counted from when it
-        was read: the figures are the same until the files change)."""
-        return self.get(run, "status", lambda: read_status(run, now_ms))
+        """``orchestrator status``'s reading of the run, from the snapshot kept (its "ago"
+        counted from when it was read: the figures are the same until the files change)."""
+        return self.get(run, "status", lambda: status_of(run, self.view(run), now_ms))
 
 
 @dataclass

@@ -272,6 +272,25 @@ class Records:
         with self._reading("reading the ledger") as conn:
             return conn.execute(sql, (run_label, *kinds)).fetchall()
 
+    def ledger_bounds(self, run_label: str) -> tuple[str | None, int | None, int | None]:
+        """(the first entry's currency, the earliest and the latest time of the ledger)."""
+        with self._reading("reading the ledger") as conn:
+            first = conn.execute(
+                "SELECT currency FROM ledger WHERE run_label = ? ORDER BY seq LIMIT 1",
+                (run_label,),
+            ).fetchone()
+            low, high = conn.execute(
+                "SELECT min(time_ms), max(time_ms) FROM ledger WHERE run_label = ?", (run_label,)
+            ).fetchone()
+            return (first[0] if first else None), low, high
+
+    def transition_bounds(self) -> tuple[int | None, int | None]:
+        """The earliest and the latest time of the transitions."""
+        with self._reading("reading the transitions") as conn:
+            sql = "SELECT min(time_ms), max(time_ms) FROM transitions"
+            low, high = conn.execute(sql).fetchone()
+            return low, high
+
     def last_time_ms(self) -> int | None:
         """The latest time the ledger or the transitions record (the run's clock)."""
         with self._reading("reading the times") as conn:

@@ -118,6 +118,8 @@ class RunStatus:
     prices_from: str  # where unrealised PnL's prices come from, said once
     summary: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    label: str = LABEL  # the ledger's run label read
+    prices: dict[str, Price] = field(default_factory=dict)  # each symbol's last known price
 
 
 def latest_run(runs_dir: Path) -> Path:
@@ -139,22 +141,29 @@ def read_status(run_dir: Path, now_ms: int) -> RunStatus:
     if run_dir.is_dir() and not (run_dir / DB_NAME).exists():
         raise JournalError(f"{run_dir} is not a run folder: it holds no journal ({DB_NAME})")
     with Journal.read(run_dir) as view:
-        return _status(run_dir, view, now_ms)
+        return status_of(run_dir, view, now_ms)
 
 
-def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
+def status_of(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
+    """As ``read_status``, from a snapshot already taken (the dashboard keeps one)."""
     meta = view.meta()
     mode = meta.get("mode", "?")
     problems: list[str] = []
     config = _config(meta.get("config", ""), problems)
     labels = view.ledger_counts()
     label = LABEL if LABEL in labels or not labels else next(iter(labels))
-    ledger = view.ledger_entries(label)
+    # The ledger's money only (not whole entries): a run of 10,000 positions has 100,000
+    # entries and more, and status is read at every refresh of a watch or a dashboard.
+    money = [
+        (time_ms, position_id, kind, Decimal(amount))
+        for time_ms, position_id, kind, amount in view.amounts(label, tuple(CASH_KINDS))
+    ]
     positions = view.positions()
     cycle = last_cycle(meta.get(LAST_CYCLE), problems)
 
-    quote = _quote(positions, ledger, config)
-    times = [e.time_ms for e in ledger] + [t.time_ms for t in view.transitions()]
+    currency, *ledger_span = view.ledger_bounds(label)
+    quote = _quote(positions, currency, config)
+    times = [t for t in (*ledger_span, *view.transition_bounds()) if t is not None]
     snap = view.last_balances(label)
     if snap is not None and snap.time_ms is not None:
         times.append(snap.time_ms)
@@ -176,14 +185,15 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
     if config is not None:
         leverage = config.live.leverage if mode == "live" else config.paper.leverage
 
-    prices = last_prices(ledger, cycle)
+    # Of the fills and marks, only each symbol's latest is ever used.
+    prices = last_prices(view.last_priced(label), cycle)
     funding_by: dict[str, Decimal] = {}
     fees_by: dict[str, Decimal] = {}
-    for e in ledger:
-        if e.kind == "funding":
-            funding_by[e.position_id] = funding_by.get(e.position_id, ZERO) + e.amount
-        elif e.kind == "fee":
-            fees_by[e.position_id] = fees_by.get(e.position_id, ZERO) - e.amount
+    for _, position_id, kind, amount in money:
+        if kind == "funding":
+            funding_by[position_id] = funding_by.get(position_id, ZERO) + amount
+        elif kind == "fee":
+            fees_by[position_id] = fees_by.get(position_id, ZERO) - amount
     rows = []
     held_value = allocated = ZERO
     priced = True
@@ -203,11 +213,11 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
 
     cash = equity = available = None
     if starting is not None:
-        cash = starting + sum((e.amount for e in ledger if e.kind in CASH_KINDS), ZERO)
+        cash = starting + sum((amount for *_, amount in money), ZERO)
         if priced:
             equity = cash + held_value
             available = equity - allocated
-    funding = [e for e in ledger if e.kind == "funding"]
+    funding = [(time_ms, amount) for time_ms, _, kind, amount in money if kind == "funding"]
     day = as_of - as_of % DAY_MS
     contact_ms, contact_note = None, ""
     if cycle is not None and "contact_ms" in cycle:
@@ -235,9 +245,9 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         equity=equity,
         allocated=allocated if priced else None,
         available=available,
-        funding_total=sum((e.amount for e in funding), ZERO),
-        funding_today=sum((e.amount for e in funding if day <= e.time_ms < day + DAY_MS), ZERO),
-        fees_total=-sum((e.amount for e in ledger if e.kind == "fee"), ZERO),
+        funding_total=sum((amount for _, amount in funding), ZERO),
+        funding_today=sum((a for t, a in funding if day <= t < day + DAY_MS), ZERO),
+        fees_total=-sum((amount for _, _, kind, amount in money if kind == "fee"), ZERO),
         positions=rows,
         pauses=_pauses(meta),
         requests=sorted(v for k, v in meta.items() if k.startswith(CONTROL_PREFIX)),
@@ -247,6 +257,8 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         prices_from=_prices_from(prices, rows),
         summary=summary,
         problems=problems,
+        label=label,
+        prices=prices,
     )
 
 
@@ -347,9 +359,9 @@ def _summary(run_dir: Path, problems: list[str]) -> dict[str, Any] | None:
     return {k: value[k] for k in keep if k in value}
 
 
-def _quote(positions: list[Position], ledger: list[LedgerEntry], config: Config | None) -> str:
-    if ledger:
-        return ledger[0].currency
+def _quote(positions: list[Position], currency: str | None, config: Config | None) -> str:
+    if currency is not None:
+        return currency
     if positions:
         return positions[0].spot_symbol.partition("/")[2] or "USDT"
     if config is not None and config.pair_list:
