@@ -48,15 +48,6 @@ def serve(settings: Settings, host: str, port: int, *, token_note: str) -> int:
         app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3, access_log=False
     )
     server = _Server(config)
-    url = f"http://{names[0]}/"
-    print(f"dashboard: {url}", flush=True)
-    print(
-        f"runs from {settings.runs}, sweeps from {settings.sweeps}; {token_note}; Ctrl-C stops it",
-        file=sys.stderr,
-        flush=True,
-    )
-    if host not in LOOPBACK:
-        print(f"warning: {host} is reachable from other machines", file=sys.stderr)
     stopped_by: list[int] = []
 
     async def run() -> None:
@@ -69,6 +60,17 @@ def serve(settings: Settings, host: str, port: int, *, token_note: str) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop, sig)
+        # Said once Ctrl-C is ours to handle: one pressed as soon as the URL shows
+        # stops the server as any other does.
+        print(f"dashboard: http://{names[0]}/", flush=True)
+        print(
+            f"runs from {settings.runs}, sweeps from {settings.sweeps}; {token_note}; "
+            "Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+        if host not in LOOPBACK:
+            print(f"warning: {host} is reachable from other machines", file=sys.stderr)
         await server.serve(sockets=[sock])
 
     try:
