@@ -1082,9 +1082,9 @@ RUN_FILES: dict[str, str] = {
     "quantities, fees by open and close, times, the reason it was refused, unwound or "
     "left, and its client order ids. Summed per pair and in all, `funding`, `fees`, "
     "`price_pnl` and `net_pnl` equal the table's and `summary.json`'s figures exactly",
-    run_app.CHART_FILE: "self-contained (inline SVG, no script): equity and cumulative "
-    "funding of strategy and baseline, and each pair's funding rate with entries and "
-    "exits marked",
+    run_app.CHART_FILE: "self-contained (inline SVG, no script): equity, drawdown and "
+    "cumulative funding of strategy and baseline, each legend in its line's colour, and "
+    "each pair's funding rate with entries and exits marked",
     TRACE_FILE: "one OpenTelemetry trace per position, as OTLP JSON lines: "
     "[Traces and diagrams](../guides/traces-and-diagrams.md)",
     DB_NAME: "the run's durable record, written as it goes: [The journal](../concepts/journal.md)",

@@ -296,6 +296,44 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
     set_.set_defaults(module="control")
 
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="a local web app over the runs and sweeps, on 127.0.0.1 until Ctrl-C",
+        description="Every run (replay, dry run, live, rehearsal; running or finished): its "
+        "status, positions and their paths on the position machine, money and analytics, "
+        "updated as its journal changes. Read-only unless started with --controls or "
+        "$ORCHESTRATOR_DASHBOARD_TOKEN: then a running run can be paused, resumed or "
+        "closed from it, with the token.",
+    )
+    dashboard.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config.yaml"),
+        metavar="FILE",
+        help="the config whose runs folder, data and universe to show (default config.yaml)",
+    )
+    dashboard.add_argument(
+        "--runs",
+        type=Path,
+        metavar="DIR",
+        help="where runs are (default: the config's output.dir, or runs)",
+    )
+    dashboard.add_argument(
+        "--sweeps",
+        type=Path,
+        metavar="DIR",
+        help="where sweeps are (default: sweep.yaml's output, or sweeps)",
+    )
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", metavar="HOST", help="address to bind (127.0.0.1)"
+    )
+    dashboard.add_argument(
+        "--port", type=int, default=8050, metavar="N", help="port (default 8050; 0: any free port)"
+    )
+    dashboard.add_argument(
+        "--controls", action="store_true", help="turn the controls on with a new token, printed"
+    )
+
     venue = commands.add_parser(
         "venue", help="run the loopback Bybit v5 venue on 127.0.0.1 until Ctrl-C"
     )

@@ -99,3 +99,12 @@ def test_universe_benchmark_quick_profile_prints_every_figure(tmp_path: Path) ->
     ):
         assert re.search(rf"{re.escape(label)}\s+[\d.,]+x?\s+{target}", out), label
     assert re.search(r"load average before: .+, \d+ cores", out)
+
+
+def test_dashboard_benchmark_quick_profile_prints_every_figure(tmp_path: Path) -> None:
+    out = quick("dashboard.py", tmp_path)
+    assert "1. generated 1,000 positions" in out
+    for page in ("run page, 1,000 positions", "runs list", "machine page", "money page, replay"):
+        assert re.search(rf"{re.escape(page)}.*\s+[\d.]+\s+[\d.]+\s+< 1 s", out), page
+    assert re.search(r"watched / alone\s+[\d.]+x\s+<= 1.05x", out)
+    assert "load average after" in out

@@ -8,22 +8,23 @@ drawn on top: the diagram and the trace tell the same story.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from statemachine.contrib.diagram import DotGraphMachine
-
-from machines import PositionMachine
 from orchestrator.commands.traces import read_traces, trace_file_of
+from orchestrator.output.diagram import (
+    MACHINES,
+    PATH_COLOUR,
+    VISITED_FILL,
+    Step,
+    has_dot,
+    highlighted_mermaid,
+    mermaid,
+    svg,
+)
 from orchestrator.tracing import inspect
 
-MACHINES: dict[str, Any] = {"position": PositionMachine}
-Step = tuple[str, str, str]  # (event, from state, to state)
-PATH_COLOUR = "#2e7d32"
-VISITED_FILL = "#c8e6c9"
+__all__ = ["MACHINES", "PATH_COLOUR", "VISITED_FILL", "Step", "has_dot", "mermaid", "svg"]
 
 README_HEAD = """# State diagrams
 
@@ -33,10 +34,6 @@ The SVG files are written when Graphviz's `dot` is installed (`apt-get install
 graphviz`). To see the path one position took, from its trace:
 `orchestrator diagrams --position ID [--traces FILE]`.
 """
-
-
-def mermaid(name: str) -> str:
-    return format(MACHINES[name], "mermaid")
 
 
 def render() -> dict[str, str]:
@@ -51,18 +48,6 @@ def render() -> dict[str, str]:
         sections.append(f"```mermaid\n{mermaid(name).rstrip()}\n```\n")
     files["README.md"] = "\n".join(sections)
     return files
-
-
-def has_dot() -> bool:
-    return shutil.which("dot") is not None
-
-
-def svg(name: str, steps: Sequence[Step] = ()) -> bytes:
-    graph = DotGraphMachine(MACHINES[name])()  # type: ignore[no-untyped-call]
-    if steps:
-        _highlight_dot(graph, name, steps)
-    result: bytes = graph.create_svg()
-    return result
 
 
 def write(directory: Path) -> list[Path]:
@@ -89,52 +74,6 @@ def stale(directory: Path) -> list[str]:
         if not (directory / name).is_file()
         or (directory / name).read_text(encoding="utf-8") != text
     ]
-
-
-def highlighted_mermaid(name: str, steps: Sequence[Step]) -> str:
-    """The machine's Mermaid with the states a position visited filled in, and its
-    path as a note on the state it ended in. (State diagrams take class styles for
-    states; Mermaid offers no style for their transitions.)"""
-    lines = [mermaid(name).rstrip("\n")]
-    visited = sorted({s for _, source, target in steps for s in (source, target)})
-    lines.append(f"    classDef visited fill:{VISITED_FILL},stroke:{PATH_COLOUR},stroke-width:2px")
-    if steps:
-        lines.append(f"    class {','.join(visited)} visited")
-        path = " → ".join([steps[0][1], *(f"{target}" for _, _, target in steps)])
-        lines.append(f"    note right of {steps[-1][2]} : {path}")
-    return "\n".join(lines) + "\n"
-
-
-def _title(name: str, event: str) -> str:
-    """The event's label as the diagrams print it (``send_legs`` -> ``Send legs``)."""
-    for e in MACHINES[name].events:
-        if e.id == event:
-            return str(e.name)
-    return event
-
-
-def _highlight_dot(graph: Any, name: str, steps: Sequence[Step]) -> None:
-    visited = {s for _, source, target in steps for s in (source, target)}
-    taken = {(source, target, _title(name, event)) for event, source, target in steps}
-    for g in [graph, *_subgraphs(graph)]:
-        for node in g.get_nodes():
-            if node.get_name().strip('"') in visited:
-                node.set("style", "rounded,filled")
-                node.set("fillcolor", VISITED_FILL)
-                node.set("color", PATH_COLOUR)
-        for edge in g.get_edges():
-            ends = (str(edge.get_source()).strip('"'), str(edge.get_destination()).strip('"'))
-            label = str(edge.get("label") or "")
-            if any((s, t) == ends and f">{title}<" in label for s, t, title in taken):
-                edge.set("color", PATH_COLOUR)
-                edge.set("penwidth", "3")
-
-
-def _subgraphs(graph: Any) -> list[Any]:
-    found = []
-    for sub in graph.get_subgraphs():
-        found += [sub, *_subgraphs(sub)]
-    return found
 
 
 def main(args: argparse.Namespace) -> int:

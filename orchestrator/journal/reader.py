@@ -213,6 +213,93 @@ class Records:
             ).fetchall()
             return dict(rows)
 
+    # -- a page at a time (the dashboard: fast at 10,000 positions)
+
+    def state_counts(self) -> dict[str | None, int]:
+        """How many positions are in each state."""
+        with self._reading("counting the positions") as conn:
+            return dict(conn.execute("SELECT state, count(*) FROM positions GROUP BY state"))
+
+    def positions_page(
+        self, state: str | None, offset: int, limit: int
+    ) -> tuple[int, list[Position]]:
+        """(how many positions there are in ``state``, or in all with None; the page of
+        them from ``offset``, at most ``limit``, in the order first saved)."""
+        where, args = ("WHERE state = ?", (state,)) if state is not None else ("", ())
+        with self._reading("reading the positions") as conn:
+            total: int = conn.execute(f"SELECT count(*) FROM positions {where}", args).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT record FROM positions {where} ORDER BY rowid LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
+            return total, [POSITION.decode(record) for (record,) in rows]
+
+    def ledger_of(self, run_label: str, position_ids: list[str]) -> list[LedgerEntry]:
+        """The ledger entries of some positions, in the order appended."""
+        if not position_ids:
+            return []
+        marks = ",".join("?" * len(position_ids))
+        sql = (
+            "SELECT time_ms, pair, position_id, kind, symbol, side, quantity, price, amount,"
+            f" currency, note FROM ledger WHERE run_label = ? AND position_id IN ({marks})"
+            " ORDER BY seq"
+        )
+        with self._reading("reading the ledger") as conn:
+            return [_entry(row) for row in conn.execute(sql, (run_label, *position_ids))]
+
+    def last_priced(self, run_label: str) -> list[LedgerEntry]:
+        """Of each symbol, its latest fill and its latest mark with a price (latest by
+        time, then by order appended), in the order appended: all that
+        ``status.last_prices`` reads of a ledger, without the rest of it."""
+        sql = (
+            "SELECT time_ms, pair, position_id, kind, symbol, side, quantity, price, amount,"
+            " currency, note FROM (SELECT *, row_number() OVER (PARTITION BY symbol, kind"
+            " ORDER BY time_ms DESC, seq DESC) AS newest FROM ledger WHERE run_label = ?"
+            " AND kind IN ('fill', 'mark') AND CAST(price AS REAL) != 0) WHERE newest = 1"
+            " ORDER BY seq"
+        )
+        with self._reading("reading the ledger") as conn:
+            return [_entry(row) for row in conn.execute(sql, (run_label,))]
+
+    def amounts(self, run_label: str, kinds: tuple[str, ...]) -> list[tuple[int, str, str, str]]:
+        """(time ms, position id, kind, amount as text) of the ledger entries of those
+        kinds, in the order appended: the money without the rest of each entry."""
+        marks = ",".join("?" * len(kinds))
+        sql = (
+            "SELECT time_ms, position_id, kind, amount FROM ledger"
+            f" WHERE run_label = ? AND kind IN ({marks}) ORDER BY seq"
+        )
+        with self._reading("reading the ledger") as conn:
+            return conn.execute(sql, (run_label, *kinds)).fetchall()
+
+    def ledger_bounds(self, run_label: str) -> tuple[str | None, int | None, int | None]:
+        """(the first entry's currency, the earliest and the latest time of the ledger)."""
+        with self._reading("reading the ledger") as conn:
+            first = conn.execute(
+                "SELECT currency FROM ledger WHERE run_label = ? ORDER BY seq LIMIT 1",
+                (run_label,),
+            ).fetchone()
+            low, high = conn.execute(
+                "SELECT min(time_ms), max(time_ms) FROM ledger WHERE run_label = ?", (run_label,)
+            ).fetchone()
+            return (first[0] if first else None), low, high
+
+    def transition_bounds(self) -> tuple[int | None, int | None]:
+        """The earliest and the latest time of the transitions."""
+        with self._reading("reading the transitions") as conn:
+            sql = "SELECT min(time_ms), max(time_ms) FROM transitions"
+            low, high = conn.execute(sql).fetchone()
+            return low, high
+
+    def last_time_ms(self) -> int | None:
+        """The latest time the ledger or the transitions record (the run's clock)."""
+        with self._reading("reading the times") as conn:
+            value: int | None = conn.execute(
+                "SELECT max(t) FROM (SELECT max(time_ms) AS t FROM ledger"
+                " UNION ALL SELECT max(time_ms) FROM transitions)"
+            ).fetchone()[0]
+            return value
+
 
 SEQ_TABLES = ("transitions", "orders", "outcomes", "ledger")  # appended, in seq order
 

@@ -118,6 +118,8 @@ class RunStatus:
     prices_from: str  # where unrealised PnL's prices come from, said once
     summary: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    label: str = LABEL  # the ledger's run label read
+    prices: dict[str, Price] = field(default_factory=dict)  # each symbol's last known price
 
 
 def latest_run(runs_dir: Path) -> Path:
@@ -139,22 +141,29 @@ def read_status(run_dir: Path, now_ms: int) -> RunStatus:
     if run_dir.is_dir() and not (run_dir / DB_NAME).exists():
         raise JournalError(f"{run_dir} is not a run folder: it holds no journal ({DB_NAME})")
     with Journal.read(run_dir) as view:
-        return _status(run_dir, view, now_ms)
+        return status_of(run_dir, view, now_ms)
 
 
-def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
+def status_of(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
+    """As ``read_status``, from a snapshot already taken (the dashboard keeps one)."""
     meta = view.meta()
     mode = meta.get("mode", "?")
     problems: list[str] = []
     config = _config(meta.get("config", ""), problems)
     labels = view.ledger_counts()
     label = LABEL if LABEL in labels or not labels else next(iter(labels))
-    ledger = view.ledger_entries(label)
+    # The ledger's money only (not whole entries): a run of 10,000 positions has 100,000
+    # entries and more, and status is read at every refresh of a watch or a dashboard.
+    money = [
+        (time_ms, position_id, kind, Decimal(amount))
+        for time_ms, position_id, kind, amount in view.amounts(label, tuple(CASH_KINDS))
+    ]
     positions = view.positions()
-    cycle = _cycle(meta.get(LAST_CYCLE), problems)
+    cycle = last_cycle(meta.get(LAST_CYCLE), problems)
 
-    quote = _quote(positions, ledger, config)
-    times = [e.time_ms for e in ledger] + [t.time_ms for t in view.transitions()]
+    currency, *ledger_span = view.ledger_bounds(label)
+    quote = _quote(positions, currency, config)
+    times = [t for t in (*ledger_span, *view.transition_bounds()) if t is not None]
     snap = view.last_balances(label)
     if snap is not None and snap.time_ms is not None:
         times.append(snap.time_ms)
@@ -176,34 +185,26 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
     if config is not None:
         leverage = config.live.leverage if mode == "live" else config.paper.leverage
 
-    prices = _last_prices(ledger, cycle)
+    # Of the fills and marks, only each symbol's latest is ever used.
+    prices = last_prices(view.last_priced(label), cycle)
     funding_by: dict[str, Decimal] = {}
     fees_by: dict[str, Decimal] = {}
-    for e in ledger:
-        if e.kind == "funding":
-            funding_by[e.position_id] = funding_by.get(e.position_id, ZERO) + e.amount
-        elif e.kind == "fee":
-            fees_by[e.position_id] = fees_by.get(e.position_id, ZERO) - e.amount
+    for _, position_id, kind, amount in money:
+        if kind == "funding":
+            funding_by[position_id] = funding_by.get(position_id, ZERO) + amount
+        elif kind == "fee":
+            fees_by[position_id] = fees_by.get(position_id, ZERO) - amount
     rows = []
     held_value = allocated = ZERO
     priced = True
     for p in positions:
-        row = PositionStatus(p, funding_by.get(p.id, ZERO), fees_by.get(p.id, ZERO))
-        began = p.opened_at or p.created_at
-        if began is not None:
-            ended = int(p.closed_at.timestamp() * 1000) if p.closed_at else as_of
-            row.age_ms = max(ended - int(began.timestamp() * 1000), 0)
+        row = position_row(p, funding_by.get(p.id, ZERO), fees_by.get(p.id, ZERO), prices, as_of)
         if p.spot_qty or p.perp_qty:
-            row.spot_price = prices.get(p.spot_symbol)
-            row.perp_price = prices.get(p.perp_symbol)
             if row.spot_price is None or row.perp_price is None:
                 priced = False
             else:
                 spot, perp = row.spot_price.price, row.perp_price.price
                 held_value += p.spot_qty * spot - p.perp_qty * perp
-                row.unrealised = p.spot_qty * (spot - (p.spot_entry_price or spot)) - (
-                    p.perp_qty * (perp - (p.perp_entry_price or perp))
-                )
                 margin = ZERO
                 if leverage:
                     margin = p.perp_qty * (p.perp_entry_price or perp) / leverage
@@ -212,11 +213,11 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
 
     cash = equity = available = None
     if starting is not None:
-        cash = starting + sum((e.amount for e in ledger if e.kind in CASH_KINDS), ZERO)
+        cash = starting + sum((amount for *_, amount in money), ZERO)
         if priced:
             equity = cash + held_value
             available = equity - allocated
-    funding = [e for e in ledger if e.kind == "funding"]
+    funding = [(time_ms, amount) for time_ms, _, kind, amount in money if kind == "funding"]
     day = as_of - as_of % DAY_MS
     contact_ms, contact_note = None, ""
     if cycle is not None and "contact_ms" in cycle:
@@ -244,9 +245,9 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         equity=equity,
         allocated=allocated if priced else None,
         available=available,
-        funding_total=sum((e.amount for e in funding), ZERO),
-        funding_today=sum((e.amount for e in funding if day <= e.time_ms < day + DAY_MS), ZERO),
-        fees_total=-sum((e.amount for e in ledger if e.kind == "fee"), ZERO),
+        funding_total=sum((amount for _, amount in funding), ZERO),
+        funding_today=sum((a for t, a in funding if day <= t < day + DAY_MS), ZERO),
+        fees_total=-sum((amount for _, _, kind, amount in money if kind == "fee"), ZERO),
         positions=rows,
         pauses=_pauses(meta),
         requests=sorted(v for k, v in meta.items() if k.startswith(CONTROL_PREFIX)),
@@ -256,10 +257,34 @@ def _status(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         prices_from=_prices_from(prices, rows),
         summary=summary,
         problems=problems,
+        label=label,
+        prices=prices,
     )
 
 
 CASH_KINDS = frozenset({"fill", "fee", "funding"})  # slippage is inside the fills already
+
+
+def position_row(
+    p: Position, funding: Decimal, fees: Decimal, prices: dict[str, Price], as_of: int
+) -> PositionStatus:
+    """One position as status shows it: its age on the run's clock and, while it holds
+    anything, its legs' last prices and its unrealised PnL (None when a price is
+    unknown). The dashboard computes its rows with this too, a page at a time."""
+    row = PositionStatus(p, funding, fees)
+    began = p.opened_at or p.created_at
+    if began is not None:
+        ended = int(p.closed_at.timestamp() * 1000) if p.closed_at else as_of
+        row.age_ms = max(ended - int(began.timestamp() * 1000), 0)
+    if p.spot_qty or p.perp_qty:
+        row.spot_price = prices.get(p.spot_symbol)
+        row.perp_price = prices.get(p.perp_symbol)
+        if row.spot_price is not None and row.perp_price is not None:
+            spot, perp = row.spot_price.price, row.perp_price.price
+            row.unrealised = p.spot_qty * (spot - (p.spot_entry_price or spot)) - (
+                p.perp_qty * (perp - (p.perp_entry_price or perp))
+            )
+    return row
 
 
 def _run_state(run_dir: Path, view: JournalView, mode: str) -> tuple[str, str]:
@@ -306,7 +331,7 @@ def _config(text: str, problems: list[str]) -> Config | None:
         return None
 
 
-def _cycle(text: str | None, problems: list[str]) -> dict[str, Any] | None:
+def last_cycle(text: str | None, problems: list[str]) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
@@ -334,9 +359,9 @@ def _summary(run_dir: Path, problems: list[str]) -> dict[str, Any] | None:
     return {k: value[k] for k in keep if k in value}
 
 
-def _quote(positions: list[Position], ledger: list[LedgerEntry], config: Config | None) -> str:
-    if ledger:
-        return ledger[0].currency
+def _quote(positions: list[Position], currency: str | None, config: Config | None) -> str:
+    if currency is not None:
+        return currency
     if positions:
         return positions[0].spot_symbol.partition("/")[2] or "USDT"
     if config is not None and config.pair_list:
@@ -344,7 +369,7 @@ def _quote(positions: list[Position], ledger: list[LedgerEntry], config: Config 
     return "USDT"
 
 
-def _last_prices(ledger: list[LedgerEntry], cycle: dict[str, Any] | None) -> dict[str, Price]:
+def last_prices(ledger: list[LedgerEntry], cycle: dict[str, Any] | None) -> dict[str, Price]:
     """Each symbol's last price the journal holds: a mark (what was left open, valued at
     a run's end) not older than the last cycle's; else the last cycle's (the venue's
     prices, journaled after the cycle's fills: never older than them, whatever their

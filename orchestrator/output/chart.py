@@ -12,6 +12,7 @@ from orchestrator.trading.run import RunResult
 
 WIDTH, HEIGHT, PAD = 1100, 240, 84
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+ENTRY, EXIT = "#17becf", "#d62728"  # markers: no line of the chart has these colours
 Series = tuple[str, str, Sequence[tuple[int, Decimal]]]  # label, colour, points
 
 
@@ -61,8 +62,11 @@ def _panel(
     for i, (label, colour, pts) in enumerate(thinned):
         path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)
         parts.append(f'<polyline points="{path}" stroke="{colour}" fill="none"/>')
+        # style, not the fill attribute: the page's CSS rule for text would win over it
         parts.append(
-            f'<text x="{PAD + 8 + 180 * i}" y="14" fill="{colour}">{html.escape(label)}</text>'
+            f'<rect x="{PAD + 8 + 180 * i}" y="5" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{PAD + 22 + 180 * i}" y="14" style="fill:{colour}">'
+            f"{html.escape(label)}</text>"
         )
     for t, mark, colour, tip in marks:
         parts.append(
@@ -82,11 +86,29 @@ def _cumulative_funding(result: RunResult) -> list[tuple[int, Decimal]]:
     return points
 
 
+def _drawdown(points: Sequence[tuple[int, Decimal]]) -> list[tuple[int, Decimal]]:
+    """Below the highest equity so far, as a (negative) fraction of it."""
+    peak: Decimal | None = None
+    out = []
+    for t, v in points:
+        if peak is None or v > peak:
+            peak = v
+        out.append((t, -(peak - v) / peak if peak > 0 else Decimal(0)))
+    return out
+
+
 def write_chart(path: Path, result: RunResult, baseline: RunResult | None) -> None:
     t0, t1 = result.start_ms, result.end_ms
     runs = [(result, COLOURS[0])] + ([] if baseline is None else [(baseline, COLOURS[1])])
     panels = [
         _panel(f"Equity ({result.quote})", [(r.label, c, r.equity) for r, c in runs], t0, t1),
+        _panel(
+            "Drawdown from the highest equity so far",
+            [(r.label, c, _drawdown(r.equity)) for r, c in runs],
+            t0,
+            t1,
+            percent=True,
+        ),
         _panel(
             f"Cumulative funding ({result.quote})",
             [(r.label, c, _cumulative_funding(r)) for r, c in runs],
@@ -101,11 +123,11 @@ def write_chart(path: Path, result: RunResult, baseline: RunResult | None) -> No
             earlier = [k for k in rates if k <= t]
             return rates[max(earlier)] if earlier else Decimal(0)
 
-        marks = [(t, at(t), "#2ca02c", f"enter: {why}") for t, why in run.entries]
-        marks += [(t, at(t), "#d62728", f"exit: {why}") for t, why in run.exits]
+        marks = [(t, at(t), ENTRY, f"enter: {why}") for t, why in run.entries]
+        marks += [(t, at(t), EXIT, f"exit: {why}") for t, why in run.exits]
         panels.append(
             _panel(
-                f"{run.name} funding rate per settlement (green: entries, red: exits)",
+                f"{run.name} funding rate per settlement (cyan: entries, red: exits)",
                 [(run.name, COLOURS[(i + 2) % len(COLOURS)], run.funding_rates)],
                 t0,
                 t1,

@@ -103,7 +103,7 @@ def _pct(x: Decimal) -> str:
     return f"{x * 100:+.2f}%"
 
 
-def _stitch(windows: list[tuple[Curve, Decimal]], start: Decimal) -> Curve:
+def stitch(windows: list[tuple[Curve, Decimal]], start: Decimal) -> Curve:
     out: Curve = []
     equity = start
     with exact():
@@ -142,7 +142,7 @@ def out_of_sample(plan: Plan, run: SweepRun) -> tuple[OutOfSample | None, Stitch
         legs[SEARCH].append((test_curve.equity, Decimal(test["starting_balance"])))
         legs[HEDGED].append((test_curve.baseline, Decimal(test["starting_balance"])))
         legs[BASE].append((base_curve.equity, Decimal(base["starting_balance"])))
-    stitched = {name: _stitch(windows, start_balance) for name, windows in legs.items()}
+    stitched = {name: stitch(windows, start_balance) for name, windows in legs.items()}
     chart = Stitched(stitched[SEARCH], stitched[BASE], stitched[HEDGED], edges)
     if not used:
         return None, chart

@@ -1,0 +1,86 @@
+// The dashboard's script: live updates (server-sent events), the charts (uPlot, shipped
+// beside this file), the controls. No framework, nothing fetched from elsewhere.
+"use strict";
+
+const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+
+function drawCharts() {
+  const holder = document.getElementById("chart-data");
+  if (!holder || typeof uPlot === "undefined") return;
+  const data = JSON.parse(holder.textContent);
+  for (const name of ["equity", "drawdown", "funding", "fees"]) {
+    const box = document.getElementById("chart-" + name);
+    if (!box) continue;
+    box.textContent = "";
+    const chart = data[name];
+    if (!chart) {
+      box.innerHTML = "<p class='note'></p>";
+      box.firstChild.textContent = box.dataset.title + ": nothing to draw";
+      continue;
+    }
+    const series = [{}].concat(chart.names.map((label, i) => ({
+      label: label, stroke: COLOURS[i % COLOURS.length], width: 1.5,
+      value: (u, v) => (v == null ? "-" : v.toLocaleString(undefined, {maximumFractionDigits: 2})),
+    })));
+    const opts = {
+      title: box.dataset.title, width: Math.min(box.clientWidth || 1100, 1300), height: 240,
+      series: series, scales: {x: {time: true}}, cursor: {drag: {x: true, y: false}},
+      axes: [{}, {size: 80}],
+    };
+    new uPlot(opts, chart.data, box);  // hover, drag to zoom (double-click resets), legend toggles
+  }
+}
+
+function refresh() {
+  // The page as the server renders it now, swapped in (scroll and filters kept).
+  return fetch(location.href, {headers: {Accept: "text/html"}})
+    .then((r) => r.text())
+    .then((text) => {
+      const fresh = new DOMParser().parseFromString(text, "text/html").getElementById("content");
+      const main = document.getElementById("content");
+      if (!fresh || !main) return;
+      // What the user typed and the run's last answer survive the swap.
+      const kept = ["token", "control-answer"].map((id) => document.getElementById(id));
+      const typed = kept[0] ? kept[0].value : "";
+      const said = kept[1] ? kept[1].textContent : "";
+      main.innerHTML = fresh.innerHTML;
+      const token = document.getElementById("token");
+      if (token) token.value = typed;
+      const answer = document.getElementById("control-answer");
+      if (answer) answer.textContent = said;
+      drawCharts();
+      wireControls();
+      document.body.dataset.updates = String(Number(document.body.dataset.updates) + 1);
+    });
+}
+
+function listen() {
+  const live = document.getElementById("live");
+  const source = new EventSource(document.body.dataset.events);
+  source.addEventListener("hello", () => { live.textContent = "live"; live.className = "on"; });
+  source.addEventListener("change", () => {
+    refresh().then(() => { live.textContent = "live: updated " + new Date().toLocaleTimeString(); });
+  });
+  source.onerror = () => { live.textContent = "live: reconnecting"; live.className = ""; };
+}
+
+function wireControls() {
+  for (const button of document.querySelectorAll("#controls button")) {
+    button.onclick = () => {
+      // Looked up again when the answer comes: a live update may have replaced the page.
+      const say = (text) => { document.getElementById("control-answer").textContent = text; };
+      const body = {command: button.dataset.command, close_all: button.dataset.closeAll === "true"};
+      say("asking the run…");
+      fetch("/api/runs/" + encodeURIComponent(button.dataset.run) + "/control", {
+        method: "POST",
+        headers: {"Content-Type": "application/json",
+                  "X-Dashboard-Token": document.getElementById("token").value},
+        body: JSON.stringify(body),
+      }).then((r) => r.json()).then((j) => {
+        say(j.error ? "refused: " + j.error : j.asked + ": " + j.answer);
+      });
+    };
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { drawCharts(); wireControls(); listen(); });
