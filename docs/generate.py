@@ -39,6 +39,7 @@ from orchestrator.config import Config
 from orchestrator.files import INCOMPLETE
 from orchestrator.journal import LOCK_NAME
 from orchestrator.journal.schema import DB_NAME
+from orchestrator.output.report import EQUITY_FILE
 from orchestrator.sweep import record as sweep_record
 from orchestrator.tracing.setup import TRACE_FILE
 from orchestrator.venue import faults
@@ -1082,6 +1083,11 @@ RUN_FILES: dict[str, str] = {
     "quantities, fees by open and close, times, the reason it was refused, unwound or "
     "left, and its client order ids. Summed per pair and in all, `funding`, `fees`, "
     "`price_pnl` and `net_pnl` equal the table's and `summary.json`'s figures exactly",
+    EQUITY_FILE: "the hourly equity, exact, in the quote currency: `time_ms`, `strategy`, "
+    "`always_hedged` (the baseline at the same instants; empty in a live run or dry run). "
+    "A replay or rehearsal writes it at its end; a live run or dry run appends a row at "
+    "each hourly sample as it goes (what the dashboard draws while it runs), a resumed "
+    "run after it. Its last `strategy` value is `summary.json`'s `ending_equity`",
     run_app.CHART_FILE: "self-contained (inline SVG, no script): equity, drawdown and "
     "cumulative funding of strategy and baseline, each legend in its line's colour, and "
     "each pair's funding rate with entries and exits marked",
@@ -1118,7 +1124,9 @@ SWEEP_FILES: dict[str, str] = {
 
 
 def files_page() -> str:
-    names = [run_app.CONFIG_FILE, *run_app.RESULT_FILES, run_app.CHART_FILE, TRACE_FILE]
+    names = [
+        run_app.CONFIG_FILE, *run_app.RESULT_FILES, EQUITY_FILE, run_app.CHART_FILE, TRACE_FILE
+    ]  # fmt: skip
     _covered("run files", [*names, DB_NAME, LOCK_NAME, INCOMPLETE], RUN_FILES)
     out = [
         HEADER.format(source="the file names the code writes"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import http.server
+import itertools
 import json
 import os
 import shutil
@@ -71,6 +72,7 @@ def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
         "summary.json",
         "ledger.csv",
         "positions.csv",
+        "equity.csv",
         "chart.html",
         "traces.jsonl",
         "journal.sqlite3",
@@ -103,6 +105,13 @@ def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
     assert {r["position_id"] for r in baseline_rows} == {p["id"] for p in hedged}
     assert "warning: " not in out  # nothing ended unfinished
     assert "<svg" in (folder / "chart.html").read_text()
+    # The hourly equity, exact: an hour apart, from the start to the summary's end.
+    with (folder / "equity.csv").open() as f:
+        equity = list(csv.DictReader(f))
+    times = [int(row["time_ms"]) for row in equity]
+    assert all(b - a == 3_600_000 for a, b in itertools.pairwise(times)), times[:5]
+    assert Decimal(equity[0]["strategy"]) == Decimal(equity[0]["always_hedged"]) == 100_000
+    assert Decimal(equity[-1]["strategy"]) == Decimal(summary["ending_equity"])
 
     # The console: the table per pair and in total, beside the baseline.
     for needle in ("BTCUSDT", "ETHUSDT", "total", "always hedged", "ledger balances"):

@@ -169,8 +169,8 @@ def test_money_page_figures_equal_the_summary(site: tuple[str, Path, Path], page
         assert Decimal(cells.nth(2).get_attribute("data-exact")) == Decimal(
             summary["baseline_total"][key]
         )
-    # The curve replayed again ends at the summary's equity: the page says so.
-    assert "to the last digit" in page.locator("p.note").first.inner_text()
+    # The curve is the run's own equity.csv: the page says so.
+    assert "the run's equity.csv" in page.locator("p.note").first.inner_text()
     # Every closed trade's realised PnL is positions.csv's net_pnl.
     by_id = positions_csv(run)
     trades = page.locator("table.trades tbody tr")

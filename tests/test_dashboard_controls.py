@@ -58,8 +58,9 @@ def test_close_all_from_the_dashboard_leaves_the_venue_flat(tmp_path: Path, chro
             page.goto(f"{url}runs/{run_dir.name}/machine")
             assert page.locator("td[data-state='validated']").inner_text() == "2"
             page.goto(f"{url}runs/{run_dir.name}/money")
-            assert "keeps no hourly equity" in page.locator("p.note").first.inner_text()
-            page.wait_for_selector("#chart-funding .uplot, #chart-fees .uplot")
+            # Its equity as it goes: the rows the run appends to its equity.csv.
+            assert "the run's equity.csv" in page.locator("p.note").first.inner_text()
+            page.wait_for_selector("#chart-equity .uplot")
             page.goto(f"{url}runs/{run_dir.name}")
             assert TOKEN not in page.content()  # the token never reaches a page
             answer = page.locator("#control-answer")

@@ -4,6 +4,7 @@ controls' guards (token, cross-site requests) against the real server."""
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.dashboard.folders import Cache, page_context, positions_page
-from orchestrator.dashboard.money import Series, chart_points, drawdown, ratios
+from orchestrator.dashboard.money import Series, chart_points, drawdown, ratios, read_money
+from orchestrator.journal import Journal
 from orchestrator.journal.status import read_status
-from tests.dashboard_support import dashboard, generate_journal, get, post
+from tests.dashboard_support import dashboard, env, generate_journal, get, post, short_replay
 
 TOKEN = "a-token-for-the-tests-0123456789"
 
@@ -149,3 +151,21 @@ def test_controls_need_the_token_and_refuse_other_sites(with_token: str) -> None
         assert code == 200, page
         assert TOKEN not in text
         assert re.search(r'data-controls="on"', text)
+
+
+def test_a_replay_without_equity_csv_is_replayed_again_to_the_last_digit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run folder from before runs wrote equity.csv: its curve is replayed from its own
+    config and data, and equals the one the run writes now, value for value."""
+    run = short_replay(tmp_path)
+    monkeypatch.setenv("ORCHESTRATOR_DATA", env()["ORCHESTRATOR_DATA"])  # (as the run had)
+    with (run / "equity.csv").open() as f:
+        wrote = [(int(r["time_ms"]), Decimal(r["strategy"])) for r in csv.DictReader(f)]
+    (run / "equity.csv").unlink()
+    with Journal.read(run) as view:
+        money = read_money(run, view)
+    assert money.curves.strategy is not None, money.curves.note
+    assert "to the last digit" in money.curves.note
+    again = list(zip(money.curves.strategy.times, money.curves.strategy.values, strict=True))
+    assert again == wrote

@@ -132,6 +132,10 @@ def test_a_dry_run_trades_the_best_pairs_of_the_venue_and_resumes_them(
         assert all(p.state == "validated" for p in positions)
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["rotations"] == []
+        # A dry run's hourly equity, written as it went: its last row is where it ended.
+        rows = (run_dir / "equity.csv").read_text().splitlines()
+        assert rows[0] == "time_ms,strategy,always_hedged"
+        assert Decimal(rows[-1].split(",")[1]) == Decimal(summary["ending_equity"])
 
         # Resumed: the same pairs, the three positions carried on, nothing more opened.
         again = Watched(orchestrator("run", "--resume", str(run_dir), cwd=tmp_path))

@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TextIO, cast
 from uuid import uuid4
@@ -40,7 +41,7 @@ from opentelemetry.trace import Tracer
 
 from orchestrator import files
 from orchestrator.bybit.client import credentials
-from orchestrator.config import ConfigError, Loaded, load
+from orchestrator.config import Config, ConfigError, Loaded, load
 from orchestrator.control import ControlBox
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.files import INCOMPLETE, OutputError
@@ -49,7 +50,14 @@ from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
 from orchestrator.money import exact
 from orchestrator.output.chart import write_chart
 from orchestrator.output.progress import ProgressBar, ProgressBars
-from orchestrator.output.report import format_table, write_ledgers, write_positions
+from orchestrator.output.report import (
+    EQUITY_FILE,
+    EquityFile,
+    format_table,
+    write_equity,
+    write_ledgers,
+    write_positions,
+)
 from orchestrator.output.signals import Signals, exit_code, stop_on_signals
 from orchestrator.position.legs import new_run_nonce
 from orchestrator.replay.engine import REPLAY_NONCE
@@ -211,6 +219,7 @@ def _session(
                 control=ControlBox(folder),
                 close_on_stop=lambda: signals.close_all,
                 alerts=alerts,
+                on_equity=equity_file(folder, err),
             )
             return result, None
 
@@ -291,7 +300,7 @@ def _run(
     except OSError as exc:
         raise OutputError(f"run folder {output / run_id}: {files.describe(exc)}") from None
     config = loaded.config
-    results = [*RESULT_FILES, *([CHART_FILE] if config.output.chart else [])]
+    results = _results(config, mode)
     traces = [TRACE_FILE] if config.tracing.enabled else []
     folder = RunFolder(output / run_id, [CONFIG_FILE, *results, *traces])
     folders.append(folder)
@@ -408,7 +417,7 @@ def _resume(
     for warning in warnings:
         print(f"warning: {warning}", file=err)
     config = loaded.config
-    results = [*RESULT_FILES, *([CHART_FILE] if config.output.chart else [])]
+    results = _results(config, mode)
     traces = [TRACE_FILE] if config.tracing.enabled else []
     folder = RunFolder(run_dir, [*results, *traces])
     folders.append(folder)
@@ -429,6 +438,27 @@ def _resume(
     how = "replaying it against its journal" if mode == "paper" else "reconciling with the venue"
     print(f"resuming {run_dir}: {how}", file=err)
     return _play(out, err, signals, folder, warnings, play, recorder, bars)
+
+
+def _results(config: Config, mode: str) -> list[str]:
+    """The result files written at the end: a live run's or dry run's equity.csv is
+    written as it goes instead (equity_file)."""
+    equity = [] if mode in ("live", DRY_RUN) else [EQUITY_FILE]
+    return [*RESULT_FILES, *equity, *([CHART_FILE] if config.output.chart else [])]
+
+
+def equity_file(folder: Path, err: TextIO) -> Callable[[int, Decimal], None]:
+    """A live run's equity.csv, a row appended at each hourly sample; a write that fails
+    is said once and the run goes on (its summary still has the figures)."""
+    file = EquityFile(folder / EQUITY_FILE)
+
+    def append(time_ms: int, value: Decimal) -> None:
+        told = file.problem
+        file.append(time_ms, value)
+        if file.problem is not None and told is None:
+            print(f"warning: {file.problem}; the run goes on without it", file=err)
+
+    return append
 
 
 def _teller(err: TextIO) -> Callable[[str], None]:
@@ -471,6 +501,7 @@ def _resumed_live(
             close_on_stop=lambda: signals.close_all,
             say=say,
             alerts=alerts,
+            on_equity=equity_file(folder, err),
         )
         return result, None
 
@@ -553,6 +584,7 @@ def _write_results(
         "summary.json": lambda path: path.write_bytes(summary_json),
         "ledger.csv": lambda path: write_ledgers(path, [(r.label, r.ledger) for r in runs]),
         "positions.csv": lambda path: write_positions(path, runs),
+        EQUITY_FILE: lambda path: write_equity(path, result, baseline),
         CHART_FILE: lambda path: write_chart(path, result, baseline),
     }
     problems = [folder.write(name, writes[name]) for name in folder.expected if name in writes]

@@ -9,16 +9,18 @@ Where the figures come from:
   positions.csv has it);
 - return, annualised return, max drawdown, per pair: ``summary.json`` as the run
   wrote it (shown as written, never recomputed differently);
-- the hourly equity: a run keeps its curve in memory only, so for a finished replay
-  it is replayed again from the run's own config and data (deterministic: the same
-  hours and the same Decimal values), and shown only when that replay ends at the
-  summary's ``ending_equity`` to the last digit;
+- the hourly equity: the run's ``equity.csv`` (a replay writes it at its end, a live
+  run or dry run a row at each hourly sample); for a replay from before runs wrote it,
+  replayed again from the run's own config and data (deterministic: the same hours
+  and the same Decimal values), and shown only when that replay ends at the summary's
+  ``ending_equity`` to the last digit;
 - Sharpe and Sortino: on the hourly returns of that equity (e[i] / e[i-1] - 1),
   annualised by sqrt(8760), with a risk-free rate of 0.
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import math
@@ -39,6 +41,7 @@ from orchestrator.journal.status import LABEL, LAST_CYCLE, SUMMARY_FILE
 from orchestrator.market.recorded import DataError
 from orchestrator.models import ZERO
 from orchestrator.money import exact
+from orchestrator.output.report import EQUITY_FILE
 from orchestrator.replay.session import prepare, replay_both
 from orchestrator.trading.figures import max_drawdown
 
@@ -120,7 +123,7 @@ def read_money(run: Path, view: JournalView) -> Money:
     with exact():
         funding, fees, sums = _ledger_series(view, label)
         trades, per_pair = _trades(view, sums)
-        curves = replayed_curves(run, view, summary)
+        curves = saved_curves(run) or replayed_curves(run, view, summary)
         money = Money(
             quote=str((summary or {}).get("quote") or _quote(view)),
             summary=summary,
@@ -249,12 +252,40 @@ class _Never:
         return False
 
 
+def saved_curves(run: Path) -> Curves | None:
+    """The hourly equity the run wrote (equity.csv: a replay's at its end, a live run's
+    as it goes); None when it wrote none (a run from before it did)."""
+    try:
+        with (run / EQUITY_FILE).open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return None
+    strategy, hedged = Series([], []), Series([], [])
+    skipped = 0
+    for row in rows[1:]:
+        try:
+            t, value = int(row[0]), Decimal(row[1])
+            other = Decimal(row[2]) if len(row) > 2 and row[2] else None
+        except (IndexError, ValueError, ArithmeticError):
+            skipped += 1  # a line cut short by a crash, say
+            continue
+        strategy.times.append(t)
+        strategy.values.append(value)
+        if other is not None:
+            hedged.times.append(t)
+            hedged.values.append(other)
+    note = f"the run's {EQUITY_FILE}: its equity sampled every hour as it went"
+    if skipped:
+        note += f" ({skipped} unreadable lines left out)"
+    return Curves(strategy if strategy.times else None, hedged if hedged.times else None, note)
+
+
 def replayed_curves(run: Path, view: JournalView, summary: dict[str, Any] | None) -> Curves:
     """The hourly equity of a finished replay and of its always-hedged baseline,
     replayed again from the run's config and recorded data (see the module's note)."""
     meta = view.meta()
     if meta.get("mode") != "paper" or LAST_CYCLE in meta:
-        return Curves(None, None, "a live run, dry run or rehearsal keeps no hourly equity")
+        return Curves(None, None, "no equity.csv yet: a live run or dry run writes a row at each hourly sample")
     if summary is None:
         return Curves(None, None, "the run has not finished: no summary.json yet")
     if summary.get("interrupted"):

@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
 from opentelemetry.trace import Tracer
@@ -45,6 +46,7 @@ async def live_session(
     control: ControlBox | None = None,
     close_on_stop: Callable[[], bool] = lambda: False,
     alerts: Alerts | None = None,
+    on_equity: Callable[[int, Decimal], None] | None = None,
 ) -> RunResult:
     """Trade on Bybit (``config.network``) until stopped. Keys from the environment;
     a dry run (``mode: paper``, ``market: live``) fills on paper at the live prices.
@@ -52,7 +54,8 @@ async def live_session(
     venue before anything is sent. ``control``: the operator's requests, taken every
     cycle; ``close_on_stop``: whether a stop closes every position (the emergency
     stop), whatever ``live.on_stop`` says. ``alerts``: started here, drained at the end
-    (their notes join the summary's)."""
+    (their notes join the summary's). ``on_equity``: each hourly equity sample as it is
+    taken (the run folder's equity.csv)."""
     # A dry run reads only the venue's public data: it needs no key, and has none.
     key, secret = ("", "") if config.dry_run else credentials()
     exchange = make_exchange(
@@ -88,6 +91,7 @@ async def live_session(
                 dry_run=config.dry_run,
             )
             run.say = say
+            run.on_equity = on_equity
             if chosen is not None:
                 run.rank_pairs(chosen.rates)
             run.control, run.close_on_stop = control, close_on_stop

@@ -1,5 +1,6 @@
-"""A run's result files and table: ``ledger.csv``, ``positions.csv`` and the table
-printed at the end, written from the figures (trading/figures.py) and the ledger."""
+"""A run's result files and table: ``ledger.csv``, ``positions.csv``, ``equity.csv`` and
+the table printed at the end, written from the figures (trading/figures.py), the ledger
+and the hourly equity."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from orchestrator.files import describe
 from orchestrator.trading.figures import POSITION_FIELDS, Figures, Summary, position_figures
 from orchestrator.trading.ledger import Ledger, LedgerEntry
 from orchestrator.trading.run import RunResult
@@ -26,6 +28,40 @@ def write_ledgers(path: Path, ledgers: Sequence[tuple[str, Ledger]]) -> None:
 def _rows(entries: Iterable[LedgerEntry], fields: list[str]) -> Iterable[list[object]]:
     for e in entries:
         yield [getattr(e, name) for name in fields]
+
+
+EQUITY_FILE = "equity.csv"  # a replay's, written at the end; a live run's, as it goes
+EQUITY_FIELDS = ["time_ms", "strategy", "always_hedged"]
+
+
+def write_equity(path: Path, result: RunResult, baseline: RunResult | None) -> None:
+    """The hourly equity of the run (and of its always-hedged baseline, sampled at the
+    same instants), exact: one row an hour, in the quote currency."""
+    hedged = dict(baseline.equity) if baseline is not None else {}
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(EQUITY_FIELDS)
+        writer.writerows([t, v, hedged.get(t, "")] for t, v in result.equity)
+
+
+class EquityFile:
+    """A live run's hourly equity, a row appended as each sample is taken (what the
+    dashboard draws while the run goes on; a resumed run appends to it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problem: str | None = None  # the first write that failed: the run goes on
+
+    def append(self, time_ms: int, value: Decimal) -> None:
+        try:
+            new = not self.path.exists()
+            with self.path.open("a", newline="", encoding="utf-8") as f:
+                if new:
+                    f.write(",".join(EQUITY_FIELDS) + "\n")
+                f.write(f"{time_ms},{value},\n")
+        except OSError as exc:
+            if self.problem is None:
+                self.problem = f"{self.path}: a sample could not be written: {describe(exc)}"
 
 
 def write_positions(path: Path, runs: Sequence[RunResult]) -> None:

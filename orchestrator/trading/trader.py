@@ -126,6 +126,8 @@ class Trader:
         # pairs: auto (ranking.py): opens go to the best-ranked pairs the universe
         # considers, the balance shared among the opens of one instant.
         self.ranking: Ranking | None = None
+        # Hears of each hourly equity sample as it is taken (a live run's equity.csv).
+        self.on_equity: Callable[[int, Decimal], None] | None = None
         self._share: int | None = None
         self.rotations: list[str] = []
         # A replay's open exposure, worked out once per instant and action (_open_exposure).
@@ -876,6 +878,8 @@ class Trader:
             if run.margin_line is not None and perp_last:
                 self._note_margin(run, position, perp_last)
         self.equity.append(t, equity)
+        if self.on_equity is not None:
+            self.on_equity(t, equity)
 
     def _note_margin(self, run: PairRun, position: Position, perp: Decimal) -> None:
         """The highest margin ratio the pair's short has reached (summary: headroom)."""
