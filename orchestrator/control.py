@@ -114,16 +114,17 @@ def new_request(
     close_all: bool = False,
     pair: str | None = None,
     settings: Mapping[str, str] | None = None,
-    user: str | None = None,
+    via: str | None = None,
 ) -> Request:
-    """A request stamped with now and who asked (the local user unless ``user`` names
-    another: the dashboard's), for the journal."""
+    """A request stamped with now and who asked (the local user, and ``via`` what: the
+    dashboard), for the journal."""
     now = int(time.time() * 1000)
-    if user is None:
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no name for this uid (a container)
-            user = f"uid {os.getuid()}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = f"uid {os.getuid()}"
+    if via:
+        user += f" via {via}"
     pairs = tuple((settings or {}).items())
     return Request(f"{now}-{uuid4().hex[:8]}", command, close_all, pair, user, now, pairs)
 

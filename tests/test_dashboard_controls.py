@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,44 @@ def test_close_all_from_the_dashboard_leaves_the_venue_flat(tmp_path: Path, chro
             )
             assert answer.inner_text().startswith("orchestrator pause: ")
 
+            # One position closed from the page: its legs closed on the venue, the other kept.
+            page.click("button[data-command='close'][data-pair='BTCUSDT']")
+            page.wait_for_function(
+                "document.getElementById('control-answer').textContent.includes('closing')",
+                timeout=30_000,
+            )
+            assert answer.inner_text().startswith(
+                "orchestrator close --pair BTCUSDT: closing BTCUSDT-0001"
+            ), answer.inner_text()
+            page.wait_for_function(
+                "[...document.querySelectorAll('table.positions td.state')]"
+                ".map((c) => c.textContent).sort().join() === 'closed,validated'",
+                timeout=15_000,
+            )
+            held = {p["symbol"]: p["size"] for p in venue.admin("state")["positions"]}
+            assert Decimal(held.get("BTCUSDT", "0")) == 0 and Decimal(held["ETHUSDT"]) != 0
+
+            # The thresholds: a wrong value refused by the config's rule, a right one applied.
+            page.fill("#thresholds input[name='max_basis']", "5")
+            page.click("#thresholds button[type='submit']")
+            page.wait_for_function(
+                "document.getElementById('control-answer').textContent.includes('refused')",
+                timeout=30_000,
+            )
+            assert "max_basis: must be at most 1" in answer.inner_text()
+            page.fill("#thresholds input[name='max_basis']", "0.005")
+            page.fill("#thresholds input[name='exit_annualised']", "-1")
+            page.click("#thresholds button[type='submit']")
+            page.wait_for_function(
+                "document.getElementById('control-answer').textContent.includes('next decision')",
+                timeout=30_000,
+            )
+            assert "strategy.exit_annualised = -1" in answer.inner_text()
+            assert "max_basis" not in answer.inner_text()  # only what was changed is sent
+            page.reload()  # the form shows what the run decides with now
+            assert page.input_value("#thresholds input[name='exit_annualised']") == "-1"
+            page.fill("#token", TOKEN)  # (a reload forgets it: it is never in the page)
+
             page.click("button[data-command='stop']")
             page.wait_for_function(
                 "document.getElementById('control-answer').textContent.includes('stopping')",
@@ -106,3 +145,5 @@ def test_close_all_from_the_dashboard_leaves_the_venue_flat(tmp_path: Path, chro
     with Journal.read(run_dir) as view:
         said = [v for k, v in view.meta().items() if k.startswith("control ")]
     assert any("orchestrator stop --close-all (by " in line for line in said), said
+    assert any("orchestrator set exit_annualised=-1 (by " in line and "via the dashboard" in line
+               for line in said), said  # fmt: skip

@@ -30,8 +30,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from orchestrator import config_file
-from orchestrator.config import Config, ConfigError, load
-from orchestrator.control import COMMANDS, ControlError, new_request, running, send
+from orchestrator.config import STEERABLE_SETTINGS, Config, ConfigError, load
+from orchestrator.control import COMMANDS, MAX_SETTINGS, ControlError, new_request, running, send
 from orchestrator.dashboard import folders, pages, sweep_page
 from orchestrator.dashboard.folders import Cache, NotARun, positions_page
 from orchestrator.dashboard.market import Market, market_page, read_market
@@ -39,6 +39,7 @@ from orchestrator.dashboard.money import read_money
 from orchestrator.dashboard.money_page import money_page
 from orchestrator.dashboard.sweeps import read_sweep, summary_of, sweep_names
 from orchestrator.journal.lock import JournalError
+from orchestrator.journal.status import STRATEGY_NOW
 from orchestrator.output.diagram import has_dot, svg
 from orchestrator.tracing import inspect, trace_file
 
@@ -81,6 +82,17 @@ def create_app(settings: Settings) -> Starlette:
         except (config_file.Invalid, JournalError):
             return None
 
+    def thresholds(run: Path) -> dict[str, str]:
+        """The strategy's thresholds the run decides with now: as changed by
+        orchestrator set (journaled), else as its config says."""
+        changed = _json_text(cache.view(run).meta().get(STRATEGY_NOW))
+        if isinstance(changed, dict):
+            return {name: str(changed.get(name, "")) for name in STEERABLE_SETTINGS}
+        config = config_of(run)
+        if config is None:
+            return {}
+        return {name: str(getattr(config.strategy, name)) for name in STEERABLE_SETTINGS}
+
     def frame(title: str, run: str | None = None) -> pages.Frame:
         events = f"/runs/{run}/events" if run else "/events"
         return pages.Frame(title, run, events, controls=settings.token is not None)
@@ -112,7 +124,7 @@ def create_app(settings: Settings) -> Starlette:
         )
         body = pages.status_block(status) + pages.positions_block(name, page)
         if settings.token is not None and status.mode in STEERABLE:
-            body = pages.controls_block(name, status) + body
+            body = pages.controls_block(name, status, thresholds(run)) + body
         return html(frame(f"Run {name}", name), body)
 
     def position(request: Request) -> HTMLResponse:
@@ -228,7 +240,21 @@ def create_app(settings: Settings) -> Starlette:
             return _error(409, "the run is not running")
         pair = body.get("pair") if isinstance(body.get("pair"), str) else None
         close_all = command == "stop" and body.get("close_all") is True
-        req = new_request(command, close_all=close_all, pair=pair or None)
+        changes = body.get("settings") or {}
+        if command == "set" and (
+            not isinstance(changes, dict)
+            or not changes
+            or len(changes) > MAX_SETTINGS
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in changes.items())
+        ):
+            return _error(400, f"settings: at most {MAX_SETTINGS} names, each with a text value")
+        req = new_request(
+            command,
+            close_all=close_all,
+            pair=pair or None,
+            settings=changes if command == "set" else None,
+            via="the dashboard",
+        )
         try:
             answer = send(run, req)
         except ControlError as exc:
@@ -328,6 +354,13 @@ def _json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _json_text(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
 
 
 def _summary_alerts(run: Path) -> list[Any]:

@@ -285,7 +285,11 @@ def replayed_curves(run: Path, view: JournalView, summary: dict[str, Any] | None
     replayed again from the run's config and recorded data (see the module's note)."""
     meta = view.meta()
     if meta.get("mode") != "paper" or LAST_CYCLE in meta:
-        return Curves(None, None, "no equity.csv yet: a live run or dry run writes a row at each hourly sample")
+        return Curves(
+            None,
+            None,
+            "no equity.csv yet: a live run or dry run writes a row at each hourly sample",
+        )
     if summary is None:
         return Curves(None, None, "the run has not finished: no summary.json yet")
     if summary.get("interrupted"):

@@ -5,12 +5,13 @@ shows two decimals and carries the exact Decimal in ``data-exact``."""
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from machines import FINAL_STATES
 from orchestrator.dashboard.folders import PositionsPage
 from orchestrator.journal.schema import Transition
 from orchestrator.journal.status import PositionStatus, RunStatus, time_text
@@ -198,23 +199,42 @@ def status_block(status: RunStatus) -> str:
     )
 
 
-def controls_block(run: str, status: RunStatus) -> str:
-    """Buttons that POST to the control API (app.js adds the token the user types; it
-    is never in the page)."""
+def controls_block(run: str, status: RunStatus, thresholds: Mapping[str, str]) -> str:
+    """Buttons and a form that POST to the control API (app.js adds the token the user
+    types; it is never in the page): pause and resume opening, close one position or
+    all (the run goes on, those pairs paused), close all and stop, and the strategy's
+    ``thresholds`` as the run decides with them now."""
     if status.state != "running":
         return ""
+    r = esc(run)
     buttons = "".join(
-        f'<button data-command="{c}" data-run="{esc(run)}"{extra}>{esc(label)}</button>'
+        f'<button data-command="{c}" data-run="{r}"{extra}>{esc(label)}</button>'
         for c, label, extra in (
             ("pause", "Pause opening", ""),
             ("resume-trading", "Resume opening", ""),
+            ("close", "Close all (keep running, paused)", ""),
             ("stop", "Close all and stop", ' data-close-all="true"'),
         )
+    )
+    held = [row for row in status.positions if row.position.state not in FINAL_STATES]
+    closes = "".join(
+        f'<button data-command="close" data-run="{r}" data-pair="{esc(row.pair)}">'
+        f"Close {esc(row.position.id)}</button>"
+        for row in held
+    )
+    fields = "".join(
+        f'<label>{esc(name)} <input name="{esc(name)}" value="{esc(value)}" '
+        f'data-was="{esc(value)}" size="8"></label> '
+        for name, value in thresholds.items()
     )
     return (
         '<section id="controls"><h2>Controls</h2>'
         '<label>token <input type="password" id="token" autocomplete="off"></label> '
-        f'{buttons}<p id="control-answer"></p></section>'
+        f"{buttons}"
+        + (f'<p class="closes">Close one position: {closes}</p>' if closes else "")
+        + f'<form id="thresholds" data-run="{r}"><h3>Strategy thresholds</h3>{fields}'
+        '<button type="submit">Apply from the next cycle</button></form>'
+        '<p id="control-answer"></p></section>'
     )
 
 

@@ -39,6 +39,7 @@ LABEL = "strategy"  # the run's own ledger (a replay's baseline is not journaled
 # Meta a live run writes (orchestrator/live/run.py: START_MS, STARTING_BALANCE; the
 # journal cannot import what is above it, a test checks the names agree).
 START_MS = "start_ms"
+STRATEGY_NOW = "strategy_now"  # a live run's thresholds after orchestrator set, as JSON
 STARTING_BALANCE = "starting_balance"
 # Meta a live run (and a rehearsal) rewrites after each cycle whose reads all came:
 # JSON {"contact_ms", "market_ms", "prices": {symbol: [price, market ms]},

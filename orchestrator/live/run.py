@@ -31,13 +31,13 @@ from opentelemetry.trace import Tracer
 from machines import FINAL_STATES
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue as read
-from orchestrator.config import Config, config_warnings, retuned
+from orchestrator.config import STEERABLE_SETTINGS, Config, config_warnings, retuned
 from orchestrator.control import ControlBox, Request
 from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.recorder import JournalRecorder
-from orchestrator.journal.status import LAST_CYCLE
+from orchestrator.journal.status import LAST_CYCLE, STRATEGY_NOW
 from orchestrator.live.account import LiveAccount, PaperAccount
 from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
@@ -632,6 +632,9 @@ class LiveRun(Trader):
         for run in self.pairs:
             if isinstance(run.strategy, FundingStrategy):
                 run.strategy.retune(config.strategy)
+        if self.recorder is not None:  # what the run decides with now (the dashboard's form)
+            now = {name: str(getattr(config.strategy, name)) for name in STEERABLE_SETTINGS}
+            self.recorder.record_meta(STRATEGY_NOW, json.dumps(now))
         told = ", ".join(f"strategy.{name} = {getattr(config.strategy, name)}" for name in changes)
         warned = [w for w in config_warnings(config) if w.startswith("strategy.")]
         return f"from the next decision: {told}" + "".join(f"; warning: {w}" for w in warned)

@@ -43,9 +43,17 @@ function refresh() {
       const kept = ["token", "control-answer"].map((id) => document.getElementById(id));
       const typed = kept[0] ? kept[0].value : "";
       const said = kept[1] ? kept[1].textContent : "";
+      const editing = {};
+      for (const input of document.querySelectorAll("#thresholds input[name]")) {
+        if (input.value !== input.dataset.was) editing[input.name] = input.value;
+      }
       main.innerHTML = fresh.innerHTML;
       const token = document.getElementById("token");
       if (token) token.value = typed;
+      for (const [name, value] of Object.entries(editing)) {
+        const input = document.querySelector("#thresholds input[name='" + name + "']");
+        if (input) input.value = value;
+      }
       const answer = document.getElementById("control-answer");
       if (answer) answer.textContent = said;
       drawCharts();
@@ -64,21 +72,42 @@ function listen() {
   source.onerror = () => { live.textContent = "live: reconnecting"; live.className = ""; };
 }
 
+function ask(run, body) {
+  // Looked up again when the answer comes: a live update may have replaced the page.
+  const say = (text) => { document.getElementById("control-answer").textContent = text; };
+  say("asking the run…");
+  fetch("/api/runs/" + encodeURIComponent(run) + "/control", {
+    method: "POST",
+    headers: {"Content-Type": "application/json",
+              "X-Dashboard-Token": document.getElementById("token").value},
+    body: JSON.stringify(body),
+  }).then((r) => r.json()).then((j) => {
+    say(j.error ? "refused: " + j.error : j.asked + ": " + j.answer);
+  });
+}
+
 function wireControls() {
-  for (const button of document.querySelectorAll("#controls button")) {
+  for (const button of document.querySelectorAll("#controls button[data-command]")) {
     button.onclick = () => {
-      // Looked up again when the answer comes: a live update may have replaced the page.
-      const say = (text) => { document.getElementById("control-answer").textContent = text; };
       const body = {command: button.dataset.command, close_all: button.dataset.closeAll === "true"};
-      say("asking the run…");
-      fetch("/api/runs/" + encodeURIComponent(button.dataset.run) + "/control", {
-        method: "POST",
-        headers: {"Content-Type": "application/json",
-                  "X-Dashboard-Token": document.getElementById("token").value},
-        body: JSON.stringify(body),
-      }).then((r) => r.json()).then((j) => {
-        say(j.error ? "refused: " + j.error : j.asked + ": " + j.answer);
-      });
+      if (button.dataset.pair) body.pair = button.dataset.pair;
+      ask(button.dataset.run, body);
+    };
+  }
+  const form = document.getElementById("thresholds");
+  if (form) {
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      // Only what the user changed: the run checks it by the config's own rules.
+      const settings = {};
+      for (const input of form.querySelectorAll("input[name]")) {
+        if (input.value.trim() !== input.dataset.was) settings[input.name] = input.value.trim();
+      }
+      if (Object.keys(settings).length === 0) {
+        document.getElementById("control-answer").textContent = "nothing changed in the form";
+        return;
+      }
+      ask(form.dataset.run, {command: "set", settings: settings});
     };
   }
 }
