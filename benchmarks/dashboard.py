@@ -17,6 +17,9 @@ Prints, in order:
    --repeat wall times, alone and with the dashboard serving a browser's load (its live
    stream open, the runs list and the newest run's page fetched every 0.25 s, which read
    the journal while the run writes it), and the ratio (target: at most 1.05x).
+5. The same for the trading loop itself: benchmarks/lifecycle.py's journaled paper
+   lifecycles (open, validate, close; intents committed before the orders leave), best
+   of --repeat, alone and with the dashboard watching their journal, and the ratio.
 Figures, not asserts; the machine's load is printed first and last (uptime): compare
 runs made under the same load.
 
@@ -27,6 +30,7 @@ two-month replay, best of 2.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import signal
@@ -113,6 +117,33 @@ class Watcher:
         self.threads[0].join(10)
 
 
+def lifecycle_cost(url: str, runs: Path, repeat: int, n: int) -> tuple[float, float]:
+    """Microseconds per journaled lifecycle, best of ``repeat``: alone, then with the
+    dashboard (at ``url``, serving ``runs``) watching the journal being written."""
+    import anyio
+    import lifecycle
+
+    made = itertools.count()
+
+    def best(watch: bool) -> float:
+        found = []
+        for _ in range(repeat):
+            folder = runs / f"lifecycles-{'watched' if watch else 'alone'}-{next(made)}"
+            subject = lifecycle.OursJournaled(runs, folder=folder)
+            watcher = Watcher(url, runs) if watch else None
+            try:
+                figures = anyio.run(lifecycle.lifecycles, subject, n)
+            finally:
+                if watcher is not None:
+                    watcher.close()
+                subject.journal.close()
+            found.append(figures["us/lifecycle"])
+        return min(found)
+
+    best(False)  # warm up
+    return best(False), best(True)
+
+
 def fetch(url: str) -> float:
     t0 = time.perf_counter()
     with urllib.request.urlopen(url, timeout=120) as answer:
@@ -186,6 +217,14 @@ def main() -> None:
         print(f"   {'alone s':<52}{alone:>9.3f}")
         print(f"   {'with a dashboard watching s':<52}{watched:>9.3f}   ({watcher.fetched} pages)")
         print(f"   {'watched / alone':<52}{watched / alone:>8.2f}x   <= 1.05x")
+        n = 300 if args.quick else 3_000
+        alone_us, watched_us = lifecycle_cost(url, workdir / "runs", args.repeat, n)
+        print(
+            f"5. {n:,} journaled paper lifecycles (benchmarks/lifecycle.py), best of {args.repeat}"
+        )
+        print(f"   {'alone us/lifecycle':<52}{alone_us:>9.1f}")
+        print(f"   {'with a dashboard watching their journal':<52}{watched_us:>9.1f}")
+        print(f"   {'watched / alone':<52}{watched_us / alone_us:>8.2f}x   <= 1.05x")
         print(f"load average after: {load_line()}")
     finally:
         if proc is not None:

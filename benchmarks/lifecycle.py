@@ -140,9 +140,10 @@ class OursJournaled(Ours):
     committed before the orders leave, the other writes grouped with them, SQLite
     (WAL, not synced: a replay's journal) in the benchmark's temporary folder."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, folder: Path | None = None) -> None:
+        """``folder``: the run folder to journal in (a new one in ``workdir`` if None)."""
         ticker, self.executor = venue()
-        self.folder = Path(tempfile.mkdtemp(dir=workdir)) / "run"
+        self.folder = folder or Path(tempfile.mkdtemp(dir=workdir)) / "run"
         self.journal = journal = Journal.create(
             self.folder, run_id="bench", mode="paper", run_nonce="bench1", config_text=""
         )
