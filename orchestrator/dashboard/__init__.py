@@ -9,6 +9,7 @@ through its control folder (orchestrator/control.py), and only with the token.
 - money.py: equity, drawdown, funding, fees, trade history and analytics, in Decimal
 - sweeps.py: a sweep's folder (stitched out-of-sample curve, steps, objectives)
 - market.py: the screen of the recorded data's pairs and the funding heatmap
+- live_market.py: on a live config, the venue's market read in the background
 - pages.py, money_page.py, sweep_page.py: the HTML, server-rendered, every value escaped
 - app.py: the routes (Starlette), the server-sent events, the controls
 - serve.py: uvicorn on 127.0.0.1, the URL printed, Ctrl-C stops it

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -34,6 +35,7 @@ from orchestrator.config import STEERABLE_SETTINGS, Config, ConfigError, load
 from orchestrator.control import COMMANDS, MAX_SETTINGS, ControlError, new_request, running, send
 from orchestrator.dashboard import folders, pages, sweep_page
 from orchestrator.dashboard.folders import Cache, NotARun, positions_page
+from orchestrator.dashboard.live_market import LiveMarket
 from orchestrator.dashboard.market import Market, market_page, read_market
 from orchestrator.dashboard.money import read_money
 from orchestrator.dashboard.money_page import money_page
@@ -167,14 +169,25 @@ def create_app(settings: Settings) -> Starlette:
         return html(frame("Sweeps"), sweep_page.sweeps_page(rows, str(settings.sweeps)))
 
     market_cache: dict[object, Market] = {}
+    live_markets: dict[object, LiveMarket] = {}
 
-    def market(request: Request) -> HTMLResponse:
+    async def market(request: Request) -> HTMLResponse:
         # Read again when the config or the data folder changes (a download adds files).
         key = tuple(_mtime(p) for p in (settings.config, _data_dir(settings.config)))
         if key not in market_cache:
             market_cache.clear()
-            market_cache[key] = read_market(settings.config)
-        return html(frame("Market"), market_page(market_cache[key]))
+            live_markets.clear()
+            market_cache[key] = await run_in_threadpool(read_market, settings.config)
+        found = market_cache[key]
+        if found.live is None:
+            return html(frame("Market"), market_page(found))
+        reading = live_markets.setdefault(key, LiveMarket(found.live)).view()
+        # While a read is under way the page asks again every 2 s (no script needed).
+        body = '<meta http-equiv="refresh" content="2">' if reading.busy else ""
+        body += f'<p class="note" id="market-status">{pages.esc(reading.status)}.</p>'
+        if reading.market is not None:
+            body += market_page(reading.market)
+        return html(frame("Market"), body)
 
     def sweep(request: Request) -> HTMLResponse:
         name = str(request.path_params["sweep"])

@@ -2,19 +2,20 @@
 ``orchestrator screen`` ranks them, at the newest settlement), and a heatmap of funding
 rates across the pairs over time (each week's mean settled rate, annualised).
 
-Recorded data only: the dashboard contacts no venue (``orchestrator screen`` on a live
-config reads the live market)."""
+On a live or dry-run config, the venue's market now, read in the background
+(live_market.py)."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from orchestrator.config import ConfigError, load
+from orchestrator.config import Config, ConfigError, load
 from orchestrator.dashboard.pages import esc, percent, table
 from orchestrator.market.recorded import DataError
 from orchestrator.market.series import Loader
@@ -34,6 +35,7 @@ class Market:
     rows: list[dict[str, Any]] = field(default_factory=list)  # the screen's records
     weeks: list[int] = field(default_factory=list)  # each column's start
     heat: dict[str, dict[int, Decimal]] = field(default_factory=dict)  # pair -> week -> rate
+    live: Config | None = None  # a live or dry-run config: its market is read live
 
 
 def read_market(config_path: Path | None) -> Market:
@@ -44,11 +46,8 @@ def read_market(config_path: Path | None) -> Market:
     except ConfigError as exc:
         return Market(str(exc))
     config = loaded.config
-    if config.on_live_market:
-        return Market(
-            "this config trades the live market: the dashboard contacts no venue; "
-            "`orchestrator screen` reads it"
-        )
+    if config.on_live_market:  # (read in the background: live_market.py)
+        return Market("this config trades the live market", live=config)
     data_dir, venue, universe = loaded.data_dir(), config.venue, config.universe
     pairs = pairs_in(data_dir, venue)
     if not pairs:
@@ -73,16 +72,23 @@ def read_market(config_path: Path | None) -> Market:
             rates = Loader(data_dir, venue, pair.spot, None, None).funding(pair.perp)
         except DataError:
             continue  # said by the screen's table (left out)
-        weeks: dict[int, list[Decimal]] = {}
-        for r in rates:
-            weeks.setdefault(r.time_ms - r.time_ms % WEEK_MS, []).append(r.rate)
-        per_year = Decimal(HOURS_A_YEAR) / intervals.get(name, 8)
-        with exact():
-            market.heat[name] = {
-                w: sum(v, Decimal(0)) / len(v) * per_year for w, v in weeks.items()
-            }
-    market.weeks = sorted({w for weeks in market.heat.values() for w in weeks})
+        add_heat(market, name, [(r.time_ms, r.rate) for r in rates], intervals.get(name, 8))
     return market
+
+
+def add_heat(
+    market: Market, pair: str, rates: Sequence[tuple[int, Decimal]], interval_hours: int
+) -> None:
+    """The pair's row of the heatmap: each week's mean settled rate, annualised."""
+    weeks: dict[int, list[Decimal]] = {}
+    for time_ms, rate in rates:
+        weeks.setdefault(time_ms - time_ms % WEEK_MS, []).append(rate)
+    if not weeks:
+        return
+    per_year = Decimal(HOURS_A_YEAR) / interval_hours
+    with exact():
+        market.heat[pair] = {w: sum(v, Decimal(0)) / len(v) * per_year for w, v in weeks.items()}
+    market.weeks = sorted({w for row in market.heat.values() for w in row})
 
 
 def market_page(m: Market) -> str:
