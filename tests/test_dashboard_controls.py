@@ -64,6 +64,16 @@ def test_close_all_from_the_dashboard_leaves_the_venue_flat(tmp_path: Path, chro
             page.wait_for_selector("#chart-equity .uplot")
             page.goto(f"{url}runs/{run_dir.name}")
             assert TOKEN not in page.content()  # the token never reaches a page
+            # The balance broken down: the perp shorts' margin, within what is allocated,
+            # is each short's contracts x entry price / leverage, as the journal has them.
+            cells = page.locator("table.balance tbody tr td")
+            allocated = Decimal(str(cells.nth(2).get_attribute("data-exact")))
+            margin = Decimal(str(cells.nth(3).get_attribute("data-exact")))
+            with Journal.read(run_dir) as view:
+                shorts = [(p.perp_qty, p.perp_entry_price) for p in view.positions()]
+            leverage = Decimal(1)  # live.leverage's default
+            assert margin == sum((q * (e or 0) / leverage for q, e in shorts), Decimal(0))
+            assert 0 < margin < allocated
             answer = page.locator("#control-answer")
 
             page.click("button[data-command='pause']")  # no token typed

@@ -169,11 +169,19 @@ def status_block(status: RunStatus) -> str:
     ]
     parts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in lines)
     balance = table(
-        ["equity", "available", "allocated to positions", "cash", "starting balance"],
+        [
+            "equity",
+            "available",
+            "allocated to positions",
+            "of which perp margin",
+            "cash",
+            "starting balance",
+        ],
         [
             money(status.equity)
             + money(status.available)
             + money(status.allocated)
+            + money(status.margin)
             + money(status.cash)
             + money(status.starting_balance)
         ],

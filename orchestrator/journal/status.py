@@ -119,6 +119,7 @@ class RunStatus:
     prices_from: str  # where unrealised PnL's prices come from, said once
     summary: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    margin: Decimal | None = None  # of allocated, what the perp shorts' margin holds
     label: str = LABEL  # the ledger's run label read
     prices: dict[str, Price] = field(default_factory=dict)  # each symbol's last known price
 
@@ -196,7 +197,7 @@ def status_of(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         elif kind == "fee":
             fees_by[position_id] = fees_by.get(position_id, ZERO) - amount
     rows = []
-    held_value = allocated = ZERO
+    held_value = allocated = margins = ZERO
     priced = True
     for p in positions:
         row = position_row(p, funding_by.get(p.id, ZERO), fees_by.get(p.id, ZERO), prices, as_of)
@@ -210,6 +211,7 @@ def status_of(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
                 if leverage:
                     margin = p.perp_qty * (p.perp_entry_price or perp) / leverage
                 allocated += p.spot_qty * spot + margin
+                margins += margin
         rows.append(row)
 
     cash = equity = available = None
@@ -246,6 +248,7 @@ def status_of(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         equity=equity,
         allocated=allocated if priced else None,
         available=available,
+        margin=margins if priced else None,
         funding_total=sum((amount for _, amount in funding), ZERO),
         funding_today=sum((a for t, a in funding if day <= t < day + DAY_MS), ZERO),
         fees_total=-sum((amount for _, _, kind, amount in money if kind == "fee"), ZERO),
