@@ -20,13 +20,16 @@ from typing import Any
 import pytest
 
 from orchestrator.journal.reader import read_journal
-from tests.dashboard_support import dashboard, env, quick_sweep, short_replay
+from tests.dashboard_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    dashboard,
+    env,
+    quick_sweep,
+    short_replay,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+ARGS = CHROMIUM_ARGS  # test_dashboard_controls.py takes both from here
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed: apt-get install chromium"
@@ -42,31 +45,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, 
     shots = tmp_path_factory.mktemp("screenshots")
     with dashboard(workdir) as url:
         yield url, run, shots
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert errors == []  # no script error on any page
 
 
 def exact(page: Any, selector: str) -> Decimal:
@@ -214,21 +192,6 @@ def test_live_updates_arrive_when_the_journal_changes(
     assert page.locator("dd").first.inner_text().startswith("died")
     assert page.locator("#live").inner_text().startswith("live: updated")
     page.screenshot(path=str(shots / "updated.png"), full_page=True)
-
-
-def test_the_run_chart_shows_legends_in_colour_and_its_drawdown(
-    site: tuple[str, Path, Path], page: Any
-) -> None:
-    _, run, shots = site
-    page.goto((run / "chart.html").as_uri())
-    legend = page.locator("svg text", has_text="always hedged").first
-    # as the browser paints it: the line's orange, not the page's grey text colour
-    assert legend.evaluate("e => getComputedStyle(e).fill") == "rgb(255, 127, 14)"
-    assert page.locator("h2", has_text="Drawdown").count() == 1
-    lines = {e.get_attribute("stroke") for e in page.locator("polyline").all()}
-    marks = {e.get_attribute("fill") for e in page.locator("circle").all()}
-    assert marks and not marks & lines  # entries and exits never share a line's colour
-    page.screenshot(path=str(shots / "chart.png"), full_page=True)
 
 
 def test_sweep_pages_show_the_verdict_curve_and_heatmap(

@@ -39,6 +39,7 @@ from orchestrator.dashboard.money import read_money
 from orchestrator.dashboard.money_page import money_page
 from orchestrator.dashboard.sweeps import read_sweep, summary_of, sweep_names
 from orchestrator.journal.lock import JournalError
+from orchestrator.output import plots
 from orchestrator.output.diagram import has_dot, svg
 from orchestrator.tracing import inspect, trace_file
 
@@ -269,6 +270,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/runs/{run}/positions/{position}", position),
         Route("/api/runs/{run}/control", control, methods=["POST"]),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
+        # uPlot and charts.js: output's, shared with a run's chart.html
+        Mount("/static/charts", StaticFiles(directory=plots.ASSETS), name="charts"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     handlers = {NotARun: not_a_run, JournalError: unreadable}

@@ -1,9 +1,9 @@
-"""The money page: charts (drawn by uPlot from coordinates embedded in the page), the
+"""The money page: charts (specs embedded in the page, drawn by output/charts/charts.js on
+uPlot, as a run's chart.html is), the
 analytics, the figures per pair and the trade history, a page at a time."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 from orchestrator.dashboard.money import Money, Series, at, chart_points, drawdown
 from orchestrator.dashboard.pages import esc, money, percent, table
 from orchestrator.journal.status import time_text
+from orchestrator.output import plots
 
 TRADES_PAGE = 50
 SUMMARY_FIGURES = (
@@ -25,39 +26,40 @@ SUMMARY_FIGURES = (
 )
 
 
-def _floats(series: Series, keep: list[int]) -> list[list[float]]:
-    # float: chart coordinates only (seconds for uPlot's time axis, values to draw)
-    return [
-        [series.times[i] / 1000 for i in keep],
-        [float(series.values[i]) for i in keep],
-    ]
-
-
-def charts_data(m: Money) -> dict[str, Any]:
-    """Each chart's coordinates, downsampled server-side (chart_points)."""
-    out: dict[str, Any] = {"quote": m.quote}
+def charts_data(m: Money) -> dict[str, plots.Spec | None]:
+    """Each chart's spec (orchestrator/output/plots.py), downsampled server-side."""
+    q = m.quote
+    out: dict[str, plots.Spec | None] = {}
     strategy, baseline = m.curves.strategy, m.curves.baseline
     if strategy is not None:
         keep = chart_points(strategy)
-        x, y = _floats(strategy, keep)
-        lines: list[list[float | None]] = [list(x), list(y)]
-        names = ["strategy"]
+        lines = [plots.line("strategy", [strategy.values[i] for i in keep], plots.LINES[0])]
         if baseline is not None:
-            lines.append([_f(at(baseline, strategy.times[i])) for i in keep])
-            names.append("always hedged")
-        out["equity"] = {"data": lines, "names": names, "points": len(strategy.values)}
-        dd = Series(strategy.times, [-v for v in drawdown(strategy.values)])
-        dx, dy = _floats(dd, chart_points(dd))
-        out["drawdown"] = {"data": [dx, [v * 100 for v in dy]], "names": ["drawdown %"]}
-    for name, series in (("funding", m.funding), ("fees", m.fees)):
+            hedged = [at(baseline, strategy.times[i]) for i in keep]
+            lines.append(plots.line("always hedged", hedged, plots.LINES[1]))
+        times = [strategy.times[i] for i in keep]
+        title = f"Equity ({q}), strategy beside always hedged"
+        out["equity"] = plots.spec(title, times, lines)
+        dd = Series(strategy.times, [-v * 100 for v in drawdown(strategy.values)])
+        dd_keep = chart_points(dd)
+        out["drawdown"] = plots.spec(
+            "Drawdown from the highest equity so far (%)",
+            [dd.times[i] for i in dd_keep],
+            [plots.line("drawdown", [dd.values[i] for i in dd_keep], plots.LINES[0])],
+            unit="percent",
+        )
+    for name, series, title in (
+        ("funding", m.funding, f"Cumulative funding ({q})"),
+        ("fees", m.fees, f"Cumulative fees paid ({q})"),
+    ):
         if series.values:
-            fx, fy = _floats(series, chart_points(series))
-            out[name] = {"data": [fx, fy], "names": [f"cumulative {name}"]}
+            keep = chart_points(series)
+            values = [series.values[i] for i in keep]
+            out[name] = plots.spec(
+                title, [series.times[i] for i in keep],
+                [plots.line(f"cumulative {name}", values, plots.LINES[0])],
+            )  # fmt: skip
     return out
-
-
-def _f(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
 
 
 def money_page(run: str, m: Money, offset: int) -> str:
@@ -76,7 +78,7 @@ def money_page(run: str, m: Money, offset: int) -> str:
         ),
         "</div>",
         '<script type="application/json" id="chart-data">'
-        + json.dumps(charts_data(m)).replace("</", "<\\/")
+        + plots.page_json(charts_data(m))
         + "</script>",
         "<h2>Analytics</h2>",
         _analytics(m, summary),

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -11,6 +10,7 @@ from urllib.parse import quote
 from orchestrator.dashboard.money import at, chart_points
 from orchestrator.dashboard.pages import esc, money, percent, table
 from orchestrator.dashboard.sweeps import BASE, HEDGED, SEARCH, Sweep
+from orchestrator.output import plots
 
 LEGS = ((SEARCH, "search"), (BASE, "base"), (HEDGED, "always_hedged"))
 
@@ -36,16 +36,16 @@ def sweeps_page(rows: list[tuple[str, dict[str, Any]]], folder: str) -> str:
 def sweep_page(sweep: Sweep) -> str:
     summary = sweep.summary
     oos = summary.get("out_of_sample") or {}
-    quote_ccy = "USDT"
-    data: dict[str, Any] = {"quote": quote_ccy}
+    charts: dict[str, plots.Spec | None] = {"equity": None}
     search = sweep.curves[SEARCH]
     if search.values:
         keep = chart_points(search)
-        lines: list[list[float | None]] = [[search.times[i] / 1000 for i in keep]]
-        for name, _ in LEGS:
-            series = sweep.curves[name]
-            lines.append([_f(at(series, search.times[i])) for i in keep])
-        data["equity"] = {"data": lines, "names": [name for name, _ in LEGS]}
+        lines = [
+            plots.line(name, [at(sweep.curves[name], search.times[i]) for i in keep], colour)
+            for (name, _), colour in zip(LEGS, plots.LINES, strict=False)
+        ]
+        title = "Out-of-sample equity, the test windows stitched"
+        charts["equity"] = plots.spec(title, [search.times[i] for i in keep], lines)
     agree = ""
     wrote = (oos.get("search") or {}).get("return")
     if sweep.stitched_return is not None and wrote is not None:
@@ -71,7 +71,7 @@ def sweep_page(sweep: Sweep) -> str:
             '<div id="charts"><div class="chart" id="chart-equity" '
             'data-title="Out-of-sample equity, the test windows stitched"></div></div>',
             '<script type="application/json" id="chart-data">'
-            + json.dumps(data).replace("</", "<\\/")
+            + plots.page_json(charts)
             + "</script>",
             "<h2>Out of sample</h2>",
             table(["", "return", "max drawdown", "net PnL"], figures, "oos"),
@@ -157,7 +157,3 @@ def _number(value: object) -> str:
 
 def _d(value: object) -> Decimal | None:
     return None if value is None else Decimal(str(value))
-
-
-def _f(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
