@@ -245,3 +245,47 @@ def test_market_page_ranks_as_the_screen_command_does(
         assert cells.count() >= 90  # 21 months of weekly means
         assert "a year" in cells.first.locator("title").text_content()
     page.screenshot(path=str(shots / "market.png"), full_page=True)
+
+
+def test_each_trial_opens_with_what_the_sweep_recorded(
+    site: tuple[str, Path, Path], page: Any
+) -> None:
+    url, run, shots = site
+    (folder,) = (run.parent.parent / "sweeps").iterdir()
+    with (folder / "trials.csv").open() as f:
+        rows = {r["trial"]: r for r in csv.DictReader(f)}
+    curves = {c["trial"]: c for c in map(json.loads, (folder / "curves.jsonl").open())}
+    page.goto(f"{url}sweeps/{folder.name}")
+    links = page.locator("table.trials a[data-trial]")
+    assert [links.nth(i).inner_text() for i in range(links.count())] == list(rows)
+    # every train cell of the heatmap opens its trial too
+    assert page.locator("table.heatmap td.heat a[data-trial]").count() == sum(
+        1 for r in rows.values() if r["kind"] == "train"
+    )
+    for kind in ("train", "test"):
+        trial = next(t for t, r in rows.items() if r["kind"] == kind)
+        page.goto(f"{url}sweeps/{folder.name}")
+        page.click(f"table.trials a[data-trial='{trial}']")
+        page.wait_for_url(f"**/trials/{trial}")
+        row = rows[trial]
+        assert f"strategy.entry_annualised={row['strategy.entry_annualised']}" in page.inner_text(
+            "dl.status"
+        )
+        assert f"{row['window_start']} to {row['window_end']}" in page.inner_text("dl.status")
+        # every figure shown is the row's, to the last digit
+        cells = page.locator("td[data-key]")
+        assert cells.count() >= 13 * 6 + 3
+        for i in range(cells.count()):
+            key = cells.nth(i).get_attribute("data-key")
+            assert Decimal(cells.nth(i).get_attribute("data-exact")) == Decimal(row[key]), key
+        net = page.locator("td[data-key='total.net_pnl']")
+        assert net.inner_text() == f"{Decimal(row['total.net_pnl']):,.2f}"
+        if kind == "train":  # the sweep keeps no train curve: the page says so
+            assert "not recorded" in page.inner_text("main")
+            continue
+        page.wait_for_selector("#chart-equity .uplot")
+        spec = json.loads(page.locator("#chart-data").text_content())["charts"]["equity"]
+        recorded = curves[trial]["equity"]
+        assert spec["series"][0]["values"][-1] == recorded[-1][1] == row["ending_equity"]
+        assert spec["series"][1]["values"][-1] == curves[trial]["baseline"][-1][1]
+        page.screenshot(path=str(shots / "trial.png"), full_page=True)

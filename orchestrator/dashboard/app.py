@@ -37,7 +37,8 @@ from orchestrator.dashboard.folders import Cache, NotARun, positions_page
 from orchestrator.dashboard.market import Market, market_page, read_market
 from orchestrator.dashboard.money import read_money
 from orchestrator.dashboard.money_page import money_page
-from orchestrator.dashboard.sweeps import read_sweep, summary_of, sweep_names
+from orchestrator.dashboard.sweeps import read_sweep, read_trial, summary_of, sweep_names
+from orchestrator.dashboard.trial_page import trial_page
 from orchestrator.journal.lock import JournalError
 from orchestrator.output import plots
 from orchestrator.output.diagram import has_dot, svg
@@ -170,6 +171,11 @@ def create_app(settings: Settings) -> Starlette:
         found = read_sweep(settings.sweeps, name)
         return html(frame(f"Sweep {name}"), sweep_page.sweep_page(found))
 
+    def trial(request: Request) -> HTMLResponse:
+        name, trial_id = str(request.path_params["sweep"]), str(request.path_params["trial"])
+        found = read_trial(settings.sweeps, name, trial_id)
+        return html(frame(f"Trial {trial_id}"), trial_page(found))
+
     async def events(request: Request) -> Response:
         """Server-sent events: one ``change`` each time the files watched change."""
         if "run" in request.path_params:
@@ -262,6 +268,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/market", market),
         Route("/sweeps", sweeps),
         Route("/sweeps/{sweep}", sweep),
+        Route("/sweeps/{sweep}/trials/{trial}", trial),
         Route("/events", events),
         Route("/runs/{run}", run_page),
         Route("/runs/{run}/machine", machine),

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from orchestrator.dashboard.money import at, chart_points
 from orchestrator.dashboard.pages import esc, money, percent, table
 from orchestrator.dashboard.sweeps import BASE, HEDGED, SEARCH, Sweep
+from orchestrator.dashboard.trial_page import trial_link
 from orchestrator.output import plots
 
 LEGS = ((SEARCH, "search"), (BASE, "base"), (HEDGED, "always_hedged"))
@@ -79,6 +80,8 @@ def sweep_page(sweep: Sweep) -> str:
             _steps(summary),
             "<h2>The objective on each train window</h2>",
             _heatmap(sweep),
+            "<h2>Trials</h2>",
+            _trials(sweep),
         ]
     )
 
@@ -124,9 +127,13 @@ def _heatmap(sweep: Sweep) -> str:
             if value is None:
                 cells.append(f'<td class="num{outline}">-</td>')
                 continue
+            trial = sweep.train_trials.get((step, number))
+            shown = f"{value * 100:+.2f}%"
             cells.append(
                 f'<td class="num heat{outline}" style="background:{_colour(value, lo, hi)}" '
-                f'data-exact="{esc(value)}">{value * 100:+.2f}%</td>'
+                f'data-exact="{esc(value)}">'
+                + (trial_link(sweep.name, trial, shown) if trial else shown)
+                + "</td>"
             )
         rows.append("".join(cells))
     scale = (
@@ -137,6 +144,26 @@ def _heatmap(sweep: Sweep) -> str:
     )
     head = ["set", "parameters", *(f"step {s}" for s in sweep.steps)]
     return scale + table(head, rows, "heatmap")
+
+
+def _trials(sweep: Sweep) -> str:
+    """Every trial in the plan's order, each opening its page."""
+    params = [p for p in sweep.summary.get("parameters", [])]
+    rows = []
+    for r in sweep.rows:
+        chosen = ", ".join(f"{p}={r.get(p, '')}" for p in params) if r.get("kind") != "base" else ""
+        rows.append(
+            f"<td>{trial_link(sweep.name, r.get('trial', ''))}</td>"
+            f"<td>{esc(r.get('kind'))}</td><td>{esc(r.get('step'))}</td>"
+            f"<td>{esc(r.get('set') or '-')}</td><td>{esc(chosen or 'base config')}</td>"
+            f"<td>{esc(r.get('window_start', '')[:10])} to {esc(r.get('window_end', '')[:10])}</td>"
+            + _number(r.get("objective") or None)
+            + percent(r.get("total.return") or None)
+            + percent(r.get("baseline.total.return") or None)
+        )
+    head = ["trial", "kind", "step", "set", "parameters", "window", "objective", "return",
+            "always hedged"]  # fmt: skip
+    return table(head, rows, "trials")
 
 
 def _colour(value: Decimal, lo: Decimal, hi: Decimal) -> str:

@@ -5,7 +5,6 @@ opened from disk. The data are the run's exact Decimals, as text."""
 from __future__ import annotations
 
 import html
-from bisect import bisect_right
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -13,26 +12,7 @@ from pathlib import Path
 from orchestrator.output import plots
 from orchestrator.trading.run import RunResult
 
-Points = Sequence[tuple[int, Decimal]]
-Curve = tuple[str, str, Points]  # label, colour, points
-
-
-def _panel(title: str, curves: Sequence[Curve], unit: str = "money") -> plots.Spec | None:
-    """The curves drawn on the union of the times each one's downsampling keeps
-    (plots.chart_points), every curve given at each its own value then (its last point
-    at or before it): no curve loses its lowest or highest point to another's."""
-    kept = {i: plots.chart_points([v for _, v in c[2]]) for i, c in enumerate(curves)}
-    times = sorted({curves[c][2][i][0] for c, indices in kept.items() for i in indices})
-    if not times:
-        return None
-    lines = [plots.line(label, [_at(points, t) for t in times], colour)
-             for label, colour, points in curves]  # fmt: skip
-    return plots.spec(title, times, lines, unit)
-
-
-def _at(points: Points, t: int) -> Decimal | None:
-    i = bisect_right(points, t, key=lambda p: p[0])
-    return points[i - 1][1] if i else None
+Points = plots.Points
 
 
 def _rates(
@@ -58,7 +38,7 @@ def _rates(
         for t, why in when:
             notes.setdefault(t, []).append(f"{word}: {why}")
         # at the rate last settled (0 before the first)
-        at = [(_at(rates, t) or Decimal(0)) if t in notes else None for t in x]
+        at = [(plots.at(rates, t) or Decimal(0)) if t in notes else None for t in x]
         mark = plots.line(label, at, mark_colour)
         mark["marks"] = True
         mark["notes"] = ["; ".join(notes[t]) if t in notes else None for t in x]
@@ -92,13 +72,13 @@ def charts(result: RunResult, baseline: RunResult | None) -> dict[str, plots.Spe
     runs = [(result, plots.LINES[0])] + ([] if baseline is None else [(baseline, plots.LINES[1])])
     q = result.quote
     out = {
-        "equity": _panel(f"Equity ({q})", [(r.label, c, r.equity) for r, c in runs]),
-        "drawdown": _panel(
+        "equity": plots.panel(f"Equity ({q})", [(r.label, c, r.equity) for r, c in runs]),
+        "drawdown": plots.panel(
             "Drawdown from the highest equity so far (%)",
             [(r.label, c, _drawdown(r.equity)) for r, c in runs],
             "percent",
         ),
-        "funding": _panel(
+        "funding": plots.panel(
             f"Cumulative funding ({q})", [(r.label, c, _cumulative_funding(r)) for r, c in runs]
         ),
     }

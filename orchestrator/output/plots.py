@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,8 @@ ENTRY, EXIT = "#17becf", "#d62728"
 MOST_POINTS = 1200  # per curve: what a chart 1,200 px wide can show
 
 Spec = dict[str, Any]
+Points = Sequence[tuple[int, Decimal]]  # (time ms, value)
+Curve = tuple[str, str, Points]  # label, colour, points
 
 
 def chart_points(values: Sequence[Decimal], most: int = MOST_POINTS) -> list[int]:
@@ -60,6 +63,25 @@ def line(label: str, values: Sequence[Decimal | None], colour: str) -> Spec:
 def spec(title: str, times_ms: Sequence[int], series: Sequence[Spec], unit: str = "money") -> Spec:
     # float: seconds on uPlot's time axis, a coordinate only
     return {"title": title, "unit": unit, "x": [t / 1000 for t in times_ms], "series": series}
+
+
+def panel(title: str, curves: Sequence[Curve], unit: str = "money") -> Spec | None:
+    """The curves drawn on the union of the times each one's downsampling keeps
+    (chart_points), every curve given at each its own value then (its last point
+    at or before it): no curve loses its lowest or highest point to another's."""
+    kept = {i: chart_points([v for _, v in c[2]]) for i, c in enumerate(curves)}
+    times = sorted({curves[c][2][i][0] for c, indices in kept.items() for i in indices})
+    if not times:
+        return None
+    lines = [line(label, [at(points, t) for t in times], colour)
+             for label, colour, points in curves]  # fmt: skip
+    return spec(title, times, lines, unit)
+
+
+def at(points: Points, t: int) -> Decimal | None:
+    """The value at ``t``: the last point at or before it (None before the first)."""
+    i = bisect_right(points, t, key=lambda p: p[0])
+    return points[i - 1][1] if i else None
 
 
 def page_json(charts: dict[str, Spec | None]) -> str:
