@@ -162,6 +162,10 @@ def test_money_page_figures_equal_the_summary(site: tuple[str, Path, Path], page
     assert page.locator(".uplot").count() == 4
     legend = page.locator("#chart-equity .u-legend").inner_text()
     assert "strategy" in legend and "always hedged" in legend
+    # the charts carry the run's Decimals: the equity drawn ends at the summary's
+    charts = json.loads(page.locator("#chart-data").text_content())["charts"]
+    ending = charts["equity"]["series"][0]["values"][-1]
+    assert Decimal(ending) == Decimal(summary["ending_equity"])
     page.screenshot(path=str(shots / "money.png"), full_page=True)
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from orchestrator.dashboard.money import Money, Series, at, chart_points, drawdown
+from orchestrator.dashboard.money import Money, Series, drawdown
 from orchestrator.dashboard.pages import esc, money, percent, table
 from orchestrator.journal.status import time_text
 from orchestrator.output import plots
@@ -27,39 +27,36 @@ SUMMARY_FIGURES = (
 
 
 def charts_data(m: Money) -> dict[str, plots.Spec | None]:
-    """Each chart's spec (orchestrator/output/plots.py), downsampled server-side."""
+    """Each chart's spec, built as a run's chart.html builds its own (plots.panel:
+    downsampled server-side, every curve's lowest and highest points kept)."""
     q = m.quote
-    out: dict[str, plots.Spec | None] = {}
-    strategy, baseline = m.curves.strategy, m.curves.baseline
-    if strategy is not None:
-        keep = chart_points(strategy)
-        lines = [plots.line("strategy", [strategy.values[i] for i in keep], plots.LINES[0])]
-        if baseline is not None:
-            hedged = [at(baseline, strategy.times[i]) for i in keep]
-            lines.append(plots.line("always hedged", hedged, plots.LINES[1]))
-        times = [strategy.times[i] for i in keep]
-        title = f"Equity ({q}), strategy beside always hedged"
-        out["equity"] = plots.spec(title, times, lines)
-        dd = Series(strategy.times, [-v * 100 for v in drawdown(strategy.values)])
-        dd_keep = chart_points(dd)
-        out["drawdown"] = plots.spec(
+    runs = [("strategy", plots.LINES[0], m.curves.strategy)]
+    runs.append(("always hedged", plots.LINES[1], m.curves.baseline))
+    curves = [(label, colour, s) for label, colour, s in runs if s is not None]
+
+    def points(series: Series) -> list[tuple[int, Decimal]]:
+        return list(zip(series.times, series.values, strict=True))
+
+    def fall(series: Series) -> list[tuple[int, Decimal]]:  # as a negative percentage
+        return list(zip(series.times, (-v * 100 for v in drawdown(series.values)), strict=True))
+
+    return {
+        "equity": plots.panel(
+            f"Equity ({q}), strategy beside always hedged",
+            [(label, colour, points(s)) for label, colour, s in curves],
+        ),
+        "drawdown": plots.panel(
             "Drawdown from the highest equity so far (%)",
-            [dd.times[i] for i in dd_keep],
-            [plots.line("drawdown", [dd.values[i] for i in dd_keep], plots.LINES[0])],
-            unit="percent",
-        )
-    for name, series, title in (
-        ("funding", m.funding, f"Cumulative funding ({q})"),
-        ("fees", m.fees, f"Cumulative fees paid ({q})"),
-    ):
-        if series.values:
-            keep = chart_points(series)
-            values = [series.values[i] for i in keep]
-            out[name] = plots.spec(
-                title, [series.times[i] for i in keep],
-                [plots.line(f"cumulative {name}", values, plots.LINES[0])],
-            )  # fmt: skip
-    return out
+            [(label, colour, fall(s)) for label, colour, s in curves],
+            "percent",
+        ),
+        "funding": plots.panel(
+            f"Cumulative funding ({q})", [("cumulative funding", plots.LINES[0], points(m.funding))]
+        ),
+        "fees": plots.panel(
+            f"Cumulative fees paid ({q})", [("cumulative fees", plots.LINES[0], points(m.fees))]
+        ),
+    }
 
 
 def money_page(run: str, m: Money, offset: int) -> str:
