@@ -1088,9 +1088,13 @@ RUN_FILES: dict[str, str] = {
     "A replay or rehearsal writes it at its end; a live run or dry run appends a row at "
     "each hourly sample as it goes (what the dashboard draws while it runs), a resumed "
     "run after it. Its last `strategy` value is `summary.json`'s `ending_equity`",
-    run_app.CHART_FILE: "self-contained (inline SVG, no script): equity, drawdown and "
-    "cumulative funding of strategy and baseline, each legend in its line's colour, and "
-    "each pair's funding rate with entries and exits marked",
+    run_app.CHART_FILE: "the dashboard's charts in one self-contained file (uPlot and the "
+    "data inline, nothing fetched: it works offline, opened from disk): equity, drawdown "
+    "and cumulative funding of strategy and baseline, and each pair's funding rate with "
+    "entries and exits marked in colours no line has; each legend in its line's colour; "
+    "hover for values (the exact figure in each value's tooltip), drag to zoom, click a "
+    "legend entry to hide its line; long runs downsampled, each stretch's lowest and "
+    "highest point kept",
     TRACE_FILE: "one OpenTelemetry trace per position, as OTLP JSON lines: "
     "[Traces and diagrams](../guides/traces-and-diagrams.md)",
     DB_NAME: "the run's durable record, written as it goes: [The journal](../concepts/journal.md)",

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator.venue import Venue, make_client
+from tests.dashboard_support import CHROMIUM, CHROMIUM_ARGS
 from tests.fake_bybit import INSTRUMENTS, FakeBybit, make_exchange
 
 VENUE_PRICES = {"BTCUSDT": Decimal(60000), "ETHUSDT": Decimal(3000)}
@@ -80,3 +81,32 @@ async def venue_client(bybit_venue: Venue) -> AsyncIterator[Any]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, one per test module (skip where it is missing)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page (its own context); the test fails on any script error on it."""
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == []  # no script error on any page

@@ -19,6 +19,13 @@ from pathlib import Path
 from tests.support import data_file
 
 ROOT = Path(__file__).resolve().parents[1]
+# Debian's Chromium, driven by Playwright (its own browser download is never used); the
+# browser tests' fixtures are in conftest.py.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
 DATA = data_file("bybit_instruments_info_BTC_ETH_ccxt_static_subset.json").parent
 # Five months: positions open, close and open again (closed at the end, as a replay
 # ends), in a fraction of a second.

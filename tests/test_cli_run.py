@@ -104,7 +104,7 @@ def test_default_run_writes_a_complete_run_folder(workdir: Path) -> None:
         baseline_rows = [r for r in csv.DictReader(f) if r["run"] == "always hedged"]
     assert {r["position_id"] for r in baseline_rows} == {p["id"] for p in hedged}
     assert "warning: " not in out  # nothing ended unfinished
-    assert "<svg" in (folder / "chart.html").read_text()
+    assert 'id="chart-equity"' in (folder / "chart.html").read_text()
     # The hourly equity, exact: an hour apart, from the start to the summary's end.
     with (folder / "equity.csv").open() as f:
         equity = list(csv.DictReader(f))

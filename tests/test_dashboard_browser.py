@@ -20,13 +20,16 @@ from typing import Any
 import pytest
 
 from orchestrator.journal.reader import read_journal
-from tests.dashboard_support import dashboard, env, quick_sweep, short_replay
+from tests.dashboard_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    dashboard,
+    env,
+    quick_sweep,
+    short_replay,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+ARGS = CHROMIUM_ARGS  # test_dashboard_controls.py takes both from here
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed: apt-get install chromium"
@@ -42,31 +45,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, 
     shots = tmp_path_factory.mktemp("screenshots")
     with dashboard(workdir) as url:
         yield url, run, shots
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        yield page
-    finally:
-        context.close()
-    assert errors == []  # no script error on any page
 
 
 def exact(page: Any, selector: str) -> Decimal:
@@ -184,6 +162,10 @@ def test_money_page_figures_equal_the_summary(site: tuple[str, Path, Path], page
     assert page.locator(".uplot").count() == 4
     legend = page.locator("#chart-equity .u-legend").inner_text()
     assert "strategy" in legend and "always hedged" in legend
+    # the charts carry the run's Decimals: the equity drawn ends at the summary's
+    charts = json.loads(page.locator("#chart-data").text_content())["charts"]
+    ending = charts["equity"]["series"][0]["values"][-1]
+    assert Decimal(ending) == Decimal(summary["ending_equity"])
     page.screenshot(path=str(shots / "money.png"), full_page=True)
 
 
@@ -214,21 +196,6 @@ def test_live_updates_arrive_when_the_journal_changes(
     assert page.locator("dd").first.inner_text().startswith("died")
     assert page.locator("#live").inner_text().startswith("live: updated")
     page.screenshot(path=str(shots / "updated.png"), full_page=True)
-
-
-def test_the_run_chart_shows_legends_in_colour_and_its_drawdown(
-    site: tuple[str, Path, Path], page: Any
-) -> None:
-    _, run, shots = site
-    page.goto((run / "chart.html").as_uri())
-    legend = page.locator("svg text", has_text="always hedged").first
-    # as the browser paints it: the line's orange, not the page's grey text colour
-    assert legend.evaluate("e => getComputedStyle(e).fill") == "rgb(255, 127, 14)"
-    assert page.locator("h2", has_text="Drawdown").count() == 1
-    lines = {e.get_attribute("stroke") for e in page.locator("polyline").all()}
-    marks = {e.get_attribute("fill") for e in page.locator("circle").all()}
-    assert marks and not marks & lines  # entries and exits never share a line's colour
-    page.screenshot(path=str(shots / "chart.png"), full_page=True)
 
 
 def test_sweep_pages_show_the_verdict_curve_and_heatmap(
@@ -282,3 +249,47 @@ def test_market_page_ranks_as_the_screen_command_does(
         assert cells.count() >= 90  # 21 months of weekly means
         assert "a year" in cells.first.locator("title").text_content()
     page.screenshot(path=str(shots / "market.png"), full_page=True)
+
+
+def test_each_trial_opens_with_what_the_sweep_recorded(
+    site: tuple[str, Path, Path], page: Any
+) -> None:
+    url, run, shots = site
+    (folder,) = (run.parent.parent / "sweeps").iterdir()
+    with (folder / "trials.csv").open() as f:
+        rows = {r["trial"]: r for r in csv.DictReader(f)}
+    curves = {c["trial"]: c for c in map(json.loads, (folder / "curves.jsonl").open())}
+    page.goto(f"{url}sweeps/{folder.name}")
+    links = page.locator("table.trials a[data-trial]")
+    assert [links.nth(i).inner_text() for i in range(links.count())] == list(rows)
+    # every train cell of the heatmap opens its trial too
+    assert page.locator("table.heatmap td.heat a[data-trial]").count() == sum(
+        1 for r in rows.values() if r["kind"] == "train"
+    )
+    for kind in ("train", "test"):
+        trial = next(t for t, r in rows.items() if r["kind"] == kind)
+        page.goto(f"{url}sweeps/{folder.name}")
+        page.click(f"table.trials a[data-trial='{trial}']")
+        page.wait_for_url(f"**/trials/{trial}")
+        row = rows[trial]
+        assert f"strategy.entry_annualised={row['strategy.entry_annualised']}" in page.inner_text(
+            "dl.status"
+        )
+        assert f"{row['window_start']} to {row['window_end']}" in page.inner_text("dl.status")
+        # every figure shown is the row's, to the last digit
+        cells = page.locator("td[data-key]")
+        assert cells.count() >= 13 * 6 + 3
+        for i in range(cells.count()):
+            key = cells.nth(i).get_attribute("data-key")
+            assert Decimal(cells.nth(i).get_attribute("data-exact")) == Decimal(row[key]), key
+        net = page.locator("td[data-key='total.net_pnl']")
+        assert net.inner_text() == f"{Decimal(row['total.net_pnl']):,.2f}"
+        if kind == "train":  # the sweep keeps no train curve: the page says so
+            assert "not recorded" in page.inner_text("main")
+            continue
+        page.wait_for_selector("#chart-equity .uplot")
+        spec = json.loads(page.locator("#chart-data").text_content())["charts"]["equity"]
+        recorded = curves[trial]["equity"]
+        assert spec["series"][0]["values"][-1] == recorded[-1][1] == row["ending_equity"]
+        assert spec["series"][1]["values"][-1] == curves[trial]["baseline"][-1][1]
+        page.screenshot(path=str(shots / "trial.png"), full_page=True)

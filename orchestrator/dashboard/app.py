@@ -39,9 +39,11 @@ from orchestrator.dashboard.live_market import LiveMarket
 from orchestrator.dashboard.market import Market, market_page, read_market
 from orchestrator.dashboard.money import read_money
 from orchestrator.dashboard.money_page import money_page
-from orchestrator.dashboard.sweeps import read_sweep, summary_of, sweep_names
+from orchestrator.dashboard.sweeps import read_sweep, read_trial, summary_of, sweep_names
+from orchestrator.dashboard.trial_page import trial_page
 from orchestrator.journal.lock import JournalError
 from orchestrator.journal.status import STRATEGY_NOW
+from orchestrator.output import plots
 from orchestrator.output.diagram import has_dot, svg
 from orchestrator.tracing import inspect, trace_file
 
@@ -194,6 +196,11 @@ def create_app(settings: Settings) -> Starlette:
         found = read_sweep(settings.sweeps, name)
         return html(frame(f"Sweep {name}"), sweep_page.sweep_page(found))
 
+    def trial(request: Request) -> HTMLResponse:
+        name, trial_id = str(request.path_params["sweep"]), str(request.path_params["trial"])
+        found = read_trial(settings.sweeps, name, trial_id)
+        return html(frame(f"Trial {trial_id}"), trial_page(found))
+
     async def events(request: Request) -> Response:
         """Server-sent events: one ``change`` each time the files watched change."""
         if "run" in request.path_params:
@@ -300,6 +307,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/market", market),
         Route("/sweeps", sweeps),
         Route("/sweeps/{sweep}", sweep),
+        Route("/sweeps/{sweep}/trials/{trial}", trial),
         Route("/events", events),
         Route("/runs/{run}", run_page),
         Route("/runs/{run}/machine", machine),
@@ -308,6 +316,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/runs/{run}/positions/{position}", position),
         Route("/api/runs/{run}/control", control, methods=["POST"]),
         Route("/favicon.ico", lambda request: Response(status_code=204)),
+        # uPlot and charts.js: output's, shared with a run's chart.html
+        Mount("/static/charts", StaticFiles(directory=plots.ASSETS), name="charts"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     handlers = {NotARun: not_a_run, JournalError: unreadable}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,12 +40,12 @@ from orchestrator.journal.status import LABEL, LAST_CYCLE, SUMMARY_FILE
 from orchestrator.market.recorded import DataError
 from orchestrator.models import ZERO
 from orchestrator.money import exact
+from orchestrator.output import plots
 from orchestrator.output.report import EQUITY_FILE
 from orchestrator.replay.session import prepare, replay_both
 from orchestrator.trading.figures import max_drawdown
 
 HOURS_A_YEAR = Decimal(8760)
-CHART_POINTS = 1200  # per curve: what a chart 1,200 px wide can show
 
 
 @dataclass
@@ -322,23 +321,10 @@ def _quiet(done: int, total: int) -> None:
     return None
 
 
-def chart_points(series: Series, most: int = CHART_POINTS) -> list[int]:
-    """Which points to draw: all of a short series; of a long one, in each of
-    ``most / 4`` buckets its first, lowest, highest and last (so a drawdown's bottom
-    and a peak are never dropped)."""
-    n = len(series.values)
-    if n <= most:
-        return list(range(n))
-    size = math.ceil(n / (most // 4))
-    keep: set[int] = set()
-    values = series.values
-    for start in range(0, n, size):
-        end = min(start + size, n)
-        chunk = range(start, end)
-        keep.update(
-            (start, end - 1, min(chunk, key=values.__getitem__), max(chunk, key=values.__getitem__))
-        )
-    return sorted(keep)
+def chart_points(series: Series, most: int = plots.MOST_POINTS) -> list[int]:
+    """Which points of ``series`` to draw (``plots.chart_points``: each stretch's first,
+    lowest, highest and last)."""
+    return plots.chart_points(series.values, most)
 
 
 def at(series: Series, time_ms: int) -> Decimal | None:

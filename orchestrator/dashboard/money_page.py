@@ -1,16 +1,17 @@
-"""The money page: charts (drawn by uPlot from coordinates embedded in the page), the
+"""The money page: charts (specs embedded in the page, drawn by output/charts/charts.js on
+uPlot, as a run's chart.html is), the
 analytics, the figures per pair and the trade history, a page at a time."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from orchestrator.dashboard.money import Money, Series, at, chart_points, drawdown
+from orchestrator.dashboard.money import Money, Series, drawdown
 from orchestrator.dashboard.pages import esc, money, percent, table
 from orchestrator.journal.status import time_text
+from orchestrator.output import plots
 
 TRADES_PAGE = 50
 SUMMARY_FIGURES = (
@@ -25,39 +26,37 @@ SUMMARY_FIGURES = (
 )
 
 
-def _floats(series: Series, keep: list[int]) -> list[list[float]]:
-    # float: chart coordinates only (seconds for uPlot's time axis, values to draw)
-    return [
-        [series.times[i] / 1000 for i in keep],
-        [float(series.values[i]) for i in keep],
-    ]
+def charts_data(m: Money) -> dict[str, plots.Spec | None]:
+    """Each chart's spec, built as a run's chart.html builds its own (plots.panel:
+    downsampled server-side, every curve's lowest and highest points kept)."""
+    q = m.quote
+    runs = [("strategy", plots.LINES[0], m.curves.strategy)]
+    runs.append(("always hedged", plots.LINES[1], m.curves.baseline))
+    curves = [(label, colour, s) for label, colour, s in runs if s is not None]
 
+    def points(series: Series) -> list[tuple[int, Decimal]]:
+        return list(zip(series.times, series.values, strict=True))
 
-def charts_data(m: Money) -> dict[str, Any]:
-    """Each chart's coordinates, downsampled server-side (chart_points)."""
-    out: dict[str, Any] = {"quote": m.quote}
-    strategy, baseline = m.curves.strategy, m.curves.baseline
-    if strategy is not None:
-        keep = chart_points(strategy)
-        x, y = _floats(strategy, keep)
-        lines: list[list[float | None]] = [list(x), list(y)]
-        names = ["strategy"]
-        if baseline is not None:
-            lines.append([_f(at(baseline, strategy.times[i])) for i in keep])
-            names.append("always hedged")
-        out["equity"] = {"data": lines, "names": names, "points": len(strategy.values)}
-        dd = Series(strategy.times, [-v for v in drawdown(strategy.values)])
-        dx, dy = _floats(dd, chart_points(dd))
-        out["drawdown"] = {"data": [dx, [v * 100 for v in dy]], "names": ["drawdown %"]}
-    for name, series in (("funding", m.funding), ("fees", m.fees)):
-        if series.values:
-            fx, fy = _floats(series, chart_points(series))
-            out[name] = {"data": [fx, fy], "names": [f"cumulative {name}"]}
-    return out
+    def fall(series: Series) -> list[tuple[int, Decimal]]:  # as a negative percentage
+        return list(zip(series.times, (-v * 100 for v in drawdown(series.values)), strict=True))
 
-
-def _f(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)
+    return {
+        "equity": plots.panel(
+            f"Equity ({q}), strategy beside always hedged",
+            [(label, colour, points(s)) for label, colour, s in curves],
+        ),
+        "drawdown": plots.panel(
+            "Drawdown from the highest equity so far (%)",
+            [(label, colour, fall(s)) for label, colour, s in curves],
+            "percent",
+        ),
+        "funding": plots.panel(
+            f"Cumulative funding ({q})", [("cumulative funding", plots.LINES[0], points(m.funding))]
+        ),
+        "fees": plots.panel(
+            f"Cumulative fees paid ({q})", [("cumulative fees", plots.LINES[0], points(m.fees))]
+        ),
+    }
 
 
 def money_page(run: str, m: Money, offset: int) -> str:
@@ -76,7 +75,7 @@ def money_page(run: str, m: Money, offset: int) -> str:
         ),
         "</div>",
         '<script type="application/json" id="chart-data">'
-        + json.dumps(charts_data(m)).replace("</", "<\\/")
+        + plots.page_json(charts_data(m))
         + "</script>",
         "<h2>Analytics</h2>",
         _analytics(m, summary),

@@ -85,9 +85,10 @@ def layout(frame: Frame, body: str) -> str:
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{esc(frame.title)} · funding-orchestrator</title>"
-        f'<link rel="stylesheet" href="{STATIC}/vendor/uplot/uPlot.min.css">'
+        f'<link rel="stylesheet" href="{STATIC}/charts/vendor/uplot/uPlot.min.css">'
         f'<link rel="stylesheet" href="{STATIC}/style.css">'
-        f'<script src="{STATIC}/vendor/uplot/uPlot.iife.min.js" defer></script>'
+        f'<script src="{STATIC}/charts/vendor/uplot/uPlot.iife.min.js" defer></script>'
+        f'<script src="{STATIC}/charts/charts.js" defer></script>'
         f'<script src="{STATIC}/app.js" defer></script></head>'
         f'<body data-events="{esc(frame.events)}" data-updates="0" '
         f'data-controls="{"on" if frame.controls else "off"}">'

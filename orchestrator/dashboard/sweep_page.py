@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -11,6 +10,8 @@ from urllib.parse import quote
 from orchestrator.dashboard.money import at, chart_points
 from orchestrator.dashboard.pages import esc, money, percent, table
 from orchestrator.dashboard.sweeps import BASE, HEDGED, SEARCH, Sweep
+from orchestrator.dashboard.trial_page import trial_link
+from orchestrator.output import plots
 
 LEGS = ((SEARCH, "search"), (BASE, "base"), (HEDGED, "always_hedged"))
 
@@ -36,16 +37,16 @@ def sweeps_page(rows: list[tuple[str, dict[str, Any]]], folder: str) -> str:
 def sweep_page(sweep: Sweep) -> str:
     summary = sweep.summary
     oos = summary.get("out_of_sample") or {}
-    quote_ccy = "USDT"
-    data: dict[str, Any] = {"quote": quote_ccy}
+    charts: dict[str, plots.Spec | None] = {"equity": None}
     search = sweep.curves[SEARCH]
     if search.values:
         keep = chart_points(search)
-        lines: list[list[float | None]] = [[search.times[i] / 1000 for i in keep]]
-        for name, _ in LEGS:
-            series = sweep.curves[name]
-            lines.append([_f(at(series, search.times[i])) for i in keep])
-        data["equity"] = {"data": lines, "names": [name for name, _ in LEGS]}
+        lines = [
+            plots.line(name, [at(sweep.curves[name], search.times[i]) for i in keep], colour)
+            for (name, _), colour in zip(LEGS, plots.LINES, strict=False)
+        ]
+        title = "Out-of-sample equity, the test windows stitched"
+        charts["equity"] = plots.spec(title, [search.times[i] for i in keep], lines)
     agree = ""
     wrote = (oos.get("search") or {}).get("return")
     if sweep.stitched_return is not None and wrote is not None:
@@ -71,7 +72,7 @@ def sweep_page(sweep: Sweep) -> str:
             '<div id="charts"><div class="chart" id="chart-equity" '
             'data-title="Out-of-sample equity, the test windows stitched"></div></div>',
             '<script type="application/json" id="chart-data">'
-            + json.dumps(data).replace("</", "<\\/")
+            + plots.page_json(charts)
             + "</script>",
             "<h2>Out of sample</h2>",
             table(["", "return", "max drawdown", "net PnL"], figures, "oos"),
@@ -79,6 +80,8 @@ def sweep_page(sweep: Sweep) -> str:
             _steps(summary),
             "<h2>The objective on each train window</h2>",
             _heatmap(sweep),
+            "<h2>Trials</h2>",
+            _trials(sweep),
         ]
     )
 
@@ -124,9 +127,13 @@ def _heatmap(sweep: Sweep) -> str:
             if value is None:
                 cells.append(f'<td class="num{outline}">-</td>')
                 continue
+            trial = sweep.train_trials.get((step, number))
+            shown = f"{value * 100:+.2f}%"
             cells.append(
                 f'<td class="num heat{outline}" style="background:{_colour(value, lo, hi)}" '
-                f'data-exact="{esc(value)}">{value * 100:+.2f}%</td>'
+                f'data-exact="{esc(value)}">'
+                + (trial_link(sweep.name, trial, shown) if trial else shown)
+                + "</td>"
             )
         rows.append("".join(cells))
     scale = (
@@ -137,6 +144,26 @@ def _heatmap(sweep: Sweep) -> str:
     )
     head = ["set", "parameters", *(f"step {s}" for s in sweep.steps)]
     return scale + table(head, rows, "heatmap")
+
+
+def _trials(sweep: Sweep) -> str:
+    """Every trial in the plan's order, each opening its page."""
+    params = [p for p in sweep.summary.get("parameters", [])]
+    rows = []
+    for r in sweep.rows:
+        chosen = ", ".join(f"{p}={r.get(p, '')}" for p in params) if r.get("kind") != "base" else ""
+        rows.append(
+            f"<td>{trial_link(sweep.name, r.get('trial', ''))}</td>"
+            f"<td>{esc(r.get('kind'))}</td><td>{esc(r.get('step'))}</td>"
+            f"<td>{esc(r.get('set') or '-')}</td><td>{esc(chosen or 'base config')}</td>"
+            f"<td>{esc(r.get('window_start', '')[:10])} to {esc(r.get('window_end', '')[:10])}</td>"
+            + _number(r.get("objective") or None)
+            + percent(r.get("total.return") or None)
+            + percent(r.get("baseline.total.return") or None)
+        )
+    head = ["trial", "kind", "step", "set", "parameters", "window", "objective", "return",
+            "always hedged"]  # fmt: skip
+    return table(head, rows, "trials")
 
 
 def _colour(value: Decimal, lo: Decimal, hi: Decimal) -> str:
@@ -157,7 +184,3 @@ def _number(value: object) -> str:
 
 def _d(value: object) -> Decimal | None:
     return None if value is None else Decimal(str(value))
-
-
-def _f(value: Decimal | None) -> float | None:
-    return None if value is None else float(value)

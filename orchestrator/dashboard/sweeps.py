@@ -31,6 +31,8 @@ class Sweep:
     objective: dict[tuple[str, int], Decimal | None] = field(default_factory=dict)
     sets: dict[int, str] = field(default_factory=dict)  # set -> its parameters, as text
     steps: list[str] = field(default_factory=list)
+    rows: list[dict[str, str]] = field(default_factory=list)  # trials.csv, in its order
+    train_trials: dict[tuple[str, int], str] = field(default_factory=dict)  # -> trial id
 
 
 def sweep_names(sweeps_dir: Path) -> list[str]:
@@ -82,12 +84,13 @@ def read_sweep(sweeps_dir: Path, name: str) -> Sweep:
     if curves[SEARCH].values and start:
         with exact():
             stitched_return = curves[SEARCH].values[-1] / start - 1
-    sweep = Sweep(name, summary, curves, stitched_return)
+    sweep = Sweep(name, summary, curves, stitched_return, rows=rows)
     for r in rows:
         if r.get("kind") != "train":
             continue
         step, number = r.get("step", ""), int(r.get("set") or 0)
         sweep.objective[(step, number)] = _decimal(r.get("objective"))
+        sweep.train_trials[(step, number)] = r.get("trial", "")
         if step not in sweep.steps:
             sweep.steps.append(step)
         if number not in sweep.sets:
@@ -126,3 +129,37 @@ def _decimal(text: str | None) -> Decimal | None:
     except InvalidOperation:
         return None
     return value if value.is_finite() else None
+
+
+@dataclass
+class Trial:
+    """One trial as the sweep recorded it: its row of trials.csv (every figure as exact
+    decimal text) and, for a test window (search or base config), its equity curve and
+    its baseline's from curves.jsonl (a train trial's curve is not kept)."""
+
+    sweep: str
+    row: dict[str, str]
+    parameters: list[str]  # the swept settings' names (columns of the row)
+    pairs: list[str]
+    equity: list[tuple[int, Decimal]] | None
+    baseline: list[tuple[int, Decimal]] | None
+
+
+def read_trial(sweeps_dir: Path, name: str, trial: str) -> Trial:
+    folder = sweeps_dir / name
+    summary = summary_of(folder) if valid_name(name) else None
+    if summary is None:
+        raise NotARun(name)
+    row = next((r for r in _trials(folder) if r.get("trial") == trial), None)
+    if row is None:
+        raise NotARun(f"{name}/{trial}")
+    parameters = [str(p) for p in summary.get("parameters", []) if p in row]
+    # the pairs' columns: "BTCUSDT.net_pnl" (the baseline's are "baseline.BTCUSDT....")
+    pairs = [c.split(".")[0] for c in row if c.endswith(".net_pnl") and c.count(".") == 1]
+    pairs = [p for p in pairs if p != "total"]
+    line = next((c for c in _curves(folder) if c.get("trial") == trial), None)
+    equity = baseline = None
+    if line is not None:
+        equity = [(int(t), Decimal(v)) for t, v in line.get("equity", [])]
+        baseline = [(int(t), Decimal(v)) for t, v in line.get("baseline", [])]
+    return Trial(name, row, parameters, pairs, equity, baseline)

@@ -1,34 +1,10 @@
-// The dashboard's script: live updates (server-sent events), the charts (uPlot, shipped
-// beside this file), the controls. No framework, nothing fetched from elsewhere.
+// The dashboard's script: live updates (server-sent events), the charts (uPlot and
+// charts.js, shipped in the package), the controls. No framework, nothing fetched from elsewhere.
 "use strict";
 
-const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
-
 function drawCharts() {
-  const holder = document.getElementById("chart-data");
-  if (!holder || typeof uPlot === "undefined") return;
-  const data = JSON.parse(holder.textContent);
-  for (const name of ["equity", "drawdown", "funding", "fees"]) {
-    const box = document.getElementById("chart-" + name);
-    if (!box) continue;
-    box.textContent = "";
-    const chart = data[name];
-    if (!chart) {
-      box.innerHTML = "<p class='note'></p>";
-      box.firstChild.textContent = box.dataset.title + ": nothing to draw";
-      continue;
-    }
-    const series = [{}].concat(chart.names.map((label, i) => ({
-      label: label, stroke: COLOURS[i % COLOURS.length], width: 1.5,
-      value: (u, v) => (v == null ? "-" : v.toLocaleString(undefined, {maximumFractionDigits: 2})),
-    })));
-    const opts = {
-      title: box.dataset.title, width: Math.min(box.clientWidth || 1100, 1300), height: 240,
-      series: series, scales: {x: {time: true}}, cursor: {drag: {x: true, y: false}},
-      axes: [{}, {size: 80}],
-    };
-    new uPlot(opts, chart.data, box);  // hover, drag to zoom (double-click resets), legend toggles
-  }
+  // Drawn by the charts' own script (static/charts/charts.js), as a run's chart.html is.
+  if (typeof FundingCharts !== "undefined") FundingCharts.drawAll();
 }
 
 function refresh() {
