@@ -64,7 +64,7 @@ if _replace:
     os.replace = _slow_replace
 """
 
-EXPECTED = {"config.yaml", "summary.json", "ledger.csv", "positions.csv", "chart.html"}
+EXPECTED = {"config.yaml", "summary.json", "ledger.csv", "positions.csv", "equity.csv", "chart.html"}
 TRACES = "traces.jsonl"
 
 
@@ -258,7 +258,7 @@ def test_a_second_signal_while_writing_stops_at_once_leaving_only_whole_files(
     assert {"config.yaml", "summary.json", INCOMPLETE} <= names
     assert "ledger.csv" not in names  # stopped before its rename: absent, not partial
     assert (
-        "; not written: ledger.csv, positions.csv, chart.html; traces.jsonl lacks"
+        "; not written: ledger.csv, positions.csv, equity.csv, chart.html; traces.jsonl lacks"
         in (folder / INCOMPLETE).read_text()
     )
 
