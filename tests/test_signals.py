@@ -64,7 +64,14 @@ if _replace:
     os.replace = _slow_replace
 """
 
-EXPECTED = {"config.yaml", "summary.json", "ledger.csv", "positions.csv", "equity.csv", "chart.html"}
+EXPECTED = {
+    "config.yaml",
+    "summary.json",
+    "ledger.csv",
+    "positions.csv",
+    "equity.csv",
+    "chart.html",
+}
 TRACES = "traces.jsonl"
 
 
