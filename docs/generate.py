@@ -1091,7 +1091,8 @@ RUN_FILES: dict[str, str] = {
     run_app.CHART_FILE: "the dashboard's charts in one self-contained file (uPlot and the "
     "data inline, nothing fetched: it works offline, opened from disk): equity, drawdown "
     "and cumulative funding of strategy and baseline, and each pair's funding rate with "
-    "entries and exits marked in colours no line has; each legend in its line's colour; "
+    "entries and exits marked in colours no line has (a run of more than 12 pairs: the 12 "
+    "that earned the most funding); each legend in its line's colour; "
     "hover for values (the exact figure in each value's tooltip), drag to zoom, click a "
     "legend entry to hide its line; long runs downsampled, each stretch's lowest and "
     "highest point kept",

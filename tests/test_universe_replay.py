@@ -111,6 +111,16 @@ def test_auto_opens_the_best_ranked_first_within_every_cap(data: Path, tmp_path:
     assert len(opened) >= 5
     assert not [r for r in rows if r["state"] == "rejected"]
     assert "SYN1/USDT" not in {r["spot_symbol"] for r in rows}  # excluded
+    # chart.html of 50 pairs: funding panels for the 12 that earned the most (ledger.csv).
+    earned: dict[str, Decimal] = defaultdict(Decimal)
+    with (run_dir / "ledger.csv").open() as f:
+        for e in csv.DictReader(f):
+            if e["run"] == "strategy" and e["kind"] == "funding":
+                earned[e["pair"]] += Decimal(e["amount"])
+    top = sorted(earned, key=lambda p: (-earned[p], p))[:12]
+    page = (run_dir / "chart.html").read_text()
+    assert sorted(re.findall(r'id="chart-rate-(\w+)"', page)) == sorted(top)
+    assert "funding panels for the 12 that earned the most" in page
     # At no instant more than 6 open, nor more than 11,000 USD held (both legs at entry).
     events = sorted(
         [(_ms(r["opened_at"]), 1, r) for r in opened]

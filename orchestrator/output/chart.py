@@ -13,6 +13,7 @@ from orchestrator.output import plots
 from orchestrator.trading.run import RunResult
 
 Points = plots.Points
+MOST_PANELS = 12  # a run of more pairs: funding panels for this many (panelled)
 
 
 def _rates(
@@ -66,9 +67,24 @@ def _drawdown(points: Points) -> list[tuple[int, Decimal]]:
     return out
 
 
+def panelled(result: RunResult) -> list[str]:
+    """The pairs given a funding panel: every pair of a run of a few; of a run of many
+    (pairs: auto), the MOST_PANELS that earned the most funding (200 panels made a 10 MB
+    page that took seconds to write and to draw)."""
+    names = [run.name for run in result.pairs]
+    if len(names) <= MOST_PANELS:
+        return names
+    earned: dict[str, Decimal] = {}
+    for e in result.ledger.entries:
+        if e.kind == "funding":
+            earned[e.pair] = earned.get(e.pair, Decimal(0)) + e.amount
+    return sorted(earned, key=lambda name: (-earned[name], name))[:MOST_PANELS]
+
+
 def charts(result: RunResult, baseline: RunResult | None) -> dict[str, plots.Spec | None]:
     """Every chart of chart.html, by name: equity, drawdown, cumulative funding (the
-    strategy beside always hedged), then each pair's funding rate."""
+    strategy beside always hedged), then each pair's funding rate (``panelled``)."""
+    shown = set(panelled(result))
     runs = [(result, plots.LINES[0])] + ([] if baseline is None else [(baseline, plots.LINES[1])])
     q = result.quote
     out = {
@@ -83,6 +99,8 @@ def charts(result: RunResult, baseline: RunResult | None) -> dict[str, plots.Spe
         ),
     }
     for i, run in enumerate(result.pairs):
+        if run.name not in shown:
+            continue
         colour = plots.LINES[(i + 2) % len(plots.LINES)]
         rates = _rates(run.name, colour, run.funding_rates, run.entries, run.exits)
         out[f"rate-{run.name}"] = rates
@@ -96,6 +114,12 @@ def write_chart(path: Path, result: RunResult, baseline: RunResult | None) -> No
         f'<div class="chart" id="chart-{html.escape(key)}" data-title="{html.escape(key)}"></div>'
         for key in found
     )
+    panels = (
+        f'<p class="note">{len(result.pairs)} pairs: funding panels for the {MOST_PANELS} that '
+        "earned the most funding (the dashboard's market page has every pair's).</p>"
+        if len(result.pairs) > MOST_PANELS
+        else ""
+    )
     page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>funding-orchestrator run {name}</title><style>"
@@ -104,7 +128,7 @@ def write_chart(path: Path, result: RunResult, baseline: RunResult | None) -> No
         f"</style></head><body><h1>Run {name}</h1>"
         '<p class="note">Hover a chart for its values (the exact figure in the tooltip of '
         "each value), drag to zoom, double-click to reset, click a legend entry to hide its "
-        "line. Cyan points: entries; red: exits.</p>"
+        f"line. Cyan points: entries; red: exits.</p>{panels}"
         f'<div id="charts">{boxes}</div>'
         f'<script type="application/json" id="chart-data">{plots.page_json(found)}</script>'
         f"{plots.inline_assets()}<script>FundingCharts.drawAll();</script>"
