@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.config import DATA_ENV, ConfigError
@@ -239,62 +240,67 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--svg", type=Path, metavar="FILE", help="with --position: write an SVG")
 
     # Steering a running live run or rehearsal from another terminal (commands/control.py).
-    stop = commands.add_parser(
+    def steering(
+        name: str,
+        options: Callable[[argparse.ArgumentParser], object],
+        help: str,
+        description: str | None = None,
+    ) -> None:
+        """A steering command: RUN_DIR, its own ``options``, then --wait."""
+        command = commands.add_parser(name, help=help, description=description)
+        command.add_argument(
+            "run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder"
+        )
+        options(command)
+        command.add_argument(
+            "--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP
+        )
+        command.set_defaults(module="control")
+
+    def one_pair_or_all(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT (default: all)")
+
+    def close_options(command: argparse.ArgumentParser) -> None:
+        which = command.add_mutually_exclusive_group(required=True)
+        which.add_argument("--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT")
+        which.add_argument("--all", action="store_true", help="every pair")
+
+    steering(
         "stop",
+        lambda c: c.add_argument(
+            "--close-all", action="store_true", help="close every position first"
+        ),
         help="stop a running live run: no more opens, then exit with its summary",
         description="The run stops at its next cycle, as on SIGTERM: positions are closed "
         "or left as live.on_stop says; with --close-all every position is closed (both legs "
         "together, as any close). SIGUSR1 to the run's process does the same as --close-all.",
     )
-    stop.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
-    stop.add_argument("--close-all", action="store_true", help="close every position first")
-    stop.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
-    stop.set_defaults(module="control")
-    pause = commands.add_parser(
-        "pause", help="a running live run opens nothing more (what it holds it keeps)"
+    steering(
+        "pause",
+        one_pair_or_all,
+        help="a running live run opens nothing more (what it holds it keeps)",
     )
-    pause.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
-    pause.add_argument("--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT (default: all)")
-    pause.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
-    pause.set_defaults(module="control")
-    resume_trading = commands.add_parser(
+    steering(
         "resume-trading",
+        one_pair_or_all,
         help="a paused live run opens again (a pause by the breaker too)",
     )
-    resume_trading.add_argument(
-        "run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder"
-    )
-    resume_trading.add_argument(
-        "--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT (default: all)"
-    )
-    resume_trading.add_argument(
-        "--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP
-    )
-    resume_trading.set_defaults(module="control")
-    close = commands.add_parser(
+    steering(
         "close",
+        close_options,
         help="a running live run closes a pair's position (or all) now and opens nothing "
         "more there until resume-trading",
     )
-    close.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
-    which = close.add_mutually_exclusive_group(required=True)
-    which.add_argument("--pair", metavar="PAIR", help="one pair, e.g. BTCUSDT")
-    which.add_argument("--all", action="store_true", help="every pair")
-    close.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
-    close.set_defaults(module="control")
-    set_ = commands.add_parser(
+    steering(
         "set",
+        lambda c: c.add_argument(
+            "settings", nargs="+", metavar="NAME=VALUE", help="e.g. entry_annualised=0.15"
+        ),
         help="a running live run decides with new strategy thresholds from its next cycle",
         description="NAME=VALUE for strategy.entry_annualised, exit_annualised, max_basis or "
         "min_hold_hours: checked by the config's own rules, journaled, applied from the next "
         "decision (the run's config.yaml keeps what it started with).",
     )
-    set_.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the running run's folder")
-    set_.add_argument(
-        "settings", nargs="+", metavar="NAME=VALUE", help="e.g. entry_annualised=0.15"
-    )
-    set_.add_argument("--wait", type=_seconds, default=30.0, metavar="SECONDS", help=WAIT_HELP)
-    set_.set_defaults(module="control")
 
     dashboard = commands.add_parser(
         "dashboard",

@@ -19,6 +19,7 @@ from orchestrator.journal.status import (
     PositionStatus,
     Price,
     RunStatus,
+    age_text,
     latest_run,
     read_status,
     time_text,
@@ -128,17 +129,6 @@ def _money(value: Decimal | None, quote: str = "") -> str:
     return f"{value:,.2f}" + (f" {quote}" if quote else "")
 
 
-def _age(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    minutes = ms // 60_000
-    days, minutes = divmod(minutes, 1440)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {ms // 1000 % 60:02d}s"
-
-
 def format_status(status: RunStatus) -> str:
     q = status.quote
     lines: list[str] = []
@@ -239,7 +229,7 @@ def _positions_table(rows: list[PositionStatus]) -> list[str]:
                 _money(r.unrealised),
                 f"{r.funding:+,.2f}",
                 f"{r.fees:,.2f}",
-                _age(r.age_ms),
+                age_text(r.age_ms, seconds=True),
             ]
         )
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(len(header))]

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from machines import FINAL_STATES
 from orchestrator.dashboard.folders import PositionsPage
 from orchestrator.journal.schema import Transition
-from orchestrator.journal.status import PositionStatus, RunStatus, time_text
+from orchestrator.journal.status import PositionStatus, RunStatus, age_text, time_text
 from orchestrator.tracing.inspect import PositionDetail, format_detail
 
 STATIC = "/static"
@@ -42,17 +42,6 @@ def percent(value: object) -> str:
         return '<td class="num">-</td>'
     number = Decimal(str(value))
     return f'<td class="num" data-exact="{esc(value)}">{number * 100:,.2f}%</td>'
-
-
-def age(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    minutes = ms // 60_000
-    days, minutes = divmod(minutes, 1440)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
 
 
 def table(head: Sequence[str], rows: Iterable[str], cls: str = "") -> str:
@@ -128,7 +117,7 @@ def runs_page(rows: Sequence[tuple[str, RunStatus | str, str, str, int]], folder
             body.append(f'{link}<td colspan="13" class="problem">{esc(status)}</td>')
             continue
         began = status.start_ms if status.start_ms is not None else status.first_ms
-        uptime = age(status.as_of_ms - began) if began is not None else "-"
+        uptime = age_text(status.as_of_ms - began) if began is not None else "-"
         contact = (
             time_text(status.last_contact_ms)
             if status.last_contact_ms is not None
@@ -288,7 +277,8 @@ def _position_cells(run: str, r: PositionStatus, fills: Decimal | None) -> str:
         f'<td class="num">{esc(p.perp_qty)}</td>'
         f'<td class="num">{esc(p.spot_entry_price or "-")}</td>'
         f'<td class="num">{esc(p.perp_entry_price or "-")}</td>{money(r.unrealised, True)}'
-        f"{money(r.funding, True)}{money(r.fees)}{money(fills, True)}<td>{esc(age(r.age_ms))}</td>"
+        f"{money(r.funding, True)}{money(r.fees)}{money(fills, True)}"
+        f"<td>{esc(age_text(r.age_ms))}</td>"
     )
 
 
@@ -313,7 +303,7 @@ def position_page(
                     f'<td class="num">{esc(p.spot_entry_price or "-")}</td>'
                     f'<td class="num">{esc(p.perp_entry_price or "-")}</td>'
                     f"{money(row.unrealised, True)}{money(row.funding, True)}{money(row.fees)}"
-                    f"<td>{esc(age(row.age_ms))}</td><td>{esc(p.reason or '')}</td>"
+                    f"<td>{esc(age_text(row.age_ms))}</td><td>{esc(p.reason or '')}</td>"
                 ],
                 "position",
             )

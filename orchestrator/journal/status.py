@@ -480,6 +480,20 @@ def _int(value: object) -> int | None:
         return None
 
 
+def age_text(ms: int | None, *, seconds: bool = False) -> str:
+    """A duration as a person reads it: 2d 5h, 3h 07m, 12m (with ``seconds``: 12m 04s)."""
+    if ms is None:
+        return "-"
+    minutes = ms // 60_000
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {ms // 1000 % 60:02d}s" if seconds else f"{minutes}m"
+
+
 def time_text(time_ms: int | None) -> str:
     if time_ms is None:
         return "-"
