@@ -22,7 +22,7 @@ from orchestrator.config import Config, ConfigError, UniverseSettings, load, par
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.output import screen as output
 from orchestrator.universe.facts import PairFacts
-from orchestrator.universe.live import PairFailure, UniverseError, live_facts
+from orchestrator.universe.live import PairFailure, UniverseError, facts_now
 from orchestrator.universe.rank import rank
 from orchestrator.universe.recorded import facts_at, newest_settlement, pairs_in
 
@@ -123,10 +123,9 @@ async def _live(
     )
     failures: list[PairFailure] = []
     try:
-        facts = await live_facts(
+        facts, now_ms = await facts_now(
             exchange, universe.history_days, progress=FactsProgress(), failures=failures
         )
-        now_ms = int(await exchange.fetch_time())
     except UniverseError as exc:
         raise OrchestratorError(f"the venue's market: {exc}") from None
     finally:

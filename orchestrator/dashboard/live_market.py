@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from orchestrator.config import Config
 from orchestrator.dashboard.market import Market, add_heat
 from orchestrator.output.screen import records
-from orchestrator.universe.live import PairFailure, UniverseError, live_facts
+from orchestrator.universe.live import PairFailure, UniverseError, facts_now
 from orchestrator.universe.rank import rank
 
 FRESH_S = 300.0  # a read older than this is started again when the page is asked for
@@ -77,8 +77,9 @@ class LiveMarket:
             self.done, self.total = done, total
 
         try:
-            facts = await live_facts(exchange, u.history_days, progress=progress, failures=failures)
-            now_ms = int(await exchange.fetch_time())
+            facts, now_ms = await facts_now(
+                exchange, u.history_days, progress=progress, failures=failures
+            )
         except (UniverseError, OSError) as exc:
             self.problem, self._failed_at = str(exc), time.monotonic()
             return

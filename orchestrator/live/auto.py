@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from orchestrator.config import Config, Pair
 from orchestrator.live.preflight import StartupError
-from orchestrator.universe.live import PairFailure, UniverseError, live_facts
+from orchestrator.universe.live import PairFailure, UniverseError, facts_now
 from orchestrator.universe.rank import rank
 
 CHOSEN_PAIRS = "universe_pairs"  # journal meta: the market ids a run chose, as JSON
@@ -75,14 +75,13 @@ async def choose(
             say(f"pairs: auto: funding histories read for {done} of {total} pairs")
 
     try:
-        facts = await live_facts(
+        facts, now_ms = await facts_now(
             exchange,
             u.history_days,
             progress=progress,
             failures=failures,
             perps=None if only is None else {*only, *keep},
         )
-        now_ms = int(await exchange.fetch_time())  # type: ignore[attr-defined]
     except UniverseError as exc:
         raise StartupError(f"pairs: auto: live run not started, nothing sent: {exc}") from None
     ranked = rank(facts, u, config.fees, config.paper.slippage, now_ms)

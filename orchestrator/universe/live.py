@@ -70,7 +70,31 @@ async def live_facts(
     failures: list[PairFailure] | None = None,
     perps: Collection[str] | None = None,
 ) -> list[PairFacts]:
-    """Every pair's facts now, by market id. ``exchange``: a ccxt async Bybit client the
+    """Every pair's facts now, by market id (``facts_now`` without the venue's time)."""
+    facts, _ = await facts_now(
+        exchange,
+        history_days,
+        concurrency=concurrency,
+        attempts=attempts,
+        progress=progress,
+        failures=failures,
+        perps=perps,
+    )
+    return facts
+
+
+async def facts_now(
+    exchange: Any,
+    history_days: int,
+    *,
+    concurrency: int = CONCURRENCY,
+    attempts: int = ATTEMPTS,
+    progress: Progress | None = None,
+    failures: list[PairFailure] | None = None,
+    perps: Collection[str] | None = None,
+) -> tuple[list[PairFacts], int]:
+    """Every pair's facts now, by market id, and the venue's time they are as of (what
+    a rank measures history and listing age from). ``exchange``: a ccxt async Bybit client the
     caller made and closes (public: no keys needed). ``failures``, when given, is
     appended one entry per pair left out by an error. ``perps``: only the pairs of these
     perp symbols (None: every pair). Raises UniverseError when the markets, the venue's
@@ -119,7 +143,7 @@ async def live_facts(
             group.start_soon(one, perp, spot_market)
     if failures is not None:
         failures.extend(sorted(lost, key=lambda f: f.market))
-    return [found[market] for market in sorted(found)]
+    return [found[market] for market in sorted(found)], now_ms
 
 
 def listed_pairs(markets: Mapping[str, Any]) -> list[tuple[Any, Any]]:
