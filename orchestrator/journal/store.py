@@ -360,15 +360,16 @@ class Journal(Records):
     def _insert_intents(self, rows: Sequence[tuple[object, ...]], ids: list[str]) -> None:
         """A grouped journal's intents, committed alone (what waits, waits on): one
         INSERT of every row, in the transaction SQLite makes for it."""
+        sql = _INTENTS.get(len(rows))
+        if sql is None:
+            sql = _INTENTS[len(rows)] = INTENT + _INTENT_ROW * (len(rows) - 1)
+        values = [value for row in rows for value in row]
         with self._mutex:
             conn = self._db()
             if not self._linked():
                 self._check_in_place(f"the intent of {', '.join(ids)}")
-            sql = _INTENTS.get(len(rows))
-            if sql is None:
-                sql = _INTENTS[len(rows)] = INTENT + _INTENT_ROW * (len(rows) - 1)
             try:
-                conn.execute(sql, [value for row in rows for value in row])
+                conn.execute(sql, values)
             except sqlite3.Error as exc:
                 rollback(conn)
                 raise JournalError(
@@ -497,24 +498,18 @@ class Journal(Records):
         ids = [r.client_order_id for r in requests]
         if len(set(ids)) != len(ids):
             raise ValueError(f"intents: the same client order id twice in {ids}")
-        for cid in ids:
-            if cid in self._client_ids:
+        known = self._client_ids
+        rows: list[tuple[object, ...]] = []
+        for r in requests:
+            cid = r.client_order_id
+            if cid in known:
                 raise JournalError(
                     f"{self.path}: client order id {cid} is already recorded: "
                     "an order request is never sent twice"
                 )
-        rows = [
-            (
-                r.client_order_id,
-                position_id,
-                r.symbol,
-                r.side.value,
-                str(r.quantity),
-                encode(r),
-                time_ms,
-            )
-            for r in requests
-        ]
+            # The side's text as its own attribute: Enum.value is a descriptor call.
+            side: str = r.side._value_
+            rows.append((cid, position_id, r.symbol, side, str(r.quantity), encode(r), time_ms))
         if self._group_limit:
             # Grouped, the intents are committed alone: nothing else need be before the
             # orders leave, and this small commit is what every open and close pays:
