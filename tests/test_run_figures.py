@@ -4,6 +4,7 @@ base-coin spot fees, exactness for any valid step, and a run that runs out of mo
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -16,10 +17,11 @@ from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Instrument, OrderRequest, OrderResult, Side
+from orchestrator.output.plots import at, values_at
 from orchestrator.output.report import format_table
 from orchestrator.replay.engine import Replay
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy
-from orchestrator.trading.figures import ledger_identity, summarise
+from orchestrator.trading.figures import ledger_identity, max_drawdown, summarise
 from orchestrator.trading.run import RunResult
 from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT, QUICK
 
@@ -230,3 +232,36 @@ async def test_a_run_that_cannot_size_a_position_stops_trying_until_the_balance_
     assert "BTCUSDT: stopped opening" in note and "until the balance changes" in note
     summary = summarise("r", result, result, [])
     assert f"warning: {note}" in format_table(summary)
+
+
+def test_max_drawdown_is_the_largest_fall_from_any_peak_exactly() -> None:
+    # The plain definition: every value against the highest before it.
+    def plain(values: Sequence[Decimal]) -> Decimal:
+        worst, peak = D(0), None
+        for v in values:
+            peak = v if peak is None or v > peak else peak
+            if peak > 0:
+                worst = max(worst, (peak - v) / peak)
+        return worst
+
+    rng = random.Random(7)
+    for _ in range(400):
+        steps = rng.randint(0, 60)
+        start = D(rng.randint(-50, 200))
+        values = [start]
+        for _ in range(steps):
+            values.append(values[-1] + D(rng.randint(-300, 300)) / D(7))  # inexact quotients
+        assert max_drawdown(values) == plain(values), values
+        assert str(max_drawdown(values)) == str(plain(values))
+    assert max_drawdown([D(100), D(50), D(120), D(60), D(130)]) == D("0.5")
+    assert max_drawdown([]) == 0 and max_drawdown([D(-5), D(-10)]) == 0
+
+
+def test_a_chart_panel_gives_each_curve_its_last_value_at_every_time() -> None:
+    rng = random.Random(3)
+    for _ in range(200):
+        points = sorted(
+            {rng.randint(0, 100): D(rng.randint(0, 9)) for _ in range(rng.randint(0, 30))}.items()
+        )
+        times = sorted(rng.sample(range(-5, 110), rng.randint(0, 40)))
+        assert values_at(points, times) == [at(points, t) for t in times]

@@ -69,13 +69,28 @@ def panel(title: str, curves: Sequence[Curve], unit: str = "money") -> Spec | No
     """The curves drawn on the union of the times each one's downsampling keeps
     (chart_points), every curve given at each its own value then (its last point
     at or before it): no curve loses its lowest or highest point to another's."""
-    kept = {i: chart_points([v for _, v in c[2]]) for i, c in enumerate(curves)}
-    times = sorted({curves[c][2][i][0] for c, indices in kept.items() for i in indices})
+    # Each curve read once, in order (a run's Curve decodes its values a block at a
+    # time: looked up point by point, it decoded a block per point).
+    listed = [(label, colour, list(points)) for label, colour, points in curves]
+    kept = {i: chart_points([v for _, v in c[2]]) for i, c in enumerate(listed)}
+    times = sorted({listed[c][2][i][0] for c, indices in kept.items() for i in indices})
     if not times:
         return None
-    lines = [line(label, [at(points, t) for t in times], colour)
-             for label, colour, points in curves]  # fmt: skip
+    lines = [line(label, values_at(points, times), colour) for label, colour, points in listed]
     return spec(title, times, lines, unit)
+
+
+def values_at(points: Points, times: Sequence[int]) -> list[Decimal | None]:
+    """``at(points, t)`` for each of ``times`` (in order), in one walk along the points."""
+    found: list[Decimal | None] = []
+    value: Decimal | None = None
+    j, n = 0, len(points)
+    for t in times:
+        while j < n and points[j][0] <= t:
+            value = points[j][1]
+            j += 1
+        found.append(value)
+    return found
 
 
 def at(points: Points, t: int) -> Decimal | None:

@@ -61,8 +61,15 @@ class FundingStrategy:
             maxlen=max(settings.funding_window, settings.negative_streak)
         )
         self._average: Decimal | None = None
-        self._entry_case: str | None = None  # why to enter, as far as funding goes
-        self._exit_case: str | None = None  # why to leave, as far as funding goes
+        # Why to enter, and why to leave, as far as funding goes: the case (None: no
+        # reason), its text written only when asked for (a settlement at every pair
+        # of a universe, most never read: formatting a Decimal as a percentage costs
+        # more than judging it).
+        self._entry_case: Decimal | None = None  # the annualised funding that clears
+        self._entry_text: str | None = None
+        self._streak = False  # funding negative negative_streak settlements in a row
+        self._exit_case: Decimal | None = None  # else the annualised funding, when too low
+        self._exit_text: str | None = None
 
     def adopt(self, fees: FeeSettings, interval_hours: int) -> None:
         """Count with these fees and this funding interval (a live run's: the account's
@@ -104,21 +111,45 @@ class FundingStrategy:
             self._average = None
         annual = None if self._average is None else self._average * self._per_year
         self._entry_case = (
-            f"funding {annual:.2%}/y above {self._s.entry_annualised:.2%}/y"
+            annual
             if annual is not None
             and self._average is not None
             and annual > self._s.entry_annualised
             and self._average * self._periods_held > self.round_trip_cost
             else None
         )
+        self._entry_text = None
         # The newest first: a streak usually ends at once (k >= 1), so the newest is
         # looked at before any generator is made.
-        if size >= k and recent[-1] < ZERO and all(recent[-i] < ZERO for i in range(2, k + 1)):
-            self._exit_case = f"funding negative {k} settlements in a row"
-        elif annual is not None and annual < self._s.exit_annualised:
-            self._exit_case = f"funding {annual:.2%}/y below {self._s.exit_annualised:.2%}/y"
-        else:
-            self._exit_case = None
+        self._streak = (
+            size >= k and recent[-1] < ZERO and all(recent[-i] < ZERO for i in range(2, k + 1))
+        )
+        self._exit_case = (
+            annual
+            if not self._streak and annual is not None and annual < self._s.exit_annualised
+            else None
+        )
+        self._exit_text = None
+
+    def _entry(self) -> str | None:
+        """Why to enter, as far as funding goes (its text, written once per settlement)."""
+        if self._entry_case is None:
+            return None
+        if self._entry_text is None:
+            annual = self._entry_case
+            self._entry_text = f"funding {annual:.2%}/y above {self._s.entry_annualised:.2%}/y"
+        return self._entry_text
+
+    def _exit(self) -> str | None:
+        """Why to leave, as far as funding goes (its text, written once per settlement)."""
+        if self._streak:
+            return f"funding negative {self._s.negative_streak} settlements in a row"
+        if self._exit_case is None:
+            return None
+        if self._exit_text is None:
+            annual = self._exit_case
+            self._exit_text = f"funding {annual:.2%}/y below {self._s.exit_annualised:.2%}/y"
+        return self._exit_text
 
     def quiet(self, holding: bool) -> bool:
         """No price can make it act: flat while funding gives no reason to enter. (Holding,
@@ -152,14 +183,14 @@ class FundingStrategy:
             return None
         if abs(perp_price / spot_price - ONE) > self._s.max_basis:  # basis(), inline
             return None  # would leave again at once
-        return self._entry_case
+        return self._entry()
 
     def exit_reason(self, spot_price: Decimal, perp_price: Decimal) -> str | None:
         # A replay asks at every instant it holds: basis(), inline.
         b = perp_price / spot_price - ONE
         if abs(b) > self._s.max_basis:
             return f"basis {b:.3%} beyond {self._s.max_basis:.3%}"
-        return self._exit_case
+        return self._exit()
 
 
 class AlwaysHedged:

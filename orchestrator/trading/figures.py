@@ -43,12 +43,21 @@ def annualise(ret: Decimal, span_ms: int) -> Decimal:
 
 
 def max_drawdown(values: Sequence[Decimal]) -> Decimal:
-    peak, worst = None, ZERO
+    """The largest fall from a peak, as a fraction of it: (peak - v) / peak worked out
+    once per peak, at the lowest value before the next (the quotient, rounded, grows
+    as v falls, so that is the largest of the peak's)."""
+    peak: Decimal | None = None
+    low: Decimal | None = None  # the lowest value since the peak (None: none yet)
+    worst = ZERO
     for v in values:
         if peak is None or v > peak:
-            peak = v
-        elif peak > 0:
-            worst = max(worst, (peak - v) / peak)
+            if low is not None and peak is not None and peak > 0:
+                worst = max(worst, (peak - low) / peak)
+            peak, low = v, None
+        elif low is None or v < low:
+            low = v
+    if low is not None and peak is not None and peak > 0:
+        worst = max(worst, (peak - low) / peak)
     return worst
 
 

@@ -24,12 +24,15 @@ Turnover = Callable[[int, int], Decimal]  # (pair index, time ms)
 class _Window:
     """One pair's settled rates within the history span, summed as they arrive."""
 
-    __slots__ = ("hi", "lo", "total")
+    __slots__ = ("hi", "lo", "net", "total")
 
     def __init__(self) -> None:
         self.lo = 0  # the oldest rate inside the span, in run.funding_rates
         self.hi = 0  # rates taken in so far
         self.total = ZERO
+        # The net yield of the rates in the span, worked out when they change (a rate in
+        # or out), not at every instant the pair is looked at.
+        self.net: Decimal | None = None
 
 
 class Ranking:
@@ -63,17 +66,24 @@ class Ranking:
         the span."""
         w = self._windows[self._index[id(run)]]
         rates = run.funding_rates
+        changed = False
         while w.hi < len(rates) and rates[w.hi][0] <= now_ms:
             w.total += rates[w.hi][1]
             w.hi += 1
+            changed = True
         since = now_ms - self.span_ms
         while w.lo < w.hi and rates[w.lo][0] <= since:
             w.total -= rates[w.lo][1]
             w.lo += 1
-        n = w.hi - w.lo
-        if not n:
-            return None
-        return w.total / n * HOURS_PER_YEAR / run.perp.funding_interval_hours - self.cost
+            changed = True
+        if changed:
+            n = w.hi - w.lo
+            w.net = (
+                w.total / n * HOURS_PER_YEAR / run.perp.funding_interval_hours - self.cost
+                if n
+                else None
+            )
+        return w.net
 
     def gross(self, run: PairRun, now_ms: int) -> Decimal | None:
         """Expected annualised funding of ``run`` at ``now_ms`` (net before the round

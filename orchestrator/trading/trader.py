@@ -45,6 +45,11 @@ from orchestrator.trading.run import HOUR_MS, Account, MoneyJournal, PairRun, Ru
 CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins
 
 
+def ranked(reason: str, net: Decimal) -> str:
+    """An open's reason under pairs: auto (written only for the opens made)."""
+    return f"{reason}; ranked at {net:.2%}/y net"
+
+
 class Trader:
     """The pairs' decisions, positions and money; a driver feeds it prices and time
     (``clock_ms``) and calls ``decide``."""
@@ -193,7 +198,7 @@ class Trader:
     async def _decide_ranked(self, touched: Collection[int], ranking: Ranking) -> None:
         """pairs: auto: the exits first (they free capital), then the opens the universe
         considers now, best expected net yield first."""
-        wanting: list[tuple[Decimal, str, PairRun, str]] = []
+        wanting: list[tuple[Decimal, str, PairRun, str]] = []  # (-net, name, run, reason)
         now = self.clock_ms
         deciders = self._deciders
         for i in sorted(touched):
@@ -219,7 +224,7 @@ class Trader:
                 continue
             net = ranking.net(run, now)
             if net is not None and net > 0:
-                wanting.append((-net, run.name, run, f"{reason}; ranked at {net:.2%}/y net"))
+                wanting.append((-net, run.name, run, reason))
         wanting.sort(key=lambda w: (w[0], w[1]))
         cap = self.risk.max_open_positions
         if self.concurrent:
@@ -228,22 +233,22 @@ class Trader:
             slots = len(wanting)
             if cap is not None:
                 slots = min(slots, cap - self._open_exposure()[0])
-            for _, _, run, reason in wanting[: max(slots, 0)]:
+            for net, _, run, reason in wanting[: max(slots, 0)]:
                 if self.opening_stopped:
                     break
-                await self._open_ranked(run, reason, slots)
+                await self._open_ranked(run, ranked(reason, -net), slots)
         else:
-            for k, (_, _, run, reason) in enumerate(wanting):
+            for k, (net, _, run, reason) in enumerate(wanting):
                 share = len(wanting) - k  # one after another: what is left, shared
                 if cap is not None:
                     share = min(share, cap - self._open_exposure()[0])
                 if share < 1 or self.opening_stopped:
                     break
-                await self._open_ranked(run, reason, share)
-        blocked = [w for w in wanting if w[2].position is None and not w[2].busy]
+                await self._open_ranked(run, ranked(reason, -net), share)
+        blocked = next((w for w in wanting if w[2].position is None and not w[2].busy), None)
         # One change at a time: no rotation while an open or close is under way (live).
-        if blocked and not self.acting() and not self.opening_stopped:
-            await self._rotate(blocked[0][2], blocked[0][3], ranking)
+        if blocked is not None and not self.acting() and not self.opening_stopped:
+            await self._rotate(blocked[2], ranked(blocked[3], -blocked[0]), ranking)
 
     async def _open_ranked(self, run: PairRun, reason: str, share: int) -> None:
         self._share = share
