@@ -13,7 +13,7 @@ close.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,8 +46,30 @@ CLOSES_FAILED = "closes in a row failed"  # how a pause for failed closes begins
 
 
 def ranked(reason: str, net: Decimal) -> str:
-    """An open's reason under pairs: auto (written only for the opens made)."""
+    """An open's reason under pairs: auto."""
     return f"{reason}; ranked at {net:.2%}/y net"
+
+
+class _Wanting:
+    """The entries of an iterator, taken from it only as far as they are asked for."""
+
+    def __init__(self, source: Iterator[tuple[PairRun, str]]) -> None:
+        self._source = source
+        self._taken: list[tuple[PairRun, str]] = []
+
+    def count(self, most: int | None = None) -> int:
+        """How many there are, counting no further than ``most`` (None: all)."""
+        taken = self._taken
+        while most is None or len(taken) < most:
+            found = next(self._source, None)
+            if found is None:
+                break
+            taken.append(found)
+        return len(taken) if most is None else min(len(taken), most)
+
+    def entry(self, k: int) -> tuple[PairRun, str]:
+        """The k-th (count(k + 1) > k first)."""
+        return self._taken[k]
 
 
 class Trader:
@@ -198,57 +220,85 @@ class Trader:
     async def _decide_ranked(self, touched: Collection[int], ranking: Ranking) -> None:
         """pairs: auto: the exits first (they free capital), then the opens the universe
         considers now, best expected net yield first."""
-        wanting: list[tuple[Decimal, str, PairRun, str]] = []  # (-net, name, run, reason)
+        candidates: list[tuple[Decimal, str, PairRun]] = []  # (-net, name, run)
         now = self.clock_ms
         deciders = self._deciders
         for i in sorted(touched):
             run, quiet = deciders[i][0], deciders[i][1]
             if run.ended or run.busy:
                 continue
-            if run.position is None and quiet is not None and quiet(False):
-                continue  # no price could make it open: not even looked up
+            if run.position is None:
+                if quiet is not None and quiet(False):
+                    continue  # no price could make it open: not even looked up
+                if run.open_paused or self.opening_stopped or i not in ranking.considered(now):
+                    continue
+                net = ranking.net(run, now)
+                if net is not None and net > 0:
+                    candidates.append((-net, run.name, run))
+                continue
             spot = self.ticker.get_price(run.spot.symbol)
             perp = self.ticker.get_price(run.perp.symbol)
-            if spot is None or perp is None:
+            if spot is None or perp is None or run.close_paused:
                 continue
-            if run.position is not None:
-                if not run.close_paused:
-                    reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
-                    if reason is not None:
-                        await self._act(run, self._close(run, reason))
-                continue
-            if run.open_paused or self.opening_stopped:
-                continue
-            reason = run.strategy.entry_reason(spot, perp)
-            if reason is None or i not in ranking.considered(now):
-                continue
-            net = ranking.net(run, now)
-            if net is not None and net > 0:
-                wanting.append((-net, run.name, run, reason))
-        wanting.sort(key=lambda w: (w[0], w[1]))
+            reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
+            if reason is not None:
+                await self._act(run, self._close(run, reason))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        # The candidates whose strategy would open at the prices now, in rank order, asked
+        # only as far as the opens and the rotation need: at a universe's cap, the best
+        # one or two, not every pair (in a replay the prices cannot move meanwhile).
+        wanting = _Wanting(self._would_open(candidates))
         cap = self.risk.max_open_positions
         if self.concurrent:
             # The opens go out together (live): each takes an equal share of the balance
             # as it is now, none spent yet; only as many as risk.max_open_positions has room for.
-            slots = len(wanting)
-            if cap is not None:
-                slots = min(slots, cap - self._open_exposure()[0])
-            for net, _, run, reason in wanting[: max(slots, 0)]:
+            if cap is None:
+                slots = wanting.count()
+            else:
+                room = cap - self._open_exposure()[0]
+                slots = min(wanting.count(max(room, 0)), room)
+            for k in range(max(slots, 0)):
                 if self.opening_stopped:
                     break
-                await self._open_ranked(run, ranked(reason, -net), slots)
+                run, reason = wanting.entry(k)
+                await self._open_ranked(run, reason, slots)
         else:
-            for k, (net, _, run, reason) in enumerate(wanting):
-                share = len(wanting) - k  # one after another: what is left, shared
-                if cap is not None:
-                    share = min(share, cap - self._open_exposure()[0])
+            k = 0
+            while wanting.count(k + 1) > k:
+                # One after another: what is left, shared.
+                if cap is None:
+                    share = wanting.count() - k
+                else:
+                    room = cap - self._open_exposure()[0]
+                    share = min(wanting.count(k + max(room, 0)) - k, room)
                 if share < 1 or self.opening_stopped:
                     break
-                await self._open_ranked(run, ranked(reason, -net), share)
-        blocked = next((w for w in wanting if w[2].position is None and not w[2].busy), None)
-        # One change at a time: no rotation while an open or close is under way (live).
-        if blocked is not None and not self.acting() and not self.opening_stopped:
-            await self._rotate(blocked[2], ranked(blocked[3], -blocked[0]), ranking)
+                run, reason = wanting.entry(k)
+                await self._open_ranked(run, reason, share)
+                k += 1
+        k = 0
+        while wanting.count(k + 1) > k:
+            run, reason = wanting.entry(k)
+            if run.position is None and not run.busy:
+                # One change at a time: no rotation while an open or close is under way.
+                if not self.acting() and not self.opening_stopped:
+                    await self._rotate(run, reason, ranking)
+                break
+            k += 1
+
+    def _would_open(
+        self, candidates: Sequence[tuple[Decimal, str, PairRun]]
+    ) -> Iterator[tuple[PairRun, str]]:
+        """Each candidate whose strategy gives a reason to open at the prices now, with
+        the reason (its rank written in)."""
+        price = self.ticker.get_price
+        for net, _, run in candidates:
+            spot, perp = price(run.spot.symbol), price(run.perp.symbol)
+            if spot is None or perp is None:
+                continue
+            reason = run.strategy.entry_reason(spot, perp)
+            if reason is not None:
+                yield run, ranked(reason, -net)
 
     async def _open_ranked(self, run: PairRun, reason: str, share: int) -> None:
         self._share = share
