@@ -28,12 +28,13 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from itertools import compress, count, islice, repeat
-from operator import add, ge, itemgetter, le, mod, ne
+from itertools import compress, count, filterfalse, islice, repeat
+from operator import add, attrgetter, ge, itemgetter, le, lt, mod, ne
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from orchestrator.market.records import (
+    DAY_MS,
     END_MS,
     END_YEAR,
     EPOCH,
@@ -107,6 +108,15 @@ RowParser = Parser[T]
 MakeParser = Callable[[dict[str, int]], Parser[T]]
 
 
+class Watch(Protocol):
+    """Sees every row kept: one at a time (the careful way), or a piece's at once."""
+
+    def __call__(self, time: int, item: Any, line: int) -> None: ...
+
+    def many(self, times: list[int], items: list[Any], lines: Sequence[int]) -> None:
+        """``self(time, item, line)`` of each, in order."""
+
+
 class RowError(Exception):
     """What is wrong with one row; the reader adds the file and line."""
 
@@ -154,12 +164,12 @@ class FileRows(Generic[T]):
         path: Path,
         columns: tuple[str, ...],
         make_parser: MakeParser[T],
-        watch: Callable[[int, Any, int], None] | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.path = path
         self.columns = columns
         self.make_parser: MakeParser[T] = make_parser
-        self.watch: Callable[[int, Any, int], None] | None = watch  # sees every row kept
+        self.watch: Watch | None = watch  # sees every row kept
         self.duplicates: list[int] = []
         self.notes: list[str] = []
 
@@ -321,10 +331,8 @@ class FileRows(Generic[T]):
                 keep[i] = False
             times, items = list(compress(times, keep)), list(compress(items, keep))
             numbers = list(compress(numbers, keep))
-        watch = self.watch
-        if watch is not None:
-            for row in zip(times, items, numbers, strict=True):
-                watch(*row)
+        if self.watch is not None:
+            self.watch.many(times, items, numbers)
         if times:
             place.prev_time, place.prev_item, place.prev_line = times[-1], items[-1], numbers[-1]
         return times, items, numbers
@@ -493,6 +501,68 @@ def _times(stamps: list[str]) -> list[int] | None:
     return None
 
 
+# The usual piece of a series: times one step apart, written alike. Its stamps are
+# compared, all at once, with the text of the times they should be (a day of stamps per
+# step and suffix, ``_PLACE`` where the date goes); equal, they are those times, as
+# _times would read them.
+_PLACE = "\x00"
+_SUFFIXES = ("Z", "+00:00")
+_DAY_TEXTS: dict[tuple[int, str], str] = {}
+_DATES: dict[int, str] = {}
+
+
+def _day_text(step: int, suffix: str) -> str:
+    found = _DAY_TEXTS.get((step, suffix))
+    if found is None:
+        found = _DAY_TEXTS[(step, suffix)] = "".join(
+            f"{_PLACE}T{ms // HOUR_MS:02d}:{ms // MINUTE_MS % 60:02d}:{ms // 1000 % 60:02d}"
+            f"{suffix},"
+            for ms in range(0, DAY_MS, step)
+        )
+    return found
+
+
+def _date(day_ms: int) -> str:
+    found = _DATES.get(day_ms)
+    if found is None:
+        found = _DATES[day_ms] = datetime.fromtimestamp(day_ms // 1000, EPOCH.tzinfo).strftime(
+            "%Y-%m-%d"
+        )
+    return found
+
+
+def _regular_times(stamps: list[str], step: int) -> list[int] | None:
+    """The times of stamps ``step`` apart, each written as the first
+    (``2024-01-01T08:00:00Z`` or ``+00:00``), as _times reads them; None unless they are
+    exactly that (then _times reads them one by one)."""
+    first = stamps[0]
+    suffix = first[19:]
+    if suffix not in _SUFFIXES or step < MINUTE_MS or DAY_MS % step or step % 1000:
+        return None
+    found = _times([first])
+    if found is None:
+        return None
+    start = found[0]
+    end = start + len(stamps) * step  # after the last
+    if start % step or end - step >= END_MS:
+        return None
+    day_text = _day_text(step, suffix)
+    width = len(day_text) * step // DAY_MS  # characters per stamp and its comma
+    parts: list[str] = []
+    at = start
+    while at < end:
+        day = at - at % DAY_MS
+        until = min(end, day + DAY_MS)
+        part = day_text[(at - day) // step * width : (until - day) // step * width]
+        parts.append(part.replace(_PLACE, _date(day)))
+        at = until
+    expected = "".join(parts)
+    written = ",".join(stamps)
+    if len(expected) != len(written) + 1 or not expected.startswith(written):
+        return None
+    return list(range(start, end, step))
+
+
 def _epoch_times(stamps: list[str]) -> list[int] | None:
     """Epoch milliseconds written as integers, as time_ms reads them; None unless all are."""
     if not (
@@ -558,10 +628,10 @@ class CandleParser:
         """The same checks as a row's, each over a column at once."""
         cols, width = self.cols, len(fields) // rows
         stamps = _column(fields, cols["timestamp"], width)
-        times = _times(stamps) or _epoch_times(stamps)
+        step = self.interval.ms
+        times = _regular_times(stamps, step) or _times(stamps) or _epoch_times(stamps)
         if times is None:
             return None
-        step = self.interval.ms
         if any(map(mod, times, repeat(step))):
             return None
         for name, wanted in (("symbol", self.market), ("data_type", self.data_type)):
@@ -670,10 +740,15 @@ class FundingParser:
         return t, FundingRate(t, rate)
 
     def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[FundingRate]] | None:
-        """The same checks as a row's, each over a column at once (a zero rate: row by row)."""
+        """The same checks as a row's, each over a column at once."""
         cols, width = self.cols, len(fields) // rows
         stamps = _column(fields, cols["funding_timestamp"], width)
-        times = _times(stamps) or _epoch_times(stamps)
+        times = None
+        if rows > 1:  # the step of the first two: most often every row's
+            found = _times(stamps[:2])
+            if found is not None:
+                times = _regular_times(stamps, found[1] - found[0])
+        times = times or _times(stamps) or _epoch_times(stamps)
         if times is None:
             return None
         if _column(fields, cols["symbol"], width).count(self.market) != rows:
@@ -681,7 +756,12 @@ class FundingParser:
         try:
             rates = list(map(Decimal, _column(fields, cols["funding_rate"], width)))
             sizes = list(map(abs, rates))
-            ok = max(sizes) <= _RATE_MAX and min(sizes) >= _RATE_MIN
+            ok = max(sizes) <= _RATE_MAX
+            # A zero (falsy) must not be signed, any other rate must reach _RATE_MIN.
+            if ok and min(sizes) < _RATE_MIN:
+                ok = min(filter(None, sizes), default=_RATE_MIN) >= _RATE_MIN and not any(
+                    map(Decimal.is_signed, filterfalse(None, rates))
+                )
         except (ValueError, ArithmeticError):
             return None
         if not ok:
@@ -719,6 +799,9 @@ def _funding_problem(stamp: str, rate_text: str) -> str:
     )
 
 
+_rate = attrgetter("rate")
+
+
 class FundingNotes:
     """What is odd but possible in a funding file: one warning per kind, listing lines.
     Watches the file's rows as they are read (``FileRows(watch=...)``)."""
@@ -733,6 +816,11 @@ class FundingNotes:
             self.beyond.append(line)
         if time % HOUR_MS:
             self.off_hour.append(line)
+
+    def many(self, times: list[int], items: list[FundingRate], lines: Sequence[int]) -> None:
+        sizes = map(abs, map(_rate, items))
+        self.beyond += compress(lines, map(lt, repeat(_RATE_PLAUSIBLE), sizes))
+        self.off_hour += compress(lines, map(mod, times, repeat(HOUR_MS)))
 
     def notes(self) -> list[str]:
         found: list[str] = []
