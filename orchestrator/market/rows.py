@@ -82,6 +82,9 @@ _RATE_PLAUSIBLE = Decimal("0.05")
 _RATE_MIN = Decimal("1e-12")
 _NUMBER = re.compile(r"\s*[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?\s*")
 
+_KNOWN_MAX = 1 << 16  # texts a file's candle parser keeps with their Decimals (at most)
+_KNOWN_WAIT = 16  # pieces read without them, once they did not pay
+
 # The fast way's pieces: characters of text (at most; a piece ends at a line's end).
 # Far below csv's field limit (131,072 by default), so that no field can reach it.
 PIECE_CHARACTERS = 1 << 15
@@ -98,10 +101,11 @@ class Parser(Protocol[T]):
     def __call__(self, row: list[str]) -> tuple[int, T]:
         """The row's time and item; raises RowError saying what is wrong with it."""
 
-    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[T]] | None:
+    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[T], bool] | None:
         """The times and items of ``rows`` rows whose fields are ``fields``, row after
-        row (each row's last field ends with a newline); None unless every one is
-        plainly right (then the rows are parsed one by one, to say what is wrong)."""
+        row (each row's last field ends with a newline), and whether the times are
+        known to increase; None unless every one is plainly right (then the rows are
+        parsed one by one, to say what is wrong)."""
 
 
 RowParser = Parser[T]
@@ -279,27 +283,27 @@ class FileRows(Generic[T]):
 
     def _fast(self, place: _Place[T]) -> Iterator[Chunk[T]]:
         limit = csv.field_size_limit()
-        for text in _plain_pieces(self.path):
+        for text, n in _plain_pieces(self.path):
             if len(text) >= limit:
                 raise _Careful
             if place.parse is None:
                 end = text.index("\n")
                 self._header(text[:end].split(",") if end else [], place)
                 text = text[end + 2 :]
+                n -= 1
                 if not text:
                     continue
-            yield self._piece(text, place)
+            yield self._piece(text, n, place)
         if place.parse is None:
             raise _Careful  # an empty file: the careful way says so
 
-    def _piece(self, text: str, place: _Place[T]) -> Chunk[T]:
-        """The rows of ``text``: whole plain lines, each ending with a newline and a
-        comma (``_plain_pieces``)."""
+    def _piece(self, text: str, rows: int, place: _Place[T]) -> Chunk[T]:
+        """The ``rows`` rows of ``text``: whole plain lines, each ending with a newline
+        and a comma (``_plain_pieces``)."""
         parse, width = place.parse, place.width
         assert parse is not None
         fields = text.split(",")
         fields.pop()  # after the last newline
-        rows = text.count("\n")
         first = place.lines + 1
         parsed = None
         # A newline ends the field before a comma: a field holds at most one. When the
@@ -313,10 +317,12 @@ class FileRows(Generic[T]):
             for line, cells in enumerate(text[:-2].split("\n,"), first):
                 self._take(cells.split(",") if cells else [], line, place, kept)
             return kept.chunk()
-        times, items = parsed
+        times, items, increasing = parsed
         numbers: Sequence[int] = range(first, first + rows)
         # Rows whose time is not after the row's before: exact repeats are dropped.
-        repeats = list(compress(count(1), map(ge, times, islice(times, 1, None))))
+        repeats = (
+            [] if increasing else list(compress(count(1), map(ge, times, islice(times, 1, None))))
+        )
         if place.prev_item is not None and times[0] <= place.prev_time:
             repeats.insert(0, 0)
         if repeats:
@@ -347,11 +353,11 @@ class FileRows(Generic[T]):
         return True
 
 
-def _plain_pieces(path: Path) -> Iterator[str]:
-    """The file's text in pieces of whole lines, each line ending with a newline and a
-    comma instead of its end of line (``\\n`` or ``\\r\\n``; a missing last one added),
-    so that the piece splits at commas into its rows' fields, each row's last one
-    ending with the newline. Raises _Careful where csv.reader might read it otherwise
+def _plain_pieces(path: Path) -> Iterator[tuple[str, int]]:
+    """The file's text in pieces of whole lines, and their count: each line ending with
+    a newline and a comma instead of its end of line (``\\n`` or ``\\r\\n``; a missing
+    last one added), so that the piece splits at commas into its rows' fields, each
+    row's last one ending with the newline. Raises _Careful where csv.reader might read it otherwise
     than split at commas and newlines, or where the read fails (the careful way says
     how)."""
     try:
@@ -389,18 +395,14 @@ def _plain_pieces(path: Path) -> Iterator[str]:
                 continue
             text, tail = text[:end], text[end:]
             if "\r" in text:
-                crlf = text.count("\r\n")
-                if crlf != text.count("\n"):  # some lines end with \n alone
-                    text = text.replace("\r\n", "\n").replace("\n", "\n,")
-                else:
-                    text = text.replace("\r\n", "\n,")
+                text = text.replace("\r\n", "\n")  # some lines may end with \n alone
                 if "\r" in text:
                     raise _Careful
-            else:
-                text = text.replace("\n", "\n,")
+            size = len(text)
+            text = text.replace("\n", "\n,")  # a character more a line
             if '"' in text or "\x00" in text:
                 raise _Careful
-            yield text
+            yield text, len(text) - size
         if tail:
             raise _Careful
 
@@ -589,6 +591,26 @@ class CandleParser:
         self.cols = cols
         self.pick = itemgetter(*(cols[name] for name in ("timestamp", *PRICE_FIELDS, "symbol")))
         self.pick_type = itemgetter(cols["data_type"])
+        # The fast way's numbers: texts met in this file and their Decimals, used for
+        # a column while at most half of a piece's texts in it are new (not for a
+        # column of prices that seldom repeat, where looking them up costs more).
+        self.known: dict[str, Decimal] = {}
+        self.wait = [0, 0, 0, 0]  # per column: pieces to read before trying them again
+
+    def _decimals(self, texts: list[str], column: int) -> list[Decimal]:
+        """``Decimal(text)`` of each text: an equal Decimal, perhaps one made before."""
+        if self.wait[column]:
+            self.wait[column] -= 1
+            return list(map(Decimal, texts))
+        known = self.known
+        if len(known) > _KNOWN_MAX:
+            known.clear()
+        new = set(texts).difference(known)
+        if new:
+            known.update(zip(new, map(Decimal, new), strict=True))
+        if 2 * len(new) > len(texts):
+            self.wait[column] = _KNOWN_WAIT
+        return list(map(known.__getitem__, texts))
 
     def __call__(self, row: list[str]) -> tuple[int, Candle]:
         stamp, o_text, h_text, l_text, c_text, v_text, symbol = self.pick(row)
@@ -624,23 +646,24 @@ class CandleParser:
             )
         return t, Candle(t, o, h, lo, c, v, interval.ms)
 
-    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[Candle]] | None:
+    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[Candle], bool] | None:
         """The same checks as a row's, each over a column at once."""
         cols, width = self.cols, len(fields) // rows
         stamps = _column(fields, cols["timestamp"], width)
         step = self.interval.ms
-        times = _regular_times(stamps, step) or _times(stamps) or _epoch_times(stamps)
+        regular = _regular_times(stamps, step)  # then on the step: a multiple of it
+        times = regular or _times(stamps) or _epoch_times(stamps)
         if times is None:
             return None
-        if any(map(mod, times, repeat(step))):
+        if regular is None and any(map(mod, times, repeat(step))):
             return None
         for name, wanted in (("symbol", self.market), ("data_type", self.data_type)):
             if _column(fields, cols[name], width).count(wanted) != rows:
                 return None
         texts = [_column(fields, cols[name], width) for name in PRICE_FIELDS]
-        o_texts, _, _, c_texts, _ = texts
+        o_texts, _, _, c_texts, v_texts = texts
         try:
-            highs, lows, closes, volumes = (list(map(Decimal, t)) for t in texts[1:])
+            highs, lows, closes, volumes = map(self._decimals, texts[1:], count())
             # An open is most often the close before it, as text: the same Decimal.
             opens = [Decimal(o_texts[0]), *islice(closes, rows - 1)]
             for i in compress(count(1), map(ne, islice(o_texts, 1, None), c_texts)):
@@ -655,13 +678,15 @@ class CandleParser:
                 and all(map(le, lows, closes))
                 and all(map(le, closes, highs))
                 and max(volumes) <= _VOLUME_MAX
-                and not any(map(Decimal.is_signed, volumes))
+                # A Decimal is signed only when its text has a minus.
+                and ("-" not in "".join(v_texts) or not any(map(Decimal.is_signed, volumes)))
             )
         except (ValueError, ArithmeticError):
             return None
         if not ok:
             return None
-        return times, list(map(Candle, times, opens, highs, lows, closes, volumes, repeat(step)))
+        candles = list(map(Candle, times, opens, highs, lows, closes, volumes, repeat(step)))
+        return times, candles, regular is not None
 
 
 def candle_parser(market: str, data_type: str, interval: Interval) -> MakeParser[Candle]:
@@ -739,16 +764,18 @@ class FundingParser:
             _check_symbol(symbol, self.market)
         return t, FundingRate(t, rate)
 
-    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[FundingRate]] | None:
+    def fields(
+        self, fields: list[str], rows: int
+    ) -> tuple[list[int], list[FundingRate], bool] | None:
         """The same checks as a row's, each over a column at once."""
         cols, width = self.cols, len(fields) // rows
         stamps = _column(fields, cols["funding_timestamp"], width)
-        times = None
+        regular = None
         if rows > 1:  # the step of the first two: most often every row's
             found = _times(stamps[:2])
             if found is not None:
-                times = _regular_times(stamps, found[1] - found[0])
-        times = times or _times(stamps) or _epoch_times(stamps)
+                regular = _regular_times(stamps, found[1] - found[0])
+        times = regular or _times(stamps) or _epoch_times(stamps)
         if times is None:
             return None
         if _column(fields, cols["symbol"], width).count(self.market) != rows:
@@ -766,7 +793,7 @@ class FundingParser:
             return None
         if not ok:
             return None
-        return times, list(map(FundingRate, times, rates))
+        return times, list(map(FundingRate, times, rates)), regular is not None
 
 
 def funding_parser(market: str) -> MakeParser[FundingRate]:
