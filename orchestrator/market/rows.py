@@ -511,6 +511,10 @@ _PLACE = "\x00"
 _SUFFIXES = ("Z", "+00:00")
 _DAY_TEXTS: dict[tuple[int, str], str] = {}
 _DATES: dict[int, str] = {}
+# Days of stamps with their date, per step of an hour or more (at most 24 stamps a
+# day), of the days met lately.
+_DAYS_WRITTEN: dict[tuple[int, str, int], str] = {}
+_DAYS_WRITTEN_MAX = 4096
 
 
 def _day_text(step: int, suffix: str) -> str:
@@ -533,6 +537,24 @@ def _date(day_ms: int) -> str:
     return found
 
 
+def _written(step: int, suffix: str, day: int, first: int, end: int) -> str:
+    """The stamps ``first`` to ``end`` (excluded) of a day, each with its comma."""
+    if step < HOUR_MS:  # only those of a day's many
+        template = _day_text(step, suffix)
+        size = len(template) * step // DAY_MS
+        return template[first * size : end * size].replace(_PLACE, _date(day))
+    key = (step, suffix, day)
+    found = _DAYS_WRITTEN.get(key)
+    if found is None:
+        if len(_DAYS_WRITTEN) >= _DAYS_WRITTEN_MAX:
+            _DAYS_WRITTEN.clear()
+        found = _DAYS_WRITTEN[key] = _day_text(step, suffix).replace(_PLACE, _date(day))
+    if first or end < DAY_MS // step:
+        size = len(found) * step // DAY_MS
+        return found[first * size : end * size]
+    return found
+
+
 def _regular_times(stamps: list[str], step: int) -> list[int] | None:
     """The times of stamps ``step`` apart, each written as the first
     (``2024-01-01T08:00:00Z`` or ``+00:00``), as _times reads them; None unless they are
@@ -548,18 +570,15 @@ def _regular_times(stamps: list[str], step: int) -> list[int] | None:
     end = start + len(stamps) * step  # after the last
     if start % step or end - step >= END_MS:
         return None
-    day_text = _day_text(step, suffix)
-    width = len(day_text) * step // DAY_MS  # characters per stamp and its comma
     parts: list[str] = []
+    day = start - start % DAY_MS
     at = start
     while at < end:
-        day = at - at % DAY_MS
         until = min(end, day + DAY_MS)
-        part = day_text[(at - day) // step * width : (until - day) // step * width]
-        parts.append(part.replace(_PLACE, _date(day)))
-        at = until
-    expected = "".join(parts)
+        parts.append(_written(step, suffix, day, (at - day) // step, (until - day) // step))
+        at = day = until
     written = ",".join(stamps)
+    expected = parts[0] if len(parts) == 1 else "".join(parts)
     if len(expected) != len(written) + 1 or not expected.startswith(written):
         return None
     return list(range(start, end, step))
