@@ -8,8 +8,10 @@ to 1e18, funding rates within +-1 (100 %) per settlement.
 
 Two ways through a file, one result. The fast way reads the file in pieces of
 ``PIECE_CHARACTERS`` and checks each piece's rows together: its fields split at once,
-each column converted at once (Decimal from the text, times from a cache of the dates
-and times of day already read), the bounds checked over the whole column. It takes
+each column converted at once (Decimal from the text, or from the file's texts met
+before where they repeat; times compared as one text with those a step apart from the
+first, or from a cache of the dates and times of day already read), the bounds checked
+over the whole column (tests/test_rows_fast.py compares the two ways). It takes
 only what csv.reader would read the same way (no quote, no lone carriage return, no
 NUL, no field near the csv field limit, one plain gzip member). The careful way is
 csv.reader, row by row: any piece the fast way does not take, and every row of it
