@@ -8,8 +8,10 @@ to 1e18, funding rates within +-1 (100 %) per settlement.
 
 Two ways through a file, one result. The fast way reads the file in pieces of
 ``PIECE_CHARACTERS`` and checks each piece's rows together: its fields split at once,
-each column converted at once (Decimal from the text, times from a cache of the dates
-and times of day already read), the bounds checked over the whole column. It takes
+each column converted at once (Decimal from the text, or from the file's texts met
+before where they repeat; times compared as one text with those a step apart from the
+first, or from a cache of the dates and times of day already read), the bounds checked
+over the whole column (tests/test_rows_fast.py compares the two ways). It takes
 only what csv.reader would read the same way (no quote, no lone carriage return, no
 NUL, no field near the csv field limit, one plain gzip member). The careful way is
 csv.reader, row by row: any piece the fast way does not take, and every row of it
@@ -28,12 +30,13 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from itertools import compress, count, islice, repeat
-from operator import add, ge, itemgetter, le, mod, ne
+from itertools import compress, count, filterfalse, islice, repeat
+from operator import add, attrgetter, ge, itemgetter, le, lt, mod, ne
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from orchestrator.market.records import (
+    DAY_MS,
     END_MS,
     END_YEAR,
     EPOCH,
@@ -81,6 +84,9 @@ _RATE_PLAUSIBLE = Decimal("0.05")
 _RATE_MIN = Decimal("1e-12")
 _NUMBER = re.compile(r"\s*[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?\s*")
 
+_KNOWN_MAX = 1 << 16  # texts a file's candle parser keeps with their Decimals (at most)
+_KNOWN_WAIT = 16  # pieces read without them, once they did not pay
+
 # The fast way's pieces: characters of text (at most; a piece ends at a line's end).
 # Far below csv's field limit (131,072 by default), so that no field can reach it.
 PIECE_CHARACTERS = 1 << 15
@@ -97,14 +103,24 @@ class Parser(Protocol[T]):
     def __call__(self, row: list[str]) -> tuple[int, T]:
         """The row's time and item; raises RowError saying what is wrong with it."""
 
-    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[T]] | None:
+    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[T], bool] | None:
         """The times and items of ``rows`` rows whose fields are ``fields``, row after
-        row (each row's last field ends with a newline); None unless every one is
-        plainly right (then the rows are parsed one by one, to say what is wrong)."""
+        row (each row's last field ends with a newline), and whether the times are
+        known to increase; None unless every one is plainly right (then the rows are
+        parsed one by one, to say what is wrong)."""
 
 
 RowParser = Parser[T]
 MakeParser = Callable[[dict[str, int]], Parser[T]]
+
+
+class Watch(Protocol):
+    """Sees every row kept: one at a time (the careful way), or a piece's at once."""
+
+    def __call__(self, time: int, item: Any, line: int) -> None: ...
+
+    def many(self, times: list[int], items: list[Any], lines: Sequence[int]) -> None:
+        """``self(time, item, line)`` of each, in order."""
 
 
 class RowError(Exception):
@@ -154,12 +170,12 @@ class FileRows(Generic[T]):
         path: Path,
         columns: tuple[str, ...],
         make_parser: MakeParser[T],
-        watch: Callable[[int, Any, int], None] | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.path = path
         self.columns = columns
         self.make_parser: MakeParser[T] = make_parser
-        self.watch: Callable[[int, Any, int], None] | None = watch  # sees every row kept
+        self.watch: Watch | None = watch  # sees every row kept
         self.duplicates: list[int] = []
         self.notes: list[str] = []
 
@@ -269,27 +285,27 @@ class FileRows(Generic[T]):
 
     def _fast(self, place: _Place[T]) -> Iterator[Chunk[T]]:
         limit = csv.field_size_limit()
-        for text in _plain_pieces(self.path):
+        for text, n in _plain_pieces(self.path):
             if len(text) >= limit:
                 raise _Careful
             if place.parse is None:
                 end = text.index("\n")
                 self._header(text[:end].split(",") if end else [], place)
                 text = text[end + 2 :]
+                n -= 1
                 if not text:
                     continue
-            yield self._piece(text, place)
+            yield self._piece(text, n, place)
         if place.parse is None:
             raise _Careful  # an empty file: the careful way says so
 
-    def _piece(self, text: str, place: _Place[T]) -> Chunk[T]:
-        """The rows of ``text``: whole plain lines, each ending with a newline and a
-        comma (``_plain_pieces``)."""
+    def _piece(self, text: str, rows: int, place: _Place[T]) -> Chunk[T]:
+        """The ``rows`` rows of ``text``: whole plain lines, each ending with a newline
+        and a comma (``_plain_pieces``)."""
         parse, width = place.parse, place.width
         assert parse is not None
         fields = text.split(",")
         fields.pop()  # after the last newline
-        rows = text.count("\n")
         first = place.lines + 1
         parsed = None
         # A newline ends the field before a comma: a field holds at most one. When the
@@ -303,10 +319,12 @@ class FileRows(Generic[T]):
             for line, cells in enumerate(text[:-2].split("\n,"), first):
                 self._take(cells.split(",") if cells else [], line, place, kept)
             return kept.chunk()
-        times, items = parsed
+        times, items, increasing = parsed
         numbers: Sequence[int] = range(first, first + rows)
         # Rows whose time is not after the row's before: exact repeats are dropped.
-        repeats = list(compress(count(1), map(ge, times, islice(times, 1, None))))
+        repeats = (
+            [] if increasing else list(compress(count(1), map(ge, times, islice(times, 1, None))))
+        )
         if place.prev_item is not None and times[0] <= place.prev_time:
             repeats.insert(0, 0)
         if repeats:
@@ -321,10 +339,8 @@ class FileRows(Generic[T]):
                 keep[i] = False
             times, items = list(compress(times, keep)), list(compress(items, keep))
             numbers = list(compress(numbers, keep))
-        watch = self.watch
-        if watch is not None:
-            for row in zip(times, items, numbers, strict=True):
-                watch(*row)
+        if self.watch is not None:
+            self.watch.many(times, items, numbers)
         if times:
             place.prev_time, place.prev_item, place.prev_line = times[-1], items[-1], numbers[-1]
         return times, items, numbers
@@ -339,11 +355,11 @@ class FileRows(Generic[T]):
         return True
 
 
-def _plain_pieces(path: Path) -> Iterator[str]:
-    """The file's text in pieces of whole lines, each line ending with a newline and a
-    comma instead of its end of line (``\\n`` or ``\\r\\n``; a missing last one added),
-    so that the piece splits at commas into its rows' fields, each row's last one
-    ending with the newline. Raises _Careful where csv.reader might read it otherwise
+def _plain_pieces(path: Path) -> Iterator[tuple[str, int]]:
+    """The file's text in pieces of whole lines, and their count: each line ending with
+    a newline and a comma instead of its end of line (``\\n`` or ``\\r\\n``; a missing
+    last one added), so that the piece splits at commas into its rows' fields, each
+    row's last one ending with the newline. Raises _Careful where csv.reader might read it otherwise
     than split at commas and newlines, or where the read fails (the careful way says
     how)."""
     try:
@@ -381,18 +397,14 @@ def _plain_pieces(path: Path) -> Iterator[str]:
                 continue
             text, tail = text[:end], text[end:]
             if "\r" in text:
-                crlf = text.count("\r\n")
-                if crlf != text.count("\n"):  # some lines end with \n alone
-                    text = text.replace("\r\n", "\n").replace("\n", "\n,")
-                else:
-                    text = text.replace("\r\n", "\n,")
+                text = text.replace("\r\n", "\n")  # some lines may end with \n alone
                 if "\r" in text:
                     raise _Careful
-            else:
-                text = text.replace("\n", "\n,")
+            size = len(text)
+            text = text.replace("\n", "\n,")  # a character more a line
             if '"' in text or "\x00" in text:
                 raise _Careful
-            yield text
+            yield text, len(text) - size
         if tail:
             raise _Careful
 
@@ -493,6 +505,87 @@ def _times(stamps: list[str]) -> list[int] | None:
     return None
 
 
+# The usual piece of a series: times one step apart, written alike. Its stamps are
+# compared, all at once, with the text of the times they should be (a day of stamps per
+# step and suffix, ``_PLACE`` where the date goes); equal, they are those times, as
+# _times would read them.
+_PLACE = "\x00"
+_SUFFIXES = ("Z", "+00:00")
+_DAY_TEXTS: dict[tuple[int, str], str] = {}
+_DATES: dict[int, str] = {}
+# Days of stamps with their date, per step of an hour or more (at most 24 stamps a
+# day), of the days met lately.
+_DAYS_WRITTEN: dict[tuple[int, str, int], str] = {}
+_DAYS_WRITTEN_MAX = 4096
+
+
+def _day_text(step: int, suffix: str) -> str:
+    found = _DAY_TEXTS.get((step, suffix))
+    if found is None:
+        found = _DAY_TEXTS[(step, suffix)] = "".join(
+            f"{_PLACE}T{ms // HOUR_MS:02d}:{ms // MINUTE_MS % 60:02d}:{ms // 1000 % 60:02d}"
+            f"{suffix},"
+            for ms in range(0, DAY_MS, step)
+        )
+    return found
+
+
+def _date(day_ms: int) -> str:
+    found = _DATES.get(day_ms)
+    if found is None:
+        found = _DATES[day_ms] = datetime.fromtimestamp(day_ms // 1000, EPOCH.tzinfo).strftime(
+            "%Y-%m-%d"
+        )
+    return found
+
+
+def _written(step: int, suffix: str, day: int, first: int, end: int) -> str:
+    """The stamps ``first`` to ``end`` (excluded) of a day, each with its comma."""
+    if step < HOUR_MS:  # only those of a day's many
+        template = _day_text(step, suffix)
+        size = len(template) * step // DAY_MS
+        return template[first * size : end * size].replace(_PLACE, _date(day))
+    key = (step, suffix, day)
+    found = _DAYS_WRITTEN.get(key)
+    if found is None:
+        if len(_DAYS_WRITTEN) >= _DAYS_WRITTEN_MAX:
+            _DAYS_WRITTEN.clear()
+        found = _DAYS_WRITTEN[key] = _day_text(step, suffix).replace(_PLACE, _date(day))
+    if first or end < DAY_MS // step:
+        size = len(found) * step // DAY_MS
+        return found[first * size : end * size]
+    return found
+
+
+def _regular_times(stamps: list[str], step: int) -> list[int] | None:
+    """The times of stamps ``step`` apart, each written as the first
+    (``2024-01-01T08:00:00Z`` or ``+00:00``), as _times reads them; None unless they are
+    exactly that (then _times reads them one by one)."""
+    first = stamps[0]
+    suffix = first[19:]
+    if suffix not in _SUFFIXES or step < MINUTE_MS or DAY_MS % step or step % 1000:
+        return None
+    found = _times([first])
+    if found is None:
+        return None
+    start = found[0]
+    end = start + len(stamps) * step  # after the last
+    if start % step or end - step >= END_MS:
+        return None
+    parts: list[str] = []
+    day = start - start % DAY_MS
+    at = start
+    while at < end:
+        until = min(end, day + DAY_MS)
+        parts.append(_written(step, suffix, day, (at - day) // step, (until - day) // step))
+        at = day = until
+    written = ",".join(stamps)
+    expected = parts[0] if len(parts) == 1 else "".join(parts)
+    if len(expected) != len(written) + 1 or not expected.startswith(written):
+        return None
+    return list(range(start, end, step))
+
+
 def _epoch_times(stamps: list[str]) -> list[int] | None:
     """Epoch milliseconds written as integers, as time_ms reads them; None unless all are."""
     if not (
@@ -519,6 +612,26 @@ class CandleParser:
         self.cols = cols
         self.pick = itemgetter(*(cols[name] for name in ("timestamp", *PRICE_FIELDS, "symbol")))
         self.pick_type = itemgetter(cols["data_type"])
+        # The fast way's numbers: texts met in this file and their Decimals, used for
+        # a column while at most half of a piece's texts in it are new (not for a
+        # column of prices that seldom repeat, where looking them up costs more).
+        self.known: dict[str, Decimal] = {}
+        self.wait = [0, 0, 0, 0]  # per column: pieces to read before trying them again
+
+    def _decimals(self, texts: list[str], column: int) -> list[Decimal]:
+        """``Decimal(text)`` of each text: an equal Decimal, perhaps one made before."""
+        if self.wait[column]:
+            self.wait[column] -= 1
+            return list(map(Decimal, texts))
+        known = self.known
+        if len(known) > _KNOWN_MAX:
+            known.clear()
+        new = set(texts).difference(known)
+        if new:
+            known.update(zip(new, map(Decimal, new), strict=True))
+        if 2 * len(new) > len(texts):
+            self.wait[column] = _KNOWN_WAIT
+        return list(map(known.__getitem__, texts))
 
     def __call__(self, row: list[str]) -> tuple[int, Candle]:
         stamp, o_text, h_text, l_text, c_text, v_text, symbol = self.pick(row)
@@ -554,23 +667,24 @@ class CandleParser:
             )
         return t, Candle(t, o, h, lo, c, v, interval.ms)
 
-    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[Candle]] | None:
+    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[Candle], bool] | None:
         """The same checks as a row's, each over a column at once."""
         cols, width = self.cols, len(fields) // rows
         stamps = _column(fields, cols["timestamp"], width)
-        times = _times(stamps) or _epoch_times(stamps)
+        step = self.interval.ms
+        regular = _regular_times(stamps, step)  # then on the step: a multiple of it
+        times = regular or _times(stamps) or _epoch_times(stamps)
         if times is None:
             return None
-        step = self.interval.ms
-        if any(map(mod, times, repeat(step))):
+        if regular is None and any(map(mod, times, repeat(step))):
             return None
         for name, wanted in (("symbol", self.market), ("data_type", self.data_type)):
             if _column(fields, cols[name], width).count(wanted) != rows:
                 return None
         texts = [_column(fields, cols[name], width) for name in PRICE_FIELDS]
-        o_texts, _, _, c_texts, _ = texts
+        o_texts, _, _, c_texts, v_texts = texts
         try:
-            highs, lows, closes, volumes = (list(map(Decimal, t)) for t in texts[1:])
+            highs, lows, closes, volumes = map(self._decimals, texts[1:], count())
             # An open is most often the close before it, as text: the same Decimal.
             opens = [Decimal(o_texts[0]), *islice(closes, rows - 1)]
             for i in compress(count(1), map(ne, islice(o_texts, 1, None), c_texts)):
@@ -585,13 +699,15 @@ class CandleParser:
                 and all(map(le, lows, closes))
                 and all(map(le, closes, highs))
                 and max(volumes) <= _VOLUME_MAX
-                and not any(map(Decimal.is_signed, volumes))
+                # A Decimal is signed only when its text has a minus.
+                and ("-" not in "".join(v_texts) or not any(map(Decimal.is_signed, volumes)))
             )
         except (ValueError, ArithmeticError):
             return None
         if not ok:
             return None
-        return times, list(map(Candle, times, opens, highs, lows, closes, volumes, repeat(step)))
+        candles = list(map(Candle, times, opens, highs, lows, closes, volumes, repeat(step)))
+        return times, candles, regular is not None
 
 
 def candle_parser(market: str, data_type: str, interval: Interval) -> MakeParser[Candle]:
@@ -669,11 +785,18 @@ class FundingParser:
             _check_symbol(symbol, self.market)
         return t, FundingRate(t, rate)
 
-    def fields(self, fields: list[str], rows: int) -> tuple[list[int], list[FundingRate]] | None:
-        """The same checks as a row's, each over a column at once (a zero rate: row by row)."""
+    def fields(
+        self, fields: list[str], rows: int
+    ) -> tuple[list[int], list[FundingRate], bool] | None:
+        """The same checks as a row's, each over a column at once."""
         cols, width = self.cols, len(fields) // rows
         stamps = _column(fields, cols["funding_timestamp"], width)
-        times = _times(stamps) or _epoch_times(stamps)
+        regular = None
+        if rows > 1:  # the step of the first two: most often every row's
+            found = _times(stamps[:2])
+            if found is not None:
+                regular = _regular_times(stamps, found[1] - found[0])
+        times = regular or _times(stamps) or _epoch_times(stamps)
         if times is None:
             return None
         if _column(fields, cols["symbol"], width).count(self.market) != rows:
@@ -681,12 +804,17 @@ class FundingParser:
         try:
             rates = list(map(Decimal, _column(fields, cols["funding_rate"], width)))
             sizes = list(map(abs, rates))
-            ok = max(sizes) <= _RATE_MAX and min(sizes) >= _RATE_MIN
+            ok = max(sizes) <= _RATE_MAX
+            # A zero (falsy) must not be signed, any other rate must reach _RATE_MIN.
+            if ok and min(sizes) < _RATE_MIN:
+                ok = min(filter(None, sizes), default=_RATE_MIN) >= _RATE_MIN and not any(
+                    map(Decimal.is_signed, filterfalse(None, rates))
+                )
         except (ValueError, ArithmeticError):
             return None
         if not ok:
             return None
-        return times, list(map(FundingRate, times, rates))
+        return times, list(map(FundingRate, times, rates)), regular is not None
 
 
 def funding_parser(market: str) -> MakeParser[FundingRate]:
@@ -719,6 +847,9 @@ def _funding_problem(stamp: str, rate_text: str) -> str:
     )
 
 
+_rate = attrgetter("rate")
+
+
 class FundingNotes:
     """What is odd but possible in a funding file: one warning per kind, listing lines.
     Watches the file's rows as they are read (``FileRows(watch=...)``)."""
@@ -733,6 +864,11 @@ class FundingNotes:
             self.beyond.append(line)
         if time % HOUR_MS:
             self.off_hour.append(line)
+
+    def many(self, times: list[int], items: list[FundingRate], lines: Sequence[int]) -> None:
+        sizes = map(abs, map(_rate, items))
+        self.beyond += compress(lines, map(lt, repeat(_RATE_PLAUSIBLE), sizes))
+        self.off_hour += compress(lines, map(mod, times, repeat(HOUR_MS)))
 
     def notes(self) -> list[str]:
         found: list[str] = []

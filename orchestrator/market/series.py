@@ -15,8 +15,8 @@ import weakref
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import pairwise, repeat
-from operator import add, attrgetter
+from itertools import compress, count, islice, pairwise, repeat
+from operator import add, attrgetter, ne, sub
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -84,6 +84,7 @@ Row = tuple[int, T, int, int]  # time ms, item, line, index of its file
 # Rows in time order, of one file: times, items, lines, the index of the file
 Rows = tuple[list[int], list[T], Sequence[int], int]
 _close = attrgetter("close")
+_time = attrgetter("time_ms")
 
 
 class Files(Generic[T]):
@@ -207,11 +208,12 @@ class Loader:
         step = spacings.most_common(1)[0][0] if spacings else 0
         gaps: list[str] = []
         if step:
-            for i in range(1, len(kept)):
-                name = f"{paths[where[i][0]].name}:{where[i][1]}"
-                gap = self._gap(kept[i - 1].time_ms, kept[i].time_ms, step, "funding settlement")
+            settled = list(map(_time, kept))
+            spaced = map(sub, islice(settled, 1, None), settled)
+            for i in compress(count(1), map(ne, spaced, repeat(step))):  # a gap's, or odd
+                gap = self._gap(settled[i - 1], settled[i], step, "funding settlement")
                 if gap:
-                    gaps.append(f"{name}: {gap}")
+                    gaps.append(f"{paths[where[i][0]].name}:{where[i][1]}: {gap}")
         self._report(first_pass, gaps)
         if step and kept:
             self._check_coverage(noun, kept[0].time_ms, kept[-1].time_ms, step)
