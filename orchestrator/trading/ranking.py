@@ -64,7 +64,12 @@ class Ranking:
     def net(self, run: PairRun, now_ms: int) -> Decimal | None:
         """Expected net annualised yield of ``run`` at ``now_ms``; None without a rate in
         the span."""
-        w = self._windows[self._index[id(run)]]
+        return self.net_of(self._index[id(run)], now_ms)
+
+    def net_of(self, i: int, now_ms: int) -> Decimal | None:
+        """``net`` of the i-th run."""
+        w = self._windows[i]
+        run = self.runs[i]
         rates = run.funding_rates
         changed = False
         while w.hi < len(rates) and rates[w.hi][0] <= now_ms:

@@ -132,6 +132,7 @@ class Trader:
         # Per pair, looked up once (a replay asks at every instant): its strategy's
         # quiet(holding) when it has one (strategy/funding.py), entry and exit rules, and
         # its symbols.
+        self._names = [run.name for run in self.pairs]
         self._deciders = [
             (
                 run,
@@ -220,9 +221,9 @@ class Trader:
     async def _decide_ranked(self, touched: Collection[int], ranking: Ranking) -> None:
         """pairs: auto: the exits first (they free capital), then the opens the universe
         considers now, best expected net yield first."""
-        candidates: list[tuple[Decimal, str, PairRun]] = []  # (-net, name, run)
+        candidates: list[tuple[Decimal, str, int]] = []  # (-net, name, index): unique names
         now = self.clock_ms
-        deciders = self._deciders
+        deciders, names = self._deciders, self._names
         for i in sorted(touched):
             run, quiet = deciders[i][0], deciders[i][1]
             if run.ended or run.busy:
@@ -232,9 +233,9 @@ class Trader:
                     continue  # no price could make it open: not even looked up
                 if run.open_paused or self.opening_stopped or i not in ranking.considered(now):
                     continue
-                net = ranking.net(run, now)
+                net = ranking.net_of(i, now)
                 if net is not None and net > 0:
-                    candidates.append((-net, run.name, run))
+                    candidates.append((-net, names[i], i))
                 continue
             spot = self.ticker.get_price(run.spot.symbol)
             perp = self.ticker.get_price(run.perp.symbol)
@@ -243,7 +244,7 @@ class Trader:
             reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
             if reason is not None:
                 await self._act(run, self._close(run, reason))
-        candidates.sort(key=lambda c: (c[0], c[1]))
+        candidates.sort()
         # The candidates whose strategy would open at the prices now, in rank order, asked
         # only as far as the opens and the rotation need: at a universe's cap, the best
         # one or two, not every pair (in a replay the prices cannot move meanwhile).
@@ -287,12 +288,13 @@ class Trader:
             k += 1
 
     def _would_open(
-        self, candidates: Sequence[tuple[Decimal, str, PairRun]]
+        self, candidates: Sequence[tuple[Decimal, str, int]]
     ) -> Iterator[tuple[PairRun, str]]:
         """Each candidate whose strategy gives a reason to open at the prices now, with
         the reason (its rank written in)."""
         price = self.ticker.get_price
-        for net, _, run in candidates:
+        for net, _, i in candidates:
+            run = self.pairs[i]
             spot, perp = price(run.spot.symbol), price(run.perp.symbol)
             if spot is None or perp is None:
                 continue
