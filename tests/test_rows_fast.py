@@ -14,18 +14,16 @@ from typing import Any
 import pytest
 
 from orchestrator.market import rows
-from orchestrator.market.records import DataError, parse_interval
-from orchestrator.market.rows import (
+from orchestrator.market.parsers import (
     FUNDING_COLUMNS,
     KLINE_COLUMNS,
-    FileRows,
     FundingNotes,
-    _Place,
-    _regular_times,
-    _times,
     candle_parser,
     funding_parser,
 )
+from orchestrator.market.records import DataError, parse_interval
+from orchestrator.market.rows import FileRows, _Place
+from orchestrator.market.stamps import iso_times, regular_times
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -63,9 +61,9 @@ def test_regular_times_are_what_times_reads() -> None:
                     stamps[i] + "0",
                 ]
             )
-        found = _regular_times(stamps, step)
+        found = regular_times(stamps, step)
         if found is not None:
-            assert found == _times(stamps)
+            assert found == iso_times(stamps)
             assert len(found) == n
 
 

@@ -27,7 +27,8 @@ from 2009 (no crypto market is older) to 2099, prices from 1e-12 to 1e12,
 volumes up to 1e18, funding rates within +-1 (100 %) per settlement.
 
 The parts: records.py (candles, funding rates, errors), rows.py (one file, row by
-row), series.py (a series from its files), columns.py (what a replay reads of a
+row), parsers.py (what a row means, each checked), stamps.py (its times), series.py
+(a series from its files), columns.py (what a replay reads of a
 series, held or streamed), instruments.py (the instrument files).
 """
 

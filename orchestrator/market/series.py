@@ -26,6 +26,14 @@ from orchestrator.market.columns import (
     SpillWriter,
     StreamedSeries,
 )
+from orchestrator.market.parsers import (
+    DATA_TYPES,
+    FUNDING_COLUMNS,
+    KLINE_COLUMNS,
+    FundingNotes,
+    candle_parser,
+    funding_parser,
+)
 from orchestrator.market.records import (
     HOUR_MS,
     Candle,
@@ -40,16 +48,7 @@ from orchestrator.market.records import (
     parse_interval,
     rows,
 )
-from orchestrator.market.rows import (
-    DATA_TYPES,
-    FUNDING_COLUMNS,
-    KLINE_COLUMNS,
-    FileRows,
-    FundingNotes,
-    MakeParser,
-    candle_parser,
-    funding_parser,
-)
+from orchestrator.market.rows import FileRows, MakeParser
 
 # Candle rows held in memory by every loaded series of the process together (about
 # 130 MiB): a series that does not fit in what is left is streamed from its files.
