@@ -267,8 +267,5 @@ class PaperExecutor(Executor):
             entry = price
         else:
             entry = (abs(held.size) * held.entry_price + opened * price) / abs(size)
-        if size:
-            self._perps[inst.symbol] = PerpHolding(size, entry)
-        else:  # only what is held: the margin and the journal's snapshot go through them all
-            self._perps.pop(inst.symbol, None)
+        self._perps[inst.symbol] = PerpHolding(size, entry)
         self._balances[inst.quote] = self._balances.get(inst.quote, ZERO) + realised - fee
