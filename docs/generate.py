@@ -1078,7 +1078,8 @@ RUN_FILES: dict[str, str] = {
     "inside the fills), `mark` (anything still held at the end, at the last price)",
     "positions.csv": "every position of both runs (first column `run`): final state; "
     "`funding` earned, `fees` paid (failed attempts and rollbacks included), `price_pnl`, "
-    "`net_pnl` (funding - fees + price PnL), `hours_held` (market time), spot and perp "
+    "`net_pnl` (funding - fees + price PnL), `hours_held` (market time: exact, or to "
+    "1e-9 h where the hours do not end, as a minute's or a live run's times), spot and perp "
     "entry and exit prices (average fill prices; a rollback's unwind is its exit); then "
     "quantities, fees by open and close, times, the reason it was refused, unwound or "
     "left, and its client order ids. Summed per pair and in all, `funding`, `fees`, "

@@ -64,11 +64,26 @@ def exit_prices(position: Position) -> tuple[Decimal | None, Decimal | None]:
     )
 
 
+HOUR_US = 3_600_000_000
+# A duration's hours that do not end (a ninth of a microsecond's worth: a live
+# position's times carry microseconds, a minute's data 1/60 h) are given to 1e-9 h
+# (3.6 us), not to the 200 digits of the money context.
+HOUR_PLACES = Decimal("1e-9")
+
+
+def hours_of(held: timedelta) -> Decimal:
+    """``held`` in hours: exact when the quotient ends, else to the nearest 1e-9 h."""
+    us = held // timedelta(microseconds=1)
+    hours = Decimal(us) / HOUR_US
+    # us / (2**10 * 5**8 * 9) ends exactly when 9 divides us.
+    return hours if us % 9 == 0 else hours.quantize(HOUR_PLACES)
+
+
 def hours_held(position: Position, end: datetime | None) -> Decimal | None:
-    """Market hours from the open to the close (or ``end`` when still held), exact."""
+    """Market hours from the open to the close (or ``end`` when still held)."""
     if position.opened_at is None:
         return None
     closed = position.closed_at or end
     if closed is None:
         return None
-    return Decimal((closed - position.opened_at) // timedelta(microseconds=1)) / 3_600_000_000
+    return hours_of(closed - position.opened_at)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 import msgspec
@@ -14,9 +15,11 @@ import pytest
 from orchestrator.config import Config, Pair
 from orchestrator.exceptions import OrderRejected
 from orchestrator.execution.paper import PaperExecutor
+from orchestrator.fills import hours_of
 from orchestrator.market.recorded import Candle, FundingRate, PairData
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import Category, Instrument, OrderRequest, OrderResult, Side
+from orchestrator.money import exact
 from orchestrator.output.plots import at, values_at
 from orchestrator.output.report import format_table
 from orchestrator.replay.engine import Replay
@@ -265,3 +268,16 @@ def test_a_chart_panel_gives_each_curve_its_last_value_at_every_time() -> None:
         )
         times = sorted(rng.sample(range(-5, 110), rng.randint(0, 40)))
         assert values_at(points, times) == [at(points, t) for t in times]
+
+
+def test_hours_held_are_exact_when_they_end_and_to_a_billionth_of_an_hour_otherwise() -> None:
+    # A replay's positions open and close on its data's instants; a live or dry run's
+    # carry microseconds, whose hours would otherwise print 200 digits.
+    with exact():
+        assert str(hours_of(timedelta(hours=8))) == "8"
+        assert str(hours_of(timedelta(minutes=90))) == "1.5"
+        assert str(hours_of(timedelta(minutes=61))) == "1.016666667"
+        held = timedelta(hours=3, minutes=7, seconds=12, microseconds=345_678)
+        hours = hours_of(held)
+        assert str(hours) == "3.120096022"
+        assert abs(hours * 3_600_000_000 - 11_232_345_678) <= D("1.8")  # within 1e-9 h / 2

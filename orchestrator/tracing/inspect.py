@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from orchestrator.exceptions import UnknownPositionError
+from orchestrator.fills import hours_of
 from orchestrator.tracing.trace_file import AttrValue, SpanRecord
 
 ROOT_SPAN = "position"
@@ -320,7 +321,7 @@ def _figures(attrs: dict[str, AttrValue]) -> PositionFigures:
         except ValueError:
             held = None
         if held is not None:
-            hours = Decimal(held // timedelta(microseconds=1)) / 3_600_000_000
+            hours = hours_of(held)
     return PositionFigures(
         funding=get("funding"),
         price_pnl=get("price_pnl"),
