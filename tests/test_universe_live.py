@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.market.download import make_public_exchange
 from orchestrator.market.synthetic import START, write_folder
-from orchestrator.universe.live import PairFailure, live_facts
+from orchestrator.universe.live import PairFailure, facts_now
 from orchestrator.venue import Venue, parse_faults
 from tests.universe_support import CLOCK_MS, DAY_MS, DAYS, N_PAIRS, Expected, expected
 
@@ -61,7 +61,7 @@ async def test_the_facts_of_every_pair_match_the_files(
     exchange = await exchange_for()
     seen: list[tuple[int, int, str]] = []
     failures: list[PairFailure] = []
-    facts = await live_facts(
+    facts, _ = await facts_now(
         exchange, HISTORY_DAYS, progress=lambda *a: seen.append(a), failures=failures
     )
     assert failures == []
@@ -104,7 +104,7 @@ async def test_a_failing_pair_is_named_and_the_others_kept(
         ]
     )
     failures: list[PairFailure] = []
-    facts = await live_facts(exchange, 1, concurrency=3, failures=failures)
+    facts, _ = await facts_now(exchange, 1, concurrency=3, failures=failures)
     assert len(failures) == 1
     (failed,) = failures
     assert failed.market in truth
@@ -119,7 +119,7 @@ async def test_without_history_only_the_tickers_are_read(
     """``history_days`` 0 (what ``data download --top`` needs): no settlement is fetched,
     the listing age comes from the instruments' launchTime."""
     exchange = await exchange_for()
-    facts = await live_facts(exchange, 0)
+    facts, _ = await facts_now(exchange, 0)
     assert [f.market for f in facts] == sorted(truth)
     assert all(f.rates == [] for f in facts)
     assert {f.first_settled_ms for f in facts} == {int(START.timestamp() * 1000)}

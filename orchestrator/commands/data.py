@@ -23,7 +23,7 @@ from orchestrator.config import DATA_ENV, SPOT_SYMBOL, Loaded, load
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.market import download as dl
 from orchestrator.universe.facts import PairFacts
-from orchestrator.universe.live import PairFailure, UniverseError, live_facts
+from orchestrator.universe.live import PairFailure, UniverseError, facts_now
 from orchestrator.universe.rank import rank
 
 
@@ -135,10 +135,9 @@ async def _pick(
     failures: list[PairFailure] = []
     days = config.config.universe.history_days if config is not None else 0
     try:
-        facts = await live_facts(
+        facts, now_ms = await facts_now(
             exchange, days, attempts=attempts, progress=FactsProgress(), failures=failures
         )
-        now_ms = int(await exchange.fetch_time()) if config is not None else 0
     except UniverseError as exc:
         raise OrchestratorError(f"the venue's market: {exc}") from exc
     for failure in failures:

@@ -116,7 +116,7 @@ def _show(
 async def _live(
     config: Config, universe: UniverseSettings
 ) -> tuple[list[PairFacts], int, str, int]:
-    """Every pair of the venue's market now (public data: no key), as live_facts reads it
+    """Every pair of the venue's market now (public data: no key), as facts_now reads it
     (kept to the venue's rate limits); a pair that could not be read is said and left out."""
     exchange = make_exchange(
         "", "", config.live.timing, network=config.network, url=config.live.url

@@ -60,29 +60,6 @@ class UniverseError(Exception):
     """The venue's market list or tickers could not be read: no pair can be judged."""
 
 
-async def live_facts(
-    exchange: Any,
-    history_days: int,
-    *,
-    concurrency: int = CONCURRENCY,
-    attempts: int = ATTEMPTS,
-    progress: Progress | None = None,
-    failures: list[PairFailure] | None = None,
-    perps: Collection[str] | None = None,
-) -> list[PairFacts]:
-    """Every pair's facts now, by market id (``facts_now`` without the venue's time)."""
-    facts, _ = await facts_now(
-        exchange,
-        history_days,
-        concurrency=concurrency,
-        attempts=attempts,
-        progress=progress,
-        failures=failures,
-        perps=perps,
-    )
-    return facts
-
-
 async def facts_now(
     exchange: Any,
     history_days: int,
