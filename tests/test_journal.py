@@ -309,6 +309,27 @@ def test_balances_keep_the_last_snapshot_per_label(journal: Journal) -> None:
     assert journal.balance_labels() == ["always hedged", "strategy"]
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["each write", "grouped"])
+def test_a_balances_snapshot_is_what_it_was_when_taken(tmp_path: Path, grouped: bool) -> None:
+    # Grouped, a snapshot is encoded only when committed: what the caller changes in
+    # its dicts after handing them over must not reach the journal.
+    run_dir = tmp_path / "run"
+    wallet = {"USDT": D("100.50")}
+    perps = {"BTC/USDT:USDT": (D("-0.5"), D("60000"))}
+    with new_journal(run_dir) as j:
+        if grouped:
+            j.group_writes()  # as a replay writes it
+        j.balances("strategy", wallet, perps, time_ms=7)
+        wallet["USDT"] = D(0)
+        perps.clear()
+        j.flush()
+    with Journal.open(run_dir) as j:
+        snap = j.last_balances("strategy")
+        assert snap is not None and snap.time_ms == 7
+        assert exact(snap.wallet) == exact({"USDT": D("100.50")})
+        assert exact(snap.perps) == exact({"BTC/USDT:USDT": (D("-0.5"), D("60000"))})
+
+
 def test_counts(journal: Journal) -> None:
     journal.save_position(position())
     journal.transition("p1", "open", "pending", "legs_sent", 1)

@@ -128,6 +128,26 @@ async def test_reduce_only_close_realises_the_short_pnl() -> None:
     assert ex.get_virtual_balance()["USDT"] == D(100_000) + pnl - short.fee - cover.fee
 
 
+async def test_held_perps_follow_every_trade_in_the_order_first_traded() -> None:
+    ex = paper()
+    assert ex.held_perps() == {}
+    await ex.place_order(order("BTC/USDT:USDT", Side.SELL, "0.01", "b1"))
+    await ex.place_order(order("ETH/USDT:USDT", Side.SELL, "0.1", "e1"))
+    held = ex.held_perps()
+    assert list(held) == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+    held.clear()  # the caller's own dict: the wallet is not changed by it
+    assert ex.held_perps()["BTC/USDT:USDT"][0] == D("-0.01")
+    await ex.place_order(order("BTC/USDT:USDT", Side.BUY, "0.01", "b2", reduce_only=True))
+    assert list(ex.held_perps()) == ["ETH/USDT:USDT"]  # flat: no longer held
+    # Opened again, BTC keeps its place: first traded, first listed (as journaled).
+    await ex.place_order(order("BTC/USDT:USDT", Side.SELL, "0.02", "b3"))
+    assert ex.held_perps() == {
+        "BTC/USDT:USDT": (D("-0.02"), ex.get_perp_position("BTC/USDT:USDT").entry_price),
+        "ETH/USDT:USDT": (D("-0.1"), ex.get_perp_position("ETH/USDT:USDT").entry_price),
+    }
+    assert list(ex.held_perps()) == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+
+
 async def test_reduce_only_that_would_open_or_increase_is_rejected() -> None:
     ex = paper()
     with pytest.raises(OrderRejected, match="reduce-only"):

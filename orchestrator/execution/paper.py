@@ -73,6 +73,10 @@ class PaperExecutor(Executor):
         self._leverage = leverage
         self._balances: dict[str, Decimal] = {}
         self._perps: dict[str, PerpHolding] = {}
+        # held_perps' answer until a perp is traded again: a run asks at every funding
+        # settlement (its journal's balances), and most of the perps it has traded are
+        # flat by then.
+        self._held: dict[str, tuple[Decimal, Decimal]] | None = None
         self._orders: dict[str, OrderResult] = {}  # by client order id
         self._ids = itertools.count(1)
 
@@ -93,8 +97,11 @@ class PaperExecutor(Executor):
         return self._perps.get(symbol, NOTHING_HELD)  # frozen: no copy needed
 
     def held_perps(self) -> dict[str, tuple[Decimal, Decimal]]:
-        """Every perp position held: symbol -> (size, entry price)."""
-        return {symbol: (h.size, h.entry_price) for symbol, h in self._perps.items() if h.size}
+        """Every perp position held: symbol -> (size, entry price), in the order the
+        perps were first traded (a new dict each call)."""
+        if self._held is None:
+            self._held = {s: (h.size, h.entry_price) for s, h in self._perps.items() if h.size}
+        return dict(self._held)
 
     def margin_in_use(self, currency: str) -> Decimal:
         return sum(
@@ -268,4 +275,5 @@ class PaperExecutor(Executor):
         else:
             entry = (abs(held.size) * held.entry_price + opened * price) / abs(size)
         self._perps[inst.symbol] = PerpHolding(size, entry)
+        self._held = None
         self._balances[inst.quote] = self._balances.get(inst.quote, ZERO) + realised - fee

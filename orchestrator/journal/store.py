@@ -305,7 +305,13 @@ class Journal(Records):
                 POSITION_SQL, [(p.id, p.state, encode(p)) for p in waiting.positions.values()]
             )
         if waiting.balances:
-            conn.executemany(BALANCES, list(waiting.balances.values()))
+            conn.executemany(
+                BALANCES,
+                [
+                    (label, ms, encode(wallet), encode(perps))
+                    for label, ms, wallet, perps in waiting.balances.values()
+                ],
+            )
 
     # -- writes
 
@@ -607,10 +613,11 @@ class Journal(Records):
         time_ms: int | None = None,
     ) -> None:
         """Replace ``label``'s snapshot: wallet by currency, perps by symbol as (size, entry)."""
-        row = (label, time_ms, encode(balances), encode(perps))
         if self._group_limit:
-            self._pending.balances[label] = row
+            # Encoded when committed: a later snapshot of the label replaces this one
+            # before that, most often (a replay's run snapshots at every settlement).
+            self._pending.balances[label] = (label, time_ms, dict(balances), dict(perps))
             self._waiting()
             return
         with self._writing(f"the balances of {label!r}") as conn:
-            conn.execute(BALANCES, row)
+            conn.execute(BALANCES, (label, time_ms, encode(balances), encode(perps)))

@@ -7,7 +7,9 @@ import contextlib
 import os
 import sqlite3
 import tempfile
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from orchestrator.journal.lock import JournalError
 from orchestrator.journal.schema import SCHEMA_VERSION, encode, os_reason, sqlite_reason
@@ -15,8 +17,8 @@ from orchestrator.models import Position
 
 
 class Pending:
-    """Grouped writes not committed yet, as rows (position records: the latest
-    object, encoded when committed)."""
+    """Grouped writes not committed yet, as rows (position records and balance
+    snapshots: the latest of each, encoded when committed)."""
 
     __slots__ = ("balances", "count", "ledger", "outcomes", "positions", "transitions")
 
@@ -25,7 +27,8 @@ class Pending:
         self.outcomes: list[tuple[object, ...]] = []
         self.ledger: list[tuple[object, ...]] = []
         self.positions: dict[str, Position] = {}
-        self.balances: dict[str, tuple[object, ...]] = {}
+        # By label: (label, time ms, wallet, perps), the snapshots not encoded yet.
+        self.balances: dict[str, tuple[str, int | None, dict[str, Decimal], dict[str, Any]]] = {}
         self.count = 0
 
 
