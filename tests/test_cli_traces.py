@@ -72,6 +72,15 @@ def test_unknown_position_is_a_clear_error(run_dir: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", ["traces", "diagrams"])
+def test_an_empty_position_id_is_refused_not_taken_for_none(run_dir: Path, command: str) -> None:
+    # Not the list of every position (traces), nor every diagram written (diagrams).
+    done = cli(command, "--position", "", cwd=run_dir)
+    assert done.returncode == 2
+    assert "error: '' names no position: give a position id" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_diagram_of_a_position_marks_the_path_its_trace_shows(run_dir: Path) -> None:
     done = cli("diagrams", "--position", "ETHUSDT-0001", cwd=run_dir)
     assert done.returncode == 0, done.stderr

@@ -229,3 +229,18 @@ def test_download_without_pairs_or_config_says_what_to_give(
     assert code == 2
     assert "--pairs: name the pairs (e.g. BTC/USDT,ETH/USDT), or --config a config" in err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+def test_an_empty_date_is_refused_not_taken_for_the_default(
+    option: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Refused before any request: an empty value (a shell variable left unset) is no date.
+    argv = ["data", "download", "--pairs", "BTC/USDT", "--data-dir", "d", option, ""]
+    code, err = cli_main(argv, tmp_path, capsys, monkeypatch)
+    assert code == 2
+    assert "'' is not a date" in err
+    assert not (tmp_path / "d").exists()

@@ -158,6 +158,7 @@ def test_top_csv_and_the_universe_filters(folder: Path, tmp_path: Path) -> None:
     ("args", "words"),
     [
         (["--at", "yesterday"], "--at: 'yesterday' is not an ISO date"),
+        (["--at", ""], "--at: '' is not an ISO date"),  # not the newest settlement
         (["--top", "0"], "--top: 0 is not from 1 to 1,000,000"),
         (["--history-days", "99999"], "history_days: must be between 1 and 3,650"),
         (["--at", "2020-01-01"], "none of the 50 pairs has data in the 30 days up to it"),

@@ -70,8 +70,9 @@ def download(args: argparse.Namespace) -> int:
             raise dl.InvalidDateError(f"--pairs: {spot!r} is not a spot symbol like 'BTC/USDT'")
         pairs.append((spot, f"{spot}:{spot.split('/')[1]}"))  # its linear perpetual
     day = 86_400_000
-    until = dl.parse_date(args.until) if args.until else int(time.time() * 1000) // day * day
-    since = dl.parse_date(args.since) if args.since else until - 365 * day
+    today = int(time.time() * 1000) // day * day
+    until = dl.parse_date(args.until) if args.until is not None else today
+    since = dl.parse_date(args.since) if args.since is not None else until - 365 * day
     # Where the run reads: the config's data.dir ($ORCHESTRATOR_DATA first, as for a run).
     if args.data_dir is not None:
         data_dir: Path = args.data_dir

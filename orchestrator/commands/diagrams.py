@@ -78,7 +78,7 @@ def stale(directory: Path) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     """``orchestrator diagrams``: write them, ``--check`` them, or one position's path."""
-    if args.position:
+    if args.position is not None:
         spans = read_traces(trace_file_of(args))
         detail = inspect.position_detail(spans, args.position)
         steps = [(t.event, t.source, t.target) for t in detail.transitions]

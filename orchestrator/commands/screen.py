@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     universe = _universe(config.universe, args)
     warnings: list[str] = list(loaded.warnings)
     if config.on_live_market:
-        if args.at:
+        if args.at is not None:
             raise ConfigError("--at: only on the recorded data (market: recorded); live is now")
         return _show(args, config, universe, *anyio.run(_live, config, universe))
     data_dir = loaded.data_dir()
@@ -43,7 +43,10 @@ def main(args: argparse.Namespace) -> int:
             f"no pair in {data_dir}: a pair needs funding, spot and perp candle files "
             "(orchestrator data download fetches them)"
         )
-    at_ms = _at(args.at) if args.at else newest_settlement(data_dir, pairs, config.venue)
+    if args.at is not None:
+        at_ms = _at(args.at)
+    else:
+        at_ms = newest_settlement(data_dir, pairs, config.venue)
     reach = max(universe.history_days, universe.min_history_days)
     left_out: list[str] = []
     facts = facts_at(

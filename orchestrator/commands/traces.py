@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     """``orchestrator traces [FILE] [--position ID] [--json] [--runs DIR]``."""
     path = trace_file_of(args)
     spans = read_traces(path)
-    if args.position:
+    if args.position is not None:
         detail = inspect.position_detail(spans, args.position)
         if args.json:
             print(json.dumps(inspect.detail_json(detail), indent=2))

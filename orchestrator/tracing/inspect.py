@@ -124,6 +124,11 @@ def positions(spans: Iterable[SpanRecord]) -> list[PositionSummary]:
 def position_detail(spans: Iterable[SpanRecord], position_id: str) -> PositionDetail:
     """The span tree and machine path of one position, found by its id, its trace id
     or a unique prefix of its id."""
+    if not position_id.strip():  # a prefix of every id: it names none
+        raise PositionNotInTraceError(
+            f"{position_id!r} names no position: give a position id, a unique prefix of one "
+            "or a trace id"
+        )
     found = [(group, _summary(group)) for group in _groups(spans)]
     matches = [
         (group, summary)
