@@ -269,3 +269,30 @@ def test_a_sweep_searches_the_universe_settings_of_an_auto_base(data: Path, tmp_
     # The settings change the trials: not all four trade alike.
     assert len({r["total.net_pnl"] for r in train}) > 1, [r["total.net_pnl"] for r in train]
     assert all(r["ledger_balances"] == "true" for r in rows), [r["ledger_balances"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("universe", "words"),
+    [
+        (
+            "universe:\n  exclude: [{every}]\n",
+            f"pairs: auto: universe.exclude names every pair in {{data}} ({PAIRS}): "
+            "nothing is left to trade",
+        ),
+        ("universe:\n  include: [NOPEUSDT]\n", "universe.include: NOPEUSDT not in {data}"),
+        ("data:\n  dir: empty\n", "pairs: auto: no pair in {folder}/empty"),
+    ],
+    ids=["all excluded", "unknown included", "empty folder"],
+)
+def test_an_auto_run_with_nothing_to_trade_is_refused_in_one_line(
+    data: Path, tmp_path: Path, universe: str, words: str
+) -> None:
+    every = ", ".join(f"SYN{k}USDT" for k in range(PAIRS))
+    dir_line = "" if "dir:" in universe else f"data:\n  dir: {data}\n"
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "config.yaml").write_text("pairs: auto\n" + dir_line + universe.format(every=every))
+    done = orchestrator("run", "config.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 2
+    assert words.format(data=data, folder=tmp_path) in done.stderr
+    assert not (tmp_path / "runs").exists()

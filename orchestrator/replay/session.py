@@ -164,6 +164,11 @@ def resolve_auto(loaded: Loaded) -> Loaded:
             "(a pair needs funding, spot and perp candle files)"
         )
     pairs = [p for p in found if p.name not in config.universe.exclude]
+    if found and not pairs:
+        raise ConfigError(
+            f"{loaded.path}: pairs: auto: universe.exclude names every pair in {data_dir} "
+            f"({len(found)}): nothing is left to trade"
+        )
     if not pairs:
         raise ConfigError(
             f"{loaded.path}: pairs: auto: no pair in {data_dir} (a pair needs funding, spot "
