@@ -106,6 +106,7 @@ def test_auto_opens_the_best_ranked_first_within_every_cap(data: Path, tmp_path:
     assert "strategy ledger balances" in out
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["ledger_balances"] is True
+    assert not [a for a in summary["alerts"] if "let in none" in a]
     rows = positions(run_dir)
     opened = [r for r in rows if r["opened_at"]]
     assert len(opened) >= 5
@@ -296,3 +297,29 @@ def test_an_auto_run_with_nothing_to_trade_is_refused_in_one_line(
     assert done.returncode == 2
     assert words.format(data=data, folder=tmp_path) in done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("universe", "needs"),
+    [
+        ("min_history_days: 100", "universe.min_history_days (100) of settlements known"),
+        (
+            'min_turnover_usd: "1e15"',
+            "universe.min_history_days (7) of settlements known and "
+            "universe.min_turnover_usd (1,000,000,000,000,000) of 24 h turnover",
+        ),
+    ],
+    ids=["history longer than the data", "turnover no pair has"],
+)
+def test_a_universe_that_lets_no_pair_in_says_so(
+    data: Path, tmp_path: Path, universe: str, needs: str
+) -> None:
+    config = f"pairs: auto\ndata:\n  dir: {{data}}\nuniverse:\n  {universe}\n"
+    run_dir, out = run(tmp_path, data, config)
+    assert "positions by state: {}" in out  # nothing opened, nothing tried
+    summary = json.loads((run_dir / "summary.json").read_text())
+    said = (
+        f"pairs: auto: the universe let in none of the {PAIRS} pairs, whenever the run asked "
+        f"nor at its end, so none was opened: a pair needs {needs}"
+    )
+    assert summary["alerts"] == [said]

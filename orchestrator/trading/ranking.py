@@ -60,6 +60,7 @@ class Ranking:
         self._considered: tuple[int, frozenset[int]] | None = None
         self._young: list[int] | None = None  # _aged: not old enough yet
         self._old: frozenset[int] = frozenset()
+        self.considered_any = False  # whether considered() has given a pair yet
 
     def net(self, run: PairRun, now_ms: int) -> Decimal | None:
         """Expected net annualised yield of ``run`` at ``now_ms``; None without a rate in
@@ -103,6 +104,7 @@ class Ranking:
             return self._considered[1]
         if self.chosen:
             self._considered = (now_ms, frozenset(range(len(self.runs))))
+            self.considered_any = bool(self.runs)
             return self._considered[1]
         u = self.u
         need_turnover = self._turnover is not None and (
@@ -130,6 +132,7 @@ class Ranking:
         passing.sort()
         chosen = frozenset(i for _, _, i in passing[: u.max_pairs])
         self._considered = (now_ms, chosen)
+        self.considered_any = self.considered_any or bool(chosen)
         return chosen
 
     def _aged(self, now_ms: int) -> frozenset[int]:
@@ -152,7 +155,24 @@ class Ranking:
             self._old = self._old | frozenset(grown)
             self._young = [i for i in self._young if i not in self._old]
         self._considered = (now_ms, self._old)
+        self.considered_any = self.considered_any or bool(self._old)
         return self._old
 
     def index(self, run: PairRun) -> int:
         return self._index[id(run)]
+
+    def none_considered(self, now_ms: int) -> str | None:
+        """What a run says whose universe let in no pair whenever it was asked, nor at
+        ``now_ms`` (its end); None when it let one in. (Without a turnover filter the
+        pairs let in only grow: none at the end is none at any instant.)"""
+        if self.considered_any or self.considered(now_ms):
+            return None
+        u = self.u
+        needs = [f"universe.min_history_days ({u.min_history_days}) of settlements known"]
+        if u.min_turnover_usd > 0:
+            needs.append(f"universe.min_turnover_usd ({u.min_turnover_usd:,f}) of 24 h turnover")
+        return (
+            f"pairs: auto: the universe let in none of the {len(self.runs)} pairs, whenever "
+            f"the run asked nor at its end, so none was opened: a pair needs "
+            f"{' and '.join(needs)}"
+        )

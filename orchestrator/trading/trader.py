@@ -851,6 +851,10 @@ class Trader:
         """The run is over: what is still held is valued and marked, the journal is
         brought up to date, every position's trace is finished."""
         ending_equity = self.equity_now()
+        if self.ranking is not None:
+            found = self.ranking.none_considered(self.clock_ms)
+            if found is not None:
+                self.notes.append(found)
         self.mark_what_is_left()
         self.journal_money()
         self.manager.finish_traces([run.position for run in self.pairs if run.position])
