@@ -244,3 +244,27 @@ def test_an_empty_date_is_refused_not_taken_for_the_default(
     assert code == 2
     assert "'' is not a date" in err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "words"),
+    [
+        ("2024-01-20", "2024-01-10", "is empty"),
+        ("2024-01-20", "2099-01-01", "is in the future: its candles are not final"),
+    ],
+)
+def test_top_refuses_a_bad_window_before_reading_the_venues_market(
+    since: str,
+    until: str,
+    words: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Port 9 on loopback answers nothing: a request would fail with another error.
+    argv = ["data", "download", "--top", "3", "--url", "http://127.0.0.1:9"]
+    argv += ["--since", since, "--until", until, "--data-dir", "d", "--attempts", "1"]
+    code, err = cli_main(argv, tmp_path, capsys, monkeypatch)
+    assert code == 2
+    assert words in err and "markets" not in err
+    assert not (tmp_path / "d").exists()

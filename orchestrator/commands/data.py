@@ -73,6 +73,7 @@ def download(args: argparse.Namespace) -> int:
     today = int(time.time() * 1000) // day * day
     until = dl.parse_date(args.until) if args.until is not None else today
     since = dl.parse_date(args.since) if args.since is not None else until - 365 * day
+    dl.check_window(since, until)  # before the venue's whole market is read for --top
     # Where the run reads: the config's data.dir ($ORCHESTRATOR_DATA first, as for a run).
     if args.data_dir is not None:
         data_dir: Path = args.data_dir

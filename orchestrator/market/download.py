@@ -156,6 +156,14 @@ class TextProgress:
         stream.flush()
 
 
+def check_window(since_ms: int, until_ms: int) -> None:
+    """Refuse a window that is empty or not over yet (before anything is asked)."""
+    if since_ms >= until_ms:
+        raise InvalidDateError(f"the window {_iso(since_ms)} .. {_iso(until_ms)} is empty")
+    if until_ms > time.time() * 1000:
+        raise InvalidDateError(f"{_iso(until_ms)} is in the future: its candles are not final")
+
+
 async def download(
     exchange: Any,
     pairs: Sequence[tuple[str, str]],
@@ -173,10 +181,7 @@ async def download(
     (downloaded now or already complete). A download that fails removes the folders it
     made and left empty; what it wrote stays, to be continued by running it again.
     """
-    if since_ms >= until_ms:
-        raise InvalidDateError(f"the window {_iso(since_ms)} .. {_iso(until_ms)} is empty")
-    if until_ms > time.time() * 1000:
-        raise InvalidDateError(f"{_iso(until_ms)} is in the future: its candles are not final")
+    check_window(since_ms, until_ms)
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     report = progress if progress is not None else TextProgress()
