@@ -24,7 +24,9 @@ from orchestrator.output.plots import at, values_at
 from orchestrator.output.report import format_table
 from orchestrator.replay.engine import Replay
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy
-from orchestrator.trading.figures import ledger_identity, max_drawdown, summarise
+from orchestrator.sweep.plan import score
+from orchestrator.sweep.spec import Objective
+from orchestrator.trading.figures import annualise, ledger_identity, max_drawdown, summarise
 from orchestrator.trading.run import RunResult
 from tests.support import BTC_PERP, BTC_SPOT, ETH_PERP, ETH_SPOT, QUICK
 
@@ -172,6 +174,30 @@ async def test_the_table_puts_slippage_inside_price_pnl_and_costs_beside_funding
     assert "(slippage)" in table and "do not subtract it again" in table
     assert "cost/pos" in table and "fund/pos" in table
     assert f"({f.slippage:,.2f})" in table
+
+
+@pytest.mark.parametrize("hours", [6, 24, 48])
+async def test_a_return_is_annualised_only_over_a_day_or_more(hours: int) -> None:
+    btc = series("BTC/USDT", "BTC/USDT:USDT", hours, D(50000), ["0.001"] * (hours // 8))
+    result = await replay([btc], pairs=BOTH[:1]).run()
+    summary = summarise("r", result, result, [])
+    span = result.end_ms - result.start_ms
+    row = next(line for line in format_table(summary).splitlines() if line.startswith("BTCUSDT"))
+    annual = row.split()[-4]  # then max DD, cost/pos, fund/pos
+    if span < 24 * HOUR:  # a few hours' return raised to a year's power says nothing
+        assert summary.total.annualised_return is None
+        assert summary.pairs["BTCUSDT"].annualised_return is None
+        assert annual == "-"
+        assert b'"annualised_return":null' in msgspec.json.encode(summary)
+        # A sweep still ranks such windows' trials by it: the return over its span.
+        value, _, _ = score(summary, Objective(metric="annualised_return"))
+        with exact():
+            assert value == annualise(summary.total.return_, span)
+    else:
+        with exact():  # the figures' own context
+            expected = annualise(summary.total.return_, span)
+        assert summary.total.annualised_return == expected
+        assert annual == f"{expected * 100:.2f}%"
 
 
 # -- 6: paper charges a spot buy's fee in the coin bought, as Bybit does

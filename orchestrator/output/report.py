@@ -84,6 +84,10 @@ def _pct(x: Decimal) -> str:
     return f"{x * 100:.2f}%"
 
 
+def _pct_or_dash(x: Decimal | None) -> str:
+    return "-" if x is None else _pct(x)
+
+
 def _money(x: Decimal) -> str:
     return f"{x:,.2f}"
 
@@ -102,7 +106,7 @@ def format_table(summary: Summary) -> str:
             f"{name:10}{label:15}{f.positions:>9}{_pct(f.time_in_market):>8}"
             f"{_money(f.funding):>12}{_money(f.fees):>11}{_money(f.price_pnl):>12}"
             f"{'(' + _money(f.slippage) + ')':>11}{_money(f.net_pnl):>12}{_pct(f.return_):>9}"
-            f"{_pct(f.annualised_return):>9}{_pct(f.max_drawdown):>8}"
+            f"{_pct_or_dash(f.annualised_return):>9}{_pct(f.max_drawdown):>8}"
             f"{_money(f.cost_per_position):>10}{_money(f.funding_per_position):>10}"
         )
 

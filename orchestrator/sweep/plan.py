@@ -9,6 +9,7 @@ has been started, no folder made, no worker asked.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from orchestrator.sweep.spec import MAX_WORKERS, SCHEDULER, LoadedSweep, Objecti
 from orchestrator.sweep.trial import DataSource, Market, TrialSpec, fingerprint, make_market
 from orchestrator.sweep.windows import WalkStep, data_span, plan
 from orchestrator.sweep.yamlfile import Invalid, SweepError
-from orchestrator.trading.figures import Summary
+from orchestrator.trading.figures import Summary, annualise
 
 
 class Plan(msgspec.Struct, frozen=True):
@@ -96,10 +97,14 @@ def score(summary: Summary, objective: Objective) -> tuple[Decimal, Decimal, boo
     assert baseline is not None
     with exact():
         excess = total.return_ - baseline.return_
+        annualised = total.annualised_return
+        if annualised is None:  # a window under a day: not shown, but trials still rank
+            span = (summary.end - summary.start) // timedelta(milliseconds=1)
+            annualised = annualise(total.return_, max(span, 1))
         value = {
             "excess_return": excess,
             "return": total.return_,
-            "annualised_return": total.annualised_return,
+            "annualised_return": annualised,
             "net_pnl": total.net_pnl,
         }[objective.metric]
     limit = objective.max_drawdown

@@ -15,6 +15,9 @@ from orchestrator.money import exact
 from orchestrator.trading.run import PairRun, RunResult
 
 YEAR_MS = Decimal(365 * 24 * 3_600_000)
+# The shortest span a return is annualised over: a few minutes' return raised to a
+# year's power (a dry run stopped early) says nothing but -100 % or a number of 50 digits.
+ANNUALISED_FROM_MS = 24 * 3_600_000
 
 
 class Figures(msgspec.Struct, frozen=True):
@@ -27,7 +30,7 @@ class Figures(msgspec.Struct, frozen=True):
     price_pnl: Decimal
     net_pnl: Decimal  # funding - fees + price_pnl
     return_: Decimal = msgspec.field(name="return")
-    annualised_return: Decimal
+    annualised_return: Decimal | None  # None: a span under a day (ANNUALISED_FROM_MS)
     max_drawdown: Decimal  # a fraction of the peak
     # Per position held: what its round trips cost (fees and slippage, failed
     # attempts included) beside what it earned in funding. Did the trades pay?
@@ -93,7 +96,7 @@ def _figures(result: RunResult, pair: str | None) -> Figures:
         price_pnl=totals["price_pnl"],
         net_pnl=totals["net_pnl"],
         return_=ret,
-        annualised_return=annualise(ret, span),
+        annualised_return=annualise(ret, span) if span >= ANNUALISED_FROM_MS else None,
         max_drawdown=max_drawdown(curve),
         cost_per_position=(totals["fees"] + totals["slippage"]) / held if held else ZERO,
         funding_per_position=totals["funding"] / held if held else ZERO,
