@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from orchestrator.config import StrategySettings
+from orchestrator.money import exact
 from orchestrator.settings import FeeSettings
 from orchestrator.strategy.funding import AlwaysHedged, FundingStrategy, basis
 
@@ -104,3 +105,28 @@ def test_baseline_is_always_in() -> None:
     b = AlwaysHedged()
     assert b.entry_reason(SPOT, PERP) is not None
     assert b.exit_reason(SPOT, D(1)) is None
+
+
+def test_the_thresholds_are_judged_exactly_where_the_mean_does_not_end() -> None:
+    # 0.0003001 over 3 settlements: a mean of 0.000100033... (it never ends), a year of it
+    # at 8 h exactly 0.1095365. Equal to a threshold is neither above nor below it; a
+    # hair either side is.
+    rates = ["0.0001", "0.0001", "0.0001001"]
+    free = FeeSettings(spot_taker=D(0), perp_taker=D(0))
+
+    def judged(entry: str, exit: str) -> FundingStrategy:
+        settings = StrategySettings(
+            funding_window=3, entry_annualised=D(entry), exit_annualised=D(exit)
+        )
+        s = FundingStrategy(settings, free, slippage=D(0))
+        with exact():  # as a run judges: in the money context, 200 digits
+            for r in rates:
+                s.on_funding(D(r))
+        return s
+
+    assert judged("0.1095365", "0.02").entry_reason(SPOT, PERP) is None
+    assert judged("0.1095364", "0.02").entry_reason(SPOT, PERP) == (
+        "funding 10.95%/y above 10.95%/y"
+    )
+    assert judged("0.5", "0.1095365").exit_reason(SPOT, PERP) is None
+    assert judged("0.5", "0.1095366").exit_reason(SPOT, PERP) == "funding 10.95%/y below 10.95%/y"

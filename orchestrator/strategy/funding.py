@@ -60,15 +60,18 @@ class FundingStrategy:
         self._rates: deque[Decimal] = deque(
             maxlen=max(settings.funding_window, settings.negative_streak)
         )
-        self._average: Decimal | None = None
-        # Why to enter, and why to leave, as far as funding goes: the case (None: no
-        # reason), its text written only when asked for (a settlement at every pair
-        # of a universe, most never read: formatting a Decimal as a percentage costs
-        # more than judging it).
-        self._entry_case: Decimal | None = None  # the annualised funding that clears
+        # The sum of the last funding_window rates (None: fewer known). The rules are
+        # judged on it exactly (rule x window, not the mean's 200-digit quotient); the
+        # mean and its annual figure are worked out only when a text shows them.
+        self._total: Decimal | None = None
+        # Why to enter, and why to leave, as far as funding goes: whether there is a
+        # case, its text written only when asked for (a settlement at every pair of a
+        # universe, most never read: formatting a Decimal as a percentage costs more
+        # than judging it).
+        self._entry_case = False  # the annualised funding clears both entry rules
         self._entry_text: str | None = None
         self._streak = False  # funding negative negative_streak settlements in a row
-        self._exit_case: Decimal | None = None  # else the annualised funding, when too low
+        self._exit_case = False  # else the annualised funding is below the exit rule
         self._exit_text: str | None = None
 
     def adopt(self, fees: FeeSettings, interval_hours: int) -> None:
@@ -106,37 +109,38 @@ class FundingStrategy:
         size = len(recent)
         if size >= n:
             window = recent if size == n else islice(recent, size - n, None)
-            self._average = sum(window, ZERO) / n
+            total = self._total = sum(window, ZERO)
+            # mean x per_year > entry_annualised, mean x periods_held > the round trip,
+            # mean x per_year < exit_annualised, each times n: the same rules, exactly.
+            yearly = total * self._per_year
+            self._entry_case = (
+                yearly > self._s.entry_annualised * n
+                and total * self._periods_held > self.round_trip_cost * n
+            )
+            low = yearly < self._s.exit_annualised * n
         else:
-            self._average = None
-        annual = None if self._average is None else self._average * self._per_year
-        self._entry_case = (
-            annual
-            if annual is not None
-            and self._average is not None
-            and annual > self._s.entry_annualised
-            and self._average * self._periods_held > self.round_trip_cost
-            else None
-        )
+            self._total = None
+            self._entry_case = low = False
         self._entry_text = None
         # The newest first: a streak usually ends at once (k >= 1), so the newest is
         # looked at before any generator is made.
         self._streak = (
             size >= k and recent[-1] < ZERO and all(recent[-i] < ZERO for i in range(2, k + 1))
         )
-        self._exit_case = (
-            annual
-            if not self._streak and annual is not None and annual < self._s.exit_annualised
-            else None
-        )
+        self._exit_case = low and not self._streak
         self._exit_text = None
+
+    def _annual(self) -> Decimal:
+        """The mean of the funding window, annualised (known: ``_total`` is not None)."""
+        assert self._total is not None
+        return self._total / self._s.funding_window * self._per_year
 
     def _entry(self) -> str | None:
         """Why to enter, as far as funding goes (its text, written once per settlement)."""
-        if self._entry_case is None:
+        if not self._entry_case:
             return None
         if self._entry_text is None:
-            annual = self._entry_case
+            annual = self._annual()
             self._entry_text = f"funding {annual:.2%}/y above {self._s.entry_annualised:.2%}/y"
         return self._entry_text
 
@@ -144,17 +148,17 @@ class FundingStrategy:
         """Why to leave, as far as funding goes (its text, written once per settlement)."""
         if self._streak:
             return f"funding negative {self._s.negative_streak} settlements in a row"
-        if self._exit_case is None:
+        if not self._exit_case:
             return None
         if self._exit_text is None:
-            annual = self._exit_case
+            annual = self._annual()
             self._exit_text = f"funding {annual:.2%}/y below {self._s.exit_annualised:.2%}/y"
         return self._exit_text
 
     def quiet(self, holding: bool) -> bool:
         """No price can make it act: flat while funding gives no reason to enter. (Holding,
         the basis can always call for an exit.)"""
-        return not holding and self._entry_case is None
+        return not holding and not self._entry_case
 
     def waiting(self, holding: bool) -> str | None:
         """Why funding alone gives it nothing to do now (a heartbeat says it); None when
@@ -162,9 +166,9 @@ class FundingStrategy:
         known, needed = len(self._rates), self._s.funding_window
         if known < needed:
             return f"{known} of {needed} settlements known"
-        if holding or self._entry_case is not None or self._average is None:
+        if holding or self._entry_case or self._total is None:
             return None
-        annual = self._average * self._per_year
+        annual = self._annual()
         if annual <= self._s.entry_annualised:
             return f"funding {annual:.2%}/y, not above {self._s.entry_annualised:.2%}/y"
         return (
@@ -174,12 +178,12 @@ class FundingStrategy:
 
     def average_rate(self) -> Decimal | None:
         """Mean of the last ``funding_window`` settled rates; None until there are that many."""
-        return self._average
+        return None if self._total is None else self._total / self._s.funding_window
 
     def entry_reason(self, spot_price: Decimal, perp_price: Decimal) -> str | None:
         # None also when the funding would not earn back the round trip's fees and
         # slippage within the minimum hold.
-        if self._entry_case is None:
+        if not self._entry_case:
             return None
         if abs(perp_price / spot_price - ONE) > self._s.max_basis:  # basis(), inline
             return None  # would leave again at once
