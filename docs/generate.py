@@ -1067,8 +1067,9 @@ def exit_codes_page() -> str:
 RUN_FILES: dict[str, str] = {
     run_app.CONFIG_FILE: "the config exactly as used",
     "summary.json": "the figures of the table for the strategy and the baseline "
-    "(`annualised_return` null for a run under a day), the positions of each by final state, `ending_balance` (the wallet) and `ending_equity` "
-    "(wallet plus what is still held), `ledger_balances` for each run, data `warnings` and "
+    "(`annualised_return` null for a run under a day), the positions of each by final "
+    "state, `ending_balance` (the wallet) and `ending_equity` (wallet plus what is still "
+    "held), `ledger_balances` for each run, data `warnings` and "
     "run `alerts`, each pair's least `margin_headroom`, and under `pairs: auto` the "
     "`rotations` (when, which pairs, the expected yields and costs)",
     "ledger.csv": "every money movement of both runs (first column `run`: `strategy` or "
