@@ -39,6 +39,9 @@ from orchestrator.config import Config
 from orchestrator.files import INCOMPLETE
 from orchestrator.journal import LOCK_NAME
 from orchestrator.journal.schema import DB_NAME
+from orchestrator.market.series import KEEP_ROWS
+from orchestrator.market.spill import LOCK as SPILL_LOCK
+from orchestrator.market.spill import PREFIX as SPILL_PREFIX
 from orchestrator.output.report import EQUITY_FILE
 from orchestrator.sweep import record as sweep_record
 from orchestrator.tracing.setup import TRACE_FILE
@@ -1145,6 +1148,15 @@ def files_page() -> str:
         "| file | what |\n|---|---|\n",
     ]
     out += [f"| `{name}` | {what} |\n" for name, what in RUN_FILES.items()]
+    out += [
+        "\nOutside the run folder: a series too long to hold in memory (beyond "
+        f"{KEEP_ROWS:,} candle rows held by all loaded series together) has its replay columns "
+        f"spilled to the temporary directory (`$TMPDIR`, else `/tmp`), under `{SPILL_PREFIX}*`: "
+        "one folder per process, removed when it exits. A process killed outright "
+        "(`kill -9`) cannot remove its own; the next process that spills removes every "
+        f"such folder whose owner is gone (it holds `{SPILL_LOCK}` locked while it "
+        "lives).\n",
+    ]
     out += [
         "\n## A sweep's folder\n\n",
         "`orchestrator sweep` writes `sweeps/<sweep id>/` (under `output`, relative to the "

@@ -4,9 +4,10 @@ settlement) and its value (the close, the rate), in time order.
 A series short enough is kept in memory as loaded: a list of candles or funding
 rates, whose columns (times, values) are made once and shared by every replay of
 it. A long one is not held at all: while its files are checked, its columns are
-written to a spill file (times as int64, values as their exact decimal text) that
-each replay streams a chunk at a time, and the candles themselves are read again
-from the files only when something iterates them (the venue, a rehearsal).
+written to a spill file (times as int64, values as their exact decimal text; in the
+process's own folder, spill.py) that each replay streams a chunk at a time, and the
+candles themselves are read again from the files only when something iterates them
+(the venue, a rehearsal).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import IO, Protocol, TypeVar, cast, overload
 
 from orchestrator.market.records import HOUR_MS, Candle, FundingRate
+from orchestrator.market.spill import spill_folder
 
 CHUNK_ROWS = 1024  # rows per chunk of a spill file (a replay holds one per series)
 T = TypeVar("T", Candle, FundingRate)
@@ -72,7 +74,7 @@ class SpillWriter:
     own (deleted with the columns that read it, or when the process ends)."""
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="orchestrator-series-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="series-", dir=spill_folder()))
         self.path = self.folder / "columns.bin"
         self._file: IO[bytes] = self.path.open("wb")
         self._times: list[int] = []
