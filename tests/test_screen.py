@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrator.market.synthetic import write_folder
-from tests.folder_support import ROOT, no_traceback
+from tests.folder_support import DATA, ROOT, no_traceback
 
 PAIRS, DAYS = 50, 40
 AT = "2024-01-25T06:00:00Z"
@@ -169,3 +169,22 @@ def test_bad_arguments_are_refused_in_one_line(folder: Path, args: list[str], wo
     no_traceback(done)
     assert done.returncode == 2
     assert words in done.stderr
+
+
+def test_a_pair_whose_data_ends_before_the_instant_is_left_out_saying_so(
+    tmp_path: Path,
+) -> None:
+    # The recorded data: ETH's files end four days before BTC's newest settlement, the
+    # screen's default instant. Its last rates would be ranked as if they were current.
+    (tmp_path / "config.yaml").write_text(f"data:\n  dir: {DATA}\n")
+    done = orchestrator("screen", "config.yaml", "--json", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    rows = {p["pair"]: p for p in json.loads(done.stdout)["pairs"]}
+    assert rows["BTCUSDT"]["left_out"] is None
+    assert rows["ETHUSDT"]["left_out"] == (
+        "its data ends at 2025-09-26 00:00 UTC, over a day before the instant"
+    )
+    # Within its data, it is ranked as any other.
+    done = orchestrator("screen", "config.yaml", "--json", "--at", "2025-06-01", cwd=tmp_path)
+    assert [p["left_out"] for p in json.loads(done.stdout)["pairs"]] == [None, None]

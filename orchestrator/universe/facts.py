@@ -20,6 +20,8 @@ class PairFacts(msgspec.Struct, frozen=True):
     next_funding_ms: int | None = None
     spread: Decimal | None = None  # perp (ask - bid) / mid (live only)
     basis: Decimal | None = None  # perp / spot - 1
+    # Recorded: when its newest perp candle closed, by the instant (None: live, or none).
+    data_ends_ms: int | None = None
 
     @property
     def last_rate(self) -> Decimal | None:

@@ -17,6 +17,7 @@ keeps a pair in whatever its history, turnover or rank by turnover.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
@@ -114,6 +115,10 @@ def _by_yield(r: Ranked) -> tuple[bool, Decimal, str]:
 def _left_out(facts: PairFacts, u: UniverseSettings, now_ms: int, included: bool) -> str | None:
     if facts.market in u.exclude:
         return "excluded"
+    ends = facts.data_ends_ms
+    if ends is not None and now_ms - ends > DAY_MS:  # recorded data that stopped before
+        when = datetime.fromtimestamp(ends / 1000, UTC)
+        return f"its data ends at {when:%Y-%m-%d %H:%M} UTC, over a day before the instant"
     if included:
         return None
     first = facts.first_settled_ms

@@ -99,11 +99,12 @@ def facts_of(data: PairData, at_ms: int, history_days: int, interval_hours: int)
     day_ago = at_ms - DAY_MS
     turnover = ZERO
     last_perp: Decimal | None = None
+    ends: int | None = None
     for candle in data.perp:
         closed = candle.close_time_ms
         if closed > at_ms:
             break
-        last_perp = candle.close
+        last_perp, ends = candle.close, closed
         if closed > day_ago:
             turnover += candle.volume * candle.close
     last_spot = None
@@ -122,4 +123,5 @@ def facts_of(data: PairData, at_ms: int, history_days: int, interval_hours: int)
         first_settled_ms=settled[0].time_ms if settled else None,
         turnover_24h=turnover,
         basis=basis,
+        data_ends_ms=ends,
     )
