@@ -48,10 +48,9 @@ def _hold(folder: Path) -> int:
     return fd
 
 
-def remove_orphans() -> list[Path]:
-    """Remove the spill folders whose owner is gone (their lock can be taken); the
-    folders removed. A folder without a lock file yet is being made: left alone."""
-    removed: list[Path] = []
+def remove_orphans() -> None:
+    """Remove the spill folders whose owner is gone (their lock can be taken). A folder
+    without a lock file yet is being made: left alone."""
     with contextlib.suppress(OSError):
         for entry in os.scandir(tempfile.gettempdir()):
             if not entry.name.startswith(PREFIX) or not entry.is_dir(follow_symlinks=False):
@@ -68,8 +67,6 @@ def remove_orphans() -> list[Path]:
             finally:
                 os.close(fd)
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
 
 
 def _remove(pid: int, folder: Path, fd: int) -> None:

@@ -102,10 +102,15 @@ class Ranking:
         an instant)."""
         if self._considered is not None and self._considered[0] == now_ms:
             return self._considered[1]
+        found = self._let_in(now_ms)
+        self._considered = (now_ms, found)
+        self.considered_any = self.considered_any or bool(found)
+        return found
+
+    def _let_in(self, now_ms: int) -> frozenset[int]:
+        """``considered``, worked out."""
         if self.chosen:
-            self._considered = (now_ms, frozenset(range(len(self.runs))))
-            self.considered_any = bool(self.runs)
-            return self._considered[1]
+            return frozenset(range(len(self.runs)))
         u = self.u
         need_turnover = self._turnover is not None and (
             u.min_turnover_usd > 0 or u.max_pairs < len(self.runs)
@@ -130,10 +135,7 @@ class Ranking:
                     continue
             passing.append((name not in included, -turnover, i))
         passing.sort()
-        chosen = frozenset(i for _, _, i in passing[: u.max_pairs])
-        self._considered = (now_ms, chosen)
-        self.considered_any = self.considered_any or bool(chosen)
-        return chosen
+        return frozenset(i for _, _, i in passing[: u.max_pairs])
 
     def _aged(self, now_ms: int) -> frozenset[int]:
         """The pairs not excluded, included or with min_history_days of settlements
@@ -154,8 +156,6 @@ class Ranking:
         if grown:
             self._old = self._old | frozenset(grown)
             self._young = [i for i in self._young if i not in self._old]
-        self._considered = (now_ms, self._old)
-        self.considered_any = self.considered_any or bool(self._old)
         return self._old
 
     def index(self, run: PairRun) -> int:
