@@ -607,7 +607,7 @@ def _print_results(
     if interrupted and cause is not None:  # the run stopped itself: no close was journaled
         status = f"INTERRUPTED: stopped early ({cause}); "
     elif interrupted:
-        # What the stop did to the positions open then (trader.py), as it happened.
+        # What the stop did to the positions open then (trading/holding.py), as it happened.
         stopped = result.stopped if result.interrupted else "the always-hedged baseline cut short"
         status = f"INTERRUPTED: stopped early, {stopped}; "
     print(

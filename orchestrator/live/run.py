@@ -64,10 +64,11 @@ from orchestrator.position.manager import PositionManager
 from orchestrator.position.tracer import PositionTracer
 from orchestrator.risk import RiskManager
 from orchestrator.strategy.funding import FundingStrategy, Strategy
+from orchestrator.trading.holding import CLOSES_FAILED
 from orchestrator.trading.ledger import Ledger
 from orchestrator.trading.ranking import Ranking
 from orchestrator.trading.run import PairRun, Progress, RunResult, StopFlag, stopping_whole
-from orchestrator.trading.trader import CLOSES_FAILED, Trader
+from orchestrator.trading.trader import Trader
 
 # Journal meta a live run writes when it starts: what its figures count from.
 STARTING_BALANCE = "starting_balance"
@@ -417,7 +418,7 @@ class LiveRun(Trader):
                     self.say(self._trading())
                     if self.alert is not None:
                         self._alert_start()
-                traded = len(self.ledger.entries)
+                traded = len(self.books.ledger.entries)
                 await self.decide(touched)
                 if after_cycle is not None:
                     # A rehearsal's market moves on after the cycle: its decisions are
@@ -425,7 +426,7 @@ class LiveRun(Trader):
                     await self.settle()
                 if until_ms is not None and self.clock_ms >= until_ms:
                     break  # the last hour: sampled once what is held is closed
-                if len(self.ledger.entries) != traded:
+                if len(self.books.ledger.entries) != traded:
                     await self.live_account.refresh()  # the decisions' fills, in the equity
                 self.sample_equity()
                 if self.alert is not None:
@@ -529,7 +530,7 @@ class LiveRun(Trader):
             if not adopted:
                 continue  # the venue's record of it lags: next cycle
             quotes = {r.client_order_id: r.avg_price or ZERO for r in adopted}
-            self._record_orders(run, position, adopted, quotes)
+            self.books.record_orders(self.clock_ms, run, position, adopted, quotes)
             what = "; ".join(outside_words(r) for r in adopted)
             self._tell(
                 f"{run.name}: {position.id} changed outside the run: {what}. Taken into its "
@@ -680,8 +681,8 @@ class LiveRun(Trader):
 
         def loss(run: PairRun) -> Decimal:
             assert run.position is not None
-            entry = run.position.perp_entry_price or self._last(run.perp.symbol)
-            return (self._last(run.perp.symbol) - entry) / entry if entry else ZERO
+            entry = run.position.perp_entry_price or self.books.last(run.perp.symbol)
+            return (self.books.last(run.perp.symbol) - entry) / entry if entry else ZERO
 
         worst = max(held, key=loss)
         if worst.margin_due is None and worst.position is not None:
@@ -710,20 +711,18 @@ class LiveRun(Trader):
                 f"{holder} closed; not paid in the dry run"
             )
             return
-        price = self._last(run.perp.symbol)
+        price = self.books.last(run.perp.symbol)
         quantity = abs(self.paper.get_perp_position(run.perp.symbol).size)
         amount = self.paper.settle_funding(run.perp.symbol, rate, price)
         if amount:
-            run.cash += self.ledger.record_funding(
-                when_ms, run.name, holder, run.perp.symbol, quantity, price, rate, amount
-            )
-            self.journal_money()
+            self.books.funding(when_ms, run, holder, quantity, price, rate, amount)
+            self.books.journal_money()
 
     def _holder_at(self, run: PairRun, when_ms: int) -> str | None:
         """The position of ``run``'s pair that held the perp short at ``when_ms``: the
         settlement's own time, not when the run read it (a close may have been under
         way, or finished, since)."""
-        for position in reversed(self.positions):
+        for position in reversed(self.books.positions):
             if (position.spot_symbol, position.perp_symbol) != (run.spot.symbol, run.perp.symbol):
                 continue
             if position.state in ("rejected", "rolled_back"):
@@ -780,7 +779,7 @@ class LiveRun(Trader):
                 "total": str(self.live_account.balance(self.quote)),
                 "available": str(self.live_account.available_balance(self.quote)),
             },
-            "equity": str(self.equity_now()),
+            "equity": str(self.books.equity_now()),
         }
         self.recorder.record_meta(LAST_CYCLE, json.dumps(cycle, sort_keys=True))
 
@@ -788,7 +787,9 @@ class LiveRun(Trader):
 
     def _alert_start(self) -> None:
         assert self.alert is not None
-        line = f"{self._trading()} on {self.where}; equity {self.equity_now():,.2f} {self.quote}"
+        line = (
+            f"{self._trading()} on {self.where}; equity {self.books.equity_now():,.2f} {self.quote}"
+        )
         if self.resumed is not None:
             self.alert("resumed", f"resumed {self.resumed}; {line}")
         else:
@@ -838,8 +839,8 @@ class LiveRun(Trader):
         assert self.alert is not None
         hour = self.config.alerts.daily_summary_hour
         day = (self.clock_ms - hour * HOUR_MS) // DAY_MS
-        funding = sum((e.amount for e in self.ledger.entries if e.kind == "funding"), ZERO)
-        equity = self.equity_now()
+        funding = sum((e.amount for e in self.books.ledger.entries if e.kind == "funding"), ZERO)
+        equity = self.books.equity_now()
         if self._summary_day is None or day <= self._summary_day:
             if self._summary_day is None:
                 self._summary_day = day
@@ -877,10 +878,10 @@ class LiveRun(Trader):
         venue = datetime.fromtimestamp(self.clock.now_ms() / 1000, UTC)
         states = Counter(run.position.state for run in self.pairs if run.position is not None)
         held = ", ".join(f"{state} {n}" for state, n in sorted(states.items())) or "none"
-        funding = sum((e.amount for e in self.ledger.entries if e.kind == "funding"), ZERO)
+        funding = sum((e.amount for e in self.books.ledger.entries if e.kind == "funding"), ZERO)
         line = (
             f"heartbeat: venue time {venue:%Y-%m-%d %H:%M:%S} UTC; equity "
-            f"{self.equity_now():,.2f} {self.quote}; positions: {held}; funding "
+            f"{self.books.equity_now():,.2f} {self.quote}; positions: {held}; funding "
             f"{funding:+,.2f} {self.quote}; last venue contact {self.contact.last_contact()}"
         )
         if self.contact.down:
@@ -912,7 +913,7 @@ class LiveRun(Trader):
                 continue
             recorded = [
                 e.time_ms
-                for e in self.ledger.entries
+                for e in self.books.ledger.entries
                 if e.kind == "funding" and e.position_id == position.id
             ]
             # From when its open began: a crash mid-open leaves opened_at to be set when
@@ -927,17 +928,16 @@ class LiveRun(Trader):
             else:
                 paid = await self.market.funding_paid(run, since)
             for payment in paid:
-                run.cash += self.ledger.record_funding(
+                self.books.funding(
                     payment.time_ms,
-                    run.name,
+                    run,
                     position.id,
-                    run.perp.symbol,
                     payment.quantity,
                     payment.price,
                     payment.rate,
                     payment.received,
                 )
-            self.journal_money()
+            self.books.journal_money()
 
     async def _wait(self, stop: StopFlag, seconds: float) -> None:
         with anyio.move_on_after(seconds):
@@ -955,18 +955,17 @@ class LiveRun(Trader):
             run = self.pairs[i]
             found = await self.market.funding_paid(run, since)
             for paid in found:
-                run.cash += self.ledger.record_funding(
+                self.books.funding(
                     paid.time_ms,
-                    run.name,
+                    run,
                     position_id,
-                    run.perp.symbol,
                     paid.quantity,
                     paid.price,
                     paid.rate,
                     paid.received,
                 )
             if found:
-                self.journal_money()
+                self.books.journal_money()
                 del holders[i]
             elif last or self.clock_ms - since > 3_600_000:
                 self.notes.append(

@@ -91,7 +91,7 @@ async def live_session(
                 dry_run=config.dry_run,
             )
             run.say = say
-            run.on_equity = on_equity
+            run.books.on_equity = on_equity
             if chosen is not None:
                 run.rank_pairs(chosen.rates)
             run.control, run.close_on_stop = control, close_on_stop

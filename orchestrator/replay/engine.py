@@ -197,7 +197,7 @@ class Replay(Trader):
         block_ms = max(1, BLOCK_EVENTS // max(2 * n, 1)) * min(intervals, default=HOUR_MS)
         symbols = [s for run in pairs for s in (run.spot.symbol, run.perp.symbol)]
         quotes = self.ticker.quotes
-        equity = self.equity
+        equity = self.books.equity
         would_act, sample_equity = self.would_act, self.sample_equity
         all_pairs = list(range(n))
         done = 0
@@ -341,17 +341,9 @@ class Replay(Trader):
             return
         price = quote[0]
         amount = self.executor.settle_funding(run.perp.symbol, rate, price)
-        run.cash += self.ledger.record_funding(
-            self.clock_ms,
-            run.name,
-            position.id,
-            run.perp.symbol,
-            position.perp_qty,
-            price,
-            rate,
-            amount,
-        )
-        self.journal_money()
+        books = self.books
+        books.funding(self.clock_ms, run, position.id, position.perp_qty, price, rate, amount)
+        books.journal_money()
 
 
 Plan = dict[int, tuple[list[tuple[int, Decimal]], list[int]]]
