@@ -17,8 +17,8 @@ from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config
 from orchestrator.control import ControlBox
 from orchestrator.journal.recorder import JournalRecorder
-from orchestrator.live.run import LiveRun
 from orchestrator.live.session import Strategies, journaling
+from orchestrator.live.startup import connect
 from orchestrator.market.recorded import DataError, PairData
 from orchestrator.models import Instrument
 from orchestrator.replay.engine import Replay
@@ -137,7 +137,7 @@ async def rehearse(
     async with venue:
         exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
         try:
-            run = await LiveRun.connect(
+            run = await connect(
                 config,
                 exchange,
                 strategies(config),

@@ -22,7 +22,7 @@ import pytest
 from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config, Pair, load
 from orchestrator.live.preflight import StartupError
-from orchestrator.live.run import LiveRun
+from orchestrator.live.startup import connect
 from orchestrator.rehearsal import Rehearsal, rehearse
 from orchestrator.replay.session import Prepared, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
@@ -90,7 +90,7 @@ async def test_startup_stops_before_the_first_order_when_a_pair_is_not_listed(
         exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
         try:
             with pytest.raises(StartupError, match="SOL/USDT: not listed on the venue"):
-                await LiveRun.connect(config, exchange, always_hedged(config))
+                await connect(config, exchange, always_hedged(config))
         finally:
             await exchange.close()
         assert venue.audit.creates == []  # nothing was sent
@@ -105,7 +105,7 @@ async def test_a_position_the_run_did_not_open_is_reported_and_left_alone(
         try:
             await exchange.load_markets()
             await exchange.create_order("BTC/USDT:USDT", "market", "sell", 0.01)  # by hand
-            run = await LiveRun.connect(config, exchange, always_hedged(config))
+            run = await connect(config, exchange, always_hedged(config))
             assert run.pairs[0].ended  # not traded
             assert "BTC/USDT:USDT: the account already holds -0.01" in run.skipped[0]
         finally:

@@ -31,8 +31,8 @@ from orchestrator.live.run import (
     START_MS,
     STARTING_BALANCE,
     LiveRun,
-    outside_words,
 )
+from orchestrator.live.words import outside as outside_words
 from orchestrator.models import ZERO, Holdings, Position, Side
 from orchestrator.position.outside import outside_change
 from orchestrator.trading.ledger import LedgerEntry

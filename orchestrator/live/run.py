@@ -1,74 +1,59 @@
 """A live run: the same strategy, manager and accounting as a replay (trader.py),
 on the venue's prices and through the LiveExecutor.
 
-Startup, in order, stopping with a clear message before the first order if
-anything is off: load the markets; check every pair is listed and trading on
-both legs; check the account (preflight.py: its type, the key's permissions, each
-perp's position mode, the fee rates, the funding intervals); read balances and
-positions (a perp position the run did not open is reported and its pair left
-alone). All of it read-only: each perp's leverage is set when the run starts, after
-a resume's reconciliation. Then, every
-``live.poll_seconds``: read prices, feed settled funding to the strategies and
-record what the venue paid, read the account, decide, sample the equity: the
-replay's order (orchestrator/replay/window.py).
+Built by startup.py's ``connect`` (read-only checks). When it runs, each perp's
+leverage is set (after a resume's reconciliation); then, every ``live.poll_seconds``:
+read prices, feed settled funding to the strategies and record what the venue paid,
+read the account, take in what changed outside the run, carry out the operator's
+requests (steering.py), decide, sample the equity: the replay's order
+(orchestrator/replay/window.py).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import anyio
 import ccxt
-import msgspec
 from opentelemetry.trace import Tracer
 
-from machines import FINAL_STATES
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue as read
-from orchestrator.config import STEERABLE_SETTINGS, Config, config_warnings, retuned
-from orchestrator.control import ControlBox, Request
+from orchestrator.config import Config
 from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.recorder import JournalRecorder
-from orchestrator.journal.status import LAST_CYCLE, STRATEGY_NOW
+from orchestrator.journal.status import LAST_CYCLE
+from orchestrator.live import words
 from orchestrator.live.account import LiveAccount, PaperAccount
 from orchestrator.live.contact import VenueContact
 from orchestrator.live.market import LiveMarket, MarketClock
 from orchestrator.live.preflight import (
     AccountShape,
     StartupError,
-    check_account,
-    check_markets,
-    public_terms,
     set_leverage,
 )
+from orchestrator.live.steering import Steered
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import (
-    OUTSIDE_KINDS,
     ZERO,
-    Category,
     Holdings,
-    OrderResult,
     Position,
 )
 from orchestrator.money import exact
-from orchestrator.position.legs import new_run_nonce
 from orchestrator.position.manager import PositionManager
 from orchestrator.position.tracer import PositionTracer
 from orchestrator.risk import RiskManager
-from orchestrator.strategy.funding import FundingStrategy, Strategy
 from orchestrator.trading.holding import CLOSES_FAILED
 from orchestrator.trading.ledger import Ledger
 from orchestrator.trading.ranking import Ranking
 from orchestrator.trading.run import PairRun, Progress, RunResult, StopFlag, stopping_whole
-from orchestrator.trading.trader import Trader
 
 # Journal meta a live run writes when it starts: what its figures count from.
 STARTING_BALANCE = "starting_balance"
@@ -82,27 +67,10 @@ RUN_STATE = "live_state"
 
 
 ADOPTABLE = frozenset({"validated", "needs_attention"})
-PAUSED_BY_OPERATOR = "paused by the operator: orchestrator pause, by"
 
 
-def _utc(ms: float) -> str:
-    return f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M} UTC"
-
-
-def outside_words(result: OrderResult) -> str:
-    """What an outside change was, as the venue recorded it."""
-    leg = "spot" if result.category is Category.SPOT else "perp"
-    if result.order_id == "moved-out":
-        return f"{result.filled_qty} of the spot moved out of the account (no trade)"
-    what = OUTSIDE_KINDS.get(result.exec_type, result.exec_type or "a trade")
-    return (
-        f"{what}: {leg} {result.side.value} {result.filled_qty} at {result.avg_price} "
-        f"(execution {result.order_id}, fee {result.fee} {result.fee_currency})"
-    )
-
-
-class LiveRun(Trader):
-    """Built by ``connect``, which does the startup checks."""
+class LiveRun(Steered):
+    """Built by ``startup.connect``, which does the startup checks."""
 
     def __init__(
         self,
@@ -123,11 +91,10 @@ class LiveRun(Trader):
         """``account`` None: a dry run, paper fills on the venue's live prices."""
         self.config = config
         self.recorder = recorder
-        # The operator's requests (control.py), taken every cycle; a stop asked for there
-        # (why, in the operator's words), and whether a stop closes every position.
-        self.control: ControlBox | None = None
-        self.asked_to_stop: str | None = None
-        self.close_on_stop: Callable[[], bool] = lambda: False
+        # The operator's requests (steering.py): none until the session gives its box.
+        self.control = None
+        self.asked_to_stop = None
+        self.close_on_stop = lambda: False
         # A resumed run: positions taken back from the journal, carried on once the
         # first prices are in; and the client order ids its ledger already has.
         self.restored: list[tuple[PairRun, Position]] = []
@@ -219,111 +186,6 @@ class LiveRun(Trader):
         self.market.known = rates
         self.ranking = Ranking(self.pairs, c.universe, c.fees, c.paper.slippage, chosen=True)
 
-    @classmethod
-    async def connect(
-        cls,
-        config: Config,
-        exchange: Any,
-        strategies: Sequence[Strategy],
-        *,
-        tracer: Tracer | None = None,
-        label: str = "strategy",
-        speed: float = 1.0,
-        poll_seconds: float | None = None,
-        run_nonce: str | None = None,
-        recorder: JournalRecorder | None = None,
-        own_perps: Collection[str] = (),
-        dry_run: bool = False,
-    ) -> LiveRun:
-        """Markets, pairs, account and leverage, in that order; StartupError if off.
-        ``own_perps``: perp symbols whose positions a resumed run's journal holds (its
-        own, not another's). ``dry_run``: paper fills on the live market; only the
-        venue's public data is read (no key, no account)."""
-        try:
-            return await cls._connect(
-                config,
-                exchange,
-                strategies,
-                tracer=tracer,
-                label=label,
-                speed=speed,
-                poll_seconds=poll_seconds,
-                run_nonce=run_nonce,
-                recorder=recorder,
-                own_perps=own_perps,
-                dry_run=dry_run,
-            )
-        except ccxt.BaseError as exc:
-            raise StartupError(
-                f"live run not started, nothing sent: the venue could not be used: "
-                f"{describe(exchange, exc)}"
-            ) from None
-
-    @classmethod
-    async def _connect(
-        cls,
-        config: Config,
-        exchange: Any,
-        strategies: Sequence[Strategy],
-        *,
-        tracer: Tracer | None,
-        label: str,
-        speed: float,
-        poll_seconds: float | None,
-        run_nonce: str | None,
-        recorder: JournalRecorder | None,
-        own_perps: Collection[str],
-        dry_run: bool,
-    ) -> LiveRun:
-        await read(exchange.load_markets)
-        instruments = check_markets(exchange, config.pair_list)
-        pairs = [
-            PairRun(p, instruments[p.spot], instruments[p.perp], s)
-            for p, s in zip(config.pair_list, strategies, strict=True)
-        ]
-        legs = [(r.spot, r.perp) for r in pairs]
-        # Read-only until the account is known to take the run's orders.
-        if dry_run:
-            shape = public_terms(exchange, legs, config.fees)
-        else:
-            shape = await check_account(exchange, legs, config.fees)
-        for run in pairs:
-            terms = shape.terms[run.perp.symbol]
-            # Its own interval, as a replay's instrument has it (the ranking annualises with it).
-            run.perp = msgspec.structs.replace(
-                run.perp, funding_interval_hours=terms.interval_hours
-            )
-            if isinstance(run.strategy, FundingStrategy):
-                run.strategy.adopt(terms.fees, terms.interval_hours)
-        account = None if dry_run else LiveAccount(exchange, [run.perp.symbol for run in pairs])
-        skipped: list[str] = []
-        if account is not None:
-            await account.refresh()
-            for run in pairs:
-                foreign = account.get_perp_position(run.perp.symbol)
-                if foreign.size and run.perp.symbol not in own_perps:
-                    # Not this run's: reported and left alone, and so is its pair.
-                    run.ended = True
-                    skipped.append(
-                        f"{run.perp.symbol}: the account already holds {foreign.size} "
-                        f"contracts at {foreign.entry_price} that this run did not open; left "
-                        f"alone, and {run.name} is not traded"
-                    )
-        return cls(
-            config,
-            exchange,
-            pairs,
-            account,
-            tracer=tracer,
-            label=label,
-            speed=speed,
-            poll_seconds=config.live.poll_seconds if poll_seconds is None else poll_seconds,
-            run_nonce=run_nonce or new_run_nonce(),
-            skipped=skipped,
-            shape=shape,
-            recorder=recorder,
-        )
-
     async def run(
         self,
         stop: StopFlag,
@@ -344,7 +206,7 @@ class LiveRun(Trader):
                     self.alert("stopped", f"the run stopped on an error: {exc}")
                 raise
             if self.alert is not None:
-                self.alert("stopped", self._stopped_words(result))
+                self.alert("stopped", words.stopped(result))
             if self.recorder is not None:
                 self.recorder.record_meta(RUN_STATE, "stopped")
             return result
@@ -410,12 +272,12 @@ class LiveRun(Trader):
                 self.contact.reached()
                 if self._lost_alerted is not None:
                     self._alert_back()
-                await self._obey()
+                await self.obey()
                 if self.asked_to_stop is not None:
                     break  # nothing more is decided: the stop comes first
                 if not self._told_trading:
                     self._told_trading = True
-                    self.say(self._trading())
+                    self.say(words.trading(self.pairs))
                     if self.alert is not None:
                         self._alert_start()
                 traded = len(self.books.ledger.entries)
@@ -489,8 +351,8 @@ class LiveRun(Trader):
             if rate < 0 and held is not None and held.state == "validated" and self.alert:
                 self.alert(
                     "funding_negative",
-                    f"{run.name}: funding settled at {rate:.4%} at {_utc(when)}: the perp short "
-                    f"of {held.id} pays it instead of receiving it",
+                    f"{run.name}: funding settled at {rate:.4%} at {words.utc(when)}: the perp "
+                    f"short of {held.id} pays it instead of receiving it",
                 )
         await self._record_funding(holders)
         await self.live_account.refresh()
@@ -531,7 +393,7 @@ class LiveRun(Trader):
                 continue  # the venue's record of it lags: next cycle
             quotes = {r.client_order_id: r.avg_price or ZERO for r in adopted}
             self.books.record_orders(self.clock_ms, run, position, adopted, quotes)
-            what = "; ".join(outside_words(r) for r in adopted)
+            what = "; ".join(words.outside(r) for r in adopted)
             self._tell(
                 f"{run.name}: {position.id} changed outside the run: {what}. Taken into its "
                 "record at the venue's prices; closing what is left"
@@ -540,111 +402,6 @@ class LiveRun(Trader):
             if run.open_paused is not None and run.open_paused.startswith(CLOSES_FAILED):
                 run.open_paused = None
             await self._act(run, self._close(run, f"changed outside the run: {what}"))
-
-    async def _obey(self) -> None:
-        """The operator's requests waiting in the run folder (control.py), oldest first:
-        each carried out, said, journaled with when and who, and answered."""
-        if self.control is None:
-            return
-        for request, path, problem in self.control.take():
-            if request is None:
-                self.control.answer(path, f"refused: {problem}")
-                continue
-            answer = await self._carry_out(request)
-            asked = datetime.fromtimestamp(request.at_ms / 1000, UTC)
-            line = f"{request.words()} (by {request.user or 'someone'}): {answer}"
-            self.say(line)
-            self.notes.append(f"{asked:%Y-%m-%d %H:%M:%S} UTC: {line}")
-            if self.recorder is not None:
-                self.recorder.record_meta(
-                    f"control {request.id}", f"{asked:%Y-%m-%d %H:%M:%S} UTC {line}"
-                )
-            self.control.answer(path, answer)
-
-    async def _carry_out(self, request: Request) -> str:
-        """What the request did, in a line the operator reads."""
-        pairs = [run for run in self.pairs if request.pair in (None, run.name)]
-        if request.pair is not None and not pairs:
-            names = ", ".join(run.name for run in self.pairs)
-            return f"refused: no pair {request.pair} in this run (its pairs: {names})"
-        if request.command == "close":
-            return await self._close_asked(pairs, request.user)
-        if request.command == "set":
-            return self._retune(dict(request.settings))
-        if request.command == "stop":
-            self.asked_to_stop = request.words()
-            if request.close_all:
-                self.close_on_stop = lambda: True
-            held = [run.position.id for run in self.pairs if run.position is not None]
-            what = (
-                "closing"
-                if request.close_all or self.config.live.on_stop == "close"
-                else ("leaving open (live.on_stop: leave)")
-            )
-            return f"stopping; {what} {', '.join(held) or 'no position'}"
-        if request.command == "pause":
-            for run in pairs:
-                if run.open_paused is None:
-                    run.open_paused = f"{PAUSED_BY_OPERATOR} {request.user}"
-            return (
-                f"opens nothing more on {', '.join(run.name for run in pairs)}; what is held stays"
-            )
-        cleared = []
-        for run in pairs:  # resume-trading: the operator has looked
-            if run.open_paused is not None:
-                cleared.append(f"{run.name} ({run.open_paused})")
-                run.open_paused = None
-                run.failed_opens = 0
-        if not cleared:
-            return "nothing was paused"
-        left = f"; opening stays stopped: {self.opening_stopped}" if self.opening_stopped else ""
-        return f"opens again on {'; '.join(cleared)}{left}"
-
-    async def _close_asked(self, pairs: list[PairRun], user: str) -> str:
-        """``orchestrator close``: each pair's position closed now, and the pair paused
-        (its strategy would open it again at once) until resume-trading."""
-        closing, under_way = [], []
-        for run in pairs:
-            if run.open_paused is None:
-                run.open_paused = f"{PAUSED_BY_OPERATOR} {user} (orchestrator close)"
-            position = run.position
-            if position is None:
-                continue
-            if run.busy:  # an open or close already under way: it goes on
-                under_way.append(position.id)
-                continue
-            run.close_paused = None  # the operator asks: a paused close is tried again
-            closing.append(position.id)
-            await self._act(run, self._close(run, f"closed by the operator ({user})"))
-        names = ", ".join(run.name for run in pairs)
-        said = f"closing {', '.join(closing)}" if closing else "no position to close"
-        if under_way:
-            said += f"; under way, left to finish: {', '.join(under_way)} (ask again after)"
-        return f"{said}; opens nothing more on {names} until resume-trading"
-
-    def _retune(self, changes: dict[str, str]) -> str:
-        """``orchestrator set``: the strategy's thresholds changed from the next
-        decision on, checked by the config's own rules."""
-        try:
-            config = retuned(self.config, changes)
-        except ValueError as exc:
-            return f"refused: {exc}; nothing changed"
-        self.config = config
-        for run in self.pairs:
-            if isinstance(run.strategy, FundingStrategy):
-                run.strategy.retune(config.strategy)
-        if self.recorder is not None:  # what the run decides with now (the dashboard's form)
-            now = {name: str(getattr(config.strategy, name)) for name in STEERABLE_SETTINGS}
-            self.recorder.record_meta(STRATEGY_NOW, json.dumps(now))
-        told = ", ".join(f"strategy.{name} = {getattr(config.strategy, name)}" for name in changes)
-        warned = [w for w in config_warnings(config) if w.startswith("strategy.")]
-        return f"from the next decision: {told}" + "".join(f"; warning: {w}" for w in warned)
-
-    def stop_outcome(self) -> str | None:
-        outcome = super().stop_outcome()
-        if outcome is None or self.asked_to_stop is None:
-            return outcome
-        return f"{self.asked_to_stop}: {outcome}"
 
     def _guard_account_margin(self) -> None:
         """Live: the margin guard on Bybit's own figure, the account's maintenance margin
@@ -787,26 +544,12 @@ class LiveRun(Trader):
 
     def _alert_start(self) -> None:
         assert self.alert is not None
-        line = (
-            f"{self._trading()} on {self.where}; equity {self.books.equity_now():,.2f} {self.quote}"
-        )
+        equity = self.books.equity_now()
+        line = f"{words.trading(self.pairs)} on {self.where}; equity {equity:,.2f} {self.quote}"
         if self.resumed is not None:
             self.alert("resumed", f"resumed {self.resumed}; {line}")
         else:
             self.alert("started", line)
-
-    def _stopped_words(self, result: RunResult) -> str:
-        if result.interrupted:
-            what = f"Stopped: {result.stopped or 'asked to stop'}"
-        else:
-            what = "Ended: the end of its window; what was held is closed"
-        funding = sum((e.amount for e in result.ledger.entries if e.kind == "funding"), ZERO)
-        left = [f"{p.id} {p.state}" for p in result.positions if p.state not in FINAL_STATES]
-        return (
-            f"{what}. Equity {result.ending_equity:,.2f} {result.quote} (from "
-            f"{result.starting_balance:,.2f}); funding {funding:+,.2f}; positions left: "
-            f"{', '.join(left) or 'none'}"
-        )
 
     def _alert_unreachable(self) -> None:
         """Once an outage has lasted ``alerts.venue_lost_seconds``: said once for it."""
@@ -820,7 +563,7 @@ class LiveRun(Trader):
         self._lost_alerted = since
         self.alert(
             "venue_lost",
-            f"the venue has not answered for {lasted:.0f} s (since {_utc(since * 1000)}): "
+            f"the venue has not answered for {lasted:.0f} s (since {words.utc(since * 1000)}): "
             f"{self.contact.cause}. Positions are left as they are; nothing opens",
         )
 
@@ -830,7 +573,7 @@ class LiveRun(Trader):
             self.alert(
                 "venue_back",
                 f"the venue answers again, after {self.contact.clock() - since:.0f} s "
-                f"unreachable (since {_utc(since * 1000)})",
+                f"unreachable (since {words.utc(since * 1000)})",
             )
 
     def _daily_summary(self) -> None:
@@ -839,31 +582,19 @@ class LiveRun(Trader):
         assert self.alert is not None
         hour = self.config.alerts.daily_summary_hour
         day = (self.clock_ms - hour * HOUR_MS) // DAY_MS
-        funding = sum((e.amount for e in self.books.ledger.entries if e.kind == "funding"), ZERO)
+        funding = self.books.ledger.totals()["funding"]
         equity = self.books.equity_now()
         if self._summary_day is None or day <= self._summary_day:
             if self._summary_day is None:
                 self._summary_day = day
                 self._summary_from = (self.clock_ms, equity, funding)
             return
-        since_ms, equity_then, funding_then = self._summary_from
+        then, self._summary_from = self._summary_from, (self.clock_ms, equity, funding)
         self._summary_day = day
-        self._summary_from = (self.clock_ms, equity, funding)
-        held = [
-            f"{run.position.id} {run.position.state} ({run.position.spot_qty} {run.spot.base})"
-            for run in self.pairs
-            if run.position is not None
-        ]
-        paused = [f"{run.name}: {run.open_paused}" for run in self.pairs if run.open_paused]
-        if self.opening_stopped:
-            paused.append(f"all opening: {self.opening_stopped}")
-        self.alert(
-            "daily_summary",
-            f"equity {equity:,.2f} {self.quote} ({equity - equity_then:+,.2f} since "
-            f"{_utc(since_ms)}); funding {funding - funding_then:+,.2f} since then, "
-            f"{funding:+,.2f} in all; positions: {', '.join(held) or 'none'}"
-            + (f"; paused: {'; '.join(paused)}" if paused else ""),
+        line = words.daily_summary(
+            self.pairs, (equity, funding), then, self.quote, self.opening_stopped
         )
+        self.alert("daily_summary", line)
 
     def _heartbeat(self) -> None:
         every = self.config.live.heartbeat_seconds
@@ -871,35 +602,10 @@ class LiveRun(Trader):
         if not every or now - self._beat_at < every:
             return
         self._beat_at = now
-        self.say(self.heartbeat())
-
-    def heartbeat(self) -> str:
-        """Where the run stands, in one line."""
-        venue = datetime.fromtimestamp(self.clock.now_ms() / 1000, UTC)
-        states = Counter(run.position.state for run in self.pairs if run.position is not None)
-        held = ", ".join(f"{state} {n}" for state, n in sorted(states.items())) or "none"
-        funding = sum((e.amount for e in self.books.ledger.entries if e.kind == "funding"), ZERO)
-        line = (
-            f"heartbeat: venue time {venue:%Y-%m-%d %H:%M:%S} UTC; equity "
-            f"{self.books.equity_now():,.2f} {self.quote}; positions: {held}; funding "
-            f"{funding:+,.2f} {self.quote}; last venue contact {self.contact.last_contact()}"
-        )
-        if self.contact.down:
-            line += f"; the venue is unreachable: {self.contact.cause}"
-        waiting = []
-        for run in self.pairs:
-            reason = run.open_paused or (run.ended and "not traded") or None
-            ask = getattr(run.strategy, "waiting", None)
-            if reason is None and ask is not None:
-                reason = ask(run.position is not None)
-            if reason:
-                waiting.append(f"{run.name}: {reason}")
-        return line + (f"; waiting: {'; '.join(waiting)}" if waiting else "")
-
-    def _trading(self) -> str:
-        pairs = ", ".join(run.name for run in self.pairs if not run.ended) or "no pair"
-        held = [f"{run.position.id} {run.position.state}" for run in self.pairs if run.position]
-        return f"trading {pairs}" + (f"; holding {', '.join(held)}" if held else "")
+        funding = self.books.ledger.totals()["funding"]
+        equity = self.books.equity_now()
+        now_ms = self.clock.now_ms()
+        self.say(words.heartbeat(self.pairs, now_ms, equity, funding, self.quote, self.contact))
 
     async def _carry_on(self) -> None:
         """The positions a resumed run took back: each finished where it stood, and

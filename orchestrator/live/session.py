@@ -23,7 +23,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.journal.recorder import JournalRecorder
 from orchestrator.live.auto import CHOSEN_PAIRS, choose
 from orchestrator.live.resume import Journaled, reconcile
-from orchestrator.live.run import LiveRun
+from orchestrator.live.startup import connect
 from orchestrator.strategy.funding import Strategy
 from orchestrator.trading.run import RunResult, StopFlag
 
@@ -80,7 +80,7 @@ async def live_session(
                 config = config.resolved(chosen.pairs)
                 if recorder is not None and resumed is None:
                     recorder.record_meta(CHOSEN_PAIRS, chosen.journaled())
-            run = await LiveRun.connect(
+            run = await connect(
                 config,
                 exchange,
                 strategies(config),
