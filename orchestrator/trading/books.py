@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
+from machines import FINAL_STATES
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO, OrderResult, Position
@@ -68,6 +69,11 @@ class Books:
             pair = by_name.get(entry.pair)
             if pair is not None and entry.kind in ("fill", "fee", "funding"):
                 pair.cash += entry.amount
+        by_symbols = {(run.spot.symbol, run.perp.symbol): run for run in self.pairs}
+        for position in positions:
+            run = by_symbols.get((position.spot_symbol, position.perp_symbol))
+            if run is not None:
+                self._left(run, position)
 
     # -- what happened
 
@@ -93,7 +99,18 @@ class Books:
             if quotes is not None:
                 reference = quotes.get(result.client_order_id, reference)
             run.cash += self.ledger.record_order(now_ms, run.name, position.id, result, reference)
+        self._left(run, position)
         self.journal_money()
+
+    @staticmethod
+    def _left(run: PairRun, position: Position) -> None:
+        """A finished position's spot left unsold (dust), counted once."""
+        if (
+            position.state in FINAL_STATES
+            and position.spot_qty > 0
+            and all(pid != position.id for pid, _ in run.dust)
+        ):
+            run.dust.append((position.id, position.spot_qty))
 
     def funding(
         self,
@@ -135,16 +152,24 @@ class Books:
         equity = self.account.balance(self.quote)
         for run, spot_symbol, perp_symbol in self._valued:
             position = run.position
-            if position is None:  # flat: nothing held beyond the wallet
+            if position is None and not run.dust:  # flat: nothing held beyond the wallet
                 run.pnl.add(run.cash)
                 continue
             spot = quotes.get(spot_symbol)
-            perp = quotes.get(perp_symbol)
             spot_last = spot[0] if spot else ZERO
+            pnl = run.cash
+            if run.dust:
+                dust = sum((qty for _, qty in run.dust), ZERO) * spot_last
+                equity += dust
+                pnl += dust
+            if position is None:
+                run.pnl.add(pnl)
+                continue
+            perp = quotes.get(perp_symbol)
             perp_last = perp[0] if perp else ZERO
             held = position.spot_qty
             spot_value = held * spot_last  # once, for the PnL and the equity alike
-            run.pnl.add(run.cash + spot_value - position.perp_qty * perp_last)
+            run.pnl.add(pnl + spot_value - position.perp_qty * perp_last)
             if held:
                 equity += spot_value
             short = perp_position(perp_symbol)
@@ -167,10 +192,12 @@ class Books:
 
     def equity_now(self) -> Decimal:
         """The wallet plus what the positions hold at its last price (and open perp
-        PnL). Coins the account holds beyond the positions (dust below the minimum
-        order size) are not the strategy's and are not counted."""
+        PnL), and the spot their closes left below the minimum order size (dust). Other
+        coins the account holds are not the run's and are not counted."""
         equity = self.account.balance(self.quote)
         for run in self.pairs:
+            if run.dust:
+                equity += sum((qty for _, qty in run.dust), ZERO) * self.last(run.spot.symbol)
             if run.position is None:
                 continue  # flat: nothing held beyond the wallet
             held = run.position.spot_qty
@@ -188,8 +215,12 @@ class Books:
 
     def mark_what_is_left(self, now_ms: int) -> None:
         """Value whatever could not be closed at the last price, so the ledger balances
-        against the equity; the position's state says it needs the operator."""
+        against the equity; the position's state says it needs the operator. The dust
+        finished positions left is valued too, each under its position."""
         for run in self.pairs:
+            for position_id, qty in run.dust:
+                price = self.last(run.spot.symbol)
+                self.ledger.record_mark(now_ms, run.name, position_id, run.spot.symbol, qty, price)
             position = run.position
             if position is None:
                 continue

@@ -182,7 +182,11 @@ def summarise(
     run_id: str, result: RunResult, baseline: RunResult | None, warnings: Sequence[str]
 ) -> Summary:
     runs = [result] if baseline is None else [result, baseline]
-    alerts = [note for r in runs for note in r.notes] + [w for r in runs for w in unfinished(r)]
+    # The baseline's notes named as its own (the strategy's are the run's).
+    alerts = [*result.notes]
+    for r in runs[1:]:
+        alerts += [note if f"{r.label}: " in note else f"{r.label}: {note}" for note in r.notes]
+    alerts += [w for r in runs for w in unfinished(r)]
     return Summary(
         run_id=run_id,
         label=result.label,

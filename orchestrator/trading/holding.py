@@ -538,6 +538,17 @@ class Holder:
             found = self.ranking.none_considered(self.clock_ms)
             if found is not None:
                 self.notes.append(found)
+        dust = [(run, sum((qty for _, qty in run.dust), ZERO)) for run in self.pairs if run.dust]
+        if dust:
+            worth = sum((qty * self.books.last(run.spot.symbol) for run, qty in dust), ZERO)
+            some = ", ".join(f"{qty} {run.spot.base}" for run, qty in dust[:3])
+            self.notes.append(
+                f"closes left coins they could not sell, below the coin's order step (a spot "
+                f"buy's fee is charged in the coin): {some}"
+                + (f" and {len(dust) - 3} more pairs'" if len(dust) > 3 else "")
+                + f", worth {worth:,.2f} {self.quote} at the last prices; they stay in the "
+                "account and the ending equity counts them"
+            )
         self.books.mark_what_is_left(self.clock_ms)
         self.books.journal_money()
         self.manager.finish_traces([run.position for run in self.pairs if run.position])

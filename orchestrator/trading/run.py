@@ -73,6 +73,10 @@ class PairRun:
     exits: list[tuple[int, str]] = field(default_factory=list)
     funding_rates: list[tuple[int, Decimal]] = field(default_factory=list)
     cash: Decimal = ZERO  # fills, fees and funding so far: the pair's PnL when flat
+    # Spot its finished positions left, each below the minimum order size, so not sold
+    # (a buy's fee is charged in the coin): (position id, quantity). Still the account's,
+    # valued at the last price in the equity and marked at the end (books.py).
+    dust: list[tuple[str, Decimal]] = field(default_factory=list)
     pnl: Curve = field(default_factory=Curve)  # hourly, held legs at price
     # The pair's own window: from its first event to the last instant both its
     # prices are known. Its positions are closed there, not when the run ends.
