@@ -284,3 +284,33 @@ def test_a_rehearsal_shows_progress_on_a_terminal(workdir: Path) -> None:
     text = seen.decode(errors="replace")
     assert "\rrehearsal" in text  # redrawn in place
     assert "48/48 hours" in text
+
+
+def test_an_open_the_venue_keeps_refusing_for_balance_pauses_the_pair(workdir: Path) -> None:
+    """Every perp open refused for want of balance (as after the owner lowered the
+    leverage by hand): each refusal is rolled back at a cost, and the balance those costs
+    change is no new balance. The pair is tried risk.max_failed_opens times and paused,
+    said once; it does not open again every cycle until the failed-open budget is spent."""
+    (workdir / "faults.yaml").write_text(
+        "rules:\n"
+        "  - kind: reject\n    category: linear\n    endpoint: order/create\n"
+        "    error: insufficient_balance\n    times: null\n"
+    )
+    code, _, err = finished(
+        "rehearse", "config.yaml", "--hours", "240", "--faults", "faults.yaml", cwd=workdir
+    )
+    assert code == 0, err
+    assert "Traceback" not in err
+    run_dir = only_run(workdir)
+    with (run_dir / "positions.csv").open() as f:
+        tried = [row for row in csv.DictReader(f) if row["run"] == "rehearsal"]
+    by_pair: dict[str, list[str]] = {}
+    for row in tried:
+        by_pair.setdefault(row["spot_symbol"], []).append(row["state"])
+    assert by_pair  # the strategy wanted to open
+    for states in by_pair.values():
+        assert states == ["rolled_back", "rolled_back"]  # risk.max_failed_opens: 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    paused = [a for a in summary["alerts"] if "opens in a row refused for want of balance" in a]
+    assert len(paused) == len(by_pair)
+    assert not any("opening stopped for every pair" in a for a in summary["alerts"])

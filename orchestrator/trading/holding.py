@@ -393,10 +393,11 @@ class Holder:
         run.failed_opens += 1
         self.failed_open_cost += max(cost, ZERO)
         repeated = repeated_refusal(position.reason or "")
-        if repeated is not None and repeated[1]:
-            # Refused for want of balance: nothing is tried until the balance changes.
+        if repeated is not None and repeated[1] and run.failed_opens < self.risk.max_failed_opens:
+            # Refused for want of balance: nothing is tried until the balance changes. Still
+            # a failure in a row: the balance a rollback's fees change is no new balance,
+            # and a refusal that comes again pauses the pair like any other.
             run.starved_at = self.account.available_balance(self.quote)
-            run.failed_opens = 0
             line = (
                 f"{run.name}: opens nothing until the balance changes: the venue refused "
                 f"the open: {repeated[0]}"
@@ -404,6 +405,13 @@ class Holder:
             self._tell(line)
             if self.alert is not None:
                 self.alert("paused", line)
+        elif repeated is not None and repeated[1]:
+            self._pause(
+                run,
+                f"{run.failed_opens} opens in a row refused for want of balance, the balance "
+                f"changed between them: {repeated[0]}; the operator must act "
+                "(orchestrator resume-trading after)",
+            )
         elif repeated is not None:
             self._pause(run, f"the venue refused the open and will refuse it again: {repeated[0]}")
         elif run.failed_opens >= self.risk.max_failed_opens:
