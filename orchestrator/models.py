@@ -123,10 +123,15 @@ class OrderResult(msgspec.Struct, frozen=True):
 
 
 # What each kind of trade the run did not make is, in words.
+UNEXPLAINED = "Unexplained"  # no execType of the venue's: see OUTSIDE_KINDS
 OUTSIDE_KINDS: dict[str, str] = {
     "Trade": "a trade the run did not make",
     "AdlTrade": "auto-deleveraging",
     "BustTrade": "a liquidation",
+    # Not the venue's: the short the venue shows less of with no execution to say why
+    # (live/run.py), taken in at the last price.
+    UNEXPLAINED: "perp short gone from the venue with no execution found (taken in at the "
+    "last price: check the venue)",
 }
 
 

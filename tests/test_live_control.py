@@ -211,3 +211,49 @@ def test_a_run_that_cannot_be_steered_is_said_at_once(tmp_path: Path, case: str)
     assert "Traceback" not in err
     assert time.monotonic() - started < 20  # said at once, not after the wait
     assert not list(run_dir.glob("control/*.json"))  # nothing left for a later run to take
+
+
+def test_a_resumed_run_keeps_the_pauses_and_the_thresholds_it_was_given(tmp_path: Path) -> None:
+    """Closed by the operator (paused until resume-trading), a threshold set, then
+    stopped: the resumed run says both, keeps BTCUSDT paused (it does not open it again
+    at once) and decides with the threshold set; status shows the pair paused now.
+    resume-trading lifts the pause as before."""
+    venue = Venue(tmp_path)
+    try:
+        live_config(tmp_path, venue.url, both=False)
+        run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
+        run_dir = holding(tmp_path, run, 1)
+        code, out, err = steer("close", str(run_dir), "--pair", "BTCUSDT", cwd=tmp_path)
+        assert code == 0, (out, err)
+        code, out, err = steer("set", str(run_dir), "max_basis=0.02", cwd=tmp_path)
+        assert code == 0, (out, err)
+        code, out, err = steer("stop", str(run_dir), cwd=tmp_path)
+        assert code == 0, (out, err)
+        code, err = run.finish(timeout=60)
+        assert code == 0, err
+
+        resumed = Watched(orchestrator("run", "--resume", str(run_dir), cwd=tmp_path))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not resumed.trading:
+            time.sleep(0.05)
+        time.sleep(2)  # cycles in which it would have opened BTCUSDT again
+        states, _ = journal_state(run_dir)
+        code, shown, _ = steer("status", str(run_dir), cwd=tmp_path)
+        code_json, shown_json, _ = steer("status", str(run_dir), "--json", cwd=tmp_path)
+        code, out, err = steer("resume-trading", str(run_dir), cwd=tmp_path)
+        assert code == 0 and "opens again on BTCUSDT" in out, (out, err)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and journal_state(run_dir)[0].count("validated") < 1:
+            time.sleep(0.05)
+        reopened = journal_state(run_dir)[0]
+        code, out, err = steer("stop", str(run_dir), cwd=tmp_path)
+        code, err = resumed.finish(timeout=60)
+    finally:
+        venue.stop()
+    assert code == 0, err
+    assert states == ["closed"], (states, err)  # still paused: not opened again
+    assert "resume: BTCUSDT stays paused: paused by the operator" in err, err
+    assert "resume: as set while it ran: from the next decision: strategy.max_basis = 0.02" in err
+    assert "paused now" in shown and "BTCUSDT: paused by the operator" in shown, shown
+    assert code_json == 0 and "BTCUSDT" in json.loads(shown_json)["paused_now"]
+    assert reopened == ["closed", "validated"], reopened  # resume-trading: it opens again

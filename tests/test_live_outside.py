@@ -122,3 +122,57 @@ def test_an_outside_change_is_adopted_and_the_pair_trades_again(tmp_path: Path, 
     assert all(Decimal(p["size"]) == 0 for p in state["positions"])
     summary = json.loads(next((tmp_path / "runs").glob("*/summary.json")).read_text())
     assert summary["ledger_balances"] is True, summary
+
+
+def test_a_perp_bought_back_beyond_the_short_by_hand_is_split_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    """The owner buys back more perp than the run is short (1 more): the short is gone
+    and the account is long. That much of the trade closed the run's short; the spot it
+    hedged is sold, and the owner's long is left as it is: the pair opens nothing while
+    the account holds it (a new short would net against it). The run says both, once."""
+    venue = Venue(tmp_path, "--balance", "USDT=100000")
+    try:
+        write_config(tmp_path, venue.url, on_stop="close")
+        run = Watched(orchestrator("run", "config.yaml", cwd=tmp_path))
+        deadline = time.monotonic() + 60
+        bought: Decimal | None = None
+        while run.process.poll() is None and time.monotonic() < deadline:
+            folders = sorted((tmp_path / "runs").glob("*"))
+            states, _ = journal_state(folders[-1]) if folders else ([], 0)
+            if bought is None and states == ["validated"]:
+                bought = perp_short(venue) + 1
+                venue.admin(
+                    "outside",
+                    {"category": "linear", "symbol": "BTCUSDT", "side": "Buy", "qty": str(bought)},
+                )
+            if bought is not None and any("did not open: left alone" in x for x in run.lines):
+                break
+            time.sleep(0.1)
+        time.sleep(2)  # cycles in which it could have opened again, and must not
+        run.process.send_signal(signal.SIGTERM)
+        code, err = run.finish(timeout=60)
+        state = venue.admin("state")
+    finally:
+        venue.stop()
+    assert code == 143, err
+    assert "Traceback" not in err
+    assert bought is not None
+    (run_dir,) = (tmp_path / "runs").glob("*")
+    states, _ = journal_state(run_dir)
+    assert states == ["closed"], (states, err)  # not opened again
+    said = [line for line in err.splitlines() if "changed outside the run" in line]
+    assert len(said) == 1 and "a trade the run did not make: perp buy" in said[0], err
+    left_alone = [line for line in err.splitlines() if "did not open: left alone" in line]
+    assert len(left_alone) == 1 and "1" in left_alone[0], err
+    # The owner's long stands, 1 contract; the spot the run bought is sold.
+    (long,) = [p for p in state["positions"] if p["symbol"] == "BTCUSDT" and Decimal(p["size"])]
+    assert (long["side"], Decimal(long["size"])) == ("Buy", Decimal(1))
+    btc = next(
+        Decimal(c["walletBalance"])
+        for a in state["wallet"]["list"]
+        for c in a["coin"]
+        if c["coin"] == "BTC"
+    )
+    assert btc < Decimal("0.001"), btc
+    assert state["checks"]["oversold"] == {}

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import anyio
 import msgspec
 import pytest
 
@@ -270,3 +271,44 @@ def test_a_venue_out_of_reach_stops_the_start_with_a_clear_message(workdir: Path
     assert proc.returncode == 2, err
     assert "live run not started, nothing sent: the venue could not be used" in err
     assert "Traceback" not in err and SENTINEL not in err
+
+
+async def test_a_short_gone_from_the_venue_with_no_execution_is_not_called_hedged(
+    keep_decimal_context: None,
+) -> None:
+    """The venue's perp position goes to nothing with no execution listed (as a
+    delisting's settlement or a venue's correction might): after a few cycles that find
+    no execution to say why, the run takes the short in as bought back at the last
+    price, sells the spot it hedged, says so, and pauses the pair for the operator;
+    it does not go on calling the position hedged with its spot naked."""
+    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
+    stop = threading.Event()
+    async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
+        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
+        try:
+            run = await connect(config, exchange, always_hedged(config), poll_seconds=0.05)
+            pair = run.pairs[0]
+
+            async def vanish_then_stop() -> None:
+                with anyio.fail_after(30):  # (the run's state is polled: it signals nothing)
+                    while pair.position is None or pair.position.state != "validated":  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                    held = pair.position
+                    venue.book.positions["BTCUSDT"].size = Decimal(0)
+                    while held.state != "closed":  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                    await anyio.sleep(0.3)  # cycles in which it could open again
+                stop.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(vanish_then_stop)
+                result = await run.run(stop)
+        finally:
+            await exchange.close()
+        spot_left = venue.book.available("BTC")
+    (position,) = result.positions
+    assert position.state == "closed"
+    assert [o.exec_type for o in position.orders if o.exec_type] == ["Unexplained"]
+    assert pair.open_paused is not None and "went without an execution" in pair.open_paused
+    assert any("perp short gone from the venue with no execution found" in n for n in result.notes)
+    assert spot_left < Decimal("0.000001")  # the spot was sold, not left naked

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -314,3 +315,50 @@ def test_an_open_the_venue_keeps_refusing_for_balance_pauses_the_pair(workdir: P
     paused = [a for a in summary["alerts"] if "opens in a row refused for want of balance" in a]
     assert len(paused) == len(by_pair)
     assert not any("opening stopped for every pair" in a for a in summary["alerts"])
+
+
+def test_exposure_an_unwind_left_is_closed_at_the_next_decision(workdir: Path) -> None:
+    """The first BTC open's perp is refused, and the rollback's spot sale too: the
+    position is left needing attention, holding spot with no hedge. It is closed at the
+    next decision, whatever the exit rules say (they would hold on while funding stays
+    high), not left unhedged for the rest of the run."""
+    (workdir / "faults.yaml").write_text(
+        "rules:\n"
+        "  - kind: reject\n    link_id: '*-BTCUSDT-0001-po1'\n    error: system_error\n"
+        "  - kind: reject\n    link_id: '*-BTCUSDT-0001-sr1'\n    error: system_error\n"
+    )
+    code, _, err = finished(
+        "rehearse", "config.yaml", "--hours", "240", "--faults", "faults.yaml", cwd=workdir
+    )
+    assert code == 0, err
+    run_dir = only_run(workdir)
+    with (run_dir / "positions.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["run"] == "rehearsal"]
+    first = next(r for r in rows if r["id"] == "BTCUSDT-0001")
+    assert first["state"] == "closed", first
+    assert Decimal(first["spot_qty"]) == 0 and Decimal(first["perp_qty"]) == 0
+    assert first["client_order_ids"].split()[-1].endswith("-BTCUSDT-0001-sc1")
+    # Closed within the hour after: the next decision, not when funding turned.
+    opened, closed = (datetime.fromisoformat(first[k]) for k in ("created_at", "closed_at"))
+    assert (closed - opened).total_seconds() <= 3600
+
+
+def test_a_close_at_the_end_that_leaves_exposure_is_tried_again(workdir: Path) -> None:
+    """The end closes everything (as a stop with on_stop: close does). The venue refuses
+    the first close's perp order once, after its spot sold: the close is tried again at
+    once, and the run ends flat, not with a naked short."""
+    (workdir / "faults.yaml").write_text(
+        "rules:\n  - kind: reject\n    link_id: '*-BTCUSDT-0001-pc1'\n    error: system_error\n"
+    )
+    code, _, err = finished(
+        "rehearse", "config.yaml", "--hours", "240", "--faults", "faults.yaml", cwd=workdir
+    )
+    assert code == 0, err
+    run_dir = only_run(workdir)
+    with (run_dir / "positions.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["run"] == "rehearsal"]
+    first = next(r for r in rows if r["id"] == "BTCUSDT-0001")
+    assert first["state"] == "closed", first
+    assert first["client_order_ids"].split()[-1].endswith("-BTCUSDT-0001-pc2")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert not any("needs_attention" in a for a in summary["alerts"])

@@ -67,6 +67,7 @@ def to_json(status: RunStatus) -> dict[str, Any]:
         "fees_total": str(status.fees_total),
         "positions": [_position_json(row) for row in status.positions],
         "pauses": [{"label": p.label, "n": p.n, "line": p.line} for p in status.pauses],
+        "paused_now": status.paused_now,
         "operator_requests": status.requests,
         "last_venue_contact_ms": status.last_contact_ms,
         "last_venue_contact": (
@@ -195,10 +196,12 @@ def format_status(status: RunStatus) -> str:
         lines.extend(_positions_table(open_rows))
         if status.prices_from:
             row("", f"unrealised PnL at {status.prices_from}")
+    for pair, why in status.paused_now.items():
+        row("paused now", f"{pair}: {why}")
     if status.pauses:
         for pause in status.pauses:
             row("paused", pause.line)
-    else:
+    elif not status.paused_now:
         row("paused", "nothing (no pause said in the journal)")
     for request in status.requests:
         row("operator", request)

@@ -15,6 +15,7 @@ import ccxt
 
 from orchestrator.models import (
     OUTSIDE_KINDS,
+    UNEXPLAINED,
     ZERO,
     Category,
     Holdings,
@@ -129,7 +130,7 @@ def category_of(market: Any) -> Category | None:
     return None
 
 
-OUTSIDE_TYPES = frozenset(OUTSIDE_KINDS)
+OUTSIDE_TYPES = frozenset(OUTSIDE_KINDS) - {UNEXPLAINED}  # what the venue lists
 
 
 def outside_trade(trade: Any, inst: Instrument, known: Collection[str]) -> OrderResult | None:

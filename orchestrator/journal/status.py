@@ -46,6 +46,10 @@ STARTING_BALANCE = "starting_balance"
 # "balance": {"currency", "total", "available"}, "equity"}. Written by live/run.py.
 LAST_CYCLE = "last_cycle"
 PAUSE_PREFIX = "pause "  # meta "pause <label> <n>": the lines the trader said (trader._tell)
+# Meta a live run rewrites when a pair's pauses change: JSON {pair: [why it opens nothing,
+# why it closes nothing]} (null where it does), the pairs paused now; a resume restores
+# them. Written by live/run.py.
+PAUSED = "paused_pairs"
 # Meta "control <id>": "<time> UTC <request> ...": an operator's stop, pause or
 # resume-trading as the run journals it (orchestrator/control.py, where it exists).
 CONTROL_PREFIX = "control "
@@ -112,6 +116,7 @@ class RunStatus:
     fees_total: Decimal
     positions: list[PositionStatus]
     pauses: list[Pause]
+    paused_now: dict[str, str]  # a live run's pairs paused when it last said: why
     requests: list[str]  # the operator's requests the run journaled, oldest first
     last_contact_ms: int | None
     contact_note: str  # why there is none, when there is none
@@ -254,6 +259,10 @@ def status_of(run_dir: Path, view: JournalView, now_ms: int) -> RunStatus:
         fees_total=-sum((amount for _, _, kind, amount in money if kind == "fee"), ZERO),
         positions=rows,
         pauses=_pauses(meta),
+        paused_now={
+            pair: "; ".join(why for why in whys if why)
+            for pair, whys in paused_pairs(meta.get(PAUSED)).items()
+        },
         requests=sorted(v for k, v in meta.items() if k.startswith(CONTROL_PREFIX)),
         last_contact_ms=contact_ms,
         contact_note=contact_note,
@@ -451,6 +460,24 @@ def _account(
             "coins": {k: v for k, v in snap.wallet.items() if k != quote and v},
         }
     return None
+
+
+def paused_pairs(text: str | None) -> dict[str, tuple[str | None, str | None]]:
+    """The PAUSED meta: per pair, (why it opens nothing, why it closes nothing); what
+    cannot be read is left out."""
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    paused: dict[str, tuple[str | None, str | None]] = {}
+    for pair, whys in found.items():
+        if isinstance(whys, list) and len(whys) == 2:
+            opens, closes = (w if isinstance(w, str) and w else None for w in whys)
+            if opens or closes:
+                paused[str(pair)] = (opens, closes)
+    return paused
 
 
 def _pauses(meta: dict[str, str]) -> list[Pause]:

@@ -14,6 +14,7 @@ rest. Any other difference stops it with both sides shown, and nothing is sent.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -23,6 +24,7 @@ from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.reader import Records
 from orchestrator.journal.schema import Intent
+from orchestrator.journal.status import PAUSED, STRATEGY_NOW, paused_pairs
 from orchestrator.live.auto import CHOSEN_PAIRS, journaled_pairs
 from orchestrator.live.preflight import StartupError
 from orchestrator.live.run import (
@@ -60,6 +62,9 @@ class Journaled:
     ended: str | None = None
     # pairs: auto: the perps the run chose at its start (live/auto.py); None: listed pairs.
     chosen: list[str] | None = None
+    # The pairs paused when it stopped, and the thresholds set while it ran (steering.py).
+    paused: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    strategy_now: dict[str, str] | None = None
 
     @classmethod
     def read(cls, journal: Records, label: str) -> Journaled:
@@ -82,6 +87,8 @@ class Journaled:
             },
             ended=meta.get(RUN_STATE),
             chosen=journaled_pairs(meta.get(CHOSEN_PAIRS)),
+            paused=paused_pairs(meta.get(PAUSED)),
+            strategy_now=_settings(meta.get(STRATEGY_NOW)),
         )
 
     def how(self) -> str:
@@ -98,6 +105,17 @@ class Journaled:
     @property
     def unfinished(self) -> list[Position]:
         return [p for p in self.positions if p.state not in FINAL_STATES]
+
+
+def _settings(text: str | None) -> dict[str, str] | None:
+    """The STRATEGY_NOW meta (None when absent or unreadable)."""
+    try:
+        found = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(found, dict):
+        return None
+    return {str(k): str(v) for k, v in found.items()}
 
 
 def take_back_paper(paper: PaperExecutor, journaled: Journaled) -> None:
@@ -157,6 +175,8 @@ async def reconcile(run: LiveRun, journaled: Journaled) -> None:
     for name, what in changed.items():
         run.say(f"resume: {name}: changed outside the run while it was stopped: {what}")
     run.take_back(journaled.positions, journaled.ledger)
+    for line in run.restore(journaled.paused, journaled.strategy_now):
+        run.say(f"resume: {line}")
     if journaled.starting_balance is not None:
         run.starting_balance = journaled.starting_balance
     run.start_ms = journaled.start_ms

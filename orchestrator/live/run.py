@@ -29,7 +29,7 @@ from orchestrator.exceptions import OrderOutcomeUnknown
 from orchestrator.execution.live import LiveExecutor
 from orchestrator.execution.paper import PaperExecutor
 from orchestrator.journal.recorder import JournalRecorder
-from orchestrator.journal.status import LAST_CYCLE
+from orchestrator.journal.status import LAST_CYCLE, PAUSED
 from orchestrator.live import words
 from orchestrator.live.account import LiveAccount, PaperAccount
 from orchestrator.live.contact import VenueContact
@@ -42,9 +42,13 @@ from orchestrator.live.preflight import (
 from orchestrator.live.steering import Steered
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import (
+    UNEXPLAINED,
     ZERO,
     Holdings,
+    OrderResult,
+    OrderStatus,
     Position,
+    Side,
 )
 from orchestrator.money import exact
 from orchestrator.position.manager import PositionManager
@@ -169,6 +173,12 @@ class LiveRun(Steered):
         self._beat_at = time.monotonic()
         self._told_trading = False
         self._margin_warned = False  # the account's margin said to be past margin_warn
+        # Pairs whose perp the account holds a position of that is not the run's (said
+        # once while it lasts); per held position, the cycles in a row its short has been
+        # found smaller on the venue with no execution to explain it.
+        self._occupied_said: set[str] = set()
+        self._paused_said = "{}"  # the pauses last journaled (PAUSED)
+        self._unexplained_seen: dict[str, int] = {}
         # Alerts: a resumed run says why it was resumed ("after a crash"...), the outage
         # alerted (its start), the daily summary's day and what it counts from.
         self.resumed: str | None = None
@@ -315,6 +325,7 @@ class LiveRun(Steered):
         if progress is not None and until_ms is not None:
             progress((self.clock_ms - start_ms) // HOUR_MS, (until_ms - start_ms) // HOUR_MS)
         await self._read_at_end(holders)
+        self._journal_paused()  # as the run leaves them: a resume starts from there
         for run in self.pairs:
             run.end_ms = self.clock_ms  # the window the figures cover ends here
         self.sample_equity(force=True)
@@ -389,8 +400,12 @@ class LiveRun(Steered):
                     self.notes.append(note)
                 continue
             adopted = self.manager.adopt(position.id, trades, held)
+            vanished = None if adopted else self._unexplained(run, position, held)
+            if vanished is not None:
+                adopted = self.manager.adopt(position.id, [vanished], held)
             if not adopted:
                 continue  # the venue's record of it lags: next cycle
+            self._unexplained_seen.pop(position.id, None)
             quotes = {r.client_order_id: r.avg_price or ZERO for r in adopted}
             self.books.record_orders(self.clock_ms, run, position, adopted, quotes)
             what = "; ".join(words.outside(r) for r in adopted)
@@ -398,10 +413,63 @@ class LiveRun(Steered):
                 f"{run.name}: {position.id} changed outside the run: {what}. Taken into its "
                 "record at the venue's prices; closing what is left"
             )
+            if vanished is not None:  # something the run cannot see did this: the operator looks
+                self._pause(run, f"its perp short went without an execution: {what}")
             run.close_paused = None  # the owner acted: the close is tried again
             if run.open_paused is not None and run.open_paused.startswith(CLOSES_FAILED):
                 run.open_paused = None
             await self._act(run, self._close(run, f"changed outside the run: {what}"))
+
+    # Cycles in a row a short is found smaller than the record with no execution to say
+    # why before it is taken in (the venue's lists may lag its positions a little).
+    UNEXPLAINED_CYCLES = 3
+
+    def _unexplained(self, run: PairRun, position: Position, held: Holdings) -> OrderResult | None:
+        """The perp short the venue shows less of than the record, with no execution
+        found for it (a delisting's settlement, a venue's own correction), once found so
+        UNEXPLAINED_CYCLES cycles in a row: as a buy-back at the last price, to be taken
+        into the record, so that what is left is closed and nothing stays unhedged."""
+        gone = position.perp_qty - held.perp_short
+        if gone <= 0:
+            self._unexplained_seen.pop(position.id, None)
+            return None
+        seen = self._unexplained_seen[position.id] = self._unexplained_seen.get(position.id, 0) + 1
+        if seen < self.UNEXPLAINED_CYCLES:
+            return None
+        price = self.books.last(run.perp.symbol)
+        return OrderResult(
+            client_order_id="",
+            order_id=f"unexplained-{position.id}-{self.clock_ms}",
+            symbol=run.perp.symbol,
+            side=Side.BUY,
+            category=run.perp.category,
+            status=OrderStatus.FILLED,
+            requested_qty=gone,
+            filled_qty=gone,
+            avg_price=price,
+            fee=ZERO,
+            fee_currency=run.perp.quote,
+            is_simulated=False,
+            exec_type=UNEXPLAINED,
+        )
+
+    def _occupied(self, run: PairRun) -> bool:
+        """The account holds a position on the pair's perp that this run did not open
+        (the owner's, bought or sold by hand while the pair was flat): an open would net
+        against it, so none is made while it is there; said once."""
+        if self.paper is not None:
+            return False
+        size = self.live_account.get_perp_position(run.perp.symbol).size
+        if not size:
+            self._occupied_said.discard(run.name)
+            return False
+        if run.name not in self._occupied_said:
+            self._occupied_said.add(run.name)
+            self._tell(
+                f"{run.name}: the account holds {size} {run.perp.symbol} contracts that this "
+                "run did not open: left alone, and the pair opens nothing while they are there"
+            )
+        return True
 
     def _guard_account_margin(self) -> None:
         """Live: the margin guard on Bybit's own figure, the account's maintenance margin
@@ -539,6 +607,20 @@ class LiveRun(Steered):
             "equity": str(self.books.equity_now()),
         }
         self.recorder.record_meta(LAST_CYCLE, json.dumps(cycle, sort_keys=True))
+        self._journal_paused()
+
+    def _journal_paused(self) -> None:
+        """The pairs paused now, when that changed (a resume restores them, status shows
+        them)."""
+        paused = {
+            run.name: [run.open_paused, run.close_paused]
+            for run in self.pairs
+            if run.open_paused or run.close_paused
+        }
+        text = json.dumps(paused, sort_keys=True)
+        if self.recorder is not None and text != self._paused_said:
+            self._paused_said = text
+            self.recorder.record_meta(PAUSED, text)
 
     # -- alerts (only when the run has them)
 

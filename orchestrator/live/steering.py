@@ -135,3 +135,24 @@ class Steered(Trader):
         if outcome is None or self.asked_to_stop is None:
             return outcome
         return f"{self.asked_to_stop}: {outcome}"
+
+    def restore(
+        self,
+        paused: dict[str, tuple[str | None, str | None]],
+        strategy_now: dict[str, str] | None,
+    ) -> list[str]:
+        """A resumed run: the pairs paused when it stopped stay paused (until
+        resume-trading, as before), and the thresholds set while it ran stay set. The
+        lines to say."""
+        said = []
+        for run in self.pairs:
+            opens, closes = paused.get(run.name, (None, None))
+            if opens or closes:
+                run.open_paused, run.close_paused = opens, closes
+                said.append(f"{run.name} stays paused: {opens or closes}")
+        if strategy_now:
+            now = self.config.strategy
+            changed = {k: v for k, v in strategy_now.items() if str(getattr(now, k, v)) != v}
+            if changed:
+                said.append(f"as set while it ran: {self._retune(changed)}")
+        return said

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from orchestrator.models import ZERO, Category, Holdings, OrderResult, Position, Side
 
 
@@ -29,7 +31,9 @@ def outside_change(
 ) -> OutsideChange:
     """``trades`` (not the run's) that reduce the position, no further than the venue shows
     it short of the record; then spot gone without a trade once the perp is explained.
-    A trade larger than the shortfall, or one that adds, is the owner's own and left out."""
+    A trade that adds is the owner's own and left out; of a trade larger than what is
+    left of the shortfall, that much is the position's (the owner bought back more than
+    the run's short: the rest is the owner's own position), its fee shared pro rata."""
     spot_over = position.spot_qty - held.spot
     perp_over = position.perp_qty - held.perp_short
     taken: list[OrderResult] = []
@@ -37,8 +41,10 @@ def outside_change(
         spot = trade.category is Category.SPOT
         reduces = trade.side is (Side.SELL if spot else Side.BUY)
         over = spot_over if spot else perp_over
-        if not reduces or trade.filled_qty > over:
+        if not reduces or over <= 0:
             continue
+        if trade.filled_qty > over:
+            trade = _part(trade, over)
         if spot:
             spot_over -= trade.filled_qty
         else:
@@ -46,3 +52,12 @@ def outside_change(
         taken.append(trade)
     moved_out = spot_over if spot_over > 0 and perp_over <= 0 else ZERO
     return OutsideChange(taken, moved_out, max(perp_over, ZERO))
+
+
+_FEE_STEP = Decimal("1e-8")  # Bybit's fees: 8 decimals
+
+
+def _part(trade: OrderResult, qty: Decimal) -> OrderResult:
+    """``qty`` of ``trade``, with its share of the fee."""
+    fee = (trade.fee * qty / trade.filled_qty).quantize(_FEE_STEP)
+    return msgspec.structs.replace(trade, filled_qty=qty, requested_qty=qty, fee=fee)

@@ -162,6 +162,17 @@ class Holder:
             )
         return None
 
+    @staticmethod
+    def _stranded(run: PairRun) -> str | None:
+        """Why a position left needing attention (an open or close that left exposure)
+        is closed now, whatever the exit rules say: what it holds is not hedged. Its
+        closes are tried at each decision until they succeed or fail
+        risk.max_failed_closes times in a row (then the operator must act)."""
+        position = run.position
+        if position is None or position.state != "needs_attention":
+            return None
+        return f"closing what is left unhedged: {position.reason}"
+
     def _watch_margin(self, run: PairRun, position: Position) -> None:
         """The held short's margin line, from its entry (paper model only)."""
         run.margin_warned, run.margin_due = False, None
@@ -240,10 +251,22 @@ class Holder:
         return "; ".join(f"{', '.join(ids)} {what}" for what, ids in groups.items())
 
     async def close_all(self, reason: str) -> None:
+        """Close every position (a stop, the end): a close that leaves exposure is tried
+        again, up to risk.max_failed_closes in a row (live: a second, then two, ... apart,
+        as a refusal the venue would not repeat passes), not left naked at the first."""
         await self.settle()  # an open under way is finished first, then closed
-        for run in self.pairs:
+        for attempt in range(self.risk.max_failed_closes):
             # A pair whose data has ended was closed out then; its prices are stale now.
-            if run.position is not None and not run.ended and not run.close_paused:
+            left = [
+                run
+                for run in self.pairs
+                if run.position is not None and not run.ended and not run.close_paused
+            ]
+            if not left:
+                return
+            if attempt and self.concurrent:
+                await anyio.sleep(2 ** (attempt - 1))
+            for run in left:
                 await self._close(run, reason)
 
     # -- positions, each in its own task
@@ -480,6 +503,11 @@ class Holder:
             return False
         count, exposure = self._open_exposure()
         return count >= run.limited_at[0] and exposure >= run.limited_at[1]
+
+    def _occupied(self, run: PairRun) -> bool:
+        """Whether the venue holds a position on the pair's perp that is not the run's,
+        so that an open would net against it (live only: live/run.py)."""
+        return False
 
     def _no_room(self, run: PairRun) -> bool:
         """True while a portfolio limit that refused the pair's open has had no position

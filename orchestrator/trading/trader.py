@@ -87,7 +87,12 @@ class Trader(Holder):
             run, quiet, enter, leave, spot, perp = deciders[i]
             if run.ended:
                 continue
-            holding = run.position is not None
+            position = run.position
+            if position is not None and position.state == "needs_attention":
+                if not (run.busy or run.close_paused):
+                    return True  # its exposure is closed, whatever the rules say
+                continue
+            holding = position is not None
             if quiet is not None and quiet(holding):
                 continue
             if not holding and self._limited(run):
@@ -120,10 +125,16 @@ class Trader(Holder):
                 if run.open_paused or self.opening_stopped:
                     continue
                 reason = run.strategy.entry_reason(spot, perp)
-                if reason is not None and not self._starved(run) and not self._no_room(run):
+                if reason is None or self._starved(run) or self._no_room(run):
+                    continue
+                if not self._occupied(run):
                     await self._act(run, self._open(run, reason))
             elif not run.close_paused:
-                reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
+                reason = (
+                    self._stranded(run)
+                    or self._margin_guard(run, perp)
+                    or run.strategy.exit_reason(spot, perp)
+                )
                 if reason is not None:
                     await self._act(run, self._close(run, reason))
 
@@ -150,7 +161,11 @@ class Trader(Holder):
             perp = self.ticker.get_price(run.perp.symbol)
             if spot is None or perp is None or run.close_paused:
                 continue
-            reason = self._margin_guard(run, perp) or run.strategy.exit_reason(spot, perp)
+            reason = (
+                self._stranded(run)
+                or self._margin_guard(run, perp)
+                or run.strategy.exit_reason(spot, perp)
+            )
             if reason is not None:
                 await self._act(run, self._close(run, reason))
         candidates.sort()
@@ -214,7 +229,7 @@ class Trader(Holder):
     async def _open_ranked(self, run: PairRun, reason: str, share: int) -> None:
         self._share = share
         try:
-            if self._starved(run) or self._no_room(run):
+            if self._starved(run) or self._no_room(run) or self._occupied(run):
                 return
             budget = self._budget()
             if not self.manager.can_size(run.spot, run.perp, budget):
