@@ -25,7 +25,8 @@ from orchestrator.replay.engine import Replay
 from orchestrator.replay.window import cut
 from orchestrator.strategy.funding import AlwaysHedged
 from orchestrator.trading.run import Progress, RunResult, StopFlag
-from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue, load_faults
+from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue
+from orchestrator.venue.faults import FaultSpec
 
 if TYPE_CHECKING:
     from orchestrator.alerts.sender import Alerts
@@ -36,7 +37,7 @@ HOUR_MS = 3_600_000
 @dataclass(frozen=True)
 class Rehearsal:
     """What to rehearse: ``hours`` of recorded market time from ``start_ms``, with
-    ``faults`` (a fault spec file for the venue) if any.
+    ``faults`` (the venue's fault spec, read from its file before the run) if any.
 
     The window is the one a replay's ``data.start``/``data.end`` cut (window.py): the
     candles opening in ``[start, end)``, the settlements after the start and by the
@@ -47,7 +48,7 @@ class Rehearsal:
 
     start_ms: int
     hours: int
-    faults: Path | None = None
+    faults: FaultSpec | None = None
 
     @property
     def end_ms(self) -> int:
@@ -62,7 +63,7 @@ def plan(
     datasets: Sequence[PairData],
     start_ms: int | None,
     hours: int | None,
-    faults: Path | None = None,
+    faults: FaultSpec | None = None,
 ) -> tuple[Rehearsal, list[str]]:
     """The rehearsal of the recorded data asked for, and what was changed to fit it
     (said before it runs). The venue replays the hours every pair has: from the last
@@ -117,7 +118,6 @@ async def rehearse(
     ``close_on_stop`` and ``alerts``: as for the live session (the rehearsal's alerts
     are the live run's, on the market's clock: a daily summary every 24 hours of it)."""
 
-    faults = load_faults(rehearsal.faults) if rehearsal.faults is not None else None
     venue = Venue(
         data_dir=data_dir,
         recorded=True,
@@ -127,7 +127,7 @@ async def rehearse(
         spot_fee_rate=config.fees.spot_taker,
         perp_fee_rate=config.fees.perp_taker,
         leverage=config.live.leverage,
-        faults=faults,
+        faults=rehearsal.faults,
     )
     assert venue.recorded is not None
     venue.recorded.end_at(rehearsal.end_ms)  # the window's data, as a replay of it loads it

@@ -362,3 +362,25 @@ def test_a_close_at_the_end_that_leaves_exposure_is_tried_again(workdir: Path) -
     assert first["client_order_ids"].split()[-1].endswith("-BTCUSDT-0001-pc2")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert not any("needs_attention" in a for a in summary["alerts"])
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (None, "faults.yaml: No such file or directory"),
+        ("rules: [\n", "faults.yaml"),
+        ("rules:\n  - kind: explode\n", "faults.yaml"),
+    ],
+    ids=["missing", "not yaml", "unknown kind"],
+)
+def test_a_fault_file_that_cannot_be_used_stops_before_a_run_folder(
+    workdir: Path, text: str | None, said: str
+) -> None:
+    if text is not None:
+        (workdir / "faults.yaml").write_text(text)
+    code, _, err = finished(
+        "rehearse", "config.yaml", "--hours", "6", "--faults", "faults.yaml", cwd=workdir
+    )
+    assert code == 2, err
+    assert err.startswith("error: ") and said in err and "Traceback" not in err
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())

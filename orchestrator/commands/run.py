@@ -237,12 +237,15 @@ def _session(
     from orchestrator.live.session import alerts_for  # (as live_session above)
     from orchestrator.rehearsal import plan as rehearsal_plan
     from orchestrator.rehearsal import rehearse
+    from orchestrator.venue.faults import load_faults
     from orchestrator.venue.market import require_hourly
 
     for data in prepared.datasets:  # said now, before the run's folder is made
         require_hourly(data, f"{loaded.data_dir()}: {data.spot_symbol.replace('/', '')}")
     start = ms_of(rehearsal.start) if rehearsal.start else ms_of(config.data.start)
-    plan, notes = rehearsal_plan(prepared.datasets, start, rehearsal.hours, rehearsal.faults)
+    # Read now: a fault file that cannot be used stops the rehearsal before its folder.
+    faults = load_faults(rehearsal.faults) if rehearsal.faults is not None else None
+    plan, notes = rehearsal_plan(prepared.datasets, start, rehearsal.hours, faults)
     for note in notes:
         print(f"note: {note}", file=err)
     rehearsal_alerts = alerts_for(config, err)
