@@ -7,6 +7,10 @@ class OrchestratorError(Exception):
     """Base of the project's own errors."""
 
 
+class NothingStarted(OrchestratorError):
+    """The run stopped before anything was sent: a new run's folder holds nothing."""
+
+
 class PriceUnavailableError(OrchestratorError):
     """No usable price: missing, stale, zero, negative or NaN. No order is sent."""
 

@@ -271,6 +271,8 @@ def test_a_venue_out_of_reach_stops_the_start_with_a_clear_message(workdir: Path
     assert proc.returncode == 2, err
     assert "live run not started, nothing sent: the venue could not be used" in err
     assert "Traceback" not in err and SENTINEL not in err
+    # Nothing ran: no folder is left to be the latest run (status would show it).
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
 
 
 async def test_a_short_gone_from_the_venue_with_no_execution_is_not_called_hedged(

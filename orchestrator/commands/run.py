@@ -43,7 +43,7 @@ from orchestrator import files
 from orchestrator.bybit.client import credentials
 from orchestrator.config import Config, ConfigError, Loaded, load
 from orchestrator.control import ControlBox
-from orchestrator.exceptions import OrchestratorError
+from orchestrator.exceptions import NothingStarted, OrchestratorError
 from orchestrator.files import INCOMPLETE, OutputError
 from orchestrator.journal import Journal, JournalError
 from orchestrator.journal.recorder import JournalRecorder, ResumingRecorder
@@ -86,8 +86,9 @@ HOUR_MS = 3_600_000
 class RunFolder:
     """The run folder and what has been written to it, for the ways a run can end."""
 
-    def __init__(self, path: Path, expected: list[str]) -> None:
+    def __init__(self, path: Path, expected: list[str], *, fresh: bool = True) -> None:
         self.path = path
+        self.fresh = fresh  # made by this run (not a resumed run's)
         self.tracing: RunTracing | None = None
         self.expected = expected  # every file the run writes, in order
         self.written: list[str] = []
@@ -133,7 +134,9 @@ def run(
             return code
         except BaseException as exc:
             if signals.second is None:
-                if folders:  # an unexpected error mid-run: flush, say the folder is partial
+                if folders and isinstance(exc, NothingStarted) and folders[0].fresh:
+                    _discard(folders[0])  # nothing was sent: no folder to be the latest run
+                elif folders:  # an unexpected error mid-run: flush, say the folder is partial
                     _failed(folders[0], exc)
                 raise
             return _stopped_at_once(signals.second, folders[0] if folders else None, err)
@@ -422,7 +425,7 @@ def _resume(
     config = loaded.config
     results = _results(config, mode)
     traces = [TRACE_FILE] if config.tracing.enabled else []
-    folder = RunFolder(run_dir, [*results, *traces])
+    folder = RunFolder(run_dir, [*results, *traces], fresh=False)
     folders.append(folder)
     if traces:
         try:

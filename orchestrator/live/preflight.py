@@ -39,7 +39,7 @@ import ccxt
 from orchestrator.bybit.client import describe
 from orchestrator.bybit.retry import read_venue
 from orchestrator.config import Pair
-from orchestrator.exceptions import OrchestratorError
+from orchestrator.exceptions import NothingStarted
 from orchestrator.market.instruments import funding_hours
 from orchestrator.models import Category, Instrument
 from orchestrator.settings import FeeSettings
@@ -50,7 +50,7 @@ DEFAULT_INTERVAL_HOURS = 8
 _ABSENT = object()
 
 
-class StartupError(OrchestratorError):
+class StartupError(NothingStarted):
     """Something is off before the first order: nothing was sent."""
 
 
