@@ -29,6 +29,7 @@ from orchestrator.replay.session import Prepared, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
 from orchestrator.trading.figures import ledger_identity
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue
+from orchestrator.venue.faults import FaultRule
 from tests.support import data_file
 
 pytestmark = pytest.mark.anyio
@@ -314,3 +315,41 @@ async def test_a_short_gone_from_the_venue_with_no_execution_is_not_called_hedge
     assert pair.open_paused is not None and "went without an execution" in pair.open_paused
     assert any("perp short gone from the venue with no execution found" in n for n in result.notes)
     assert spot_left < Decimal("0.000001")  # the spot was sold, not left naked
+
+
+async def test_a_wallet_read_before_the_fills_is_not_added_to_them(
+    keep_decimal_context: None,
+) -> None:
+    """The account can be read at the start and at the first cycle, never after: the
+    wallet the run last saw predates the open's fills. The equity is then the run's own
+    record (starting balance, fills, fees, funding, holdings at the last prices), not that
+    old wallet plus the positions bought with it (which counted about 40 % too much),
+    and the ledger balances; the summary says why."""
+    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
+    stop = threading.Event()
+    async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
+        wallet = "account/wallet-balance"
+        venue.faults.add(FaultRule(kind="http", endpoint=wallet, status=503, after=2, times=None))
+        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
+        try:
+            run = await connect(config, exchange, always_hedged(config), poll_seconds=0.05)
+            pair = run.pairs[0]
+
+            async def stop_once_held() -> None:
+                with anyio.fail_after(60):  # (the run's state is polled: it signals nothing)
+                    while pair.position is None or pair.position.state != "validated":  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                    await anyio.sleep(0.5)  # cycles whose wallet reads fail
+                stop.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stop_once_held)
+                result = await run.run(stop)
+        finally:
+            await exchange.close()
+    assert result.positions[0].state == "validated"  # on_stop: leave
+    lhs, rhs = ledger_identity(result)
+    assert lhs == rhs
+    start = result.starting_balance
+    assert abs(result.ending_equity - start) < start / 100, (result.ending_equity, start)
+    assert any("predates the last fills" in n for n in result.notes), result.notes

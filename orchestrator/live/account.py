@@ -30,10 +30,16 @@ class LiveAccount:
         # Bybit's accountMMRate: maintenance margin / margin balance (1 liquidates);
         # None where the venue does not say it.
         self.mm_rate: Decimal | None = None
+        # Readings begun, and the number of the last one that came (books.py: fills made
+        # after a reading began are in none before it).
+        self.reads_begun = 0
+        self.read_through = 0
 
     async def refresh(self) -> None:
         # Bybit's own decimal text (``info``), not ccxt's floats: a float of a
         # six-figure balance loses the digits the ledger's identity checks.
+        self.reads_begun += 1
+        reading = self.reads_begun
         balance = await read_venue(self._exchange.fetch_balance)
         total: dict[str, Decimal] = {}
         free: dict[str, Decimal] = {}
@@ -71,6 +77,7 @@ class LiveAccount:
                 signed = -size if info.get("side") == "Sell" else size
                 positions[symbol] = PerpHolding(signed, _decimal(info.get("avgPrice")))
         self._positions = positions
+        self.read_through = reading
 
     def balance(self, currency: str) -> Decimal:
         return self._total.get(currency, ZERO)

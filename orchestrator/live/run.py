@@ -165,6 +165,8 @@ class LiveRun(Steered):
             concurrent=True,
         )
         self.live_account = held
+        if isinstance(held, LiveAccount):  # a reading that predates a fill is not used
+            self.books.readings = held
         self.held_where = "in the dry run's paper account" if self.paper else "on the venue"
         self.market = LiveMarket(exchange, pairs, ticker, self.clock)
         self.skipped = skipped
@@ -585,6 +587,13 @@ class LiveRun(Steered):
                 "at the end the venue could not be read: "
                 + "; ".join(missing)
                 + f"; the figures use the last reading, {self.contact.last_contact()}"
+                + (
+                    ", which predates the last fills: the ending equity is the run's own "
+                    "record (the starting balance, the fills, fees and funding, what is held "
+                    "at the last prices), not the venue's wallet"
+                    if self.books.stale()
+                    else ""
+                )
             )
 
     def _journal_cycle(self) -> None:

@@ -18,7 +18,7 @@ from orchestrator.models import ZERO, OrderResult, Position
 from orchestrator.trading.curve import Curve
 from orchestrator.trading.ledger import Ledger, LedgerEntry
 from orchestrator.trading.margin import ratio as margin_ratio
-from orchestrator.trading.run import HOUR_MS, Account, MoneyJournal, PairRun, quote_of
+from orchestrator.trading.run import HOUR_MS, Account, MoneyJournal, PairRun, Readings, quote_of
 
 
 class Books:
@@ -54,6 +54,11 @@ class Books:
             run.pnl = self.equity.follow()
         # Hears of each hourly equity sample as it is taken (a live run's equity.csv).
         self.on_equity: Callable[[int, Decimal], None] | None = None
+        # A live account, read now and then (None: the paper wallet, always current),
+        # and the reading under way when the last fill was recorded: until a later one
+        # comes, the wallet it shows predates the fill (equity_now).
+        self.readings: Readings | None = None
+        self._filled_during: int | None = None
         self._valued = [(run, run.spot.symbol, run.perp.symbol) for run in pairs]
 
     def take_back(self, positions: Sequence[Position], entries: Sequence[LedgerEntry]) -> None:
@@ -99,6 +104,8 @@ class Books:
             if quotes is not None:
                 reference = quotes.get(result.client_order_id, reference)
             run.cash += self.ledger.record_order(now_ms, run.name, position.id, result, reference)
+            if result.filled_qty and self.readings is not None:
+                self._filled_during = self.readings.reads_begun
         self._left(run, position)
         self.journal_money()
 
@@ -149,7 +156,8 @@ class Books:
         if t <= 0 or (not force and (t - self.equity.last_ms < HOUR_MS or acting)):
             return
         quotes, perp_position = self.ticker.quotes, self.account.get_perp_position
-        equity = self.account.balance(self.quote)
+        stale = self.stale()
+        equity = self.recorded_equity() if stale else self.account.balance(self.quote)
         for run, spot_symbol, perp_symbol in self._valued:
             position = run.position
             if position is None and not run.dust:  # flat: nothing held beyond the wallet
@@ -160,7 +168,7 @@ class Books:
             pnl = run.cash
             if run.dust:
                 dust = sum((qty for _, qty in run.dust), ZERO) * spot_last
-                equity += dust
+                equity += ZERO if stale else dust
                 pnl += dust
             if position is None:
                 run.pnl.add(pnl)
@@ -170,10 +178,10 @@ class Books:
             held = position.spot_qty
             spot_value = held * spot_last  # once, for the PnL and the equity alike
             run.pnl.add(pnl + spot_value - position.perp_qty * perp_last)
-            if held:
+            if held and not stale:
                 equity += spot_value
             short = perp_position(perp_symbol)
-            if short.size:
+            if short.size and not stale:
                 equity += short.size * (perp_last - short.entry_price)
             if run.margin_line is not None and perp_last:
                 self._note_margin(run, position, perp_last)
@@ -193,7 +201,10 @@ class Books:
     def equity_now(self) -> Decimal:
         """The wallet plus what the positions hold at its last price (and open perp
         PnL), and the spot their closes left below the minimum order size (dust). Other
-        coins the account holds are not the run's and are not counted."""
+        coins the account holds are not the run's and are not counted. Where the live
+        account's last reading predates the last fill, the run's own record instead."""
+        if self.stale():
+            return self.recorded_equity()
         equity = self.account.balance(self.quote)
         for run in self.pairs:
             if run.dust:
@@ -206,6 +217,29 @@ class Books:
             perp = self.account.get_perp_position(run.perp.symbol)
             if perp.size:
                 equity += perp.size * (self.last(run.perp.symbol) - perp.entry_price)
+        return equity
+
+    def stale(self) -> bool:
+        """Whether the live account's wallet, as last read, predates the last fill (the
+        reading after it failed): its cash and the positions would count a fill twice."""
+        readings, filled = self.readings, self._filled_during
+        return readings is not None and filled is not None and readings.read_through <= filled
+
+    def recorded_equity(self) -> Decimal:
+        """The equity from the run's own record, as the ledger's identity has it: the
+        starting balance, every fill's, fee's and settlement's cash, and what the
+        positions (and their dust) hold at the last prices."""
+        equity = self.ledger.starting.get(self.quote, ZERO)
+        equity += sum(
+            (e.amount for e in self.ledger.entries if e.kind in ("fill", "fee", "funding")),
+            ZERO,
+        )
+        for run in self.pairs:
+            spot = self.last(run.spot.symbol)
+            equity += sum((qty for _, qty in run.dust), ZERO) * spot
+            if run.position is not None:
+                equity += run.position.spot_qty * spot
+                equity -= run.position.perp_qty * self.last(run.perp.symbol)
         return equity
 
     def last(self, symbol: str) -> Decimal:

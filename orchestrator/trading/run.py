@@ -45,6 +45,14 @@ class MoneyJournal(Protocol):
     def record_meta(self, key: str, value: str) -> None: ...
 
 
+class Readings(Protocol):
+    """A venue's account read now and then (live/account.py): which reading is the last
+    to have come, counted by when each began."""
+
+    reads_begun: int
+    read_through: int
+
+
 class Account(Protocol):
     """The account as the run values it: the PaperExecutor, or the venue's last reading."""
 
