@@ -785,7 +785,8 @@ def _argument(action: argparse.Action) -> str:
     flag = max(action.option_strings, key=len)
     if action.nargs == 0:
         return flag
-    return f"{flag} {action.metavar or action.dest.upper()}"
+    value = str(action.metavar or action.dest.upper())
+    return f"{flag} [{value}]" if action.nargs == "?" else f"{flag} {value}"
 
 
 def _default(action: argparse.Action) -> str:

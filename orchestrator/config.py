@@ -612,6 +612,16 @@ def retuned(config: Config, changes: Mapping[str, str]) -> Config:
     values: dict[str, object] = dict(msgspec.structs.asdict(config.strategy))
     for name, text in changes.items():
         values[name] = int(text) if name == "min_hold_hours" and text.isdigit() else text
+    for name, text in changes.items():
+        if name != "min_hold_hours":  # a decimal, as the config file writes it
+            try:
+                number = Decimal(text)
+            except ArithmeticError:
+                number = None
+            if number is None or not number.is_finite():
+                raise ValueError(f"strategy.{name}: {text!r} is not a number (e.g. 0.15)")
+        elif not text.isdigit():
+            raise ValueError(f"strategy.{name}: {text!r} is not a whole number of hours")
     try:
         strategy = msgspec.convert(values, StrategySettings, strict=False)
     except msgspec.ValidationError as exc:

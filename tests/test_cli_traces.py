@@ -120,6 +120,10 @@ def test_diagrams_write_mermaid_readme_and_check(tmp_path: Path) -> None:
     readme = (tmp_path / "README.md").read_text()
     assert "```mermaid\nstateDiagram-v2" in readme
     assert (tmp_path / "position.svg").is_file() == diagrams.has_dot()
+    if diagrams.has_dot():  # drawn again by another process, the same file
+        first = (tmp_path / "position.svg").read_bytes()
+        assert cli("diagrams", "--out", str(tmp_path), cwd=tmp_path).returncode == 0
+        assert (tmp_path / "position.svg").read_bytes() == first
     assert main(["diagrams", "--check", "--out", str(tmp_path)]) == 0
     (tmp_path / "README.md").write_text(readme.replace("Rolling back", "Rolling forward"))
     assert main(["diagrams", "--check", "--out", str(tmp_path)]) == 1

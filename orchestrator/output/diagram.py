@@ -6,6 +6,7 @@ top, and each state can carry a count (the dashboard's machine page). Shared by
 from __future__ import annotations
 
 import html
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -37,7 +38,18 @@ def svg(name: str, steps: Sequence[Step] = (), counts: Mapping[str, int] | None 
     if counts is not None:
         _count_dot(graph, name, counts)
     result: bytes = graph.create_svg()
-    return result
+    return _stable(result)
+
+
+_OBJECT_ID = re.compile(rb"(?<=__initial_|___atomic_)\d{6,}")
+
+
+def _stable(drawing: bytes) -> bytes:
+    """The SVG with the Python object ids python-statemachine names some nodes by
+    replaced by their order of appearance, so that drawing the same machine twice
+    gives the same file."""
+    seen: dict[bytes, bytes] = {}
+    return _OBJECT_ID.sub(lambda m: seen.setdefault(m[0], str(len(seen)).encode()), drawing)
 
 
 def highlighted_mermaid(name: str, steps: Sequence[Step]) -> str:
