@@ -468,7 +468,8 @@ SWEEP_KEYS: dict[str, Key] = {
     ),
     "parameters": Key(
         "The settings varied, each by its YAML path in the run config (`strategy.*`, "
-        "`trading.*`, `fees.*`, `paper.*`, `balances.USDT`, `data.stale_after_seconds`): a "
+        "`trading.*`, `risk.*`, `fees.*`, `paper.*`, `balances.USDT`, "
+        "`data.stale_after_seconds`; `universe.*` when the base has `pairs: auto`): a "
         "list of values (a grid) or a mapping below. Written as the run config writes them "
         "(decimals as quoted strings).",
         "at least one setting",

@@ -272,6 +272,28 @@ def test_a_sweep_searches_the_universe_settings_of_an_auto_base(data: Path, tmp_
     assert all(r["ledger_balances"] == "true" for r in rows), [r["ledger_balances"] for r in rows]
 
 
+def test_a_sweep_of_universe_settings_over_listed_pairs_is_refused(
+    data: Path, tmp_path: Path
+) -> None:
+    """The universe settings choose pairs only under pairs: auto: swept over a base that
+    lists its pairs, every trial would be the same. Refused before anything runs."""
+    (tmp_path / "config.yaml").write_text(
+        f"pairs:\n  - {{spot: SYN0/USDT, perp: SYN0/USDT:USDT}}\ndata:\n  dir: {data}\n"
+    )
+    (tmp_path / "sweep.yaml").write_text(
+        "base: config.yaml\nparameters:\n  universe.history_days: [3, 7]\n"
+        "walk_forward:\n  windows:\n"
+        "    - train: {start: '2024-01-01', end: '2024-01-25'}\n"
+        "      test: {start: '2024-01-25', end: '2024-02-09'}\n"
+        "objective:\n  metric: net_pnl\noutput: sweeps\nworkers: 1\n"
+    )
+    done = orchestrator("sweep", "sweep.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 2, done.stderr
+    assert "parameters.universe.history_days: config.yaml lists its pairs" in done.stderr
+    assert not (tmp_path / "sweeps").exists()
+
+
 @pytest.mark.parametrize(
     ("universe", "words"),
     [

@@ -143,6 +143,13 @@ def make_plan(
             f"{path}: base: {base_path.name} is a {kind} config; a sweep replays "
             "the recorded data (mode: paper, market: recorded)"
         )
+    idle = [name for name in sweep.parameters if name.split(".")[0] == "universe"]
+    if idle and not base.config.auto:
+        raise SweepError(
+            f"{path}: parameters.{idle[0]}: {base_path.name} lists its pairs (pairs:); the "
+            "universe settings choose pairs only under pairs: auto, so varying them would "
+            "change nothing"
+        )
     try:
         sets = expand(
             sweep.parameters,
