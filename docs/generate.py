@@ -859,7 +859,9 @@ ROUTES: dict[str, str] = {
     "GET /v5/position/list": "perp positions: netted (one-way mode) or both sides (hedge mode)",
     "POST /v5/position/set-leverage": "110043 when unchanged, as Bybit answers",
     "GET /v5/execution/list": "trade and funding executions (`execType` `Trade`, `Funding`, "
-    "and the outside trades `AdlTrade`, `BustTrade`); `execFee` positive when paid",
+    "and the outside trades `AdlTrade`, `BustTrade`), newest first; `execFee` positive when "
+    "paid. As Bybit: a window of at most 7 days (`startTime` alone: the 7 days from it; "
+    "neither: the last 7), paged by `limit` (1 to 100, default 50) and `cursor`",
     "POST /v5/position/switch-mode": "one-way or hedge mode, by symbol or coin",
     "GET /v5/account/info": "the account type (`unifiedMarginStatus`)",
     "GET /v5/account/fee-rate": "the account's own fee rates",

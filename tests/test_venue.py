@@ -292,13 +292,64 @@ async def test_funding_executions_carry_bybits_sign(
     await (sell if side == "sell" else buy)(venue_client, PERP, 0.01, "f-1")
     before = bybit_venue.book.wallet["USDT"]
     bybit_venue.settle_funding("BTCUSDT", rate, time_ms=1_704_096_000_000)
-    [payment] = await venue_client.fetch_funding_history(PERP)
+    # Asked from its time: Bybit lists the last 7 days unless told.
+    [payment] = await venue_client.fetch_funding_history(PERP, 1_704_096_000_000)
     assert payment["info"]["execType"] == "Funding"
     assert D(payment["info"]["execFee"]) == D(exec_fee)
     assert payment["info"]["feeRate"] == rate
     assert (dec(payment["amount"]), payment["code"]) == (D(exec_fee), "USDT")
     assert payment["timestamp"] == 1_704_096_000_000
     assert bybit_venue.book.wallet["USDT"] == before - D(exec_fee)
+
+
+HOUR_MS, WEEK_MS = 3_600_000, 7 * 24 * 3_600_000
+
+
+async def test_executions_are_listed_as_bybit_lists_them(
+    bybit_venue: Venue, venue_client: Any
+) -> None:
+    """/v5/execution/list: newest first, one window of at most 7 days, pages of
+    ``limit`` (1 to 100, 50 unless asked) linked by ``nextPageCursor``."""
+    await sell(venue_client, PERP, 0.01, "ex-1")
+    now = bybit_venue.server_ms()
+    # 300 hourly settlements back over 12.5 days, half an hour off the window's edges.
+    times = [now - i * HOUR_MS - HOUR_MS // 2 for i in range(300)]
+    for t in times:
+        bybit_venue.settle_funding("BTCUSDT", "0.0001", time_ms=t)
+
+    async def listed(**params: str) -> tuple[list[int], str]:
+        query = {"category": "linear", "symbol": "BTCUSDT", "execType": "Funding", **params}
+        answer = (await venue_client.privateGetV5ExecutionList(query))["result"]
+        return [int(e["execTime"]) for e in answer["list"]], answer["nextPageCursor"]
+
+    last_week = [t for t in times if t >= now - WEEK_MS]
+    assert len(last_week) == 168
+    # Neither time: the last 7 days, the newest 50, and a cursor to the rest.
+    page, cursor = await listed()
+    assert (page, bool(cursor)) == (last_week[:50], True)
+    # Along the cursor, 100 a page: the window once, in order, then no cursor.
+    pages = [await listed(limit="100")]
+    while pages[-1][1]:
+        pages.append(await listed(limit="100", cursor=pages[-1][1]))
+    assert [len(p) for p, _ in pages] == [100, 68]
+    assert [t for p, _ in pages for t in p] == last_week
+    # startTime alone: the 7 days from it; endTime alone: the 7 days to it.
+    start, end = times[-1], times[100]
+    from_start = [t for t in times if start <= t <= start + WEEK_MS]
+    assert (await listed(startTime=str(start), limit="100"))[0] == from_start[:100]
+    to_end = [t for t in times if end - WEEK_MS <= t <= end]
+    assert (await listed(endTime=str(end), limit="100"))[0] == to_end[:100]
+    # Refused (10001): a page of 0 or over 100; a window of more than 7 days.
+    for bad in (
+        {"limit": "0"},
+        {"limit": "101"},
+        {"startTime": str(start), "endTime": str(start + WEEK_MS + 1)},
+    ):
+        with pytest.raises(ccxt.BadRequest) as refused:
+            await listed(**bad)
+        assert ret_code(refused.value) == "10001", bad
+    # A trade is listed by the same rules, under its own execType.
+    assert len((await listed(execType="Trade"))[0]) == 1
 
 
 async def test_no_position_no_funding(bybit_venue: Venue) -> None:
@@ -499,6 +550,7 @@ async def test_recorded_mode_replays_prices_and_settles_recorded_funding(
             await sell(client, PERP, 0.01, "rec-1")
             settled = venue.advance_to(start + 7 * 3_600_000)  # 17:00, past 16:00
             [payment] = await client.fetch_funding_history(PERP)
+            [trade] = await client.fetch_my_trades(PERP)
             bars = await client.fetch_ohlcv(SPOT, "1h", limit=2)
             rate = await client.fetch_funding_rate(PERP)
         finally:
@@ -509,3 +561,6 @@ async def test_recorded_mode_replays_prices_and_settles_recorded_funding(
     assert D(payment["info"]["execFee"]) == -D("0.01") * execution.price * execution.fee_rate
     assert bars[-1][0] == start + 6 * 3_600_000  # the last bar closed by the clock
     assert rate["fundingTimestamp"] == 1_704_153_600_000  # the next recorded settlement
+    # The trade's time is the market's, which the venue's answers carry: a client asks
+    # for executions by it (Bybit has one clock), not by this machine's.
+    assert trade["timestamp"] == start

@@ -13,6 +13,7 @@ import ccxt
 import msgspec
 
 from orchestrator.bybit.client import order_id_problem, scrub
+from orchestrator.bybit.pages import every_page, executions_between
 from orchestrator.bybit.retry import retry_network_errors
 from orchestrator.exceptions import (
     InsufficientFundsError,
@@ -250,18 +251,21 @@ class LiveExecutor(Executor):
         each as a filled order at the venue's price and fee. Funding is not a trade."""
         found: list[OrderResult] = []
         try:
+            # Up to the venue's present: Bybit lists a week at a time, and a position
+            # is often held for longer. From no later than it: the run's clock runs on
+            # from its last reading, past a venue's that stands (a rehearsal's).
+            now_ms = int(await self._read(self._exchange.fetch_time, "market/time"))
+            since_ms = min(since_ms, now_ms)
             for inst in instruments:
                 # ccxt asks for execType=Trade unless told: ADL and liquidations are
                 # listed only when asked for by their own types (perps only).
                 kinds = ("Trade",) if inst.category is Category.SPOT else OUTSIDE_TYPES
                 for kind in sorted(kinds):
-                    call = partial(
-                        self._exchange.fetch_my_trades, inst.symbol, since_ms, 100,
-                        {"execType": kind},
-                    )  # fmt: skip
-                    trades = await self._read(call, "execution/list")
-                    if not isinstance(trades, list):
-                        raise Unusable(f"the executions are a {type(trades).__name__}")
+                    trades = await executions_between(
+                        partial(self._executions, inst.symbol, {"execType": kind}),
+                        since_ms,
+                        now_ms,
+                    )
                     for trade in trades:
                         result = outside_trade(trade, inst, known)
                         if result is not None:
@@ -271,6 +275,16 @@ class LiveExecutor(Executor):
                 f"reading the executions failed: {self._describe(exc)}"
             ) from None
         return found
+
+    async def _executions(self, symbol: str, query: dict[str, Any], params: dict[str, Any]) -> Any:
+        """One page of ``symbol``'s executions: ``params`` say which (bybit/pages.py)."""
+        call = partial(self._exchange.fetch_my_trades, symbol, None, None, query | params)
+        return await self._read(call, "execution/list")
+
+    async def _order_executions(self, order_id: str, symbol: str, params: dict[str, Any]) -> Any:
+        """One page of an order's executions."""
+        call = partial(self._exchange.fetch_order_trades, order_id, symbol, None, None, params)
+        return await self._read(call, "execution/list")
 
     async def _read(self, call: Callable[[], Awaitable[T]], endpoint: str) -> T:
         """A read, paced, retried on network errors only: a wider predicate would swallow
@@ -291,8 +305,10 @@ class LiveExecutor(Executor):
         it. So it is read from the venue's own record, the order's executions."""
         if result.filled_qty <= 0 or order.get("fee") is not None:
             return result
-        call = partial(self._exchange.fetch_order_trades, result.order_id, result.symbol)
-        trades = await self._read(call, "execution/list")
+        # Every page: an order may fill in more executions than one page holds.
+        trades = await every_page(
+            partial(self._order_executions, result.order_id, result.symbol), {}
+        )
         fee, coin = executions_fee(trades, result)
         return msgspec.structs.replace(result, fee=fee, fee_currency=coin)
 

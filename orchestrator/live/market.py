@@ -9,18 +9,20 @@ against the loopback venue's compressed clock). Prices go stale on that clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from orchestrator.bybit.pages import executions_between
 from orchestrator.bybit.retry import read_venue as read
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import ZERO
 from orchestrator.trading.run import PairRun
 
 HOUR_MS = 3_600_000
+RATES_PAGE = 200  # Bybit's largest page of settled funding rates
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -163,20 +165,9 @@ class LiveMarket:
             if due is None and i not in self._settled:
                 continue
             since = self._settled.get(i, (due or now) - 1)
-            rows = await read(
-                partial(
-                    self._exchange.fetch_funding_rate_history,
-                    run.perp.symbol,
-                    since + 1,
-                    50,
-                    {"until": now + 1},
-                )
-            )
-            for row in sorted(rows, key=lambda r: r["timestamp"]):
-                stamp, rate = int(row["timestamp"]), _decimal(row.get("fundingRate"))
-                if stamp > since and rate is not None:
-                    found.append((i, stamp, rate))
-                    self._settled[i] = stamp
+            for stamp, rate in await self._rates(run, since + 1, now + 1):
+                found.append((i, stamp, rate))
+                self._settled[i] = stamp
             if due is not None and i in self._settled and self._settled[i] >= due:
                 del self._next_funding[i]  # the next poll reads the new next funding time
         return found
@@ -187,20 +178,8 @@ class LiveMarket:
         """A dry run's short of ``quantity`` contracts: each settlement since ``since_ms``
         in the venue's public funding history, paid at the perp's price of the
         settlement's hour (its candle's open, the venue's own text), as a replay pays it."""
-        rows = await read(
-            partial(
-                self._exchange.fetch_funding_rate_history,
-                run.perp.symbol,
-                since_ms,
-                50,
-                {"until": self.clock.now_ms() + 1},
-            )
-        )
         paid: list[FundingPaid] = []
-        for row in sorted(rows, key=lambda r: r["timestamp"]):
-            stamp, rate = int(row["timestamp"]), _decimal(row.get("fundingRate"))
-            if stamp < since_ms or rate is None:
-                continue
+        for stamp, rate in await self._rates(run, since_ms, self.clock.now_ms() + 1):
             price = await self._price_at(run, stamp)
             if price is None:
                 continue  # no price for that hour: not paid, and the summary says so
@@ -208,6 +187,32 @@ class LiveMarket:
             key = f"paper-{run.perp.symbol}-{stamp}"
             paid.append(FundingPaid(key, stamp, quantity, price, rate, received))
         return paid
+
+    async def _rates(self, run: PairRun, since_ms: int, until_ms: int) -> list[tuple[int, Decimal]]:
+        """The perp's rates settled from ``since_ms`` to ``until_ms``, oldest first. Bybit
+        answers the newest ``RATES_PAGE`` of a span: the span is read back from its end,
+        page after page (a run away for long has more settlements than one page)."""
+        rates: dict[int, Decimal] = {}
+        end = until_ms
+        while end >= since_ms:
+            rows = await read(
+                partial(
+                    self._exchange.fetch_funding_rate_history,
+                    run.perp.symbol,
+                    since_ms,
+                    RATES_PAGE,
+                    {"until": end},
+                )
+            )
+            stamps = [int(row["timestamp"]) for row in rows]
+            for stamp, row in zip(stamps, rows, strict=True):
+                rate = _decimal(row.get("fundingRate"))
+                if since_ms <= stamp <= end and rate is not None:
+                    rates[stamp] = rate
+            if len(rows) < RATES_PAGE or min(stamps) > end:
+                break  # the span's first page (or an answer past the end: no progress)
+            end = min(stamps) - 1
+        return sorted(rates.items())
 
     async def _price_at(self, run: PairRun, stamp: int) -> Decimal | None:
         """The perp's price at ``stamp``: the open of the hour's candle, or, where the
@@ -222,10 +227,15 @@ class LiveMarket:
         return None
 
     async def funding_paid(self, run: PairRun, since_ms: int) -> list[FundingPaid]:
-        """Funding executions on the run's perp since ``since_ms`` not yet recorded."""
-        rows = await read(
-            lambda: self._exchange.fetch_funding_history(run.perp.symbol, since_ms, 100)
-        )
+        """Funding executions on the run's perp from ``since_ms`` to now not yet recorded:
+        every one, however long since (Bybit lists them a week and a page at a time)."""
+
+        def page(params: dict[str, Any]) -> Awaitable[Any]:
+            return read(
+                partial(self._exchange.fetch_funding_history, run.perp.symbol, None, None, params)
+            )
+
+        rows = await executions_between(page, since_ms, self.clock.now_ms())
         paid: list[FundingPaid] = []
         for row in sorted(rows, key=lambda r: r.get("timestamp") or 0):
             info = row.get("info") or {}

@@ -160,11 +160,23 @@ async def fee_rate(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
     return {"list": [fee_rate_view(i.symbol, rate, rate, i.base) for i in listed]}
 
 
+EXECUTIONS_PAGE = 50  # Bybit's default page of executions; at most 100
+EXECUTIONS_WINDOW_MS = 7 * 24 * HOUR_MS  # Bybit's widest window of executions
+
+
 async def executions(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
+    """/v5/execution/list, newest first. As Bybit: one window of at most 7 days
+    (``startTime`` alone: the 7 days from it; ``endTime`` alone: the 7 days to it;
+    neither: the last 7 days; both further apart: refused), in pages of ``limit`` (1 to
+    100, default 50) linked by ``cursor`` (the ``nextPageCursor`` of the page before;
+    empty on the last page)."""
     q = ctx.params
-    start, end = to_int(q.get("startTime"), 0), to_int(q.get("endTime"), 2**62)
-    rows = [
-        e.view()
+    start, end = _executions_window(q, v.market_ms())
+    limit = to_int(q.get("limit"), EXECUTIONS_PAGE)
+    if not 1 <= limit <= 100:
+        raise VenueError(codes.PARAMS_ERROR, "params error: limit must be from 1 to 100")
+    found = [
+        e
         for e in reversed(v.book.executions)
         if e.category == q.get("category")
         and q.get("symbol", e.symbol) == e.symbol
@@ -173,14 +185,45 @@ async def executions(v: MarketSurface, ctx: Ctx) -> dict[str, Any]:
         and q.get("orderLinkId", e.link_id) == e.link_id
         and start <= e.time_ms <= end
     ]
-    limit = min(to_int(q.get("limit"), 50), 100)
-    view = {"category": q.get("category"), "list": rows[:limit], "nextPageCursor": ""}
+    found.sort(key=lambda e: e.time_ms, reverse=True)  # stable: of one time, the last first
+    # The cursor names the first execution of its page: opaque to a client, and it
+    # stays right when executions are added between pages.
+    after = str(q.get("cursor") or "")
+    if after:
+        at = next((i for i, e in enumerate(found) if e.exec_id == after), None)
+        if at is None:
+            raise VenueError(codes.PARAMS_ERROR, "params error: cursor invalid")
+        found = found[at:]
+    page, rest = found[:limit], found[limit:]
+    view = {
+        "category": q.get("category"),
+        "list": [e.view() for e in page],
+        "nextPageCursor": rest[0].exec_id if rest else "",
+    }
     return _empty_list(view, ctx)
+
+
+def _executions_window(q: dict[str, Any], now_ms: int) -> tuple[int, int]:
+    """(start, end) of the executions asked for, both included."""
+    week = EXECUTIONS_WINDOW_MS
+    start, end = (to_int(q.get(k), 0) if q.get(k) else None for k in ("startTime", "endTime"))
+    if start is None:
+        end = now_ms if end is None else end
+        return end - week, end
+    if end is None:
+        return start, start + week
+    if not 0 <= end - start <= week:
+        raise VenueError(
+            codes.PARAMS_ERROR, "params error: endTime must be after startTime, by 7 days at most"
+        )
+    return start, end
 
 
 def _empty_list(view: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
     if ctx.rule is not None and ctx.rule.kind == "empty":
         view["list"] = []
+        if view.get("nextPageCursor"):
+            view["nextPageCursor"] = ""  # nothing listed: nothing after it either
     return view
 
 

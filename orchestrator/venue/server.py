@@ -151,6 +151,8 @@ class Venue:
         )
         if account is not None:
             self.book.account = account
+        if self.recorded is not None:
+            self.book.shown_ms = lambda _: self.market_ms()
         for coin, amount in (balances if balances is not None else {"USDT": 100_000}).items():
             self.set_balance(coin, Decimal(amount))
         if not slippage.is_finite() or not ZERO <= slippage < 1:
@@ -269,7 +271,7 @@ class Venue:
     ) -> Execution | None:
         """Settle one funding payment on the ``symbol`` perp position (a Funding execution)."""
         symbol = symbol.split(":")[0].replace("/", "")
-        when = self.server_ms() if time_ms is None else time_ms
+        when = self.market_ms() if time_ms is None else time_ms
         return self.book.settle_funding(symbol, Decimal(rate), when, mark)
 
     def advance_to(self, time_ms: int) -> list[Execution]:

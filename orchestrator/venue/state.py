@@ -1,13 +1,13 @@
 """The venue's books: instruments, one UNIFIED wallet, orders, netted perp positions,
 executions (trades and funding), kept as records.py has them. Pure: no I/O and no
-clock; every call that needs the time is given it (epoch ms). Money is Decimal; views
+clock of its own; every call that needs the time is given it (epoch ms). Money is Decimal; views
 are Bybit v5's JSON shapes, numbers as strings.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
@@ -50,6 +50,10 @@ class Book:
     orders: dict[str, Order] = field(default_factory=dict)
     executions: list[Execution] = field(default_factory=list)
     account: Account = field(default_factory=Account)
+    # The time an execution made at ``now_ms`` (the venue's wall clock) shows: a replay
+    # of recorded data gives the market's clock, the one its answers carry, so that
+    # executions are listed by the time a client asks for (Bybit has one clock).
+    shown_ms: Callable[[int], int] = field(default=int)  # int: the wall clock's own
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _by_link: dict[tuple[str, str], str] = field(default_factory=dict)  # -> order id
     _timed: set[str] = field(default_factory=set)  # held orders that complete at a time
@@ -313,7 +317,7 @@ class Book:
                 fee=fee,
                 fee_rate=rate,
                 fee_coin=fee_coin,
-                time_ms=now_ms,
+                time_ms=self.shown_ms(now_ms),
                 order_id=order.order_id,
                 link_id=order.link_id,
             )
