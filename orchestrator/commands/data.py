@@ -120,13 +120,24 @@ class FactsProgress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
+        self._open = False  # a line drawn and not ended
 
     def __call__(self, done: int, total: int, market: str) -> None:
         stream = self._stream if self._stream is not None else sys.stderr
         stream.write(f"\rthe venue's market: {done}/{total} pairs ({market})".ljust(60))
-        if done >= total:
+        self._open = done < total
+        if not self._open:
             stream.write("\n")
         stream.flush()
+
+    def end(self) -> None:
+        """Ends the line when the read stopped before the last pair: what follows (the
+        error saying why) starts on its own line."""
+        if self._open:
+            stream = self._stream if self._stream is not None else sys.stderr
+            stream.write("\n")
+            stream.flush()
+            self._open = False
 
 
 async def _pick(
@@ -136,12 +147,15 @@ async def _pick(
     by the config's universe (``config`` given)."""
     failures: list[PairFailure] = []
     days = config.config.universe.history_days if config is not None else 0
+    progress = FactsProgress()
     try:
         facts, now_ms = await facts_now(
-            exchange, days, attempts=attempts, progress=FactsProgress(), failures=failures
+            exchange, days, attempts=attempts, progress=progress, failures=failures
         )
     except UniverseError as exc:
-        raise OrchestratorError(f"the venue's market: {exc}") from exc
+        raise OrchestratorError(f"the venue's market: {exc}") from None
+    finally:
+        progress.end()
     for failure in failures:
         print(f"warning: left out {failure}", file=sys.stderr)
     if config is None:

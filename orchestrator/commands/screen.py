@@ -125,13 +125,15 @@ async def _live(
         "", "", config.live.timing, network=config.network, url=config.live.url
     )
     failures: list[PairFailure] = []
+    progress = FactsProgress()
     try:
         facts, now_ms = await facts_now(
-            exchange, universe.history_days, progress=FactsProgress(), failures=failures
+            exchange, universe.history_days, progress=progress, failures=failures
         )
     except UniverseError as exc:
         raise OrchestratorError(f"the venue's market: {exc}") from None
     finally:
+        progress.end()
         await exchange.close()
     for failure in failures:
         print(f"warning: left out {failure}", file=sys.stderr)

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,7 +44,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from orchestrator.bybit.client import REST_BASES
-from orchestrator.bybit.retry import retry_network_errors
+from orchestrator.bybit.retry import retry_network_errors, venue_failure
 from orchestrator.exceptions import OrchestratorError
 
 T = TypeVar("T")
@@ -438,33 +437,8 @@ async def _call(label: str, call: Callable[[], Awaitable[T]], attempts: int) -> 
     for a network error, its cause (name not resolved, refused, no answer)."""
     try:
         return await retry_network_errors(call, attempts=attempts, base_delay=0.25, max_delay=8.0)
-    except ccxt.NetworkError as exc:
-        tries = f"{attempts} attempt{'s' * (attempts > 1)}"
-        raise DownloadError(f"{label}: gave up after {tries}: {network_cause(exc)}: {exc}") from exc
     except ccxt.BaseError as exc:
-        raise DownloadError(f"{label}: {type(exc).__name__}: {exc}") from exc
-
-
-def network_cause(exc: BaseException) -> str:
-    """What a network error comes down to, in words: ccxt's message is the request's URL
-    and the library's text, which does not say whether the name, the port or the wait
-    failed."""
-    if isinstance(exc, ccxt.RequestTimeout):
-        return "no answer in time (timeout)"
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return "the venue's host name could not be resolved (DNS)"
-        if isinstance(seen, ConnectionRefusedError):
-            return "the connection was refused (nothing listens there)"
-        if isinstance(seen, TimeoutError):
-            return "no answer in time (timeout)"
-        os_error = getattr(seen, "os_error", None)  # aiohttp's connector errors
-        if isinstance(os_error, BaseException) and os_error is not seen:
-            seen = os_error
-            continue
-        seen = seen.__cause__ or seen.__context__
-    return "a network error"
+        raise DownloadError(f"{label}: {venue_failure(exc, attempts)}") from exc
 
 
 def _market(exchange: Any, symbol: str, category: str) -> Any:
