@@ -188,3 +188,45 @@ def test_a_pair_whose_data_ends_before_the_instant_is_left_out_saying_so(
     # Within its data, it is ranked as any other.
     done = orchestrator("screen", "config.yaml", "--json", "--at", "2025-06-01", cwd=tmp_path)
     assert [p["left_out"] for p in json.loads(done.stdout)["pairs"]] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("at", "more"),
+    [
+        ("0001-01-01", []),  # the tester's: a year-1 instant less a 30-day span
+        ("0001-01-01T00:00+14:00", []),  # before year 1 in UTC
+        ("0001-12-31", ["--history-days", "3650"]),
+        ("1969-12-31T23:59:59Z", []),  # a second before the first time of market data
+        ("2100-01-01", []),
+        ("9999-12-31", []),
+        ("9999-12-31T23:59:59-12:00", []),  # after year 9999 in UTC
+    ],
+)
+def test_an_instant_outside_the_years_of_market_data_is_refused_in_one_line(
+    folder: Path, at: str, more: list[str]
+) -> None:
+    done = orchestrator("screen", "config.yaml", "--at", at, *more, cwd=folder)
+    no_traceback(done)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: --at: {at!r} is outside the years 1970 to 2099: not a time of market data\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("at", "more"),
+    [
+        ("1970-01-01", []),  # its history span reaches before 1970
+        ("1970-01-01", ["--history-days", "3650"]),
+        ("2099-12-31T23:59:59Z", ["--history-days", "3650"]),
+    ],
+)
+def test_an_instant_at_the_edges_of_those_years_is_screened(
+    folder: Path, at: str, more: list[str]
+) -> None:
+    # No pair has data then: said in one line, as for any instant outside the folder.
+    done = orchestrator("screen", "config.yaml", "--at", at, *more, cwd=folder)
+    no_traceback(done)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert f"none of the {PAIRS} pairs has data in the " in line

@@ -18,7 +18,7 @@ import msgspec
 
 from orchestrator.bybit.client import make_exchange
 from orchestrator.commands.data import FactsProgress
-from orchestrator.config import Config, ConfigError, UniverseSettings, load, parse_time
+from orchestrator.config import Config, ConfigError, UniverseSettings, load, market_time
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.output import screen as output
 from orchestrator.universe.facts import PairFacts
@@ -163,10 +163,12 @@ def _when(ms: int) -> str:
 
 
 def _at(text: str) -> int:
+    # Within the years a data folder can hold (as data.start): beyond them, the history
+    # span before the instant would not be a date.
     try:
-        return int(parse_time(text).timestamp() * 1000)
+        return int(market_time("--at", text).timestamp() * 1000)
     except ValueError as exc:
-        raise ConfigError(f"--at: {text[:40]!r} is not an ISO date or time ({exc})") from None
+        raise ConfigError(str(exc)) from None
 
 
 def _progress(total: int) -> Callable[[int, int], None] | None:
