@@ -174,7 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     down.add_argument(
         "--data-dir",
-        type=Path,
         help=f"default: ${DATA_ENV}, else the config's data.dir, else ./data",
     )
     down.add_argument(

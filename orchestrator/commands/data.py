@@ -76,11 +76,14 @@ def download(args: argparse.Namespace) -> int:
     dl.check_window(since, until)  # before the venue's whole market is read for --top
     # Where the run reads: the config's data.dir ($ORCHESTRATOR_DATA first, as for a run).
     if args.data_dir is not None:
-        data_dir: Path = args.data_dir
+        if not args.data_dir.strip():  # as the config refuses an empty data.dir
+            raise OrchestratorError("--data-dir: must not be empty (write . for this folder)")
+        data_dir = Path(args.data_dir)
     elif config is not None:
         data_dir = config.data_dir()
     else:
         data_dir = Path(os.environ.get(DATA_ENV) or "data")
+    dl.check_data_dir(data_dir)  # before the venue's whole market is read for --top
 
     async def fetch() -> list[Path]:
         exchange = dl.make_public_exchange(args.url, args.timeout_ms)
@@ -97,8 +100,6 @@ def download(args: argparse.Namespace) -> int:
         finally:
             await exchange.close()
 
-    if not picked:
-        print(f"downloading into {data_dir}", file=sys.stderr)
     for path in anyio.run(fetch):
         print(f"{path}")
     return 0

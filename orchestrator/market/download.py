@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -163,6 +164,29 @@ def check_window(since_ms: int, until_ms: int) -> None:
         raise InvalidDateError(f"{_iso(until_ms)} is in the future: its candles are not final")
 
 
+def check_data_dir(data_dir: Path) -> None:
+    """Refuse, before anything is asked of the venue, a data folder the download could
+    not write: a file, a path under a file, a folder that cannot be made or written.
+    Nothing is left behind: a probe file is made and removed in the folder, or in the
+    nearest folder above it that is there (the download makes the rest)."""
+    there = data_dir
+    while not there.exists() and there.parent != there:
+        there = there.parent
+    if there.exists() and not there.is_dir():
+        where = "is a file" if there == data_dir else f"is under {there}, a file"
+        raise DownloadError(f"the data folder {data_dir} {where}, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".orchestrator-probe-", dir=there)
+    except OSError as exc:
+        cause = exc.strerror or type(exc).__name__
+        inside = "" if there == data_dir else f" ({there} takes no new entry)"
+        raise DownloadError(
+            f"the data folder {data_dir} cannot be written{inside}: {cause}"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 async def download(
     exchange: Any,
     pairs: Sequence[tuple[str, str]],
@@ -181,6 +205,7 @@ async def download(
     made and left empty; what it wrote stays, to be continued by running it again.
     """
     check_window(since_ms, until_ms)
+    check_data_dir(data_dir)
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     report = progress if progress is not None else TextProgress()
