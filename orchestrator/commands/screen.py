@@ -1,7 +1,8 @@
 """`orchestrator screen`: every spot + perp pair ranked by expected net annualised yield.
 
 On the recorded data (a config with ``market: recorded``, the default): every pair of
-the data folder, as known at ``--at`` (default: the newest settlement in the folder).
+the data folder, as known at ``--at`` (default: the newest settlement of a pair that can
+be read).
 On the live market (``market: live`` or ``mode: live``): every pair of the venue now,
 read from its public data (no key needed).
 """
@@ -24,7 +25,7 @@ from orchestrator.output import screen as output
 from orchestrator.universe.facts import PairFacts
 from orchestrator.universe.live import PairFailure, UniverseError, facts_now
 from orchestrator.universe.rank import rank
-from orchestrator.universe.recorded import facts_at, newest_settlement, pairs_in
+from orchestrator.universe.recorded import default_instant, facts_at, pairs_in
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,11 +44,12 @@ def main(args: argparse.Namespace) -> int:
             f"no pair in {data_dir}: a pair needs funding, spot and perp candle files "
             "(orchestrator data download fetches them)"
         )
+    reach = max(universe.history_days, universe.min_history_days)
+    notes: list[str] = []  # pairs that did not decide the default instant
     if args.at is not None:
         at_ms = _at(args.at)
     else:
-        at_ms = newest_settlement(data_dir, pairs, config.venue)
-    reach = max(universe.history_days, universe.min_history_days)
+        at_ms = default_instant(data_dir, pairs, reach, venue=config.venue, notes=notes)
     left_out: list[str] = []
     facts = facts_at(
         data_dir, pairs, at_ms, universe.history_days, reach_days=reach, venue=config.venue,
@@ -55,10 +57,13 @@ def main(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if not facts:
         first = left_out[0] if left_out else "no pair could be read"
+        when = f"--at {_when(at_ms)}" if args.at is not None else f"at {_when(at_ms)}"
         raise ConfigError(
-            f"--at {_when(at_ms)}: none of the {len(pairs)} pairs has data in the "
-            f"{reach} days up to it; the first: {first}"
+            f"{when}: none of the {len(pairs)} pairs has data in the {reach} days up to "
+            f"it; the first: {first}"
         )
+    read = {f.spot for f in facts}  # the others' left-out line says it already
+    warnings += [note for note in notes if note.split(":", 1)[0] in read]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if len(left_out) > 3:  # one line, not one per pair
