@@ -24,7 +24,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.market import download as dl
 from orchestrator.universe.facts import PairFacts
 from orchestrator.universe.live import PairFailure, UniverseError, facts_now
-from orchestrator.universe.rank import rank
+from orchestrator.universe.rank import rank, unknown_includes
 
 
 def main(args: argparse.Namespace) -> int:
@@ -168,6 +168,10 @@ async def _pick(
             print(f"  {f.market:<16} {f.turnover_24h:>20,.0f} USDT", file=sys.stderr)
         return [(f.spot, f.perp) for f in chosen]
     c = config.config
+    listed = {f.market for f in facts} | {f.market for f in failures}
+    unknown = unknown_includes(c.universe, listed, "the venue's market")
+    if unknown:
+        print(f"warning: {unknown}", file=sys.stderr)
     ranked = rank(facts, c.universe, c.fees, c.paper.slippage, now_ms)
     considered = [r for r in ranked if r.left_out is None]
     chosen_ranked = considered[:top] if top is not None else considered

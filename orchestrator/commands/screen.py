@@ -24,7 +24,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.output import screen as output
 from orchestrator.universe.facts import PairFacts
 from orchestrator.universe.live import PairFailure, UniverseError, facts_now
-from orchestrator.universe.rank import rank
+from orchestrator.universe.rank import rank, unknown_includes
 from orchestrator.universe.recorded import default_instant, facts_at, pairs_in
 
 
@@ -64,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
         )
     read = {f.spot for f in facts}  # the others' left-out line says it already
     warnings += [note for note in notes if note.split(":", 1)[0] in read]
+    unknown = unknown_includes(universe, {p.name for p in pairs}, str(data_dir))
+    warnings += [unknown] if unknown else []
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if len(left_out) > 3:  # one line, not one per pair
@@ -142,6 +144,10 @@ async def _live(
         await exchange.close()
     for failure in failures:
         print(f"warning: left out {failure}", file=sys.stderr)
+    listed = {f.market for f in facts} | {f.market for f in failures}
+    unknown = unknown_includes(universe, listed, "the venue's market")
+    if unknown:
+        print(f"warning: {unknown}", file=sys.stderr)
     where = config.live.url or f"Bybit {config.network}"
     return facts, now_ms, f"the live market of {where}", len(facts) + len(failures)
 
