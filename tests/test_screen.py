@@ -316,3 +316,21 @@ def test_when_no_pair_can_be_read_the_screen_says_so_without_an_instant_it_was_n
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"error: none of the 2 pairs in {tmp_path / 'data'} can be read; "), line
     assert "--at" not in line
+
+
+def test_the_header_and_the_note_count_the_same_pairs(tmp_path: Path) -> None:
+    # BTC cannot be read, ETH's data ended two days before the instant: none considered.
+    _damaged(tmp_path, "perp_1h", PERP_HEAD)
+    done = orchestrator("screen", "config.yaml", "--at", "2025-09-28", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[0]
+    assert ": 2 pairs (1 not read: see the warnings), 0 considered; " in header, header
+    assert "note: none of the 2 pairs is considered at 2025-09-28 00:00 UTC (1 not read: " in (
+        done.stderr
+    )
+    got = json.loads(
+        orchestrator("screen", "config.yaml", "--at", "2025-09-28", "--json", cwd=tmp_path).stdout
+    )
+    assert (got["pairs_found"], got["pairs_read"], got["considered"]) == (2, 1, 0)
+    assert len(got["pairs"]) == 1

@@ -185,3 +185,22 @@ def test_a_venue_that_answers_again_is_read_whole(markets: dict[str, str], tmp_p
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["pairs_found"] == PAIRS
     assert "warning" not in done.stderr
+
+
+def test_a_pair_the_venue_refuses_is_counted_in_the_header_and_the_note(
+    markets: dict[str, str], tmp_path: Path
+) -> None:
+    url = markets["many"]
+    rule = {"kind": "reject", "endpoint": "market/funding/history", "after": 10, "times": 1,
+            "ret_code": 10001, "ret_msg": "params error: no history"}  # fmt: skip
+    admin(url, "POST", "/admin/faults", {"rules": [rule]})
+    try:
+        # A history longer than the data: no pair is considered, each row says why.
+        live_config(tmp_path, url, "universe:\n  min_history_days: 365\n")
+        done, _ = orchestrator(tmp_path, "screen", "config.yaml")
+    finally:
+        admin(url, "DELETE", "/admin/faults")
+    assert done.returncode == 0, done.stderr
+    assert f": {PAIRS} pairs (1 not read: see the warnings), 0 considered; " in done.stdout
+    assert f"note: none of the {PAIRS} pairs is considered at " in done.stderr
+    assert "(1 not read: see the warnings); each row says why" in done.stderr

@@ -92,9 +92,13 @@ def _show(
     """The ranked facts, printed as asked."""
     ranked = rank(facts, universe, config.fees, config.paper.slippage, at_ms)
     considered = sum(1 for r in ranked if r.left_out is None)
+    # The pairs found count those that could not be read (said in the warnings above):
+    # every count below is of the found, so the header and the note agree.
+    unread = found - len(ranked)
+    not_read = f" ({unread} not read: see the warnings)" if unread else ""
     if not considered:
         print(
-            f"note: none of the {len(ranked)} pairs is considered at {_when(at_ms)}: "
+            f"note: none of the {found} pairs is considered at {_when(at_ms)}{not_read}; "
             "each row says why (the universe section's filters)",
             file=sys.stderr,
         )
@@ -106,6 +110,7 @@ def _show(
             "at": f"{datetime.fromtimestamp(at_ms / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}",
             "source": source,
             "pairs_found": found,
+            "pairs_read": len(ranked),
             "considered": considered,
             "universe": msgspec.to_builtins(universe),
         }
@@ -114,7 +119,7 @@ def _show(
         sys.stdout.write(output.as_csv(ranked))
     else:
         print(
-            f"screen at {when}, {source}: {found} pairs, "
+            f"screen at {when}, {source}: {found} pairs{not_read}, "
             f"{considered} considered; net/y = mean settled rate x 8760 / interval over the "
             f"last {universe.history_days} days, less the round trip over "
             f"{universe.horizon_hours} h"
