@@ -492,12 +492,18 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(
                     f"balances.{currency}: must be at most {MAX_AMOUNT:,f}, got {amount}"
                 )
-        for pair in self.pair_list or [Pair("BTC/USDT", "BTC/USDT:USDT")]:
+        for pair in self.pair_list:
             quote = pair.spot.split("/")[1]
             if self.balances.get(quote, Decimal(0)) <= 0:
                 raise ValueError(
                     f"balances.{quote}: a positive starting balance is needed to buy {pair.spot}"
                 )
+        # auto names no pair yet: every pair it can choose is quoted in USDT.
+        if self.auto and self.balances.get("USDT", Decimal(0)) <= 0:
+            raise ValueError(
+                "balances.USDT: a positive starting balance is needed to buy the pairs "
+                "pairs: auto chooses (each is bought with USDT)"
+            )
         # TradingSettings and FeeSettings (settings.py) check what the execution core
         # needs; a config must also make sense for a run.
         size = self.trading.max_position_size_usd

@@ -466,3 +466,35 @@ def test_auto_on_the_recorded_data_after_eth_ended_trades_btc(tmp_path: Path) ->
     no_traceback(refused)
     assert refused.returncode == 2
     assert "error: no spot candles for ETH/USDT in " in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ('pairs: auto\nbalances: {USDT: "0"}\n', "the pairs pairs: auto chooses"),
+        ('pairs: auto\nbalances: {BTC: "1"}\n', "the pairs pairs: auto chooses"),
+        (
+            'pairs: auto\nmarket: live\nbalances: {USDT: "0"}\n',
+            "the pairs pairs: auto chooses",
+        ),
+        (
+            'pairs:\n  - {spot: SYN2/USDT, perp: "SYN2/USDT:USDT"}\nbalances: {USDT: "0"}\n',
+            "SYN2/USDT",
+        ),
+    ],
+    ids=["zero", "none in USDT", "dry run", "listed"],
+)
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_zero_balance_names_the_pairs_it_cannot_buy_or_none(
+    data: Path, tmp_path: Path, config: str, says: str, command: str
+) -> None:
+    (tmp_path / "config.yaml").write_text(f"data:\n  dir: {data}\n{config}")
+    done = orchestrator(command, "config.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.endswith(
+        f"balances.USDT: a positive starting balance is needed to buy {says}"
+        + (" (each is bought with USDT)" if "auto" in says else "")
+    ), line
+    assert "BTC/USDT" not in line  # not a pair of the folder
