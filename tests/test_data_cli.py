@@ -345,3 +345,38 @@ def test_a_data_folder_that_cannot_be_written_is_refused_before_anything_is_aske
         assert sorted(tmp_path.rglob("*")) == before  # nothing made, no probe left
     with urllib.request.urlopen(f"{venue}/admin/state", timeout=10) as answer:
         assert json.load(answer)["hits"] == {}  # nothing was asked of the venue
+
+
+@pytest.mark.parametrize("cause", ["refused", "timeout"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("data", "download", "--pairs", "BTC/USDT"),
+        ("data", "download", "--top", "3"),
+        ("data", "download", "--universe"),
+        ("screen", "config.yaml"),
+        ("run", "auto.yaml"),
+    ],
+    ids=["pairs", "top", "universe", "screen", "pairs-auto dry run"],
+)
+def test_an_unreachable_venue_is_said_in_the_same_words_by_every_command(
+    cause: str, command: tuple[str, ...], silent_port: int, tmp_path: Path
+) -> None:
+    if cause == "refused":
+        url, words = f"http://127.0.0.1:{closed_port()}", "the connection was refused"
+    else:
+        url, words = f"http://127.0.0.1:{silent_port}", "no answer in time (timeout)"
+    live = f"mode: paper\nmarket: live\nlive:\n  url: {url}\n  request_timeout_ms: 300\n"
+    (tmp_path / "config.yaml").write_text(live)
+    (tmp_path / "auto.yaml").write_text(live + "pairs: auto\n")
+    args = list(command)
+    if command[0] == "data":
+        args += ["--since", "2024-01-01", "--until", "2024-01-02", "--data-dir", "data"]
+        args += ["--url", url, "--attempts", "2", "--timeout-ms", "300"]
+    done = orchestrator(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error: ")]
+    attempts = 2 if command[0] == "data" else 4  # the screen's and a run's own
+    assert f": gave up after {attempts} attempts: {words}" in line, line
+    assert "ExchangeNotAvailable" not in line  # ccxt's class name: not a cause
+    assert not (tmp_path / "data").exists()
