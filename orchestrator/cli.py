@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         "config", nargs="?", type=Path, default=Path("config.yaml"), help="the run config"
     )
     screen.add_argument(
-        "--at", metavar="TIME", help="recorded data: as known then (default: the newest settlement)"
+        "--at",
+        metavar="TIME",
+        help="recorded data: as known then, 1970 to 2099 (default: the newest settlement of "
+        "a pair that can be read)",
     )
     screen.add_argument("--top", type=_count, metavar="N", help="only the N best-ranked pairs")
     screen.add_argument(
@@ -174,7 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     down.add_argument(
         "--data-dir",
-        type=Path,
         help=f"default: ${DATA_ENV}, else the config's data.dir, else ./data",
     )
     down.add_argument(

@@ -134,20 +134,20 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _window_bound(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
+def market_time(name: str, text: str) -> datetime:
+    """``text`` as a time of market data (an ISO date or time, UTC without a zone,
+    within FIRST_TIME..END_TIME); ValueError naming ``name`` otherwise."""
     try:
         moment = parse_time(text)
     except ValueError:
         raise ValueError(
-            f"{name}: {text!r} is not an ISO date or time, e.g. '2024-01-01' or "
+            f"{name}: {text[:40]!r} is not an ISO date or time, e.g. '2024-01-01' or "
             "'2024-01-01T08:00:00Z'"
         ) from None
     # The year first: turning 9999-12-31T23:59:59-12:00 into UTC would overflow.
     if not FIRST_TIME.year <= moment.year < END_TIME.year or not (FIRST_TIME <= moment < END_TIME):
         raise ValueError(
-            f"{name}: {text!r} is outside the years {FIRST_TIME.year} to "
+            f"{name}: {text[:40]!r} is outside the years {FIRST_TIME.year} to "
             f"{END_TIME.year - 1}: not a time of market data"
         )
     return moment
@@ -166,8 +166,8 @@ class DataSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not self.dir.strip():
             raise ValueError("dir: must not be empty (write . for the config file's folder)")
-        start = _window_bound("start", self.start)
-        end = _window_bound("end", self.end)
+        start = None if self.start is None else market_time("start", self.start)
+        end = None if self.end is None else market_time("end", self.end)
         if start is not None and end is not None and end <= start:
             raise ValueError(f"end: {self.end!r} must be after start {self.start!r}")
         # Infinity (or a year) would turn the stale-price guard off.
@@ -492,12 +492,18 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(
                     f"balances.{currency}: must be at most {MAX_AMOUNT:,f}, got {amount}"
                 )
-        for pair in self.pair_list or [Pair("BTC/USDT", "BTC/USDT:USDT")]:
+        for pair in self.pair_list:
             quote = pair.spot.split("/")[1]
             if self.balances.get(quote, Decimal(0)) <= 0:
                 raise ValueError(
                     f"balances.{quote}: a positive starting balance is needed to buy {pair.spot}"
                 )
+        # auto names no pair yet: every pair it can choose is quoted in USDT.
+        if self.auto and self.balances.get("USDT", Decimal(0)) <= 0:
+            raise ValueError(
+                "balances.USDT: a positive starting balance is needed to buy the pairs "
+                "pairs: auto chooses (each is bought with USDT)"
+            )
         # TradingSettings and FeeSettings (settings.py) check what the execution core
         # needs; a config must also make sense for a run.
         size = self.trading.max_position_size_usd

@@ -6,6 +6,8 @@ empty folder. Through the CLI, real ccxt, the venue in its own process; nothing 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shlex
@@ -13,12 +15,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from orchestrator import cli
+from tests.folder_support import needs_mount, read_only
 from tests.support import data_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,6 +166,7 @@ def test_download_defaults_to_the_configs_data_dir(venue: str, tmp_path: Path) -
         "2024-01-02", "--url", venue, cwd=work,
     )  # fmt: skip
     assert fetched.returncode == 0, fetched.stderr
+    assert fetched.stderr.count("downloading into") == 1, fetched.stderr
     written = {p.name for p in (tmp_path / "elsewhere" / "data").iterdir()}
     assert "bybit_BTCUSDT_spot_1h_2024-01-01_2024-01-02.csv.gz" in written
     assert not (work / "data").exists()  # not ./data, where the run would not look
@@ -268,3 +273,110 @@ def test_top_refuses_a_bad_window_before_reading_the_venues_market(
     assert code == 2
     assert words in err and "markets" not in err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.fixture(scope="module")
+def quiet_venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A venue the refusals below never reach: one for them all (its hits stay none)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "venue", "--recorded", "--data-dir", str(DATA)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path_factory.mktemp("quiet-venue"),
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _folder(kind: str, tmp_path: Path, stack: contextlib.ExitStack) -> str:
+    """A --data-dir a download cannot write, as given on the command line."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    if kind == "a file":
+        return "a-file"
+    if kind == "under a file":
+        return "a-file/data"
+    if kind == "read-only":
+        (tmp_path / "ro").mkdir()
+        return str(stack.enter_context(read_only(tmp_path / "ro")) / "data")
+    if kind == "read-only itself":
+        (tmp_path / "ro").mkdir()
+        return str(stack.enter_context(read_only(tmp_path / "ro")))
+    if kind == "/proc":
+        return "/proc/orchestrator-data"
+    return ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("a file", "error: the data folder a-file is a file, not a folder"),
+        (
+            "under a file",
+            "error: the data folder a-file/data is under a-file, a file, not a folder",
+        ),
+        pytest.param("read-only", "cannot be written (", marks=needs_mount),
+        pytest.param("read-only itself", "cannot be written: Read-only", marks=needs_mount),
+        ("/proc", "error: the data folder /proc/orchestrator-data cannot be written (/proc "),
+        ("empty", "error: --data-dir: must not be empty (write . for this folder)"),
+    ],
+)
+@pytest.mark.parametrize("picking", [("--pairs", "BTC/USDT"), ("--top", "1")], ids=["pairs", "top"])
+def test_a_data_folder_that_cannot_be_written_is_refused_before_anything_is_asked(
+    quiet_venue: str, tmp_path: Path, kind: str, says: str, picking: tuple[str, ...]
+) -> None:
+    venue = quiet_venue
+    with contextlib.ExitStack() as stack:
+        data_dir = _folder(kind, tmp_path, stack)
+        before = sorted(tmp_path.rglob("*"))
+        done = orchestrator(
+            "data", "download", *picking, "--since", "2024-01-01", "--until", "2024-01-02",
+            "--url", venue, "--data-dir", data_dir, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 2
+        (line,) = done.stderr.splitlines()  # one line: no traceback, no progress
+        assert line.startswith("error: ") and says in line, line
+        assert sorted(tmp_path.rglob("*")) == before  # nothing made, no probe left
+    with urllib.request.urlopen(f"{venue}/admin/state", timeout=10) as answer:
+        assert json.load(answer)["hits"] == {}  # nothing was asked of the venue
+
+
+@pytest.mark.parametrize("cause", ["refused", "timeout"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("data", "download", "--pairs", "BTC/USDT"),
+        ("data", "download", "--top", "3"),
+        ("data", "download", "--universe"),
+        ("screen", "config.yaml"),
+        ("run", "auto.yaml"),
+    ],
+    ids=["pairs", "top", "universe", "screen", "pairs-auto dry run"],
+)
+def test_an_unreachable_venue_is_said_in_the_same_words_by_every_command(
+    cause: str, command: tuple[str, ...], silent_port: int, tmp_path: Path
+) -> None:
+    if cause == "refused":
+        url, words = f"http://127.0.0.1:{closed_port()}", "the connection was refused"
+    else:
+        url, words = f"http://127.0.0.1:{silent_port}", "no answer in time (timeout)"
+    live = f"mode: paper\nmarket: live\nlive:\n  url: {url}\n  request_timeout_ms: 300\n"
+    (tmp_path / "config.yaml").write_text(live)
+    (tmp_path / "auto.yaml").write_text(live + "pairs: auto\n")
+    args = list(command)
+    if command[0] == "data":
+        args += ["--since", "2024-01-01", "--until", "2024-01-02", "--data-dir", "data"]
+        args += ["--url", url, "--attempts", "2", "--timeout-ms", "300"]
+    done = orchestrator(*args, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error: ")]
+    attempts = 2 if command[0] == "data" else 4  # the screen's and a run's own
+    assert f": gave up after {attempts} attempts: {words}" in line, line
+    assert "ExchangeNotAvailable" not in line  # ccxt's class name: not a cause
+    assert not (tmp_path / "data").exists()

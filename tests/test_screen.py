@@ -5,6 +5,7 @@ formula from the raw files ranks them; nothing stamped after ``--at`` changes it
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -188,3 +189,148 @@ def test_a_pair_whose_data_ends_before_the_instant_is_left_out_saying_so(
     # Within its data, it is ranked as any other.
     done = orchestrator("screen", "config.yaml", "--json", "--at", "2025-06-01", cwd=tmp_path)
     assert [p["left_out"] for p in json.loads(done.stdout)["pairs"]] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("at", "more"),
+    [
+        ("0001-01-01", []),  # the tester's: a year-1 instant less a 30-day span
+        ("0001-01-01T00:00+14:00", []),  # before year 1 in UTC
+        ("0001-12-31", ["--history-days", "3650"]),
+        ("1969-12-31T23:59:59Z", []),  # a second before the first time of market data
+        ("2100-01-01", []),
+        ("9999-12-31", []),
+        ("9999-12-31T23:59:59-12:00", []),  # after year 9999 in UTC
+    ],
+)
+def test_an_instant_outside_the_years_of_market_data_is_refused_in_one_line(
+    folder: Path, at: str, more: list[str]
+) -> None:
+    done = orchestrator("screen", "config.yaml", "--at", at, *more, cwd=folder)
+    no_traceback(done)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: --at: {at!r} is outside the years 1970 to 2099: not a time of market data\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("at", "more"),
+    [
+        ("1970-01-01", []),  # its history span reaches before 1970
+        ("1970-01-01", ["--history-days", "3650"]),
+        ("2099-12-31T23:59:59Z", ["--history-days", "3650"]),
+    ],
+)
+def test_an_instant_at_the_edges_of_those_years_is_screened(
+    folder: Path, at: str, more: list[str]
+) -> None:
+    # No pair has data then: said in one line, as for any instant outside the folder.
+    done = orchestrator("screen", "config.yaml", "--at", at, *more, cwd=folder)
+    no_traceback(done)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert f"none of the {PAIRS} pairs has data in the " in line
+
+
+def _damaged(folder: Path, name: str, text: str | bytes | None) -> Path:
+    """The recorded data seen from ``folder/data`` (links), BTC's ``name`` file replaced by
+    ``text`` gzipped (bytes: as they are; None: its own rows, then a settlement in 2099)."""
+    data = folder / "data"
+    data.mkdir()
+    for path in DATA.glob("bybit_*"):
+        (data / path.name).symlink_to(path)
+    (target,) = data.glob(f"bybit_BTCUSDT_{name}_*")
+    original = target.resolve()
+    target.unlink()
+    if isinstance(text, bytes):
+        target.write_bytes(text)
+    elif text is None:
+        future = "2099-01-01T00:00:00Z,0.5,BTCUSDT,bybit\n"
+        target.write_bytes(gzip.compress(gzip.decompress(original.read_bytes()) + future.encode()))
+    else:
+        target.write_bytes(gzip.compress(text.encode()))
+    (folder / "config.yaml").write_text("data:\n  dir: data\n")
+    return target
+
+
+ETH_NEWEST = "2025-09-25T16:00:00Z"  # ETH's newest settlement: its data ends a day later
+PERP_HEAD = "timestamp,open,high,low,close,volume,source,symbol,data_type,turnover\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "btc"),
+    [
+        ("perp_1h", PERP_HEAD, "no rows after the header"),
+        ("perp_1h", b"\x1f\x8b\x08\x00" + bytes(200), "cannot read the file"),  # cut short
+        ("perp_1h", bytes(range(256)) * 8, "cannot read the file"),  # not gzip at all
+        ("spot_1h", PERP_HEAD, "no rows after the header"),
+        ("funding_rates", "funding_timestamp,funding_rate,symbol,source\n", "no rows after"),
+        ("funding_rates", b"\x1f\x8b\x08\x00" + bytes(200), "cannot read the file"),
+        ("funding_rates", None, None),  # a settlement stamped in 2099: BTC is read as it is
+    ],
+    ids=[
+        "perp header only", "perp cut short", "perp not gzip", "spot header only",
+        "funding header only", "funding cut short", "funding settles in 2099",
+    ],
+)  # fmt: skip
+def test_one_broken_pair_does_not_decide_the_default_instant_for_the_others(
+    tmp_path: Path, name: str, text: str | bytes | None, btc: str | None
+) -> None:
+    _damaged(tmp_path, name, text)
+    done = orchestrator("screen", "config.yaml", "--json", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    assert "--at" not in done.stderr  # none was given
+    got = json.loads(done.stdout)
+    rows = {p["pair"]: p for p in got["pairs"]}
+    # ETH is usable: the instant is its newest settlement, BTC's broken file aside.
+    assert got["at"] == ETH_NEWEST
+    assert rows["ETHUSDT"]["left_out"] is None
+    if btc is None:
+        assert rows["BTCUSDT"]["left_out"] is None  # read at ETH's instant, as it was then
+        assert "BTC/USDT: its newest settlement, 2099-01-01T00:00:00Z, cannot be read" in (
+            done.stderr
+        )
+    else:
+        assert "BTCUSDT" not in rows
+        (line,) = [x for x in done.stderr.splitlines() if x.startswith("warning: BTC/USDT")]
+        assert line.startswith("warning: BTC/USDT: left out: ") and btc in line, line
+    # With --at, the same: the pair is left out (or read), the others ranked.
+    at = orchestrator("screen", "config.yaml", "--json", "--at", "2025-09-20", cwd=tmp_path)
+    assert at.returncode == 0, at.stderr
+    assert json.loads(at.stdout)["pairs_found"] == 2
+
+
+def test_when_no_pair_can_be_read_the_screen_says_so_without_an_instant_it_was_not_given(
+    tmp_path: Path,
+) -> None:
+    head = "funding_timestamp,funding_rate,symbol,source\n"
+    _damaged(tmp_path, "funding_rates", head)
+    (eth,) = (tmp_path / "data").glob("bybit_ETHUSDT_funding_rates_*")
+    eth.unlink()
+    eth.write_bytes(gzip.compress(head.encode()))  # ETH's funding broken too
+    done = orchestrator("screen", "config.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: none of the 2 pairs in {tmp_path / 'data'} can be read; "), line
+    assert "--at" not in line
+
+
+def test_the_header_and_the_note_count_the_same_pairs(tmp_path: Path) -> None:
+    # BTC cannot be read, ETH's data ended two days before the instant: none considered.
+    _damaged(tmp_path, "perp_1h", PERP_HEAD)
+    done = orchestrator("screen", "config.yaml", "--at", "2025-09-28", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[0]
+    assert ": 2 pairs (1 not read: see the warnings), 0 considered; " in header, header
+    assert "note: none of the 2 pairs is considered at 2025-09-28 00:00 UTC (1 not read: " in (
+        done.stderr
+    )
+    got = json.loads(
+        orchestrator("screen", "config.yaml", "--at", "2025-09-28", "--json", cwd=tmp_path).stdout
+    )
+    assert (got["pairs_found"], got["pairs_read"], got["considered"]) == (2, 1, 0)
+    assert len(got["pairs"]) == 1

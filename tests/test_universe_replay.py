@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.market.synthetic import write_folder
-from tests.folder_support import ROOT, no_traceback
+from tests.folder_support import DATA, ROOT, no_traceback
 
 PAIRS, DAYS = 50, 40
 DAY_MS = 86_400_000
@@ -386,3 +386,137 @@ def test_spot_a_close_cannot_sell_is_valued_and_marked_not_lost(data: Path, tmp_
     said = "closes left coins they could not sell, below the coin's order step (a spot buy's "
     said += f"fee is charged in the coin): {left} SYN19, worth {left * last:,.2f} USDT"
     assert said in summary["alerts"][0]
+
+
+def _delist(folder: Path, markets: list[str], before: str = "", after: str = "") -> None:
+    """Each market's files keep only their rows before ``before`` (its data ended) or
+    from ``after`` on (listed later)."""
+    for market in markets:
+        for path in folder.glob(f"bybit_{market}_*.csv"):
+            lines = path.read_text().splitlines(keepends=True)
+            kept = [
+                line
+                for line in lines[1:]
+                if (not before or line[:10] < before) and (not after or line[:10] >= after)
+            ]
+            path.write_text(lines[0] + "".join(kept))
+
+
+@pytest.fixture(scope="module")
+def listings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Eight pairs over 20 days: SYN0..SYN3 delisted on day 10, SYN4 listed on day 14."""
+    root = tmp_path_factory.mktemp("listings")
+    write_folder(root, 8, 20, seed=4)
+    _delist(root, [f"SYN{k}USDT" for k in range(4)], before="2024-01-11")
+    _delist(root, ["SYN4USDT"], after="2024-01-15")
+    yield root
+    shutil.rmtree(root)
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning: pairs: auto")]
+
+
+@pytest.mark.parametrize(
+    ("window", "out"),
+    [
+        # After the delisted pairs' data ended: many left out, said in one line.
+        ('start: "2024-01-13"\n  end: "2024-01-20"', [f"SYN{k}/USDT" for k in range(4)]),
+        # Before the late pair's data starts.
+        ('start: "2024-01-02"\n  end: "2024-01-09"', ["SYN4/USDT"]),
+        # Both: the window between.
+        ('start: "2024-01-12"\n  end: "2024-01-14"', [f"SYN{k}/USDT" for k in range(5)]),
+    ],
+    ids=["after a delisting", "before a listing", "between"],
+)
+def test_auto_leaves_out_a_pair_without_data_in_the_window_with_one_warning(
+    listings: Path, tmp_path: Path, window: str, out: list[str]
+) -> None:
+    (tmp_path / "config.yaml").write_text(
+        f"pairs: auto\ndata:\n  dir: {listings}\n  {window}\nuniverse:\n  min_history_days: 1\n"
+    )
+    done = orchestrator("run", "config.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    (said,) = _warnings(done.stderr)
+    if len(out) == 1:
+        assert said.startswith(f"warning: pairs: auto: {out[0]} left out: no "), said
+    else:
+        assert said.startswith(
+            f"warning: pairs: auto: {len(out)} pairs left out with no data in the window "
+            f"({', '.join(out)}); the first: no "
+        ), said
+    assert "fetch the data with" not in said  # nothing to fetch: it is not there
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert said.removeprefix("warning: ") in summary["warnings"]
+    left = {f"SYN{k}USDT" for k in range(8)} - {p.replace("/", "") for p in out}
+    assert set(summary["pairs"]) == left
+    assert {row["spot_symbol"] for row in positions(run_dir, "always hedged")} == {
+        f"{m.removesuffix('USDT')}/USDT" for m in left
+    }
+
+
+def test_auto_without_any_pair_in_the_window_is_refused(listings: Path, tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        f'pairs: auto\ndata:\n  dir: {listings}\n  start: "2024-03-01"\n'
+    )
+    done = orchestrator("run", "config.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 2
+    assert "error: no spot candles for SYN0/USDT in " in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_auto_on_the_recorded_data_after_eth_ended_trades_btc(tmp_path: Path) -> None:
+    # The recorded ETH ends on 2025-09-25, BTC on 2025-09-29: a window after ETH's end.
+    window = f'data:\n  dir: {DATA}\n  start: "2025-09-27"\n'
+    (tmp_path / "config.yaml").write_text("pairs: auto\n" + window)
+    done = orchestrator("run", "config.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    (said,) = _warnings(done.stderr)
+    assert said.startswith("warning: pairs: auto: ETH/USDT left out: no spot candles for ETH/USDT")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert set(json.loads((run_dir / "summary.json").read_text())["pairs"]) == {"BTCUSDT"}
+    # Listed, the same window is refused: the run was asked to trade ETH.
+    listed = "pairs:\n" + "".join(
+        f"  - spot: {c}/USDT\n    perp: {c}/USDT:USDT\n" for c in ("BTC", "ETH")
+    )
+    (tmp_path / "config.yaml").write_text(listed + window)
+    refused = orchestrator("run", "config.yaml", cwd=tmp_path)
+    no_traceback(refused)
+    assert refused.returncode == 2
+    assert "error: no spot candles for ETH/USDT in " in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ('pairs: auto\nbalances: {USDT: "0"}\n', "the pairs pairs: auto chooses"),
+        ('pairs: auto\nbalances: {BTC: "1"}\n', "the pairs pairs: auto chooses"),
+        (
+            'pairs: auto\nmarket: live\nbalances: {USDT: "0"}\n',
+            "the pairs pairs: auto chooses",
+        ),
+        (
+            'pairs:\n  - {spot: SYN2/USDT, perp: "SYN2/USDT:USDT"}\nbalances: {USDT: "0"}\n',
+            "SYN2/USDT",
+        ),
+    ],
+    ids=["zero", "none in USDT", "dry run", "listed"],
+)
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_zero_balance_names_the_pairs_it_cannot_buy_or_none(
+    data: Path, tmp_path: Path, config: str, says: str, command: str
+) -> None:
+    (tmp_path / "config.yaml").write_text(f"data:\n  dir: {data}\n{config}")
+    done = orchestrator(command, "config.yaml", cwd=tmp_path)
+    no_traceback(done)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.endswith(
+        f"balances.USDT: a positive starting balance is needed to buy {says}"
+        + (" (each is bought with USDT)" if "auto" in says else "")
+    ), line
+    assert "BTC/USDT" not in line  # not a pair of the folder

@@ -24,7 +24,7 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.market import download as dl
 from orchestrator.universe.facts import PairFacts
 from orchestrator.universe.live import PairFailure, UniverseError, facts_now
-from orchestrator.universe.rank import rank
+from orchestrator.universe.rank import rank, unknown_includes
 
 
 def main(args: argparse.Namespace) -> int:
@@ -76,11 +76,14 @@ def download(args: argparse.Namespace) -> int:
     dl.check_window(since, until)  # before the venue's whole market is read for --top
     # Where the run reads: the config's data.dir ($ORCHESTRATOR_DATA first, as for a run).
     if args.data_dir is not None:
-        data_dir: Path = args.data_dir
+        if not args.data_dir.strip():  # as the config refuses an empty data.dir
+            raise OrchestratorError("--data-dir: must not be empty (write . for this folder)")
+        data_dir = Path(args.data_dir)
     elif config is not None:
         data_dir = config.data_dir()
     else:
         data_dir = Path(os.environ.get(DATA_ENV) or "data")
+    dl.check_data_dir(data_dir)  # before the venue's whole market is read for --top
 
     async def fetch() -> list[Path]:
         exchange = dl.make_public_exchange(args.url, args.timeout_ms)
@@ -97,8 +100,6 @@ def download(args: argparse.Namespace) -> int:
         finally:
             await exchange.close()
 
-    if not picked:
-        print(f"downloading into {data_dir}", file=sys.stderr)
     for path in anyio.run(fetch):
         print(f"{path}")
     return 0
@@ -120,13 +121,24 @@ class FactsProgress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
+        self._open = False  # a line drawn and not ended
 
     def __call__(self, done: int, total: int, market: str) -> None:
         stream = self._stream if self._stream is not None else sys.stderr
         stream.write(f"\rthe venue's market: {done}/{total} pairs ({market})".ljust(60))
-        if done >= total:
+        self._open = done < total
+        if not self._open:
             stream.write("\n")
         stream.flush()
+
+    def end(self) -> None:
+        """Ends the line when the read stopped before the last pair: what follows (the
+        error saying why) starts on its own line."""
+        if self._open:
+            stream = self._stream if self._stream is not None else sys.stderr
+            stream.write("\n")
+            stream.flush()
+            self._open = False
 
 
 async def _pick(
@@ -136,12 +148,15 @@ async def _pick(
     by the config's universe (``config`` given)."""
     failures: list[PairFailure] = []
     days = config.config.universe.history_days if config is not None else 0
+    progress = FactsProgress()
     try:
         facts, now_ms = await facts_now(
-            exchange, days, attempts=attempts, progress=FactsProgress(), failures=failures
+            exchange, days, attempts=attempts, progress=progress, failures=failures
         )
     except UniverseError as exc:
-        raise OrchestratorError(f"the venue's market: {exc}") from exc
+        raise OrchestratorError(f"the venue's market: {exc}") from None
+    finally:
+        progress.end()
     for failure in failures:
         print(f"warning: left out {failure}", file=sys.stderr)
     if config is None:
@@ -153,6 +168,10 @@ async def _pick(
             print(f"  {f.market:<16} {f.turnover_24h:>20,.0f} USDT", file=sys.stderr)
         return [(f.spot, f.perp) for f in chosen]
     c = config.config
+    listed = {f.market for f in facts} | {f.market for f in failures}
+    unknown = unknown_includes(c.universe, listed, "the venue's market")
+    if unknown:
+        print(f"warning: {unknown}", file=sys.stderr)
     ranked = rank(facts, c.universe, c.fees, c.paper.slippage, now_ms)
     considered = [r for r in ranked if r.left_out is None]
     chosen_ranked = considered[:top] if top is not None else considered

@@ -1,7 +1,8 @@
 """`orchestrator screen`: every spot + perp pair ranked by expected net annualised yield.
 
 On the recorded data (a config with ``market: recorded``, the default): every pair of
-the data folder, as known at ``--at`` (default: the newest settlement in the folder).
+the data folder, as known at ``--at`` (default: the newest settlement of a pair that can
+be read).
 On the live market (``market: live`` or ``mode: live``): every pair of the venue now,
 read from its public data (no key needed).
 """
@@ -18,13 +19,13 @@ import msgspec
 
 from orchestrator.bybit.client import make_exchange
 from orchestrator.commands.data import FactsProgress
-from orchestrator.config import Config, ConfigError, UniverseSettings, load, parse_time
+from orchestrator.config import Config, ConfigError, UniverseSettings, load, market_time
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.output import screen as output
 from orchestrator.universe.facts import PairFacts
 from orchestrator.universe.live import PairFailure, UniverseError, facts_now
-from orchestrator.universe.rank import rank
-from orchestrator.universe.recorded import facts_at, newest_settlement, pairs_in
+from orchestrator.universe.rank import rank, unknown_includes
+from orchestrator.universe.recorded import default_instant, facts_at, pairs_in
 
 
 def main(args: argparse.Namespace) -> int:
@@ -43,11 +44,12 @@ def main(args: argparse.Namespace) -> int:
             f"no pair in {data_dir}: a pair needs funding, spot and perp candle files "
             "(orchestrator data download fetches them)"
         )
+    reach = max(universe.history_days, universe.min_history_days)
+    notes: list[str] = []  # pairs that did not decide the default instant
     if args.at is not None:
         at_ms = _at(args.at)
     else:
-        at_ms = newest_settlement(data_dir, pairs, config.venue)
-    reach = max(universe.history_days, universe.min_history_days)
+        at_ms = default_instant(data_dir, pairs, reach, venue=config.venue, notes=notes)
     left_out: list[str] = []
     facts = facts_at(
         data_dir, pairs, at_ms, universe.history_days, reach_days=reach, venue=config.venue,
@@ -55,10 +57,15 @@ def main(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if not facts:
         first = left_out[0] if left_out else "no pair could be read"
+        when = f"--at {_when(at_ms)}" if args.at is not None else f"at {_when(at_ms)}"
         raise ConfigError(
-            f"--at {_when(at_ms)}: none of the {len(pairs)} pairs has data in the "
-            f"{reach} days up to it; the first: {first}"
+            f"{when}: none of the {len(pairs)} pairs has data in the {reach} days up to "
+            f"it; the first: {first}"
         )
+    read = {f.spot for f in facts}  # the others' left-out line says it already
+    warnings += [note for note in notes if note.split(":", 1)[0] in read]
+    unknown = unknown_includes(universe, {p.name for p in pairs}, str(data_dir))
+    warnings += [unknown] if unknown else []
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if len(left_out) > 3:  # one line, not one per pair
@@ -85,9 +92,13 @@ def _show(
     """The ranked facts, printed as asked."""
     ranked = rank(facts, universe, config.fees, config.paper.slippage, at_ms)
     considered = sum(1 for r in ranked if r.left_out is None)
+    # The pairs found count those that could not be read (said in the warnings above):
+    # every count below is of the found, so the header and the note agree.
+    unread = found - len(ranked)
+    not_read = f" ({unread} not read: see the warnings)" if unread else ""
     if not considered:
         print(
-            f"note: none of the {len(ranked)} pairs is considered at {_when(at_ms)}: "
+            f"note: none of the {found} pairs is considered at {_when(at_ms)}{not_read}; "
             "each row says why (the universe section's filters)",
             file=sys.stderr,
         )
@@ -99,6 +110,7 @@ def _show(
             "at": f"{datetime.fromtimestamp(at_ms / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}",
             "source": source,
             "pairs_found": found,
+            "pairs_read": len(ranked),
             "considered": considered,
             "universe": msgspec.to_builtins(universe),
         }
@@ -107,7 +119,7 @@ def _show(
         sys.stdout.write(output.as_csv(ranked))
     else:
         print(
-            f"screen at {when}, {source}: {found} pairs, "
+            f"screen at {when}, {source}: {found} pairs{not_read}, "
             f"{considered} considered; net/y = mean settled rate x 8760 / interval over the "
             f"last {universe.history_days} days, less the round trip over "
             f"{universe.horizon_hours} h"
@@ -125,16 +137,22 @@ async def _live(
         "", "", config.live.timing, network=config.network, url=config.live.url
     )
     failures: list[PairFailure] = []
+    progress = FactsProgress()
     try:
         facts, now_ms = await facts_now(
-            exchange, universe.history_days, progress=FactsProgress(), failures=failures
+            exchange, universe.history_days, progress=progress, failures=failures
         )
     except UniverseError as exc:
         raise OrchestratorError(f"the venue's market: {exc}") from None
     finally:
+        progress.end()
         await exchange.close()
     for failure in failures:
         print(f"warning: left out {failure}", file=sys.stderr)
+    listed = {f.market for f in facts} | {f.market for f in failures}
+    unknown = unknown_includes(universe, listed, "the venue's market")
+    if unknown:
+        print(f"warning: {unknown}", file=sys.stderr)
     where = config.live.url or f"Bybit {config.network}"
     return facts, now_ms, f"the live market of {where}", len(facts) + len(failures)
 
@@ -161,10 +179,12 @@ def _when(ms: int) -> str:
 
 
 def _at(text: str) -> int:
+    # Within the years a data folder can hold (as data.start): beyond them, the history
+    # span before the instant would not be a date.
     try:
-        return int(parse_time(text).timestamp() * 1000)
+        return int(market_time("--at", text).timestamp() * 1000)
     except ValueError as exc:
-        raise ConfigError(f"--at: {text[:40]!r} is not an ISO date or time ({exc})") from None
+        raise ConfigError(str(exc)) from None
 
 
 def _progress(total: int) -> Callable[[int, int], None] | None:

@@ -22,7 +22,7 @@ from orchestrator.market.series import Loader
 from orchestrator.money import exact
 from orchestrator.output.screen import records
 from orchestrator.universe.rank import rank
-from orchestrator.universe.recorded import facts_at, newest_settlement, pairs_in
+from orchestrator.universe.recorded import default_instant, facts_at, pairs_in
 
 WEEK_MS = 7 * 86_400_000
 HOURS_A_YEAR = 8760
@@ -52,8 +52,11 @@ def read_market(config_path: Path | None) -> Market:
     pairs = pairs_in(data_dir, venue)
     if not pairs:
         return Market(f"no pair in {data_dir} (orchestrator data download fetches them)")
-    at_ms = newest_settlement(data_dir, pairs, venue)
     reach = max(universe.history_days, universe.min_history_days)
+    try:
+        at_ms = default_instant(data_dir, pairs, reach, venue=venue)
+    except DataError as exc:
+        return Market(str(exc))
     # In the context the screen command computes in: the same digits.
     facts = facts_at(data_dir, pairs, at_ms, universe.history_days, reach_days=reach,
                      venue=venue)  # fmt: skip

@@ -24,7 +24,7 @@ from decimal import Decimal
 from orchestrator.config import Config, Pair
 from orchestrator.live.preflight import StartupError
 from orchestrator.universe.live import PairFailure, UniverseError, facts_now
-from orchestrator.universe.rank import rank
+from orchestrator.universe.rank import rank, unknown_includes
 
 CHOSEN_PAIRS = "universe_pairs"  # journal meta: the market ids a run chose, as JSON
 
@@ -85,6 +85,10 @@ async def choose(
     except UniverseError as exc:
         raise StartupError(f"pairs: auto: live run not started, nothing sent: {exc}") from None
     ranked = rank(facts, u, config.fees, config.paper.slippage, now_ms)
+    listed = {f.market for f in facts} | {f.market for f in failures}
+    unknown = unknown_includes(u, listed, "the venue's market") if only is None else None
+    if unknown:  # said now: also when no pair is chosen and the run is refused
+        say(f"warning: pairs: auto: {unknown}")
     wanted = set(keep)
     if only is not None:  # resumed: the set chosen at the start, whatever its rank now
         chosen = [r for r in ranked if r.facts.perp in set(only) | wanted]

@@ -31,8 +31,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +45,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from orchestrator.bybit.client import REST_BASES
-from orchestrator.bybit.retry import retry_network_errors
+from orchestrator.bybit.retry import retry_network_errors, venue_failure
 from orchestrator.exceptions import OrchestratorError
 
 T = TypeVar("T")
@@ -164,6 +164,29 @@ def check_window(since_ms: int, until_ms: int) -> None:
         raise InvalidDateError(f"{_iso(until_ms)} is in the future: its candles are not final")
 
 
+def check_data_dir(data_dir: Path) -> None:
+    """Refuse, before anything is asked of the venue, a data folder the download could
+    not write: a file, a path under a file, a folder that cannot be made or written.
+    Nothing is left behind: a probe file is made and removed in the folder, or in the
+    nearest folder above it that is there (the download makes the rest)."""
+    there = data_dir
+    while not there.exists() and there.parent != there:
+        there = there.parent
+    if there.exists() and not there.is_dir():
+        where = "is a file" if there == data_dir else f"is under {there}, a file"
+        raise DownloadError(f"the data folder {data_dir} {where}, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".orchestrator-probe-", dir=there)
+    except OSError as exc:
+        cause = exc.strerror or type(exc).__name__
+        inside = "" if there == data_dir else f" ({there} takes no new entry)"
+        raise DownloadError(
+            f"the data folder {data_dir} cannot be written{inside}: {cause}"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
+
+
 async def download(
     exchange: Any,
     pairs: Sequence[tuple[str, str]],
@@ -182,6 +205,7 @@ async def download(
     made and left empty; what it wrote stays, to be continued by running it again.
     """
     check_window(since_ms, until_ms)
+    check_data_dir(data_dir)
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     report = progress if progress is not None else TextProgress()
@@ -438,33 +462,8 @@ async def _call(label: str, call: Callable[[], Awaitable[T]], attempts: int) -> 
     for a network error, its cause (name not resolved, refused, no answer)."""
     try:
         return await retry_network_errors(call, attempts=attempts, base_delay=0.25, max_delay=8.0)
-    except ccxt.NetworkError as exc:
-        tries = f"{attempts} attempt{'s' * (attempts > 1)}"
-        raise DownloadError(f"{label}: gave up after {tries}: {network_cause(exc)}: {exc}") from exc
     except ccxt.BaseError as exc:
-        raise DownloadError(f"{label}: {type(exc).__name__}: {exc}") from exc
-
-
-def network_cause(exc: BaseException) -> str:
-    """What a network error comes down to, in words: ccxt's message is the request's URL
-    and the library's text, which does not say whether the name, the port or the wait
-    failed."""
-    if isinstance(exc, ccxt.RequestTimeout):
-        return "no answer in time (timeout)"
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return "the venue's host name could not be resolved (DNS)"
-        if isinstance(seen, ConnectionRefusedError):
-            return "the connection was refused (nothing listens there)"
-        if isinstance(seen, TimeoutError):
-            return "no answer in time (timeout)"
-        os_error = getattr(seen, "os_error", None)  # aiohttp's connector errors
-        if isinstance(os_error, BaseException) and os_error is not seen:
-            seen = os_error
-            continue
-        seen = seen.__cause__ or seen.__context__
-    return "a network error"
+        raise DownloadError(f"{label}: {venue_failure(exc, attempts)}") from exc
 
 
 def _market(exchange: Any, symbol: str, category: str) -> Any:

@@ -83,9 +83,19 @@ def prepare(loaded: Loaded) -> Prepared:
             )
         except DataMissing as exc:
             missing.append(exc)
-    if missing:
+    left_out: list[str] = []
+    if missing and auto and len(missing) < len(config.pair_list):
+        # The folder's pairs are what auto trades: one with no data in the window (its
+        # data ended before it, or starts after) is left out, as the screen leaves it out.
+        gone = {pair for exc in missing for pair in exc.pairs}
+        loaded = msgspec.structs.replace(
+            loaded, config=config.resolved([p for p in config.pair_list if p.spot not in gone])
+        )
+        left_out = auto_left_out(missing)
+    elif missing:
         raise DataMissing.of_all(missing)
     warnings: list[str] = list(loaded.warnings)
+    warnings += left_out
     warnings += instrument_warnings
     warnings += [w for d in datasets for w in d.warnings]
     warnings += coverage_warnings(datasets)
@@ -175,6 +185,19 @@ def resolve_auto(loaded: Loaded) -> Loaded:
             "and perp candle files; orchestrator data download fetches them)"
         )
     return msgspec.structs.replace(loaded, config=config.resolved(pairs))
+
+
+def auto_left_out(missing: Sequence[DataMissing]) -> list[str]:
+    """The warning for the pairs ``pairs: auto`` leaves out for want of data in the
+    window: one line each, or one line for all when they are many."""
+    lines = [f"pairs: auto: {', '.join(exc.pairs)} left out: {exc.what}" for exc in missing]
+    if len(lines) <= 3:
+        return lines
+    names = ", ".join(pair for exc in missing for pair in exc.pairs)
+    return [
+        f"pairs: auto: {len(missing)} pairs left out with no data in the window ({names}); "
+        f"the first: {missing[0].what}"
+    ]
 
 
 def turnover_of(datasets: Sequence[PairData]) -> Turnover:

@@ -16,7 +16,7 @@ keeps a pair in whatever its history, turnover or rank by turnover.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -106,6 +106,17 @@ def rank(
     considered.sort(key=_by_yield)
     out.sort(key=_by_yield)
     return considered + out
+
+
+def unknown_includes(
+    universe: UniverseSettings, markets: Collection[str], where: str
+) -> str | None:
+    """The warning for ``universe.include`` naming pairs not among ``markets`` (those
+    ``where`` holds): never considered, whatever the include says; None when it names none."""
+    missing = [market for market in universe.include if market not in markets]
+    if not missing:
+        return None
+    return f"universe.include: {', '.join(missing)} not in {where}: never considered"
 
 
 def _by_yield(r: Ranked) -> tuple[bool, Decimal, str]:

@@ -14,7 +14,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from orchestrator.config import Pair
-from orchestrator.market.recorded import DataError, PairData, load_instruments, load_pair
+from orchestrator.market.recorded import (
+    DataError,
+    DataMissing,
+    PairData,
+    load_instruments,
+    load_pair,
+)
+from orchestrator.market.records import iso
 from orchestrator.market.series import Loader
 from orchestrator.universe.facts import PairFacts
 
@@ -42,16 +49,51 @@ def pairs_in(data_dir: Path, venue: str = "bybit") -> list[Pair]:
     return list({p.spot: p for p in found}.values())
 
 
-def newest_settlement(data_dir: Path, pairs: list[Pair], venue: str = "bybit") -> int:
-    """The newest settlement any of the pairs' funding files holds (ms)."""
-    newest = 0
+def default_instant(
+    data_dir: Path,
+    pairs: list[Pair],
+    reach_days: int,
+    *,
+    venue: str = "bybit",
+    notes: list[str] | None = None,
+) -> int:
+    """The instant a screen reads the folder at when none is given: the newest settlement
+    of a pair that can be read at it (its files and instruments load over the ``reach_days``
+    up to it). A pair whose files cannot be read, or whose newest settlement has no data
+    around it (a row stamped past the rest), does not decide it: ``notes`` says so of the
+    latter. DataError, naming the first pair's problem, when no pair can be read."""
+    reach_ms = max(reach_days, 1) * DAY_MS
+    newest: list[tuple[int, Pair]] = []
+    first: str | None = None
     for pair in pairs:
-        rates = Loader(data_dir, venue, pair.spot, None, None).funding(pair.perp)
+        try:
+            rates = Loader(data_dir, venue, pair.spot, None, None).funding(pair.perp)
+        except DataError as exc:
+            first = first or f"{pair.spot}: {exc}"
+            continue
         if rates:
-            newest = max(newest, rates[-1].time_ms)
-    if not newest:
+            newest.append((rates[-1].time_ms, pair))
+    # Newest first: the first pair readable at its own newest settlement decides.
+    for at_ms, pair in sorted(newest, key=lambda n: (-n[0], n[1].spot)):
+        try:
+            load_instruments(data_dir, [pair.spot, pair.perp], venue=venue)
+            load_pair(
+                data_dir, pair.spot, pair.perp, venue=venue, start_ms=at_ms - reach_ms,
+                end_ms=at_ms + 1,
+            )  # fmt: skip
+        except DataError as exc:
+            first = first or f"{pair.spot}: {exc}"
+            if notes is not None:
+                what = exc.what if isinstance(exc, DataMissing) else str(exc)
+                notes.append(
+                    f"{pair.spot}: its newest settlement, {iso(at_ms)}, cannot be read with "
+                    f"the rest of its data ({what}): the instant is not taken from it"
+                )
+            continue
+        return at_ms
+    if first is None:
         raise DataError(f"no settled funding in {data_dir}")
-    return newest
+    raise DataError(f"none of the {len(pairs)} pairs in {data_dir} can be read; the first: {first}")
 
 
 def facts_at(
