@@ -334,3 +334,32 @@ def test_the_header_and_the_note_count_the_same_pairs(tmp_path: Path) -> None:
     )
     assert (got["pairs_found"], got["pairs_read"], got["considered"]) == (2, 1, 0)
     assert len(got["pairs"]) == 1
+
+
+def test_a_perp_whose_settlements_keep_another_interval_than_its_file_says(
+    folder: Path, tmp_path: Path
+) -> None:
+    """SYN3 settles every hour in its files, but the instruments file (written on the
+    day Bybit changed it, say) says every 8 h. Its rates are annualised over the hour
+    the settlements keep, in the screen and in a replay, and both say so."""
+    root = tmp_path / "changed"
+    shutil.copytree(folder, root)
+    (path,) = (root / "data").glob("*instruments*.json")
+    doc = json.loads(path.read_text())
+    assert doc["linear"]["SYN3USDT"]["fundingInterval"] == 60  # hourly, as its rows
+    doc["linear"]["SYN3USDT"]["fundingInterval"] = 480
+    path.write_text(json.dumps(doc))
+    done = orchestrator("screen", "config.yaml", "--at", AT, "--json", cwd=root)
+    no_traceback(done)
+    assert done.returncode == 0, done.stderr
+    said = "SYN3/USDT:USDT: its recorded funding settles every 1 h, not every 8 h"
+    assert said in done.stderr, done.stderr
+    row = next(p for p in json.loads(done.stdout)["pairs"] if p["pair"] == "SYN3USDT")
+    assert row["interval_hours"] == 1
+    expected = next(t for t in recompute(folder / "data", AT) if t[0] == "SYN3USDT")
+    assert Decimal(row["net_annualised"]) == expected[3]  # as over the hour it keeps
+    (root / "config.yaml").write_text(
+        "pairs:\n  - {spot: SYN3/USDT, perp: SYN3/USDT:USDT}\ndata:\n  dir: data\n"
+    )
+    done = orchestrator("check", "config.yaml", cwd=root)
+    assert done.returncode == 0 and said in done.stderr + done.stdout, done.stderr

@@ -34,11 +34,17 @@ series, held or streamed), instruments.py (the instrument files).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
+
+import msgspec
 
 from orchestrator.market.columns import as_list
 from orchestrator.market.instruments import load_instruments
 from orchestrator.market.records import (
+    HOUR_MS,
     Candle,
     DataError,
     DataMissing,
@@ -48,6 +54,7 @@ from orchestrator.market.records import (
     market_id,
 )
 from orchestrator.market.series import KEEP_ROWS, Loader
+from orchestrator.models import Instrument
 
 __all__ = [
     "KEEP_ROWS",
@@ -56,6 +63,7 @@ __all__ = [
     "DataMissing",
     "FundingRate",
     "PairData",
+    "interval_of",
     "load_instruments",
     "load_pair",
     "market_id",
@@ -93,3 +101,29 @@ def load_pair(
     return PairData(
         spot_symbol, perp_symbol, as_list(spot), as_list(perp), funding, loader.warnings
     )
+
+
+def interval_of(
+    perp: Instrument, funding: Sequence[FundingRate], warnings: list[str] | None = None
+) -> Instrument:
+    """``perp`` with the funding interval its recorded settlements keep (the spacing
+    most of them are apart, in whole hours), where it differs from the instruments
+    file's: Bybit changes a perp's interval, and the file holds the one of the day it
+    was written. Said in ``warnings``."""
+    gaps = Counter(b.time_ms - a.time_ms for a, b in pairwise(funding))
+    if not gaps:
+        return perp
+    gap = gaps.most_common(1)[0][0]
+    if gap <= 0 or gap % HOUR_MS or 24 * HOUR_MS % gap:
+        return perp  # no interval a venue settles on
+    hours = gap // HOUR_MS
+    if hours == perp.funding_interval_hours:
+        return perp
+    if warnings is not None:
+        warnings.append(
+            f"{perp.symbol}: its recorded funding settles every {hours} h, not every "
+            f"{perp.funding_interval_hours} h as the instruments file says (Bybit changes a "
+            f"perp's interval; the file holds the one of the day it was written): rates "
+            f"are annualised over {hours} h"
+        )
+    return msgspec.structs.replace(perp, funding_interval_hours=hours)

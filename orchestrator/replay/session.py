@@ -17,6 +17,7 @@ from orchestrator.market.recorded import (
     DataError,
     DataMissing,
     PairData,
+    interval_of,
     load_instruments,
     load_pair,
 )
@@ -94,6 +95,9 @@ def prepare(loaded: Loaded) -> Prepared:
         left_out = auto_left_out(missing)
     elif missing:
         raise DataMissing.of_all(missing)
+    for data in datasets:  # each perp's interval as its settlements keep it
+        perp = instruments[data.perp_symbol]
+        instruments[data.perp_symbol] = interval_of(perp, data.funding, instrument_warnings)
     warnings: list[str] = list(loaded.warnings)
     warnings += left_out
     warnings += instrument_warnings

@@ -18,6 +18,7 @@ from orchestrator.market.recorded import (
     DataError,
     DataMissing,
     PairData,
+    interval_of,
     load_instruments,
     load_pair,
 )
@@ -128,8 +129,9 @@ def facts_at(
         finally:
             if progress is not None:
                 progress(n, len(pairs))
-        interval = instruments[pair.perp].funding_interval_hours
-        found.append(facts_of(data, at_ms, history_days, interval))
+        interval = interval_of(instruments[pair.perp], data.funding, warnings)
+        interval_hours = interval.funding_interval_hours
+        found.append(facts_of(data, at_ms, history_days, interval_hours))
     return found
 
 
