@@ -103,9 +103,11 @@ def test_missing_data_names_the_download_command_for_the_configured_pairs(
 
 @pytest.fixture
 def venue(tmp_path: Path) -> Iterator[str]:
-    """``orchestrator venue --recorded`` in its own process; its URL. Stopped after."""
+    """``orchestrator venue --recorded`` in its own process, its market clock at
+    2024-02-01 (the windows downloaded from it are over by then); its URL. Stopped after."""
+    command = [sys.executable, "-m", "orchestrator", "venue", "--recorded"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "venue", "--recorded", "--data-dir", str(DATA)],
+        [*command, "--start", "2024-02-01", "--data-dir", str(DATA)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -380,3 +382,19 @@ def test_an_unreachable_venue_is_said_in_the_same_words_by_every_command(
     assert f": gave up after {attempts} attempts: {words}" in line, line
     assert "ExchangeNotAvailable" not in line  # ccxt's class name: not a cause
     assert not (tmp_path / "data").exists()
+
+
+def test_a_window_past_the_venues_time_is_refused_not_cut_and_filed_whole(
+    venue: str, tmp_path: Path
+) -> None:
+    """The venue replays recorded data and stands at 2024-02-01: a window past its time
+    would come back cut there and be filed under the whole window's name (a rerun would
+    then take it as complete). Refused before anything is written."""
+    done = orchestrator(
+        "data", "download", "--pairs", "BTC/USDT", "--since", "2024-01-30", "--until",
+        "2024-02-03", "--url", venue, "--data-dir", "d", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "2024-02-03T00:00:00Z is after the venue's time, 2024-02-01T00:00:00Z" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").glob("*.csv*"))

@@ -213,6 +213,15 @@ async def download(
     made = [folder for folder in (data_dir, *data_dir.parents) if not folder.exists()]
     try:
         await _call("markets", exchange.load_markets, attempts)
+        # The window must be over on the venue's clock too, not only on ours: a venue
+        # replaying recorded data (orchestrator venue --recorded) stands in its past, and
+        # a window past its time would be cut there and filed as whole.
+        venue_ms = int(await _call("time", exchange.fetch_time, attempts))
+        if until_ms > venue_ms:
+            raise InvalidDateError(
+                f"{_iso(until_ms)} is after the venue's time, {_iso(venue_ms)}: what it "
+                "has after that is not final (download up to its time, or start it later)"
+            )
         markets = [
             (_market(exchange, s, "spot"), _market(exchange, p, "linear")) for s, p in unique
         ]
