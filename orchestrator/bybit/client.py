@@ -13,6 +13,8 @@ Every answer is checked before ccxt parses it. ccxt 4.5 reads most broken answer
 order that exists. The client ``make_exchange`` builds raises ``UnreadableAnswer``
 instead, a ``ccxt.NetworkError``: a read is retried, a create or cancel is
 ambiguous (its outcome unknown), and neither reads as "rejected" or "not found".
+Bybit's "try again later" answers (``TRY_AGAIN``), which ccxt raises as a plain
+``ExchangeError``, are raised as ``VenueBusy``, a ``ccxt.NetworkError`` too.
 """
 
 from __future__ import annotations
@@ -112,10 +114,18 @@ def make_exchange(
     return exchange
 
 
+# Bybit's retCodes that say "try again later": 10000 "Server Timeout", 10016 "System error.
+# Please try again later". ccxt 4.5 maps 10016 to a plain ExchangeError (10000 it does not
+# know), so nothing would retry them. Its other passing troubles already map to
+# NetworkErrors: 10002 (timestamp, recv window) InvalidNonce, 10006 (rate limit)
+# RateLimitExceeded, HTTP 5xx ExchangeNotAvailable or RequestTimeout.
+TRY_AGAIN = frozenset({10000, 10016})
+
+
 def __getattr__(name: str) -> Any:
-    """``UnreadableAnswer`` and ``CheckedBybit``, built on first use: ccxt takes a
-    while to load, and importing this module (for ``credentials``) should not."""
-    if name in ("UnreadableAnswer", "CheckedBybit"):
+    """``UnreadableAnswer``, ``VenueBusy`` and ``CheckedBybit``, built on first use: ccxt
+    takes a while to load, and importing this module (for ``credentials``) should not."""
+    if name in ("UnreadableAnswer", "VenueBusy", "CheckedBybit"):
         return _classes()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -129,6 +139,11 @@ def _classes() -> dict[str, type]:
         """The venue answered, but what it said cannot be read: neither a refusal
         nor "not found". A NetworkError, so a read is retried and a create or
         cancel is ambiguous (look the order up)."""
+
+    class VenueBusy(ccxt.ExchangeNotAvailable):  # type: ignore[misc]
+        """Bybit answered "try again later" (``TRY_AGAIN``): passing, as a gateway's 503
+        is. A NetworkError, so a read is retried and a create or cancel is ambiguous
+        (Bybit may have placed the order before it failed to answer)."""
 
     class CheckedBybit(ccxt_async.bybit):  # type: ignore[misc]
         """``ccxt.async_support.bybit`` that checks every answer's envelope before
@@ -150,7 +165,8 @@ def _classes() -> dict[str, type]:
             readable = envelope_problem(response) is None
             if not 200 <= code < 300:
                 if readable and response["retCode"] != 0:
-                    super().handle_errors(  # Bybit's own error: ccxt's mapping of its retCode
+                    # Bybit's own error: ccxt's mapping of its retCode.
+                    self.refusal(
                         code, reason, url, method, headers, body, response,
                         request_headers, request_body,
                     )  # fmt: skip
@@ -163,10 +179,26 @@ def _classes() -> dict[str, type]:
             if problem is not None:
                 raise self.unreadable(method, endpoint, code, problem, body)
             if response["retCode"] != 0:
+                self.refusal(
+                    code, reason, url, method, headers, body, response,
+                    request_headers, request_body,
+                )  # fmt: skip
+
+        def refusal(
+            self, code: int, reason: str, url: str, method: str, headers: Any, body: str,
+            response: Any, request_headers: Any, request_body: Any,
+        ) -> None:  # fmt: skip
+            """Raises ccxt's exception for Bybit's retCode; VenueBusy for ``TRY_AGAIN``."""
+            try:
                 super().handle_errors(
                     code, reason, url, method, headers, body, response,
                     request_headers, request_body,
                 )  # fmt: skip
+            except ccxt.ExchangeError as exc:
+                # Only ccxt's catch-all: "Request timeout" (10016 too) is a RequestTimeout.
+                if type(exc) is ccxt.ExchangeError and response["retCode"] in TRY_AGAIN:
+                    raise VenueBusy(str(exc)) from None
+                raise
 
         def unreadable(
             self, method: str, endpoint: str, code: int, problem: str, body: str | None
@@ -181,7 +213,11 @@ def _classes() -> dict[str, type]:
                 f"{problem}; body ({len(text)} characters): {excerpt!r}"
             )
 
-    return {"UnreadableAnswer": UnreadableAnswer, "CheckedBybit": CheckedBybit}
+    return {
+        "UnreadableAnswer": UnreadableAnswer,
+        "VenueBusy": VenueBusy,
+        "CheckedBybit": CheckedBybit,
+    }
 
 
 # -- the checks (pure: no ccxt) ----------------------------------------------------
