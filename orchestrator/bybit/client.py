@@ -20,13 +20,14 @@ Bybit's "try again later" answers (``TRY_AGAIN``), which ccxt raises as a plain
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.settings import VenueTiming
@@ -58,19 +59,46 @@ _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class CredentialsMissing(OrchestratorError):
-    """The API key or secret is not in the environment."""
+    """The API key or secret is not in the environment, or cannot be a key."""
 
 
 def credentials() -> tuple[str, str]:
-    """The API key and secret, from the environment only."""
-    key, secret = os.environ.get(KEY_ENV, ""), os.environ.get(SECRET_ENV, "")
-    missing = [name for name, value in ((KEY_ENV, key), (SECRET_ENV, secret)) if not value]
+    """The API key and secret, from the environment only, without the whitespace around
+    them (a key pasted from a file often ends with a line break). One with whitespace or
+    a control character inside is refused (no venue takes it, and an HTTP header cannot
+    carry a line break); the message never shows a value."""
+    found = {name: os.environ.get(name, "").strip() for name in (KEY_ENV, SECRET_ENV)}
+    missing = [name for name, value in found.items() if not value]
     if missing:
         raise CredentialsMissing(
             f"live mode needs {' and '.join(missing)} in the environment "
             "(never in config.yaml); nothing was sent"
         )
-    return key, secret
+    for name, value in found.items():
+        if any(c.isspace() for c in value):
+            inside = "whitespace (a space, a tab or a line break)"
+        elif not value.isprintable():
+            inside = "a control or invisible formatting character"
+        else:
+            continue
+        raise CredentialsMissing(
+            f"{name} holds {inside} inside it: a key or secret is one word of printable "
+            "characters (whitespace around it is ignored); set it again; nothing was sent"
+        )
+    return found[KEY_ENV], found[SECRET_ENV]
+
+
+def secret_forms(secret: str) -> set[str]:
+    """``secret`` as it may appear in a message: as sent, escaped in JSON (a venue's
+    answer, which ccxt quotes in its errors) or by ``repr``, percent-encoded (a URL)."""
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret),
+    }
 
 
 def make_exchange(
@@ -206,7 +234,7 @@ def _classes() -> dict[str, type]:
             text = body or ""
             for secret in (self.apiKey, self.secret):  # before cutting: none is left in halves
                 if secret:
-                    text = text.replace(str(secret), "***")
+                    text = _masked(text, str(secret))
             excerpt = text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else "")
             return UnreadableAnswer(
                 f"{self.id} {method} /v5/{endpoint}: HTTP {code}, answer unreadable: "
@@ -490,9 +518,16 @@ def describe(exchange: Any, exc: BaseException) -> str:
 
 
 def scrub(exchange: Any, text: str) -> str:
-    """``text`` without the exchange's key and secret (a credential shorter than six
-    characters is no real one, and replacing it would garble the text)."""
+    """``text`` without the exchange's key and secret, in any of their forms
+    (``secret_forms``). A credential shorter than six characters is no real one, and
+    replacing it would garble the text."""
     for secret in (getattr(exchange, "apiKey", None), getattr(exchange, "secret", None)):
         if secret and len(str(secret)) >= 6:
-            text = text.replace(str(secret), "***")
+            text = _masked(text, str(secret))
+    return text
+
+
+def _masked(text: str, secret: str) -> str:
+    for form in sorted(secret_forms(secret), key=len, reverse=True):  # longest first
+        text = text.replace(form, "***")
     return text

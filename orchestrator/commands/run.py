@@ -202,8 +202,8 @@ def _session(
         # load ccxt and aiohttp (about 0.7 s), which a paper run never needs.
         from orchestrator.live.session import alerts_for, live_session
 
-        if not config.dry_run:
-            credentials()  # a missing key is said now, before anything else
+        # Read once, here: a missing or unusable key is said now, before anything else.
+        keys = None if config.dry_run else credentials()
         alerts = alerts_for(config, err)  # as is an alert URL that cannot be used
         nonce = new_run_nonce()
         say = _teller(err)
@@ -218,6 +218,7 @@ def _session(
                 strategies,
                 signals,
                 tracer,
+                keys=keys,
                 recorder=recorder,
                 run_nonce=nonce,
                 say=say,
@@ -483,8 +484,7 @@ def _resumed_live(
     from orchestrator.live.session import alerts_for, live_session
 
     config, nonce = loaded.config, meta.get("run_nonce", "")
-    if not config.dry_run:
-        credentials()  # a missing key is said now, before anything else
+    keys = None if config.dry_run else credentials()  # (as in _session)
     alerts = alerts_for(config, err)
     journaled = Journaled.read(journal, "strategy")
     say = _teller(err)
@@ -499,6 +499,7 @@ def _resumed_live(
             strategies,
             signals,
             tracer,
+            keys=keys,
             recorder=recorder,
             run_nonce=nonce,
             resumed=journaled,
