@@ -11,6 +11,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from orchestrator.journal import Journal
 from tests.test_crash_resume_live import (
     VenueProcess,
     Watched,
@@ -92,4 +93,7 @@ def test_a_perp_leg_still_working_at_the_deadline_is_cancelled_then_and_rolled_b
     assert TIMEOUT_S - 0.5 <= waited < TIMEOUT_S + 2, waited
     assert all(Decimal(p["size"]) == 0 for p in held), held
     (run_dir,) = (tmp_path / "runs").glob("*")
-    assert journal_state(run_dir)[0][0] == "rolled_back"
+    with Journal.read(run_dir) as view:
+        first = view.positions()[0]
+    assert first.state == "rolled_back"
+    assert f"legs not done within {TIMEOUT_S:.1f} s" in (first.reason or ""), first.reason
