@@ -117,7 +117,8 @@ CONFIG_KEYS: dict[str, Key] = {
     ),
     "trading.order_timeout_seconds": Key(
         "Both legs of an open must be done within this many seconds, else what filled is "
-        "rolled back.",
+        "rolled back. A leg still working is waited for until then (read again, up to a "
+        "second apart), then cancelled; what it filled is kept.",
         "1 to 300; live: at least twice `live.request_timeout_ms`",
         accepts=("1", "300"),
         refuses=("0.5", "301"),

@@ -13,18 +13,21 @@ Every answer is checked before ccxt parses it. ccxt 4.5 reads most broken answer
 order that exists. The client ``make_exchange`` builds raises ``UnreadableAnswer``
 instead, a ``ccxt.NetworkError``: a read is retried, a create or cancel is
 ambiguous (its outcome unknown), and neither reads as "rejected" or "not found".
+Bybit's "try again later" answers (``TRY_AGAIN``), which ccxt raises as a plain
+``ExchangeError``, are raised as ``VenueBusy``, a ``ccxt.NetworkError`` too.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.settings import VenueTiming
@@ -56,19 +59,46 @@ _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class CredentialsMissing(OrchestratorError):
-    """The API key or secret is not in the environment."""
+    """The API key or secret is not in the environment, or cannot be a key."""
 
 
 def credentials() -> tuple[str, str]:
-    """The API key and secret, from the environment only."""
-    key, secret = os.environ.get(KEY_ENV, ""), os.environ.get(SECRET_ENV, "")
-    missing = [name for name, value in ((KEY_ENV, key), (SECRET_ENV, secret)) if not value]
+    """The API key and secret, from the environment only, without the whitespace around
+    them (a key pasted from a file often ends with a line break). One with whitespace or
+    a control character inside is refused (no venue takes it, and an HTTP header cannot
+    carry a line break); the message never shows a value."""
+    found = {name: os.environ.get(name, "").strip() for name in (KEY_ENV, SECRET_ENV)}
+    missing = [name for name, value in found.items() if not value]
     if missing:
         raise CredentialsMissing(
             f"live mode needs {' and '.join(missing)} in the environment "
             "(never in config.yaml); nothing was sent"
         )
-    return key, secret
+    for name, value in found.items():
+        if any(c.isspace() for c in value):
+            inside = "whitespace (a space, a tab or a line break)"
+        elif not value.isprintable():
+            inside = "a control or invisible formatting character"
+        else:
+            continue
+        raise CredentialsMissing(
+            f"{name} holds {inside} inside it: a key or secret is one word of printable "
+            "characters (whitespace around it is ignored); set it again; nothing was sent"
+        )
+    return found[KEY_ENV], found[SECRET_ENV]
+
+
+def secret_forms(secret: str) -> set[str]:
+    """``secret`` as it may appear in a message: as sent, escaped in JSON (a venue's
+    answer, which ccxt quotes in its errors) or by ``repr``, percent-encoded (a URL)."""
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret),
+    }
 
 
 def make_exchange(
@@ -112,10 +142,18 @@ def make_exchange(
     return exchange
 
 
+# Bybit's retCodes that say "try again later": 10000 "Server Timeout", 10016 "System error.
+# Please try again later". ccxt 4.5 maps 10016 to a plain ExchangeError (10000 it does not
+# know), so nothing would retry them. Its other passing troubles already map to
+# NetworkErrors: 10002 (timestamp, recv window) InvalidNonce, 10006 (rate limit)
+# RateLimitExceeded, HTTP 5xx ExchangeNotAvailable or RequestTimeout.
+TRY_AGAIN = frozenset({10000, 10016})
+
+
 def __getattr__(name: str) -> Any:
-    """``UnreadableAnswer`` and ``CheckedBybit``, built on first use: ccxt takes a
-    while to load, and importing this module (for ``credentials``) should not."""
-    if name in ("UnreadableAnswer", "CheckedBybit"):
+    """``UnreadableAnswer``, ``VenueBusy`` and ``CheckedBybit``, built on first use: ccxt
+    takes a while to load, and importing this module (for ``credentials``) should not."""
+    if name in ("UnreadableAnswer", "VenueBusy", "CheckedBybit"):
         return _classes()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -129,6 +167,11 @@ def _classes() -> dict[str, type]:
         """The venue answered, but what it said cannot be read: neither a refusal
         nor "not found". A NetworkError, so a read is retried and a create or
         cancel is ambiguous (look the order up)."""
+
+    class VenueBusy(ccxt.ExchangeNotAvailable):  # type: ignore[misc]
+        """Bybit answered "try again later" (``TRY_AGAIN``): passing, as a gateway's 503
+        is. A NetworkError, so a read is retried and a create or cancel is ambiguous
+        (Bybit may have placed the order before it failed to answer)."""
 
     class CheckedBybit(ccxt_async.bybit):  # type: ignore[misc]
         """``ccxt.async_support.bybit`` that checks every answer's envelope before
@@ -150,7 +193,8 @@ def _classes() -> dict[str, type]:
             readable = envelope_problem(response) is None
             if not 200 <= code < 300:
                 if readable and response["retCode"] != 0:
-                    super().handle_errors(  # Bybit's own error: ccxt's mapping of its retCode
+                    # Bybit's own error: ccxt's mapping of its retCode.
+                    self.refusal(
                         code, reason, url, method, headers, body, response,
                         request_headers, request_body,
                     )  # fmt: skip
@@ -163,10 +207,26 @@ def _classes() -> dict[str, type]:
             if problem is not None:
                 raise self.unreadable(method, endpoint, code, problem, body)
             if response["retCode"] != 0:
+                self.refusal(
+                    code, reason, url, method, headers, body, response,
+                    request_headers, request_body,
+                )  # fmt: skip
+
+        def refusal(
+            self, code: int, reason: str, url: str, method: str, headers: Any, body: str,
+            response: Any, request_headers: Any, request_body: Any,
+        ) -> None:  # fmt: skip
+            """Raises ccxt's exception for Bybit's retCode; VenueBusy for ``TRY_AGAIN``."""
+            try:
                 super().handle_errors(
                     code, reason, url, method, headers, body, response,
                     request_headers, request_body,
                 )  # fmt: skip
+            except ccxt.ExchangeError as exc:
+                # Only ccxt's catch-all: "Request timeout" (10016 too) is a RequestTimeout.
+                if type(exc) is ccxt.ExchangeError and response["retCode"] in TRY_AGAIN:
+                    raise VenueBusy(str(exc)) from None
+                raise
 
         def unreadable(
             self, method: str, endpoint: str, code: int, problem: str, body: str | None
@@ -174,14 +234,18 @@ def _classes() -> dict[str, type]:
             text = body or ""
             for secret in (self.apiKey, self.secret):  # before cutting: none is left in halves
                 if secret:
-                    text = text.replace(str(secret), "***")
+                    text = _masked(text, str(secret))
             excerpt = text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else "")
             return UnreadableAnswer(
                 f"{self.id} {method} /v5/{endpoint}: HTTP {code}, answer unreadable: "
                 f"{problem}; body ({len(text)} characters): {excerpt!r}"
             )
 
-    return {"UnreadableAnswer": UnreadableAnswer, "CheckedBybit": CheckedBybit}
+    return {
+        "UnreadableAnswer": UnreadableAnswer,
+        "VenueBusy": VenueBusy,
+        "CheckedBybit": CheckedBybit,
+    }
 
 
 # -- the checks (pure: no ccxt) ----------------------------------------------------
@@ -454,9 +518,16 @@ def describe(exchange: Any, exc: BaseException) -> str:
 
 
 def scrub(exchange: Any, text: str) -> str:
-    """``text`` without the exchange's key and secret (a credential shorter than six
-    characters is no real one, and replacing it would garble the text)."""
+    """``text`` without the exchange's key and secret, in any of their forms
+    (``secret_forms``). A credential shorter than six characters is no real one, and
+    replacing it would garble the text."""
     for secret in (getattr(exchange, "apiKey", None), getattr(exchange, "secret", None)):
         if secret and len(str(secret)) >= 6:
-            text = text.replace(str(secret), "***")
+            text = _masked(text, str(secret))
+    return text
+
+
+def _masked(text: str, secret: str) -> str:
+    for form in sorted(secret_forms(secret), key=len, reverse=True):  # longest first
+        text = text.replace(form, "***")
     return text

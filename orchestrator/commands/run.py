@@ -12,6 +12,10 @@ Exit codes of ``run``:
   (starting balance + funding - fees + price PnL differs from the ending equity):
   both sides and the difference are printed, and said again on stderr. Its
   figures cannot be trusted.
+- 5: a live run stopped because the venue refused its API key mid-run (revoked, a
+  permission withdrawn, an IP no longer allowed: Bybit's 10003, 10004, 10005,
+  10010...). The cause is said; positions are left as they are on the venue, the
+  results are written, ``run --resume RUN_DIR`` carries it on once the key works.
 - 128 + the signal's number (130 SIGINT, 143 SIGTERM, 129 SIGHUP): stopped by a
   signal. The first SIGINT, SIGTERM or SIGHUP stops the replay at the next
   instant, closes what is open on the last prices and writes everything (the
@@ -73,6 +77,7 @@ from orchestrator.trading.run import Progress, RunResult
 
 EXIT_WRITE_FAILED = 3
 EXIT_UNBALANCED = 4
+EXIT_KEY_REFUSED = 5
 
 CONFIG_FILE = "config.yaml"
 CONFIG_PATH = "config_path"  # journal meta: where the run's config was (its relative paths)
@@ -200,8 +205,8 @@ def _session(
         # load ccxt and aiohttp (about 0.7 s), which a paper run never needs.
         from orchestrator.live.session import alerts_for, live_session
 
-        if not config.dry_run:
-            credentials()  # a missing key is said now, before anything else
+        # Read once, here: a missing or unusable key is said now, before anything else.
+        keys = None if config.dry_run else credentials()
         alerts = alerts_for(config, err)  # as is an alert URL that cannot be used
         nonce = new_run_nonce()
         say = _teller(err)
@@ -216,6 +221,7 @@ def _session(
                 strategies,
                 signals,
                 tracer,
+                keys=keys,
                 recorder=recorder,
                 run_nonce=nonce,
                 say=say,
@@ -484,8 +490,7 @@ def _resumed_live(
     from orchestrator.live.session import alerts_for, live_session
 
     config, nonce = loaded.config, meta.get("run_nonce", "")
-    if not config.dry_run:
-        credentials()  # a missing key is said now, before anything else
+    keys = None if config.dry_run else credentials()  # (as in _session)
     alerts = alerts_for(config, err)
     journaled = Journaled.read(journal, "strategy")
     say = _teller(err)
@@ -500,6 +505,7 @@ def _resumed_live(
             strategies,
             signals,
             tracer,
+            keys=keys,
             recorder=recorder,
             run_nonce=nonce,
             resumed=journaled,
@@ -567,16 +573,21 @@ def _play(
         print(f"error: the run is incomplete: {folder.mark_incomplete(problems)}", file=err)
         return EXIT_WRITE_FAILED
     print(f"written to {folder.path}", file=out)
-    return _exit(err, unbalanced, signals.first)
+    return _exit(err, unbalanced, signals.first, result.refused)
 
 
-def _exit(err: TextIO, unbalanced: list[str], signum: int | None) -> int:
-    """The exit code of a run whose files were all written: a signal's, else 4 when a
-    ledger does not balance (said on stderr), else 0."""
+def _exit(err: TextIO, unbalanced: list[str], signum: int | None, refused: str | None) -> int:
+    """The exit code of a run whose files were all written: a signal's, else 5 when the
+    venue refused the key, else 4 when a ledger does not balance (each said on stderr),
+    else 0."""
     for line in unbalanced:
         print(f"error: {line}", file=err)
+    if refused is not None:
+        print(f"error: stopped: {refused}; positions left as they are", file=err)
     if signum is not None:
         return exit_code(signum)
+    if refused is not None:
+        return EXIT_KEY_REFUSED
     return EXIT_UNBALANCED if unbalanced else 0
 
 
@@ -615,7 +626,8 @@ def _print_results(
     elif interrupted:
         # What the stop did to the positions open then (trading/holding.py), as it happened.
         stopped = result.stopped if result.interrupted else "the always-hedged baseline cut short"
-        status = f"INTERRUPTED: stopped early, {stopped}; "
+        why = f" ({result.refused})" if result.refused else ""
+        status = f"INTERRUPTED: stopped early{why}, {stopped}; "
     print(
         f"run {summary.run_id}: {status}{span}, {result.events:,} events in {elapsed:.1f} s",
         file=out,

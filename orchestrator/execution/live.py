@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import math
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from decimal import Decimal
 from functools import partial
@@ -55,6 +56,12 @@ from orchestrator.settings import VenueTiming
 
 T = TypeVar("T")
 SHORT_SIDE = 2  # hedge mode's positionIdx of the short side
+# A working order is read again at most this far apart: a leg the venue fills late is
+# seen within a second of it, at a few reads a second at most.
+MAX_FILL_POLL_SECONDS = 1.0
+# The wait for a working order ends this long before the caller's deadline, so that the
+# last reading is returned rather than cut off with the caller's scope.
+BEFORE_DEADLINE_SECONDS = 0.05
 
 
 class LiveExecutor(Executor):
@@ -64,9 +71,12 @@ class LiveExecutor(Executor):
     ``maxRetriesOnFailure`` at 0, and closes it. Order creation is never retried:
     an ambiguous failure raises ``OrderOutcomeUnknown`` and the order is then found
     by its client order id. Reads retry network errors ``read_attempts`` times.
-    A filled market order usually reads as done at once; one that still reads as
-    open is polled ``fill_poll_attempts`` more times, ``fill_poll_interval`` seconds
-    apart, and returned as OPEN if it never finishes.
+    A filled market order usually reads as done at once; one that still works (a thin
+    book, a venue under load) is read again, ``fill_poll_interval`` seconds apart at
+    first, doubling up to ``MAX_FILL_POLL_SECONDS``, until it is done or the caller's
+    deadline is about to pass (the LegSender's: the position's
+    ``trading.order_timeout_seconds``); then it is returned as OPEN, for the caller to
+    cancel it and read what filled. Without a deadline, ``fill_poll_attempts`` reads.
 
     ``timing`` is the one place the venue's deadlines come from: the exchange must be
     built with the same (``orchestrator.bybit.client.make_exchange`` does); an
@@ -112,6 +122,7 @@ class LiveExecutor(Executor):
 
     async def place_order(self, request: OrderRequest) -> OrderResult:
         where = f"{request.symbol} order {request.client_order_id}"
+        deadline = anyio.current_effective_deadline()  # the caller's, outside the shield below
         try:
             qty = await self._checked_quantity(request, where)
         except OrchestratorError:
@@ -150,18 +161,31 @@ class LiveExecutor(Executor):
         )
         read = partial(self._fill, fetch, request, order_id)
         try:
-            result = await read()
-            for _ in range(self._fill_poll_attempts):
-                if result.status is not OrderStatus.OPEN:
-                    break
-                await anyio.sleep(self._fill_poll_interval)
-                result = await read()
+            result = await self._until_done(read, await read(), deadline)
         except (ccxt.BaseError, *UNREADABLE) as exc:
             raise OrderOutcomeUnknown(
                 f"{where}: accepted as {order_id}, but reading its fill failed; "
                 f"look it up by client id: {self._describe(exc)}",
                 order_id=order_id,
             ) from None
+        return result
+
+    async def _until_done(
+        self, read: Callable[[], Awaitable[OrderResult]], result: OrderResult, deadline: float
+    ) -> OrderResult:
+        """``result`` read again while the order works, until just before ``deadline``
+        (``fill_poll_attempts`` times when there is none): the last reading."""
+        interval = self._fill_poll_interval
+        attempts = self._fill_poll_attempts if deadline == math.inf else None
+        # A scope of its own: a read it cuts off leaves the last reading standing (the
+        # order acknowledged, its id known), where the caller's would leave it unknown.
+        with anyio.move_on_at(deadline - BEFORE_DEADLINE_SECONDS):
+            while result.status is OrderStatus.OPEN and attempts != 0:
+                await anyio.sleep(interval)
+                result = await read()
+                interval = min(2 * interval, MAX_FILL_POLL_SECONDS)
+                if attempts is not None:
+                    attempts -= 1
         return result
 
     async def _fill(

@@ -289,5 +289,5 @@ async def set_leverage(exchange: Any, symbol: str, leverage: Decimal) -> None:
         if LEVERAGE_UNCHANGED not in str(exc):
             raise StartupError(
                 f"live run not started, nothing sent: setting {symbol} leverage to "
-                f"{leverage}x failed: {type(exc).__name__}: {exc}"
+                f"{leverage}x failed: {describe(exchange, exc)}"
             ) from None

@@ -22,7 +22,7 @@ import anyio
 import ccxt
 from opentelemetry.trace import Tracer
 
-from orchestrator.bybit.client import describe
+from orchestrator.bybit.client import describe, repeated_refusal
 from orchestrator.bybit.retry import read_venue as read
 from orchestrator.config import Config
 from orchestrator.exceptions import OrderOutcomeUnknown
@@ -98,6 +98,9 @@ class LiveRun(Steered):
         # The operator's requests (steering.py): none until the session gives its box.
         self.control = None
         self.asked_to_stop = None
+        # Why the venue refused the run's key mid-run (revoked, a permission withdrawn):
+        # the run stops, leaving the positions as they are.
+        self.refused: str | None = None
         self.close_on_stop = lambda: False
         # A resumed run: positions taken back from the journal, carried on once the
         # first prices are in; and the client order ids its ledger already has.
@@ -272,9 +275,14 @@ class LiveRun(Steered):
                 # the decisions, then the equity; only on a cycle whose reads all came.
                 try:
                     touched = await self._read_cycle(holders)
-                except ccxt.NetworkError as exc:
-                    # Reads were retried: what is held stays as it is, nothing opens on
-                    # prices going stale; said at once, read again with backoff.
+                except ccxt.AuthenticationError as exc:
+                    self._key_refused(exc)
+                    break
+                except ccxt.BaseError as exc:
+                    # Reads were retried (network errors, Bybit's "try again later"):
+                    # what is held stays as it is, nothing opens on prices going stale;
+                    # said at once, read again with backoff. A refusal other than the
+                    # key's is waited out the same way: nothing is decided blind.
                     self.contact.lost(describe(self.exchange, exc))
                     if self.alert is not None:
                         self._alert_unreachable()
@@ -301,7 +309,13 @@ class LiveRun(Steered):
                 if until_ms is not None and self.clock_ms >= until_ms:
                     break  # the last hour: sampled once what is held is closed
                 if len(self.books.ledger.entries) != traded:
-                    await self.live_account.refresh()  # the decisions' fills, in the equity
+                    try:
+                        await self.live_account.refresh()  # the decisions' fills, in the equity
+                    except ccxt.AuthenticationError as exc:
+                        self._key_refused(exc)
+                        break
+                    except ccxt.BaseError:
+                        pass  # the sample uses the last reading; the next cycle reads again
                 self.sample_equity()
                 if self.alert is not None:
                     self._daily_summary()
@@ -316,12 +330,13 @@ class LiveRun(Steered):
                 await self._wait(stop, self.poll_seconds)
             await self.settle()  # an open or close under way is finished
             self.clock_ms = self.clock.now_ms()
-            stopped = stop.is_set() or self.asked_to_stop is not None
+            stopped = stop.is_set() or self.asked_to_stop is not None or self.refused is not None
             if not stopped:
                 await self.close_all("end of data")
             else:
                 self.stopping()
-                if self.config.live.on_stop == "close" or self.close_on_stop():
+                closing = self.config.live.on_stop == "close" or self.close_on_stop()
+                if closing and self.refused is None:  # a refused key can close nothing
                     await self.close_all("run stopped")
             tg.cancel_scope.cancel()  # positions left open stay in their state
         if progress is not None and until_ms is not None:
@@ -335,18 +350,35 @@ class LiveRun(Steered):
         outages = self.contact.note()
         if outages is not None:
             self.notes.append(outages)
-        return self.finish(
+        result = self.finish(
             start_ms=start_ms,
             starting_balance=self.starting_balance,
             ending_balance=self.live_account.balance(self.quote),
             events=self.market.polls,
-            interrupted=stop.is_set() or self.asked_to_stop is not None,
+            interrupted=stop.is_set() or self.asked_to_stop is not None or self.refused is not None,
+        )
+        result.refused = self.refused
+        return result
+
+    def _key_refused(self, exc: ccxt.AuthenticationError) -> None:
+        """The venue refuses the run's key (revoked, a permission withdrawn, an IP no
+        longer allowed, the account frozen): nothing can be read or sent with it, and
+        reading again would be refused again. The run stops; what is held stays."""
+        said = repeated_refusal(str(exc))
+        cause = said[0] if said is not None else describe(self.exchange, exc)
+        self.refused = f"the venue refused the API key ({cause})"
+        held = [f"{run.position.id} {run.position.state}" for run in self.pairs if run.position]
+        self._tell(
+            f"{self.refused}: the run stops; positions are left as they are {self.held_where}"
+            f" ({', '.join(held) or 'none held'}), nothing more is sent. Check the key (its "
+            "permissions, its IP addresses, whether it was revoked), then "
+            "`orchestrator run --resume RUN_DIR` carries the run on"
         )
 
     async def _read_cycle(self, holders: dict[int, tuple[str, int]]) -> set[int]:
         """One cycle's reads: prices, the restored positions carried on, settlements
         and what the venue paid for them, the account. Returns the pairs whose prices
-        came; ccxt.NetworkError when the venue could not be read."""
+        came; a ccxt error when the venue could not be read."""
         touched = await self.market.poll()
         self.clock_ms = self.clock.now_ms()
         if self.restored:
@@ -576,11 +608,11 @@ class LiveRun(Steered):
                 elif holder is not None:
                     holders.setdefault(i, (holder, when))
             await self._record_funding(holders, last=True)
-        except ccxt.NetworkError as exc:
+        except ccxt.BaseError as exc:
             missing.append(f"the funding of the last settlements ({describe(self.exchange, exc)})")
         try:
             await self.live_account.refresh()
-        except ccxt.NetworkError as exc:
+        except ccxt.BaseError as exc:
             missing.append(f"the final balances ({describe(self.exchange, exc)})")
         if missing:
             self.notes.append(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 from opentelemetry.trace import Tracer
 
 from orchestrator.alerts.settings import URLS_ENV
-from orchestrator.bybit.client import credentials, make_exchange
+from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config
 from orchestrator.control import ControlBox
 from orchestrator.exceptions import OrchestratorError
@@ -39,6 +39,7 @@ async def live_session(
     stop: StopFlag,
     tracer: Tracer | None,
     *,
+    keys: tuple[str, str] | None,
     recorder: JournalRecorder | None = None,
     run_nonce: str | None = None,
     resumed: Journaled | None = None,
@@ -48,8 +49,9 @@ async def live_session(
     alerts: Alerts | None = None,
     on_equity: Callable[[int, Decimal], None] | None = None,
 ) -> RunResult:
-    """Trade on Bybit (``config.network``) until stopped. Keys from the environment;
-    a dry run (``mode: paper``, ``market: live``) fills on paper at the live prices.
+    """Trade on Bybit (``config.network``) until stopped. ``keys``: the API key and
+    secret, read from the environment once (``credentials``), None for a dry run
+    (``mode: paper``, ``market: live``), which fills on paper at the live prices.
     ``resumed``: what the journal of the run being resumed holds, reconciled with the
     venue before anything is sent. ``control``: the operator's requests, taken every
     cycle; ``close_on_stop``: whether a stop closes every position (the emergency
@@ -57,7 +59,7 @@ async def live_session(
     (their notes join the summary's). ``on_equity``: each hourly equity sample as it is
     taken (the run folder's equity.csv)."""
     # A dry run reads only the venue's public data: it needs no key, and has none.
-    key, secret = ("", "") if config.dry_run else credentials()
+    key, secret = ("", "") if config.dry_run or keys is None else keys
     exchange = make_exchange(
         key, secret, config.live.timing, network=config.network, url=config.live.url
     )

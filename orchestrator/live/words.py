@@ -42,6 +42,8 @@ def stopped(result: RunResult) -> str:
     """How the run ended, and what it leaves (the last alert)."""
     if result.interrupted:
         what = f"Stopped: {result.stopped or 'asked to stop'}"
+        if result.refused:
+            what = f"Stopped: {result.refused}; {result.stopped}"
     else:
         what = "Ended: the end of its window; what was held is closed"
     funding = result.ledger.totals()["funding"]

@@ -2,10 +2,12 @@
 
 Both legs leave from one anyio task group at the same moment. Each leg catches its
 own errors and records an outcome, so one leg failing never cancels the other in
-flight. A leg with no answer, or one still working, is looked up by its client
-order id (and cancelled if it still works) until the venue answers or can no
-longer accept it; until then it stays unknown, never failed. What the legs'
-fills mean for the position is the manager's business (manager.py).
+flight. A leg the venue still works on is waited for until the deadline
+(``order_timeout_seconds``): one still working then has timed out. A leg with no
+answer, or one still working, is then looked up by its client order id (and cancelled
+if it still works) until the venue answers or can no longer accept it; until then it
+stays unknown, never failed. What the legs' fills mean for the position is the
+manager's business (manager.py).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class LegSender:
             try:
                 leg.result = await self._executor.place_order(leg.request)
                 leg.acknowledged = True
+                await self._until_done(leg)
             except OrderOutcomeUnknown as exc:
                 leg.error, leg.unknown = exc, True
                 leg.acknowledged = exc.order_id is not None
@@ -89,6 +92,20 @@ class LegSender:
                 # Whatever happened, the request was signed by now: the venue's window
                 # to accept it runs from here at the latest (on the loop's clock).
                 leg.left_by = anyio.current_time()
+
+    async def _until_done(self, leg: Leg) -> None:
+        """While the venue still works on the order, read it again: until it is done, or
+        until the deadline cuts the wait off (the legs time out, and ``resolve`` cancels
+        it and reads what it filled)."""
+        symbol, cid = leg.request.symbol, leg.request.client_order_id
+        while leg.result is not None and leg.result.status is OrderStatus.OPEN:
+            await anyio.sleep(LOOKUP_INTERVAL)
+            try:
+                found = await self._executor.fetch_order_by_client_id(cid, symbol)
+            except Exception:  # the venue could not be asked: ask again, until the deadline
+                continue
+            if found is not None:  # order search is eventually consistent: keep the last
+                leg.result = found
 
     async def _lookup(self, leg: Leg) -> None:
         with self._tracing.lookup(leg):

@@ -138,6 +138,8 @@ class RunResult:
     stopped: str | None = None
     # pairs: auto: each held position closed for a better pair, and why.
     rotations: list[str] = field(default_factory=list)
+    # A live run stopped because the venue refused its API key: why.
+    refused: str | None = None
 
 
 @contextlib.contextmanager
