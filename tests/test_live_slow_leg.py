@@ -72,6 +72,8 @@ def test_a_perp_leg_filling_within_the_deadline_is_waited_for_and_a_stop_lets_it
     assert journal_state(run_dir) == (["validated"], 0)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["positions"] == {"validated": 1}
+    # Left open and hedged by the stop, as asked: said so, not as a position with no reason.
+    assert "strategy: position BTCUSDT-0001 left open and hedged (validated)" in summary["alerts"]
     assert summary["ledger_balances"] is True
 
 

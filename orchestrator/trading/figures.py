@@ -169,9 +169,12 @@ def by_state(positions: Sequence[Position]) -> dict[str, int]:
 
 
 def unfinished(result: RunResult) -> list[str]:
-    """A warning for every position that did not end in a final state."""
+    """A warning for every position that did not end in a final state (one left open
+    and hedged by a stop says so: it has no reason, being as it should be)."""
     return [
-        f"{result.label}: position {p.id} ended {p.state or 'pending'}: "
+        f"{result.label}: position {p.id} left open and hedged (validated)"
+        if p.state == "validated" and not p.reason
+        else f"{result.label}: position {p.id} ended {p.state or 'pending'}: "
         f"{p.reason or 'no reason recorded'}"
         for p in result.positions
         if p.state not in FINAL_STATES
