@@ -5,6 +5,7 @@ own process as a user would point ``mode: live`` at a Bybit-compatible URL)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -353,3 +354,41 @@ async def test_a_wallet_read_before_the_fills_is_not_added_to_them(
     start = result.starting_balance
     assert abs(result.ending_equity - start) < start / 100, (result.ending_equity, start)
     assert any("predates the last fills" in n for n in result.notes), result.notes
+
+
+async def test_a_market_no_longer_trading_gets_no_new_position(
+    keep_decimal_context: None,
+) -> None:
+    """The perp is Trading when the run starts, Settling (being delisted) by the time
+    it would open: the venue's instruments are asked before each open, no order is
+    sent, and the pair pauses saying why."""
+    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
+    stop = threading.Event()
+    async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
+        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
+        try:
+            run = await connect(config, exchange, always_hedged(config), poll_seconds=0.05)
+            key = ("linear", "BTCUSDT")
+            listed = venue.book.instruments[key]
+            venue.book.instruments[key] = dataclasses.replace(
+                listed, raw={**listed.raw, "status": "Settling"}
+            )
+            pair = run.pairs[0]
+
+            async def stop_once_paused() -> None:
+                with anyio.fail_after(30):  # (the run's state is polled: it signals nothing)
+                    while pair.open_paused is None:  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                    await anyio.sleep(0.3)  # cycles in which it could try again
+                stop.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stop_once_paused)
+                result = await run.run(stop)
+        finally:
+            await exchange.close()
+        creates = list(venue.audit.creates)
+    assert creates == []  # nothing sent
+    assert result.positions == []
+    assert pair.open_paused is not None
+    assert "the venue lists BTC/USDT:USDT as Settling, not Trading" in pair.open_paused

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import anyio
@@ -40,6 +41,7 @@ from orchestrator.live.preflight import (
     set_leverage,
 )
 from orchestrator.live.steering import Steered
+from orchestrator.market.records import market_id
 from orchestrator.market.ticker import TickerService
 from orchestrator.models import (
     UNEXPLAINED,
@@ -486,6 +488,31 @@ class LiveRun(Steered):
             is_simulated=False,
             exec_type=UNEXPLAINED,
         )
+
+    async def _listed(self, run: PairRun) -> bool:
+        """Both legs' instruments as the venue lists them now (its instruments-info,
+        two small reads before each open): a market no longer Trading (being delisted,
+        settling, halted) gets no new position, and the pair pauses, said once; what it
+        holds stays. A venue that cannot say now: no open this cycle."""
+        for category, inst in (("spot", run.spot), ("linear", run.perp)):
+            call = partial(
+                self.exchange.publicGetV5MarketInstrumentsInfo,
+                {"category": category, "symbol": market_id(inst.symbol)},
+            )
+            try:
+                answer = await read(call)
+                entries = answer["result"]["list"]
+                status = str(entries[0].get("status")) if entries else "not listed"
+            except (ccxt.BaseError, KeyError, IndexError, TypeError, AttributeError):
+                return False
+            if status != "Trading":
+                self._pause(
+                    run,
+                    f"the venue lists {inst.symbol} as {status}, not Trading: no new "
+                    "position there (what is held stays; orchestrator close closes it)",
+                )
+                return False
+        return True
 
     def _occupied(self, run: PairRun) -> bool:
         """The account holds a position on the pair's perp that this run did not open

@@ -504,6 +504,11 @@ class Holder:
         count, exposure = self._open_exposure()
         return count >= run.limited_at[0] and exposure >= run.limited_at[1]
 
+    async def _listed(self, run: PairRun) -> bool:
+        """Whether both legs still trade on the venue, asked before an open (live only:
+        live/run.py; recorded instruments do not change)."""
+        return True
+
     def _occupied(self, run: PairRun) -> bool:
         """Whether the venue holds a position on the pair's perp that is not the run's,
         so that an open would net against it (live only: live/run.py)."""

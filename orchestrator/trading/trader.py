@@ -127,7 +127,7 @@ class Trader(Holder):
                 reason = run.strategy.entry_reason(spot, perp)
                 if reason is None or self._starved(run) or self._no_room(run):
                     continue
-                if not self._occupied(run):
+                if not self._occupied(run) and await self._listed(run):
                     await self._act(run, self._open(run, reason))
             elif not run.close_paused:
                 reason = (
@@ -230,6 +230,8 @@ class Trader(Holder):
         self._share = share
         try:
             if self._starved(run) or self._no_room(run) or self._occupied(run):
+                return
+            if not await self._listed(run):
                 return
             budget = self._budget()
             if not self.manager.can_size(run.spot, run.perp, budget):
