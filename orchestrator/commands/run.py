@@ -576,7 +576,9 @@ def _play(
     return _exit(err, unbalanced, signals.first, result.refused)
 
 
-def _exit(err: TextIO, unbalanced: list[str], signum: int | None, refused: str | None) -> int:
+def _exit(
+    err: TextIO, unbalanced: list[str], signum: int | None, refused: str | None = None
+) -> int:
     """The exit code of a run whose files were all written: a signal's, else 5 when the
     venue refused the key, else 4 when a ledger does not balance (each said on stderr),
     else 0."""
