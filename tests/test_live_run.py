@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,11 +24,13 @@ import pytest
 from orchestrator.bybit.client import make_exchange
 from orchestrator.config import Config, Pair, load
 from orchestrator.live.preflight import StartupError
+from orchestrator.live.run import LiveRun
 from orchestrator.live.startup import connect
 from orchestrator.rehearsal import Rehearsal, rehearse
 from orchestrator.replay.session import Prepared, prepare
 from orchestrator.strategy.funding import AlwaysHedged, Strategy
 from orchestrator.trading.figures import ledger_identity
+from orchestrator.trading.run import RunResult
 from orchestrator.venue import DEFAULT_API_KEY, DEFAULT_SECRET, Venue
 from orchestrator.venue.faults import FaultRule
 from tests.support import data_file
@@ -277,6 +279,42 @@ def test_a_venue_out_of_reach_stops_the_start_with_a_clear_message(workdir: Path
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
 
 
+BTC_ONLY = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
+
+
+async def until(done: Callable[[], bool], seconds: float = 30) -> None:
+    """Until ``done()`` (the run's state is polled: it signals nothing)."""
+    with anyio.fail_after(seconds):
+        while not done():  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
+async def held_run(
+    venue: Venue, watch: Callable[[LiveRun], Awaitable[None]]
+) -> tuple[LiveRun, RunResult]:
+    """The always-hedged BTC pair run live against ``venue`` (in-process, a cycle every
+    0.05 s) while ``watch(run)`` acts on it; stopped when ``watch`` returns."""
+    stop = threading.Event()
+    exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, BTC_ONLY.live.timing, url=venue.url)
+    try:
+        run = await connect(BTC_ONLY, exchange, always_hedged(BTC_ONLY), poll_seconds=0.05)
+
+        async def watched() -> None:
+            await watch(run)
+            stop.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watched)
+            result = await run.run(stop)
+    finally:
+        await exchange.close()
+    return run, result
+
+
+def validated(run: LiveRun) -> Callable[[], bool]:
+    return lambda: (p := run.pairs[0].position) is not None and p.state == "validated"
+
+
 async def test_a_short_gone_from_the_venue_with_no_execution_is_not_called_hedged(
     keep_decimal_context: None,
 ) -> None:
@@ -285,31 +323,19 @@ async def test_a_short_gone_from_the_venue_with_no_execution_is_not_called_hedge
     no execution to say why, the run takes the short in as bought back at the last
     price, sells the spot it hedged, says so, and pauses the pair for the operator;
     it does not go on calling the position hedged with its spot naked."""
-    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
-    stop = threading.Event()
     async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
-        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
-        try:
-            run = await connect(config, exchange, always_hedged(config), poll_seconds=0.05)
-            pair = run.pairs[0]
 
-            async def vanish_then_stop() -> None:
-                with anyio.fail_after(30):  # (the run's state is polled: it signals nothing)
-                    while pair.position is None or pair.position.state != "validated":  # noqa: ASYNC110
-                        await anyio.sleep(0.02)
-                    held = pair.position
-                    venue.book.positions["BTCUSDT"].size = Decimal(0)
-                    while held.state != "closed":  # noqa: ASYNC110
-                        await anyio.sleep(0.02)
-                    await anyio.sleep(0.3)  # cycles in which it could open again
-                stop.set()
+        async def vanish(run: LiveRun) -> None:
+            await until(validated(run))
+            held = run.pairs[0].position
+            assert held is not None
+            venue.book.positions["BTCUSDT"].size = Decimal(0)
+            await until(lambda: held.state == "closed")
+            await anyio.sleep(0.3)  # cycles in which it could open again
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(vanish_then_stop)
-                result = await run.run(stop)
-        finally:
-            await exchange.close()
+        run, result = await held_run(venue, vanish)
         spot_left = venue.book.available("BTC")
+    pair = run.pairs[0]
     (position,) = result.positions
     assert position.state == "closed"
     assert [o.exec_type for o in position.orders if o.exec_type] == ["Unexplained"]
@@ -326,28 +352,15 @@ async def test_a_wallet_read_before_the_fills_is_not_added_to_them(
     record (starting balance, fills, fees, funding, holdings at the last prices), not that
     old wallet plus the positions bought with it (which counted about 40 % too much),
     and the ledger balances; the summary says why."""
-    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
-    stop = threading.Event()
     async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
         wallet = "account/wallet-balance"
         venue.faults.add(FaultRule(kind="http", endpoint=wallet, status=503, after=2, times=None))
-        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
-        try:
-            run = await connect(config, exchange, always_hedged(config), poll_seconds=0.05)
-            pair = run.pairs[0]
 
-            async def stop_once_held() -> None:
-                with anyio.fail_after(60):  # (the run's state is polled: it signals nothing)
-                    while pair.position is None or pair.position.state != "validated":  # noqa: ASYNC110
-                        await anyio.sleep(0.02)
-                    await anyio.sleep(0.5)  # cycles whose wallet reads fail
-                stop.set()
+        async def hold(run: LiveRun) -> None:
+            await until(validated(run), seconds=60)
+            await anyio.sleep(0.5)  # cycles whose wallet reads fail
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(stop_once_held)
-                result = await run.run(stop)
-        finally:
-            await exchange.close()
+        _, result = await held_run(venue, hold)
     assert result.positions[0].state == "validated"  # on_stop: leave
     lhs, rhs = ledger_identity(result)
     assert lhs == rhs
@@ -362,32 +375,20 @@ async def test_a_market_no_longer_trading_gets_no_new_position(
     """The perp is Trading when the run starts, Settling (being delisted) by the time
     it would open: the venue's instruments are asked before each open, no order is
     sent, and the pair pauses saying why."""
-    config = Config(pairs=[Pair("BTC/USDT", "BTC/USDT:USDT")])
-    stop = threading.Event()
     async with Venue(data_dir=DATA, prices={"BTCUSDT": Decimal(60000)}) as venue:
-        exchange = make_exchange(DEFAULT_API_KEY, DEFAULT_SECRET, config.live.timing, url=venue.url)
-        try:
-            run = await connect(config, exchange, always_hedged(config), poll_seconds=0.05)
+
+        async def delist(run: LiveRun) -> None:
             key = ("linear", "BTCUSDT")
             listed = venue.book.instruments[key]
             venue.book.instruments[key] = dataclasses.replace(
                 listed, raw={**listed.raw, "status": "Settling"}
             )
-            pair = run.pairs[0]
+            await until(lambda: run.pairs[0].open_paused is not None)
+            await anyio.sleep(0.3)  # cycles in which it could try again
 
-            async def stop_once_paused() -> None:
-                with anyio.fail_after(30):  # (the run's state is polled: it signals nothing)
-                    while pair.open_paused is None:  # noqa: ASYNC110
-                        await anyio.sleep(0.02)
-                    await anyio.sleep(0.3)  # cycles in which it could try again
-                stop.set()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(stop_once_paused)
-                result = await run.run(stop)
-        finally:
-            await exchange.close()
+        run, result = await held_run(venue, delist)
         creates = list(venue.audit.creates)
+    pair = run.pairs[0]
     assert creates == []  # nothing sent
     assert result.positions == []
     assert pair.open_paused is not None

@@ -287,16 +287,10 @@ def test_a_rehearsal_shows_progress_on_a_terminal(workdir: Path) -> None:
     assert "48/48 hours" in text
 
 
-def test_an_open_the_venue_keeps_refusing_for_balance_pauses_the_pair(workdir: Path) -> None:
-    """Every perp open refused for want of balance (as after the owner lowered the
-    leverage by hand): each refusal is rolled back at a cost, and the balance those costs
-    change is no new balance. The pair is tried risk.max_failed_opens times and paused,
-    said once; it does not open again every cycle until the failed-open budget is spent."""
-    (workdir / "faults.yaml").write_text(
-        "rules:\n"
-        "  - kind: reject\n    category: linear\n    endpoint: order/create\n"
-        "    error: insufficient_balance\n    times: null\n"
-    )
+def rehearsed_with(workdir: Path, rules: str) -> tuple[Path, list[dict[str, str]]]:
+    """240 hours rehearsed with the venue's fault ``rules`` (a faults.yaml's ``rules:``
+    list); the run's folder and the rehearsal's rows of positions.csv."""
+    (workdir / "faults.yaml").write_text("rules:\n" + rules)
     code, _, err = finished(
         "rehearse", "config.yaml", "--hours", "240", "--faults", "faults.yaml", cwd=workdir
     )
@@ -304,7 +298,19 @@ def test_an_open_the_venue_keeps_refusing_for_balance_pauses_the_pair(workdir: P
     assert "Traceback" not in err
     run_dir = only_run(workdir)
     with (run_dir / "positions.csv").open() as f:
-        tried = [row for row in csv.DictReader(f) if row["run"] == "rehearsal"]
+        return run_dir, [row for row in csv.DictReader(f) if row["run"] == "rehearsal"]
+
+
+def test_an_open_the_venue_keeps_refusing_for_balance_pauses_the_pair(workdir: Path) -> None:
+    """Every perp open refused for want of balance (as after the owner lowered the
+    leverage by hand): each refusal is rolled back at a cost, and the balance those costs
+    change is no new balance. The pair is tried risk.max_failed_opens times and paused,
+    said once; it does not open again every cycle until the failed-open budget is spent."""
+    run_dir, tried = rehearsed_with(
+        workdir,
+        "  - kind: reject\n    category: linear\n    endpoint: order/create\n"
+        "    error: insufficient_balance\n    times: null\n",
+    )
     by_pair: dict[str, list[str]] = {}
     for row in tried:
         by_pair.setdefault(row["spot_symbol"], []).append(row["state"])
@@ -322,18 +328,11 @@ def test_exposure_an_unwind_left_is_closed_at_the_next_decision(workdir: Path) -
     position is left needing attention, holding spot with no hedge. It is closed at the
     next decision, whatever the exit rules say (they would hold on while funding stays
     high), not left unhedged for the rest of the run."""
-    (workdir / "faults.yaml").write_text(
-        "rules:\n"
+    _, rows = rehearsed_with(
+        workdir,
         "  - kind: reject\n    link_id: '*-BTCUSDT-0001-po1'\n    error: system_error\n"
-        "  - kind: reject\n    link_id: '*-BTCUSDT-0001-sr1'\n    error: system_error\n"
+        "  - kind: reject\n    link_id: '*-BTCUSDT-0001-sr1'\n    error: system_error\n",
     )
-    code, _, err = finished(
-        "rehearse", "config.yaml", "--hours", "240", "--faults", "faults.yaml", cwd=workdir
-    )
-    assert code == 0, err
-    run_dir = only_run(workdir)
-    with (run_dir / "positions.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r["run"] == "rehearsal"]
     first = next(r for r in rows if r["id"] == "BTCUSDT-0001")
     assert first["state"] == "closed", first
     assert Decimal(first["spot_qty"]) == 0 and Decimal(first["perp_qty"]) == 0
@@ -347,16 +346,9 @@ def test_a_close_at_the_end_that_leaves_exposure_is_tried_again(workdir: Path) -
     """The end closes everything (as a stop with on_stop: close does). The venue refuses
     the first close's perp order once, after its spot sold: the close is tried again at
     once, and the run ends flat, not with a naked short."""
-    (workdir / "faults.yaml").write_text(
-        "rules:\n  - kind: reject\n    link_id: '*-BTCUSDT-0001-pc1'\n    error: system_error\n"
+    run_dir, rows = rehearsed_with(
+        workdir, "  - kind: reject\n    link_id: '*-BTCUSDT-0001-pc1'\n    error: system_error\n"
     )
-    code, _, err = finished(
-        "rehearse", "config.yaml", "--hours", "240", "--faults", "faults.yaml", cwd=workdir
-    )
-    assert code == 0, err
-    run_dir = only_run(workdir)
-    with (run_dir / "positions.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r["run"] == "rehearsal"]
     first = next(r for r in rows if r["id"] == "BTCUSDT-0001")
     assert first["state"] == "closed", first
     assert first["client_order_ids"].split()[-1].endswith("-BTCUSDT-0001-pc2")

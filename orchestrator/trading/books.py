@@ -167,7 +167,7 @@ class Books:
             spot_last = spot[0] if spot else ZERO
             pnl = run.cash
             if run.dust:
-                dust = sum((qty for _, qty in run.dust), ZERO) * spot_last
+                dust = run.dust_held * spot_last
                 equity += ZERO if stale else dust
                 pnl += dust
             if position is None:
@@ -208,7 +208,7 @@ class Books:
         equity = self.account.balance(self.quote)
         for run in self.pairs:
             if run.dust:
-                equity += sum((qty for _, qty in run.dust), ZERO) * self.last(run.spot.symbol)
+                equity += run.dust_held * self.last(run.spot.symbol)
             if run.position is None:
                 continue  # flat: nothing held beyond the wallet
             held = run.position.spot_qty
@@ -236,7 +236,7 @@ class Books:
         )
         for run in self.pairs:
             spot = self.last(run.spot.symbol)
-            equity += sum((qty for _, qty in run.dust), ZERO) * spot
+            equity += run.dust_held * spot
             if run.position is not None:
                 equity += run.position.spot_qty * spot
                 equity -= run.position.perp_qty * self.last(run.perp.symbol)

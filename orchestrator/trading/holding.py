@@ -579,7 +579,7 @@ class Holder:
             found = self.ranking.none_considered(self.clock_ms)
             if found is not None:
                 self.notes.append(found)
-        dust = [(run, sum((qty for _, qty in run.dust), ZERO)) for run in self.pairs if run.dust]
+        dust = [(run, run.dust_held) for run in self.pairs if run.dust]
         if dust:
             worth = sum((qty * self.books.last(run.spot.symbol) for run, qty in dust), ZERO)
             some = ", ".join(f"{qty} {run.spot.base}" for run, qty in dust[:3])

@@ -117,6 +117,11 @@ class PairRun:
     def name(self) -> str:
         return self.pair.name
 
+    @property
+    def dust_held(self) -> Decimal:
+        """The spot all its finished positions left (``dust``), together."""
+        return sum((qty for _, qty in self.dust), ZERO)
+
 
 @dataclass(eq=False, repr=False)
 class RunResult:
